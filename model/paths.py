@@ -1,0 +1,41 @@
+"""Where latent explorer keeps its files (data cache, trained models, jobs)."""
+import os
+from pathlib import Path
+
+HOME_ENV = "LATENT_EXPLORER_HOME"
+
+
+def home() -> Path:
+    """The root directory for cached data and models.
+
+    `$LATENT_EXPLORER_HOME` if set, else `$XDG_CACHE_HOME/latent-explorer`, else
+    `~/.cache/latent-explorer`. Created on first use.
+    """
+    root = os.environ.get(HOME_ENV)
+    if root:
+        path = Path(root).expanduser()
+    else:
+        cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        path = Path(cache) / "latent-explorer"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically: a temp file in the same directory, fsync, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))

@@ -1,0 +1,229 @@
+"""The seed's convolutional VAE, in Keras 3.
+
+encoder: Conv2D(32,3,s2,relu) -> Conv2D(64,3,s2,relu) -> Flatten -> Dense(16,relu) -> z_mean, z_log_var
+         -> Sampling -> z                                               (69,076 parameters for latent 2)
+decoder: Dense(7*7*64,relu) -> Reshape -> Conv2DTranspose(64,3,s2,relu) -> Conv2DTranspose(32,3,s2,relu)
+         -> Conv2DTranspose(1,3,sigmoid)                                  (65,089 parameters for latent 2)
+loss:    784 * mean pixel BCE (or MSE) + KL(q(z|x) || N(0, I)), averaged over the batch, as in the seed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+
+import keras
+from keras import layers, ops
+
+IMAGE_SHAPE = (28, 28, 1)
+LOSSES = ("bce", "mse")
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Everything that defines a trained model. Defaults are the seed's."""
+    dataset: str = "mnist"  # "mnist", "fashion_mnist" (or a user .npz, named by the caller)
+    latent_dim: int = 2  # size of z; the seed uses 2 (a plane you can explore with two sliders)
+    loss: str = "bce"  # reconstruction term: "bce" (seed default) or "mse" (seed's --mse)
+    epochs: int = 30  # seed: 30
+    batch_size: int = 128  # seed: 128
+    learning_rate: float = 1e-3  # RMSprop's default, as in the seed
+    limit: int | None = None  # train on the first N training images only (quick runs, tests)
+    precision: str = "float32"  # "mixed_bfloat16" computes in bf16 on CPUs with AMX
+    seed: int = 0  # weight init, shuffling and sampling noise
+
+    def __post_init__(self):
+        def bad(name, expected):
+            raise ValueError(f"Expected {name} {expected}. Received: {name}={getattr(self, name)!r}")
+        if self.loss not in LOSSES:
+            bad("loss", f"in {LOSSES}")
+        if self.precision not in PRECISIONS:
+            bad("precision", f"in {PRECISIONS}")
+        for name in ("latent_dim", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                bad(name, "to be a positive integer")
+        if self.latent_dim > 64:
+            bad("latent_dim", "<= 64")
+        if not (isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < 1):
+            bad("learning_rate", "in (0, 1)")
+        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
+            bad("limit", "to be None or a positive integer")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "VAEConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def fingerprint(self) -> str:
+        """A short stable hash of the config: the cache key of the trained model."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:10]
+
+    def slug(self) -> str:
+        lim = f"-n{self.limit}" if self.limit else ""
+        return f"{self.dataset}-z{self.latent_dim}-{self.loss}-e{self.epochs}{lim}-{self.fingerprint()}"
+
+
+@keras.saving.register_keras_serializable(package="latent_explorer")
+class Sampling(layers.Layer):
+    """Draws z = z_mean + exp(z_log_var / 2) * eps with eps ~ N(0, I) (the reparameterisation trick).
+
+    Args:
+        seed: optional int seed of the layer's `keras.random.SeedGenerator`.
+
+    Call arguments:
+        inputs: a pair `(z_mean, z_log_var)` of tensors of the same shape `(N, latent_dim)`.
+    """
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs):
+        z_mean, z_log_var = inputs
+        eps = keras.random.normal(ops.shape(z_mean), dtype=z_mean.dtype, seed=self.seed_generator)
+        return z_mean + ops.exp(0.5 * z_log_var) * eps  # (N, latent_dim)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
+
+
+def _policy(config: VAEConfig):
+    return keras.DTypePolicy(config.precision)
+
+
+def build_encoder(config: VAEConfig = VAEConfig()) -> keras.Model:
+    """x (N, 28, 28, 1) in [0, 1] -> [z_mean, z_log_var, z], each (N, latent_dim)."""
+    dt = _policy(config)
+    inputs = keras.Input(shape=IMAGE_SHAPE, name="encoder_input")
+    x = layers.Conv2D(32, 3, strides=2, padding="same", activation="relu", dtype=dt)(inputs)  # (N,14,14,32)
+    x = layers.Conv2D(64, 3, strides=2, padding="same", activation="relu", dtype=dt)(x)  # (N,7,7,64)
+    x = layers.Flatten(dtype=dt)(x)  # (N, 3136)
+    x = layers.Dense(16, activation="relu", dtype=dt)(x)  # (N, 16)
+    z_mean = layers.Dense(config.latent_dim, name="z_mean", dtype="float32")(x)
+    z_log_var = layers.Dense(config.latent_dim, name="z_log_var", dtype="float32")(x)
+    z = Sampling(seed=config.seed, name="z")([z_mean, z_log_var])
+    return keras.Model(inputs, [z_mean, z_log_var, z], name="encoder")
+
+
+def build_decoder(config: VAEConfig = VAEConfig()) -> keras.Model:
+    """z (N, latent_dim) -> x_hat (N, 28, 28, 1) in (0, 1)."""
+    dt = _policy(config)
+    latent_inputs = keras.Input(shape=(config.latent_dim,), name="z_sampling")
+    x = layers.Dense(7 * 7 * 64, activation="relu", dtype=dt)(latent_inputs)  # (N, 3136)
+    x = layers.Reshape((7, 7, 64), dtype=dt)(x)  # (N, 7, 7, 64)
+    x = layers.Conv2DTranspose(64, 3, strides=2, padding="same", activation="relu", dtype=dt)(x)  # (N,14,14,64)
+    x = layers.Conv2DTranspose(32, 3, strides=2, padding="same", activation="relu", dtype=dt)(x)  # (N,28,28,32)
+    outputs = layers.Conv2DTranspose(1, 3, padding="same", activation="sigmoid", name="decoder_output",
+                                     dtype="float32")(x)  # (N, 28, 28, 1)
+    return keras.Model(latent_inputs, outputs, name="decoder")
+
+
+def vae_losses(x, x_hat, z_mean, z_log_var, loss: str = "bce"):
+    """Per-example (reconstruction, kl), each of shape (N,), exactly the seed's terms.
+
+    reconstruction = 784 * mean over pixels of BCE(x, x_hat) (or squared error), i.e. a per-image sum.
+    kl = -0.5 * sum(1 + log_var - mean^2 - exp(log_var)).
+    """
+    x = ops.reshape(ops.cast(x, "float32"), (ops.shape(x)[0], -1))  # (N, 784)
+    x_hat = ops.reshape(ops.cast(x_hat, "float32"), (ops.shape(x_hat)[0], -1))  # (N, 784)
+    pixels = 784.0
+    if loss == "bce":
+        recon = pixels * ops.mean(ops.binary_crossentropy(x, x_hat), axis=-1)
+    elif loss == "mse":
+        recon = pixels * ops.mean(ops.square(x - x_hat), axis=-1)
+    else:
+        raise ValueError(f"Expected loss in {LOSSES}. Received: loss={loss!r}")
+    z_mean, z_log_var = ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")
+    kl = -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=-1)
+    return recon, kl
+
+
+@keras.saving.register_keras_serializable(package="latent_explorer")
+class VAE(keras.Model):
+    """Encoder + decoder trained on the negative ELBO. Shares its weights with both sub-models.
+
+    Args:
+        encoder: model x -> [z_mean, z_log_var, z].
+        decoder: model z -> x_hat.
+        loss: "bce" or "mse", the reconstruction term.
+    """
+
+    def __init__(self, encoder, decoder, loss="bce", **kwargs):
+        super().__init__(**kwargs)
+        if loss not in LOSSES:
+            raise ValueError(f"Expected loss in {LOSSES}. Received: loss={loss!r}")
+        self.encoder = encoder
+        self.decoder = decoder
+        self.loss_kind = loss
+        self.total_loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+
+    @property
+    def metrics(self):
+        return [self.total_loss_tracker, self.reconstruction_loss_tracker, self.kl_loss_tracker]
+
+    def call(self, x, training=False):
+        _, _, z = self.encoder(x, training=training)
+        return self.decoder(z, training=training)
+
+    def _loss_terms(self, x, training):
+        z_mean, z_log_var, z = self.encoder(x, training=training)
+        x_hat = self.decoder(z, training=training)
+        recon, kl = vae_losses(x, x_hat, z_mean, z_log_var, self.loss_kind)
+        recon, kl = ops.mean(recon), ops.mean(kl)
+        return recon + kl, recon, kl
+
+    def _update(self, total, recon, kl):
+        self.total_loss_tracker.update_state(total)
+        self.reconstruction_loss_tracker.update_state(recon)
+        self.kl_loss_tracker.update_state(kl)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        import tensorflow as tf  # the training step is the TensorFlow backend's
+
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        with tf.GradientTape() as tape:
+            total, recon, kl = self._loss_terms(x, training=True)
+            scaled = self.optimizer.scale_loss(total)
+        grads = tape.gradient(scaled, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+        return self._update(total, recon, kl)
+
+    def test_step(self, data):
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        return self._update(*self._loss_terms(x, training=False))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "loss": self.loss_kind,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        encoder = keras.saving.deserialize_keras_object(config.pop("encoder"))
+        decoder = keras.saving.deserialize_keras_object(config.pop("decoder"))
+        return cls(encoder, decoder, **config)
+
+
+def build_vae(config: VAEConfig = VAEConfig()) -> VAE:
+    """Encoder, decoder and the VAE around them, compiled with RMSprop as in the seed."""
+    keras.utils.set_random_seed(config.seed)
+    vae = VAE(build_encoder(config), build_decoder(config), loss=config.loss, name="vae")
+    vae.compile(optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate))
+    return vae

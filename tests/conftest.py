@@ -1,0 +1,56 @@
+"""Shared fixtures: a temporary LATENT_EXPLORER_HOME holding one tiny trained model.
+
+The tiny model (512 MNIST images, 1 epoch, ~5 s) is trained once per test session and its store is
+copied into each test's own home, so tests never touch the user's cache and never retrain needlessly.
+"""
+import os
+import shutil
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TINY = dict(epochs=1, limit=512)
+
+
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory):
+    """A home with the MNIST cache and one tiny trained model; do not modify it in tests."""
+    from model import paths
+    from model.store import ModelStore
+    from model.train import train
+    from model.vae import VAEConfig
+
+    home = tmp_path_factory.mktemp("home")
+    old = os.environ.get(paths.HOME_ENV)
+    os.environ[paths.HOME_ENV] = str(home)
+    try:
+        train(VAEConfig(**TINY), store=ModelStore(), verbose=0)
+    finally:
+        if old is None:
+            os.environ.pop(paths.HOME_ENV)
+        else:
+            os.environ[paths.HOME_ENV] = old
+    return home
+
+
+@pytest.fixture
+def home(session_home, tmp_path, monkeypatch):
+    """A fresh per-test LATENT_EXPLORER_HOME with the cached data and the tiny model; returns its path."""
+    from model import paths
+
+    dst = tmp_path / "home"
+    shutil.copytree(session_home, dst)
+    monkeypatch.setenv(paths.HOME_ENV, str(dst))
+    return dst
+
+
+@pytest.fixture
+def empty_home(session_home, tmp_path, monkeypatch):
+    """A LATENT_EXPLORER_HOME with the cached data but no model."""
+    from model import paths
+
+    dst = tmp_path / "empty_home"
+    shutil.copytree(session_home / "data", dst / "data")
+    monkeypatch.setenv(paths.HOME_ENV, str(dst))
+    return dst

@@ -1,0 +1,179 @@
+"""model.preprocess: user pictures become MNIST-like 28x28 digits; bad pictures get clear errors."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from model import preprocess
+from model.preprocess import ImageError, centre_of_mass, to_mnist
+
+
+def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def ink_box(d: np.ndarray, level: int = 1) -> tuple[int, int]:
+    rows, cols = np.nonzero(d >= level)
+    return rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+
+
+def assert_mnist_like(d: np.ndarray):
+    assert d.shape == (28, 28) and d.dtype == np.uint8
+    assert d.max() == 255
+    h, w = ink_box(d)
+    assert max(h, w) in (19, 20, 21)  # longest side ~20 px (anti-aliased edge pixels may add one)
+    cy, cx = centre_of_mass(d)
+    assert abs(cy - 14) <= 0.6 and abs(cx - 14) <= 0.6
+
+
+@pytest.fixture(scope="module")
+def mnist_digits(tmp_path_factory):
+    import os
+
+    from model import paths
+    from model.data import load_dataset
+
+    old = os.environ.get(paths.HOME_ENV)
+    os.environ[paths.HOME_ENV] = str(tmp_path_factory.mktemp("data_home"))
+    try:
+        return load_dataset("mnist").x_test[:40]
+    finally:
+        if old is None:
+            os.environ.pop(paths.HOME_ENV)
+        else:
+            os.environ[paths.HOME_ENV] = old
+
+
+def corr(a, b) -> float:
+    return float(np.corrcoef(np.asarray(a, float).ravel(), np.asarray(b, float).ravel())[0, 1])
+
+
+# ----------------------------------------------------------------------------- the MNIST recipe
+
+@pytest.mark.parametrize("style", ["light-on-dark png", "dark-on-light jpeg", "rgba canvas", "cut-out png"])
+def test_real_digits_drawn_large_come_back_like_mnist(mnist_digits, style):
+    """An MNIST digit enlarged 10x (as if drawn on a 280 px canvas or photographed) is turned back
+    into (nearly) the same 28x28 image, whatever the style of the picture."""
+    scores = []
+    for digit in mnist_digits:
+        big = np.asarray(Image.fromarray(digit).resize((280, 280), Image.Resampling.BILINEAR))
+        if style == "light-on-dark png":
+            source = encode(Image.fromarray(big))
+        elif style == "dark-on-light jpeg":
+            paper = (235 - big.astype(float) * 0.8).astype(np.uint8)  # grey paper, dark-grey pen
+            source = encode(Image.fromarray(paper), "JPEG", quality=90)
+        elif style == "rgba canvas":  # streamlit-drawable-canvas: white strokes, transparent elsewhere
+            source = np.zeros((280, 280, 4), np.uint8)
+            source[..., :3] = 255
+            source[..., 3] = big
+        else:  # a black digit cut out on a transparent background
+            rgba = np.zeros((280, 280, 4), np.uint8)
+            rgba[..., 3] = big
+            source = encode(Image.fromarray(rgba, "RGBA"))
+        d = to_mnist(source)
+        assert_mnist_like(d)
+        scores.append(corr(d, digit))
+    assert np.median(scores) > 0.9, scores
+    assert min(scores) > 0.7, scores
+
+
+def test_aspect_ratio_is_kept_and_digit_is_centred_by_mass():
+    img = Image.new("L", (400, 300), 0)
+    ImageDraw.Draw(img).rectangle([50, 100, 249, 149], fill=255)  # 200 x 50 bar, off-centre
+    d = to_mnist(encode(img))
+    h, w = ink_box(d, level=128)
+    assert w == 20 and h == 5
+    cy, cx = centre_of_mass(d)
+    assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5
+
+
+def test_mass_centring_differs_from_box_centring():
+    """A top-heavy shape (a triangle on its tip): its centre of mass, not its box centre, lands at 14."""
+    img = Image.new("L", (300, 300), 0)
+    ImageDraw.Draw(img).polygon([(50, 50), (250, 50), (150, 250)], fill=255)
+    d = to_mnist(encode(img))
+    cy, _ = centre_of_mass(d)
+    rows = np.nonzero(d.max(1) > 0)[0]
+    assert abs(cy - 14) <= 0.5
+    assert (rows.min() + rows.max()) / 2 > 15  # the box is pushed down to bring the mass to 14
+
+
+def test_opaque_canvas_and_float_arrays():
+    canvas = np.zeros((200, 200, 4), np.uint8)
+    canvas[..., 3] = 255  # black opaque background
+    canvas[40:160, 90:110, :3] = 255  # a white "1"
+    a = to_mnist(canvas)
+    b = to_mnist(canvas[..., 0].astype(np.float32) / 255.0)  # the same as floats in [0, 1]
+    c = to_mnist(Image.fromarray(canvas[..., :3]))
+    assert_mnist_like(a)
+    assert np.array_equal(a, b) and np.array_equal(a, c)
+
+
+def test_thin_strokes_on_a_big_photo_still_reach_full_ink():
+    rng = np.random.default_rng(0)
+    photo = rng.normal(200, 6, (3000, 2000)).clip(0, 255)  # noisy grey paper
+    photo[500:2500, 995:1005] = 40  # a 10 px wide pen line, 2000 px tall
+    d = to_mnist(encode(Image.fromarray(photo.astype(np.uint8)), "JPEG"))
+    assert d.max() == 255
+    assert ink_box(d, level=64)[0] == 20
+    assert (d > 0).sum() < 80  # the paper's noise did not become ink
+
+
+# ----------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("data, words", [
+    (b"", "empty"),
+    (b"hello, this is text and not a picture", "not a picture"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01", "damaged"),
+    (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", "not a picture"),  # EPS is never decoded
+])
+def test_not_an_image(data, words):
+    with pytest.raises(ImageError, match=words) as e:
+        to_mnist(data)
+    assert "Fix:" in str(e.value)
+
+
+def test_truncated_jpeg_is_refused():
+    data = encode(Image.new("L", (200, 200), 128), "JPEG")
+    with pytest.raises(ImageError, match="damaged|not a picture"):
+        to_mnist(data[: len(data) // 3])
+
+
+def test_too_many_bytes():
+    with pytest.raises(ImageError, match=r"too large \(10\.0 MiB; the limit is 10\.0 MiB\)"):
+        to_mnist(b"\0" * (preprocess.MAX_BYTES + 1))
+
+
+def test_too_many_pixels_is_refused_before_decoding():
+    data = encode(Image.new("1", (6000, 5000), 0))  # 30 megapixels in a few kB
+    assert len(data) < 100_000
+    with pytest.raises(ImageError, match="too large .*6000x5000.*megapixels"):
+        to_mnist(data)
+    with pytest.raises(ImageError, match="too large"):
+        to_mnist(np.zeros((6000, 5000), np.uint8))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: np.zeros((280, 280, 4), np.uint8),  # untouched transparent canvas
+    lambda: np.full((280, 280, 4), 255, np.uint8),  # untouched white canvas
+    lambda: encode(Image.new("RGB", (100, 100), (255, 255, 255))),  # a white PNG
+    lambda: encode(Image.fromarray(np.random.default_rng(0).normal(128, 4, (64, 64)).clip(0, 255)
+                                   .astype(np.uint8))),  # flat grey noise, no stroke
+])
+def test_blank_pictures(make):
+    with pytest.raises(ImageError, match="No digit found.*Fix: draw a digit"):
+        to_mnist(make())
+
+
+@pytest.mark.parametrize("source, words", [
+    ("seven.png", "Expected image bytes, a PIL image or a numpy array. Received: str"),
+    (np.zeros((10, 10, 2)), r"Expected an image array .* Received: shape=\(10, 10, 2\)"),
+    (np.zeros((0, 10)), "no pixels"),
+    (np.full((10, 10), np.nan), "NaN"),
+])
+def test_bad_python_values(source, words):
+    with pytest.raises(ImageError, match=words):
+        to_mnist(source)

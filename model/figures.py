@@ -22,12 +22,15 @@ def _save(fig: Figure, path: Path) -> Path:
 
 def latent_scatter(z_mean: np.ndarray, labels: np.ndarray, path, class_names=None) -> Path:
     """vae_mean.png: the test set's latent means (first two dims) coloured by label."""
+    labels = np.asarray(labels)
+    k = max(len(class_names) if class_names is not None else 0, int(labels.max()) + 1 if labels.size else 1)
     fig = Figure(figsize=(12, 10))
     ax = fig.add_subplot()
-    sc = ax.scatter(z_mean[:, 0], z_mean[:, 1], c=labels, cmap="tab10", s=4, vmin=-0.5, vmax=9.5)
-    cbar = fig.colorbar(sc, ax=ax, ticks=range(10))
-    if class_names is not None:
-        cbar.ax.set_yticklabels(list(class_names)[:10])
+    sc = ax.scatter(z_mean[:, 0], z_mean[:, 1], c=labels, cmap="tab10" if k <= 10 else "turbo", s=4,
+                    vmin=-0.5, vmax=k - 0.5)
+    cbar = fig.colorbar(sc, ax=ax, ticks=range(k))
+    if class_names is not None and len(class_names) == k:
+        cbar.ax.set_yticklabels(list(class_names))
     ax.set_xlabel("z[0]")
     ax.set_ylabel("z[1]")
     return _save(fig, path)

@@ -1,5 +1,6 @@
 """Where latent explorer keeps its files (data cache, trained models, jobs)."""
 import os
+import uuid
 from pathlib import Path
 
 HOME_ENV = "LATENT_EXPLORER_HOME"
@@ -22,10 +23,13 @@ def home() -> Path:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically: a temp file in the same directory, fsync, then rename."""
+    """Write `data` to `path` atomically: a temp file in the same directory, fsync, then rename.
+
+    The temp name is unique per call, so threads (Streamlit sessions) and processes writing the same
+    file at once never share a temp file; the last rename wins and readers see a complete file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "wb") as f:
             f.write(data)

@@ -1,7 +1,8 @@
 """Training progress as JSON lines, for a UI (or anyone) following a training process.
 
 Each line is one event: {"event": "start"|"batch"|"epoch"|"done"|"error", "time": ..., ...}.
-The file is append-only, so a reader can tail it while the trainer writes.
+The file is append-only, so a reader can tail it while the trainer writes. Reading and writing events
+needs no Keras; the Keras callback `JsonlProgress` is built on first access (importing Keras then).
 """
 from __future__ import annotations
 
@@ -10,35 +11,46 @@ import os
 import time
 from pathlib import Path
 
-import keras
+
+def _make_callback_class():
+    import keras
+
+    class JsonlProgress(keras.callbacks.Callback):
+        """Append progress events to `path`; batch events at most every `every_s` seconds."""
+
+        def __init__(self, path, epochs: int, steps: int, every_s: float = 0.5):
+            super().__init__()
+            self.path, self.epochs, self.steps, self.every_s = Path(path), epochs, steps, every_s
+            self._last = 0.0
+            self._epoch = 0
+
+        def emit(self, event: str, **fields) -> None:
+            write_event(self.path, event, **fields)
+
+        def on_train_begin(self, logs=None):
+            self.emit("start", epochs=self.epochs, steps=self.steps, pid=os.getpid())
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            now = time.time()
+            if now - self._last >= self.every_s or batch + 1 == self.steps:
+                self._last = now
+                self.emit("batch", epoch=self._epoch, step=batch + 1, **_floats(logs))
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.emit("epoch", epoch=epoch, **_floats(logs))
+
+    JsonlProgress.__qualname__ = "JsonlProgress"
+    return JsonlProgress
 
 
-class JsonlProgress(keras.callbacks.Callback):
-    """Append progress events to `path`; batch events at most every `every_s` seconds."""
-
-    def __init__(self, path, epochs: int, steps: int, every_s: float = 0.5):
-        super().__init__()
-        self.path, self.epochs, self.steps, self.every_s = Path(path), epochs, steps, every_s
-        self._last = 0.0
-        self._epoch = 0
-
-    def emit(self, event: str, **fields) -> None:
-        write_event(self.path, event, **fields)
-
-    def on_train_begin(self, logs=None):
-        self.emit("start", epochs=self.epochs, steps=self.steps, pid=os.getpid())
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        now = time.time()
-        if now - self._last >= self.every_s or batch + 1 == self.steps:
-            self._last = now
-            self.emit("batch", epoch=self._epoch, step=batch + 1, **_floats(logs))
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.emit("epoch", epoch=epoch, **_floats(logs))
+def __getattr__(name):  # PEP 562: `from model.progress import JsonlProgress` imports Keras only then
+    if name == "JsonlProgress":
+        cls = globals()["JsonlProgress"] = _make_callback_class()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _floats(logs) -> dict:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from model.paths import atomic_write_text, home
-from model.vae import VAEConfig
+from model.config import VAEConfig  # not model.vae: reading the store needs no Keras
 
 FORMAT = 1
 FILES = ("encoder.keras", "decoder.keras", "meta.json")
@@ -45,10 +45,14 @@ class ModelRecord:
         loss = self.test_metrics.get("loss")
         q = f", test loss {loss:.1f}" if isinstance(loss, (int, float)) else ""
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created))
-        return f"{c.dataset} · z{c.latent_dim} · {c.loss} · {c.epochs} ep{q} · {when}"
+        source = self.extra.get("weights_from")
+        trained = f"weights from {Path(source).name}" if source else f"{c.epochs} ep"
+        return f"{c.dataset} · z{c.latent_dim} · {c.loss} · {trained}{q} · {when}"
 
 
 def _pid_alive(pid: int) -> bool:
+    if pid <= 0:  # not one of our temp names (os.kill(0 or -1, 0) would probe whole process groups)
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -60,7 +64,21 @@ def _pid_alive(pid: int) -> bool:
 
 class ModelStore:
     def __init__(self, root: str | os.PathLike | None = None):
-        self.root = Path(root) if root is not None else home() / "models"
+        if root is None:
+            try:
+                root = home() / "models"
+            except OSError as e:
+                raise StoreError(f"Cannot create the latent explorer home: {e}. Fix: set "
+                                 "LATENT_EXPLORER_HOME to a writable directory.") from None
+        self.root = Path(root)
+
+    def _path(self, model_id: str) -> Path:
+        """The directory of `model_id`, refusing ids that are not plain names inside the store."""
+        if (not isinstance(model_id, str) or not model_id or model_id.startswith(".")
+                or "/" in model_id or "\\" in model_id or "\0" in model_id):
+            raise StoreError(f"Invalid model id {model_id!r}: expected the name of a directory in "
+                             f"{self.root}. Fix: pick a model from ModelStore.list().")
+        return self.root / model_id
 
     # ------------------------------------------------------------------ writing
     def _writable(self) -> None:
@@ -113,10 +131,14 @@ class ModelStore:
 
     def set_current(self, model_id: str) -> None:
         self.record(model_id)  # raises if it does not exist
-        atomic_write_text(self.root / "current.json", json.dumps({"id": model_id}))
+        try:
+            atomic_write_text(self.root / "current.json", json.dumps({"id": model_id}))
+        except OSError as e:
+            raise StoreError(f"Could not write {self.root / 'current.json'}: {e.strerror or e}. "
+                             "Fix: set LATENT_EXPLORER_HOME to a writable directory.") from None
 
     def delete(self, model_id: str) -> None:
-        path = self.root / model_id
+        path = self._path(model_id)
         if path.is_dir():
             trash = self.root / f".tmp-{os.getpid()}-del-{model_id}"
             os.rename(path, trash)
@@ -139,26 +161,38 @@ class ModelStore:
 
     # ------------------------------------------------------------------ reading
     def record(self, model_id: str) -> ModelRecord:
-        path = self.root / model_id
+        path = self._path(model_id)
         meta_path = path / "meta.json"
         if not path.is_dir():
             raise StoreError(f"No model {model_id!r} in {self.root}. "
                              "Fix: train one with `python -m model.train` or pick another model.")
         try:
-            meta = json.loads(meta_path.read_text())
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            if not isinstance(meta, dict):
+                raise TypeError(f"expected a JSON object, received {type(meta).__name__}")
+            fmt = meta.get("format", 0)
+            if not isinstance(fmt, int):
+                raise TypeError(f"expected an integer format, received {fmt!r}")
+            if fmt > FORMAT:
+                raise StoreError(f"Model {model_id!r} was saved by a newer latent explorer "
+                                 f"(format {fmt} > {FORMAT}). Fix: upgrade, or retrain here.")
+            if not isinstance(meta.get("config"), dict):
+                raise KeyError("config")
             config = VAEConfig.from_dict(meta["config"])
+            record = ModelRecord(
+                id=model_id, path=path, config=config, history=dict(meta.get("history") or {}),
+                test_metrics=dict(meta.get("test_metrics") or {}), created=float(meta.get("created", 0.0)),
+                train_seconds=float(meta.get("train_seconds", 0.0)), extra=dict(meta.get("extra") or {}))
         except FileNotFoundError:
             raise StoreError(f"Model {model_id!r} has no meta.json: it is incomplete. "
                              f"Fix: delete {path} and retrain.") from None
-        except (ValueError, KeyError, TypeError) as e:
+        except KeyError as e:
+            raise StoreError(f"Model {model_id!r} has a corrupt meta.json (no {e.args[0]!r} entry). "
+                             f"Fix: delete {path} and retrain.") from None
+        except (ValueError, TypeError, OSError) as e:  # bad JSON / UTF-8, a bad config value, unreadable
             raise StoreError(f"Model {model_id!r} has a corrupt meta.json ({e}). "
                              f"Fix: delete {path} and retrain.") from None
-        if meta.get("format", 0) > FORMAT:
-            raise StoreError(f"Model {model_id!r} was saved by a newer latent explorer "
-                             f"(format {meta['format']} > {FORMAT}). Fix: upgrade, or retrain here.")
-        return ModelRecord(id=model_id, path=path, config=config, history=meta.get("history", {}),
-                           test_metrics=meta.get("test_metrics", {}), created=meta.get("created", 0.0),
-                           train_seconds=meta.get("train_seconds", 0.0), extra=meta.get("extra", {}))
+        return record
 
     def list(self, dataset: str | None = None) -> list[ModelRecord]:
         """Readable models, newest first (broken ones are left out; `load` explains them)."""
@@ -176,9 +210,13 @@ class ModelStore:
         return sorted(out, key=lambda r: r.created, reverse=True)
 
     def find(self, config: VAEConfig) -> ModelRecord | None:
-        """The newest model trained with exactly this config, if any."""
+        """The newest model trained with exactly this config, if any.
+
+        Models whose weights were loaded from a file (`python -m model.train --weights`) are left out:
+        their config describes the network, not how the weights were trained."""
         fp = config.fingerprint()
-        return next((r for r in self.list() if r.config.fingerprint() == fp), None)
+        return next((r for r in self.list()
+                     if r.config.fingerprint() == fp and not r.extra.get("weights_from")), None)
 
     def current(self) -> ModelRecord | None:
         """The model the app explores: current.json, else the newest readable model, else None."""

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 
 from model.data import DataError, Dataset, load_dataset, to_float  # noqa: E402
 from model.store import ModelStore, StoreError  # noqa: E402
-from model.vae import LOSSES, PRECISIONS, VAEConfig  # noqa: E402
+from model.config import LOSSES, PRECISIONS, VAEConfig  # noqa: E402
 
 
 class TrainingError(RuntimeError):
@@ -35,16 +35,56 @@ def _quiet_tf():
     tf.get_logger().setLevel(logging.ERROR)
 
 
+WEIGHTS_FIX = ("Fix: give a .weights.h5 file written by `python -m model.train` (e.g. vae_cnn/vae.weights.h5), "
+               "the seed's Keras 2 .h5 (e.g. vae_cnn_mnist.h5), or a model directory from the store, "
+               "trained with the same --latent-dim.")
+
+
+def check_weights_path(path) -> None:
+    """Cheap checks of a --weights path (no TensorFlow needed): it exists and, if a file, is HDF5."""
+    import h5py
+
+    path = Path(path)
+    if path.is_dir():
+        return
+    if not path.is_file():
+        raise TrainingError(f"Weights file not found: {path}. {WEIGHTS_FIX}")
+    if not path.name.endswith((".h5", ".hdf5")):
+        raise TrainingError(f"{path} is not an HDF5 weights file (expected a name ending in .weights.h5 "
+                            f"or .h5). {WEIGHTS_FIX}")
+    try:
+        ok = h5py.is_hdf5(str(path))
+    except OSError:
+        ok = False
+    if not ok:
+        raise TrainingError(f"Could not read {path}: it is not a valid HDF5 weights file (corrupt or "
+                            f"not HDF5). {WEIGHTS_FIX}")
+
+
 def load_weights(vae, path: Path) -> None:
-    """Load weights into a built VAE from a `.weights.h5` file or a model-store directory."""
-    import keras
+    """Load weights into a built VAE.
+
+    Accepts a Keras 3 `.weights.h5` (what `python -m model.train` writes), the seed's Keras 2 `.h5`
+    (`vae.save_weights('vae_cnn_mnist.h5')`: same layers in the same order, so Keras' legacy HDF5
+    reader fills the encoder and decoder exactly), or a model directory of the store.
+    Raises TrainingError naming the problem and the fix.
+    """
+    import warnings
 
     from model.api import _load_keras
 
     path = Path(path)
+    check_weights_path(path)
     if path.is_dir():
-        enc = _load_keras(path / "encoder.keras", "encoder", path.name)
-        dec = _load_keras(path / "decoder.keras", "decoder", path.name)
+        missing = [n for n in ("encoder.keras", "decoder.keras") if not (path / n).is_file()]
+        if missing:
+            raise TrainingError(f"{path} is a directory without {' and '.join(missing)}, so it is not a "
+                                f"saved model. {WEIGHTS_FIX}")
+        try:
+            enc = _load_keras(path / "encoder.keras", "encoder", path.name)
+            dec = _load_keras(path / "decoder.keras", "decoder", path.name)
+        except StoreError as e:
+            raise TrainingError(str(e)) from None
         try:
             vae.encoder.set_weights(enc.get_weights())
             vae.decoder.set_weights(dec.get_weights())
@@ -52,26 +92,37 @@ def load_weights(vae, path: Path) -> None:
             raise TrainingError(f"Weights in {path} do not fit this model ({e}). Fix: use the same "
                                 "--latent-dim as the saved model.") from None
         return
-    if not path.is_file():
-        raise TrainingError(f"Weights file not found: {path}. Fix: give a .weights.h5 file written by "
-                            "`python -m model.train` (e.g. vae_cnn/vae.weights.h5) or a model directory.")
     try:
-        vae.load_weights(path)
-    except Exception as e:
-        raise TrainingError(f"Could not load weights from {path}: {type(e).__name__}: "
-                            f"{str(e).splitlines()[0][:300]}. Fix: give a .weights.h5 file saved by this "
-                            "tool with the same --latent-dim.") from None
-    del keras
+        with warnings.catch_warnings():  # Keras warns per skipped layer before raising on a mismatch
+            warnings.simplefilter("ignore")
+            vae.load_weights(path)
+    except OSError as e:  # h5py: not an HDF5 file, truncated, unreadable
+        raise TrainingError(f"Could not read {path}: it is not a valid HDF5 weights file (corrupt or "
+                            f"truncated: {str(e).splitlines()[0][:200]}). {WEIGHTS_FIX}") from None
+    except Exception as e:  # ValueError on shape/layer mismatches, KeyError on foreign layouts
+        raise TrainingError(f"Weights in {path} do not fit this model ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0][:300]}). {WEIGHTS_FIX}") from None
 
 
 def train(config: VAEConfig, data: Dataset | None = None, *, store: ModelStore | None = None,
           verbose: int | str = "auto", progress: str | os.PathLike | None = None,
           log_dir: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
-          callbacks=()):
+          callbacks=(), extra: dict | None = None):
     """Train (or load) a VAE, evaluate it on the test set and save it to the store.
 
-    Returns (LatentModel, ModelRecord or None). Nothing is saved if training fails or is interrupted,
-    so the store's previous models are untouched.
+    Args:
+        config: what to train; `config.dataset` is loaded unless `data` is given.
+        data: the dataset to use (e.g. a user .npz loaded by the caller).
+        store: where to save the model (None: do not save).
+        verbose: Keras' fit verbosity.
+        progress: append JSON-lines progress events to this file (see model.progress).
+        log_dir: TensorBoard log directory.
+        weights: load these weights instead of training (see `load_weights`).
+        callbacks: extra Keras callbacks.
+        extra: more JSON-serialisable facts to keep in the model's meta.json.
+
+    Returns (LatentModel, ModelRecord or None, the Keras VAE). Nothing is saved if training fails or
+    is interrupted, so the store's previous models are untouched.
     """
     import keras
 
@@ -111,15 +162,19 @@ def train(config: VAEConfig, data: Dataset | None = None, *, store: ModelStore |
     record = None
     if store is not None:
         record = store.save(vae.encoder, vae.decoder, config, history=history, test_metrics=metrics,
-                            train_seconds=train_seconds, extra={"weights_from": str(weights) if weights else None})
+                            train_seconds=train_seconds,
+                            extra={"weights_from": str(weights) if weights else None, **(extra or {})})
         latent.record = record
     return latent, record, vae
 
 
 def write_figures(latent, data: Dataset, out: Path, span: float = 4.0, n: int = 30) -> list[Path]:
-    """The seed's vae_mean.png and digits_over_latent.png, in `out`."""
+    """The seed's vae_mean.png and digits_over_latent.png, in `out` (both plot latent dims 0 and 1)."""
     from model.figures import latent_scatter, manifold_figure
 
+    if latent.latent_dim < 2:
+        raise ValueError(f"Expected a latent space of at least 2 dimensions for the figures. Received: "
+                         f"latent_dim={latent.latent_dim}. Fix: use --latent-dim 2 or more, or --no-figures.")
     out.mkdir(parents=True, exist_ok=True)
     z_mean, _ = latent.encode(data.x_test)
     return [latent_scatter(z_mean, data.y_test, out / "vae_mean.png", data.class_names),
@@ -146,10 +201,20 @@ def _learning_rate(s: str) -> float:
     return v
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error ("error: ... (see --help)", exit 2) instead of usage + error."""
+
+    last_error: str | None = None
+
+    def error(self, message):
+        self.last_error = message
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def parser() -> argparse.ArgumentParser:
     d = VAEConfig()
-    p = argparse.ArgumentParser(prog="python -m model.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(prog="python -m model.train", description=__doc__,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--epochs", type=_positive_int, default=d.epochs, help="epochs (default %(default)s)")
     p.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help="default %(default)s")
     p.add_argument("--mse", action="store_true", help="MSE reconstruction loss instead of BCE")
@@ -171,28 +236,75 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _progress_arg(argv) -> str | None:
+    """The --progress FILE in argv, found without argparse (to report argparse's own errors there)."""
+    for i, a in enumerate(argv):
+        if a == "--progress" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--progress="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def _npz_name(path: str) -> str:
+    """A dataset name for a user .npz: its stem plus a hash of its bytes, so two different files never
+    share a model fingerprint (and never pass for MNIST)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        pass  # load_dataset reports the unreadable file
+    return f"npz-{Path(path).stem}-{digest.hexdigest()[:8]}"
+
+
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
     from model.progress import write_event
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = parser()
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a bad flag (2, already printed on one line)
+        progress = _progress_arg(argv)
+        if e.code and progress and getattr(p, "last_error", None):
+            try:
+                write_event(progress, "error", message=p.last_error)
+            except OSError:
+                pass
+        return e.code if isinstance(e.code, int) else 2
 
     def fail(msg: str) -> int:
         print(f"error: {msg}", file=sys.stderr)
         if args.progress:
-            write_event(args.progress, "error", message=msg)
+            try:
+                write_event(args.progress, "error", message=msg)
+            except OSError:
+                pass
         return 2
 
     try:
-        config = VAEConfig(dataset=args.dataset, latent_dim=args.latent_dim,
+        dataset = _npz_name(args.npz) if args.npz else args.dataset
+        config = VAEConfig(dataset=dataset, latent_dim=args.latent_dim,
                            loss="mse" if args.mse else LOSSES[0], epochs=args.epochs,
                            batch_size=args.batch_size, learning_rate=args.lr, limit=args.limit,
                            precision=args.precision, seed=args.seed)
-        data = load_dataset(args.dataset, npz=args.npz)
+        data = load_dataset(dataset, npz=args.npz)
         out = Path(args.out)
         store = None if args.no_store else ModelStore()
         if store is not None:
             store._writable()
+        if args.weights:
+            check_weights_path(args.weights)  # fail fast, before TensorFlow loads
+        if not args.no_figures and args.latent_dim < 2:
+            raise ValueError("Expected --latent-dim of at least 2 for the figures. Received: "
+                             f"--latent-dim {args.latent_dim}. Fix: add --no-figures.")
         latent, record, vae = train(config, data, store=store, progress=args.progress,
-                                    log_dir=None if args.weights else out / "logs", weights=args.weights)
+                                    log_dir=None if args.weights else out / "logs", weights=args.weights,
+                                    extra={"npz": str(Path(args.npz).resolve())} if args.npz else None)
         if args.summary:
             vae.encoder.summary()
             vae.decoder.summary()
@@ -213,6 +325,9 @@ def main(argv=None) -> int:
         return 0
     except (DataError, StoreError, TrainingError, ValueError) as e:
         return fail(str(e))
+    except OSError as e:  # e.g. an unwritable --out or --progress file
+        where = f" {e.filename}" if e.filename else ""
+        return fail(f"cannot write{where}: {e.strerror or e}. Fix: choose a writable --out / --progress path.")
     except KeyboardInterrupt:
         return fail("interrupted; nothing was saved and the previous models are untouched")
 

@@ -8,65 +8,10 @@ loss:    784 * mean pixel BCE (or MSE) + KL(q(z|x) || N(0, I)), averaged over th
 """
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, fields
-
 import keras
 from keras import layers, ops
 
-IMAGE_SHAPE = (28, 28, 1)
-LOSSES = ("bce", "mse")
-PRECISIONS = ("float32", "mixed_bfloat16")
-
-
-@dataclass(frozen=True)
-class VAEConfig:
-    """Everything that defines a trained model. Defaults are the seed's."""
-    dataset: str = "mnist"  # "mnist", "fashion_mnist" (or a user .npz, named by the caller)
-    latent_dim: int = 2  # size of z; the seed uses 2 (a plane you can explore with two sliders)
-    loss: str = "bce"  # reconstruction term: "bce" (seed default) or "mse" (seed's --mse)
-    epochs: int = 30  # seed: 30
-    batch_size: int = 128  # seed: 128
-    learning_rate: float = 1e-3  # RMSprop's default, as in the seed
-    limit: int | None = None  # train on the first N training images only (quick runs, tests)
-    precision: str = "float32"  # "mixed_bfloat16" computes in bf16 on CPUs with AMX
-    seed: int = 0  # weight init, shuffling and sampling noise
-
-    def __post_init__(self):
-        def bad(name, expected):
-            raise ValueError(f"Expected {name} {expected}. Received: {name}={getattr(self, name)!r}")
-        if self.loss not in LOSSES:
-            bad("loss", f"in {LOSSES}")
-        if self.precision not in PRECISIONS:
-            bad("precision", f"in {PRECISIONS}")
-        for name in ("latent_dim", "epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                bad(name, "to be a positive integer")
-        if self.latent_dim > 64:
-            bad("latent_dim", "<= 64")
-        if not (isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < 1):
-            bad("learning_rate", "in (0, 1)")
-        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
-            bad("limit", "to be None or a positive integer")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "VAEConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def fingerprint(self) -> str:
-        """A short stable hash of the config: the cache key of the trained model."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:10]
-
-    def slug(self) -> str:
-        lim = f"-n{self.limit}" if self.limit else ""
-        return f"{self.dataset}-z{self.latent_dim}-{self.loss}-e{self.epochs}{lim}-{self.fingerprint()}"
+from model.config import IMAGE_SHAPE, LOSSES, PRECISIONS, VAEConfig  # noqa: F401  (re-exported)
 
 
 @keras.saving.register_keras_serializable(package="latent_explorer")

@@ -177,3 +177,16 @@ def test_blank_pictures(make):
 def test_bad_python_values(source, words):
     with pytest.raises(ImageError, match=words):
         to_mnist(source)
+
+
+def test_fashion_recipe_fills_the_frame_and_centres_the_box():
+    from model.preprocess import prepare
+
+    photo = Image.new("RGB", (600, 400), (250, 250, 250))  # a product shot on white
+    ImageDraw.Draw(photo).rectangle([200, 50, 399, 349], fill=(30, 60, 120))  # a 200 x 300 "dress"
+    d = prepare(encode(photo, "JPEG"), "fashion_mnist")
+    h, w = ink_box(d, level=128)
+    assert h == 28 and w in (18, 19)
+    cols = np.nonzero(d.max(0) >= 128)[0]
+    assert abs((cols.min() + cols.max()) / 2 - 13.5) <= 0.5
+    assert np.array_equal(prepare(encode(photo, "JPEG"), "some_user_npz"), to_mnist(encode(photo, "JPEG")))

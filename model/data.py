@@ -129,16 +129,20 @@ def _validate(arrays: dict, origin: str) -> dict[str, np.ndarray]:
             raise DataError(f"{origin}: expected x_{split} of shape (N, 28, 28), received {x.shape}.")
         if y.shape != (x.shape[0],):
             raise DataError(f"{origin}: expected y_{split} of shape ({x.shape[0]},), received {y.shape}.")
+        if x.shape[0] == 0:
+            raise DataError(f"{origin}: x_{split} is empty.")
         if x.dtype != np.uint8:
-            if np.issubdtype(x.dtype, np.floating) and x.size and float(np.nanmax(x)) <= 1.0:
+            if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+                raise DataError(f"{origin}: x_{split} must hold numbers, received {x.dtype}.")
+            finite = bool(np.all(np.isfinite(x)))
+            if finite and np.issubdtype(x.dtype, np.floating) and x.size and float(x.max()) <= 1.0:
                 x = x * 255.0
-            if not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 255:
+            if not finite or x.min() < 0 or x.max() > 255:
                 raise DataError(f"{origin}: x_{split} values must be in [0, 255] (or [0, 1] floats).")
             x = np.rint(x).astype(np.uint8)
         if not np.issubdtype(y.dtype, np.integer) or (y.size and (y.min() < 0 or y.max() > 255)):
-            raise DataError(f"{origin}: y_{split} must hold integer class labels, received {y.dtype}.")
-        if x.shape[0] == 0:
-            raise DataError(f"{origin}: x_{split} is empty.")
+            got = f"{y.dtype} in [{y.min()}, {y.max()}]" if y.size and np.issubdtype(y.dtype, np.number) else str(y.dtype)
+            raise DataError(f"{origin}: y_{split} must hold integer class labels in [0, 255], received {got}.")
         out[f"x_{split}"], out[f"y_{split}"] = x, y.astype(np.uint8)
     return out
 

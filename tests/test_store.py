@@ -1,0 +1,249 @@
+"""model.store: save -> load round trip, clear errors for broken models, atomic saves, sweeping."""
+import json
+import os
+import shutil
+import subprocess
+
+import keras
+import numpy as np
+import pytest
+
+from model import store as store_mod
+from model.api import LatentModel
+from model.paths import HOME_ENV
+from model.store import ModelStore, StoreError
+from model.vae import VAEConfig, build_decoder, build_vae
+
+
+@pytest.fixture
+def store(session_home, tmp_path):
+    """A private copy of the session's store (one tiny trained model, current)."""
+    shutil.copytree(session_home / "models", tmp_path / "models")
+    return ModelStore(tmp_path / "models")
+
+
+@pytest.fixture(scope="module")
+def untrained():
+    """An untrained encoder/decoder pair (random weights are enough to compare outputs)."""
+    vae = build_vae(VAEConfig(seed=3))
+    vae.build((None, 28, 28, 1))
+    return vae
+
+
+@pytest.fixture(scope="module")
+def probe():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (16, 28, 28), dtype=np.uint8), rng.normal(0, 2, (16, 2)).astype(np.float32)
+
+
+def _dirs(root):
+    return sorted(p.name for p in root.iterdir())
+
+
+# ----------------------------------------------------------------------------- round trip
+
+def test_save_then_load_gives_identical_outputs(tmp_path, untrained, probe):
+    images, z = probe
+    store = ModelStore(tmp_path / "models")
+    config = VAEConfig(seed=3, epochs=2)
+    history = {"loss": [500.0, 400.0], "val_loss": [450.0, 390.0]}
+    record = store.save(untrained.encoder, untrained.decoder, config, history=history,
+                        test_metrics={"loss": 390.0, "reconstruction_loss": 380.0, "kl_loss": 10.0},
+                        train_seconds=1.5, extra={"note": "x"})
+    assert record.path == tmp_path / "models" / record.id and record.id.startswith(config.slug())
+    assert sorted(os.listdir(record.path)) == ["decoder.keras", "encoder.keras", "meta.json"]
+    assert store.current().id == record.id
+    assert store.find(config).id == record.id and store.find(VAEConfig(seed=4)) is None
+    again = store.record(record.id)
+    assert again.config == config and again.history == history and again.extra == {"note": "x"}
+    assert again.test_metrics["loss"] == 390.0 and again.train_seconds == 1.5
+
+    in_memory = LatentModel(untrained.encoder, untrained.decoder, config)
+    loaded = store.load(record.id)
+    assert loaded.id == record.id and loaded.config == config and loaded.latent_dim == 2
+    for got, want in zip(loaded.encode(images), in_memory.encode(images)):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(loaded.decode(z), in_memory.decode(z))
+    # The Sampling layer (and its seed) survive the .keras round trip.
+    assert loaded.encoder.get_layer("z").seed == 3
+
+
+def test_list_current_set_current_delete(store, tmp_path):
+    first = store.current()
+    assert [r.id for r in store.list()] == [first.id]
+    assert store.list(dataset="fashion_mnist") == [] and len(store.list(dataset="mnist")) == 1
+    assert first.config == VAEConfig(epochs=1, limit=512)
+    assert first.label.startswith("mnist · z2 · bce · 1 ep, test loss ")
+    # A second (copied) model, made current, then deleted: current falls back to the newest left.
+    second_id = first.id + "-copy"
+    shutil.copytree(first.path, store.root / second_id)
+    store.set_current(second_id)
+    assert store.current().id == second_id
+    store.delete(second_id)
+    assert not (store.root / second_id).exists()
+    assert store.current().id == first.id
+    assert not [p for p in store.root.iterdir() if p.name.startswith(".tmp-")]
+    with pytest.raises(StoreError, match="No model 'nope'"):
+        store.set_current("nope")
+    with pytest.raises(StoreError, match="Invalid model id"):
+        store.record("../models")
+    assert ModelStore(tmp_path / "absent").list() == [] and ModelStore(tmp_path / "absent").current() is None
+
+
+# ----------------------------------------------------------------------------- broken models
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (lambda p: (p / "encoder.keras").write_bytes(b"garbage" * 100), "is not a valid .keras file (corrupt or truncated)"),
+    (lambda p: _truncate(p / "decoder.keras"), "is not a valid .keras file (corrupt or truncated)"),
+    (lambda p: (p / "decoder.keras").unlink(), "is missing decoder.keras"),
+    (lambda p: _zip_without_model(p / "encoder.keras"), "Could not load the encoder of model"),
+])
+def test_corrupt_or_missing_keras_file_gives_store_error(store, damage, expected):
+    rec = store.current()
+    damage(rec.path)
+    with pytest.raises(StoreError) as info:
+        store.load(rec.id)
+    message = str(info.value)
+    assert expected in message
+    assert rec.id in message and "Fix:" in message and "\n" not in message
+
+
+def _zip_without_model(path):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("hello.txt", "not a keras model")
+
+
+@pytest.mark.parametrize("meta, expected", [
+    ("{ not json", "has a corrupt meta.json"),
+    ("[1, 2, 3]", "has a corrupt meta.json (expected a JSON object, received list)"),
+    ('{"format": 1}', "has a corrupt meta.json (no 'config' entry)"),
+    ('{"format": 1, "config": {"loss": "l1"}}', "has a corrupt meta.json (Expected loss in"),
+    ('{"format": "one", "config": {}}', "has a corrupt meta.json (expected an integer format"),
+    ('{"format": 99, "config": {}}', "was saved by a newer latent explorer (format 99 > 1)"),
+    (b"\xff\xfe\x00garbage", "has a corrupt meta.json"),
+    (None, "has no meta.json: it is incomplete"),
+])
+def test_bad_meta_json_gives_store_error(store, meta, expected):
+    rec = store.current()
+    meta_path = rec.path / "meta.json"
+    if meta is None:
+        meta_path.unlink()
+    elif isinstance(meta, bytes):
+        meta_path.write_bytes(meta)
+    else:
+        meta_path.write_text(meta)
+    for call in (store.record, store.load):
+        with pytest.raises(StoreError) as info:
+            call(rec.id)
+        assert expected in str(info.value) and "Fix:" in str(info.value)
+    # A broken model is left out of the list, and current() does not fail because of it.
+    assert store.list() == [] and store.current() is None
+
+
+def test_incompatible_weights_give_store_error(store, tmp_path):
+    rec = store.current()
+    build_decoder(VAEConfig(latent_dim=3)).save(tmp_path / "decoder3.keras")
+    shutil.copy(tmp_path / "decoder3.keras", rec.path / "decoder.keras")
+    with pytest.raises(StoreError, match=r"Incompatible encoder/decoder: .* Fix: retrain"):
+        store.load(rec.id)
+    # encoder and decoder swapped
+    shutil.copy(rec.path / "encoder.keras", tmp_path / "enc.keras")
+    shutil.copy(tmp_path / "decoder3.keras", rec.path / "encoder.keras")
+    shutil.copy(tmp_path / "enc.keras", rec.path / "decoder.keras")
+    with pytest.raises(StoreError, match="Incompatible encoder/decoder"):
+        store.load(rec.id)
+
+
+def test_meta_latent_size_must_match_the_files(store):
+    rec = store.current()
+    meta = json.loads((rec.path / "meta.json").read_text())
+    meta["config"]["latent_dim"] = 3
+    (rec.path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(StoreError, match="latent size 2 but meta.json says 3"):
+        store.load(rec.id)
+
+
+def test_unsafe_keras_file_is_refused(store, tmp_path):
+    """Files are loaded with safe_mode: a Lambda (arbitrary Python code) is refused, not run."""
+    rec = store.current()
+    z = keras.Input((2,))
+    x = keras.layers.Dense(784)(z)
+    x = keras.layers.Lambda(lambda t: t * 1.0)(x)
+    evil = keras.Model(z, keras.layers.Reshape((28, 28, 1))(x))
+    evil.save(rec.path / "decoder.keras")
+    with pytest.raises(StoreError, match="Could not load the decoder of model .*safe"):
+        store.load(rec.id)
+
+
+# ----------------------------------------------------------------------------- atomic saves
+
+class Boom(Exception):
+    pass
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), Boom("killed mid-save"),
+                                   KeyboardInterrupt()])
+def test_failure_mid_save_leaves_no_partial_model(store, untrained, monkeypatch, error):
+    before = _dirs(store.root)
+    current = store.current().id
+
+    def save_then_fail(path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"half a decoder")  # a partial file in the temp dir
+        raise error
+
+    monkeypatch.setattr(untrained.decoder, "save", save_then_fail)
+    expected = StoreError if isinstance(error, OSError) else type(error)
+    with pytest.raises(expected) as info:
+        store.save(untrained.encoder, untrained.decoder, VAEConfig(seed=3))
+    if isinstance(error, OSError):
+        assert "No space left on device" in str(info.value) and "the previous model is untouched" in str(info.value)
+    assert _dirs(store.root) == before  # no temp dir, no new model dir
+    assert store.current().id == current
+    assert store.load(current).decode(np.zeros((1, 2))).shape == (1, 28, 28)
+
+
+def _dead_pid():
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_sweep_removes_temp_dirs_of_dead_processes_only(store):
+    dead = store.root / f".tmp-{_dead_pid()}-mnist-z2-bce-e30-abc"
+    junk = store.root / ".tmp-notapid-x"
+    mine = store.root / f".tmp-{os.getpid()}-saving-now"
+    alive = store.root / f".tmp-{os.getppid()}-saving-elsewhere"
+    for d in (dead, junk, mine, alive):
+        d.mkdir()
+        (d / "encoder.keras").write_bytes(b"partial")
+    assert [r.id for r in store.list()] == [store.current().id]  # temp dirs are never models
+    removed = store.sweep()
+    assert sorted(removed) == sorted([dead, junk])
+    assert not dead.exists() and not junk.exists() and mine.exists() and alive.exists()
+
+
+def test_unwritable_store_gives_store_error(tmp_path, untrained, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreError, match="Cannot create the model store .*Fix: set LATENT_EXPLORER_HOME"):
+        ModelStore(blocker / "models").save(untrained.encoder, untrained.decoder, VAEConfig())
+    monkeypatch.setenv(HOME_ENV, str(blocker / "home"))
+    with pytest.raises(StoreError, match="Fix: set LATENT_EXPLORER_HOME to a writable directory"):
+        ModelStore()
+
+
+def test_unwritable_store_directory_gives_store_error(tmp_path, untrained, monkeypatch):
+    root = tmp_path / "models"
+    root.mkdir()
+    monkeypatch.setattr(store_mod.os, "access", lambda path, mode: False)  # also fails as root
+    with pytest.raises(StoreError, match=r"The model store .* is not writable"):
+        ModelStore(root).save(untrained.encoder, untrained.decoder, VAEConfig())
+    assert list(root.iterdir()) == []

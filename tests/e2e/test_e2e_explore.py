@@ -1,0 +1,132 @@
+"""The explorer page in a real Chromium, as a user drives it: digit, sliders, scatter click.
+
+The server explores a tiny model (1 epoch on 1000 images); each test checks what the page paints
+against the same model decoding in this process, so a stale or wrong image fails, not just a missing one.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from browser_harness import (fetch_image, image_srcs, isolated_point, scatter_points, to_grey28,
+                             wait_idle, wait_image_loaded)
+
+DIGIT_CAPTION = "decoder(z) for the slider values"
+TOL = 3 / 255  # server vs. test-process decode of the same weights, after 8-bit PNG rounding
+
+
+@pytest.fixture(scope="module")
+def served_model(server):
+    """The model the shared server explores, loaded here, and the MNIST test set."""
+    from model.data import load_dataset
+    from model.store import ModelStore
+
+    store = ModelStore(server.home / "models")
+    latent = store.load(store.current().id)
+    data = load_dataset("mnist", npz=server.home / "data" / "mnist.npz")
+    return latent, data
+
+
+def digit_img(page):
+    return page.locator('[data-testid="stImage"]').filter(has_text=DIGIT_CAPTION).locator("img")
+
+
+def slider(page, name: str):
+    """The focusable range input of the st.slider labelled `name` (react-aria keeps it visually hidden)."""
+    return page.locator(f'[data-testid="stSlider"] input[type="range"][aria-label="{name}"]')
+
+
+def slider_value(page, name: str) -> float:
+    return float(slider(page, name).get_attribute("aria-valuetext"))
+
+
+def shown_digit(page) -> np.ndarray:
+    img = digit_img(page)
+    wait_image_loaded(img)
+    return to_grey28(fetch_image(page, img.get_attribute("src")))
+
+
+def no_exceptions(page) -> None:
+    errors = page.locator('[data-testid="stException"]')
+    assert errors.count() == 0, f"the page shows a traceback: {errors.first.inner_text()[:500]}"
+
+
+def test_page_shows_the_decoded_digit(app_page, served_model):
+    latent, _ = served_model
+    page = app_page
+    no_exceptions(page)
+    img = digit_img(page)
+    wait_image_loaded(img)
+    size = img.evaluate("e => [e.naturalWidth, e.naturalHeight, e.getBoundingClientRect().width]")
+    assert size[:2] == [280, 280] and size[2] > 200, f"expected a large 280x280 digit, got {size}"
+    z = np.array([[slider_value(page, "z[0]"), slider_value(page, "z[1]")]], np.float32)
+    expected = latent.decode(z)[0]
+    shown = shown_digit(page)
+    assert np.abs(shown - expected).max() <= TOL, "the painted digit is not decoder(z) for the sliders"
+    assert "Exploring" in page.get_by_text("Exploring").first.inner_text()
+
+
+def test_slider_move_repaints_the_digit(app_page, served_model):
+    latent, _ = served_model
+    page = app_page
+    z1 = slider_value(page, "z[1]")
+    for step in range(3):
+        before_src, before_z0 = digit_img(page).get_attribute("src"), slider_value(page, "z[0]")
+        thumb = slider(page, "z[0]")
+        thumb.focus()
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function("([cap, src]) => { const f = [...document.querySelectorAll("
+                               "'[data-testid=stImage]')].find(e => e.innerText.includes(cap));"
+                               " return f && f.querySelector('img').src !== src; }",
+                               arg=[DIGIT_CAPTION, before_src])
+        wait_idle(page)
+        z0 = slider_value(page, "z[0]")
+        assert z0 == pytest.approx(before_z0 + 0.05, abs=1e-6), f"step {step}: slider at {z0}"
+        expected = latent.decode(np.array([[z0, z1]], np.float32))[0]
+        assert np.abs(shown_digit(page) - expected).max() <= TOL, f"step {step}: wrong digit at z0={z0}"
+    no_exceptions(page)
+
+
+def test_clicking_a_scatter_point_shows_its_original_and_reconstruction(app_page, served_model):
+    latent, data = served_model
+    page = app_page
+    chart = page.locator('[data-testid="stPlotlyChart"]').filter(
+        has=page.locator(".scattergl, .gl-container")).first
+    chart.scroll_into_view_if_needed()
+    points, box, traces = scatter_points(chart)
+    assert sum(t["n"] for t in traces if t["type"] == "scattergl") == len(data.x_test), traces
+    target, gap = isolated_point(points, box)
+    page.mouse.move(target[2], target[3])
+    hover = page.locator(".hoverlayer .hovertext").first
+    hover.wait_for(state="visible")
+    m = re.search(r"test #(\d+)", hover.text_content())
+    assert m, f"hover label does not name the test image: {hover.text_content()!r}"
+    row = int(m.group(1))
+    if gap >= 4:  # the point under the mouse is unambiguous: the hover must name it
+        assert row == int(np.ravel(target[4])[0]), (row, target, gap)
+    page.mouse.down()
+    page.mouse.up()
+    original_img = (page.locator('[data-testid="stImage"]')
+                    .filter(has_text=f"test #{row} (original)").locator("img"))
+    wait_image_loaded(original_img)
+    wait_idle(page)
+    no_exceptions(page)
+
+    original = to_grey28(fetch_image(page, original_img.get_attribute("src")))
+    assert np.array_equal(np.rint(original * 255).astype(np.uint8), data.x_test[row]), \
+        f"the 'original' shown is not test image #{row}"
+    recon_img = page.locator('[data-testid="stImage"]').filter(has_text="reconstruction").locator("img")
+    wait_image_loaded(recon_img)
+    recon = to_grey28(fetch_image(page, recon_img.get_attribute("src")))
+    assert np.abs(recon - latent.reconstruct(data.x_test[row:row + 1])[0]).max() <= TOL
+    label = int(data.y_test[row])
+    assert page.get_by_text(re.compile(rf"Label:\s*{label}\b")).count() >= 1
+    assert page.get_by_text(re.compile(rf"Index:\s*{row}\b")).count() >= 1
+    # the sliders jumped to the pick's posterior mean (and the digit follows them)
+    z_mean, _ = latent.encode(data.x_test[row:row + 1])
+    got = np.array([slider_value(page, "z[0]"), slider_value(page, "z[1]")])
+    assert np.allclose(got, z_mean[0], atol=0.01), (got, z_mean[0])
+    assert np.abs(shown_digit(page) - latent.decode(got[None].astype(np.float32))[0]).max() <= TOL
+    assert len(set(image_srcs(page))) > 3

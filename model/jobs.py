@@ -47,7 +47,8 @@ from model.progress import read_events
 
 STATES = ("running", "succeeded", "failed", "cancelled")
 KEEP_JOBS = 20  # finished job directories kept (newest first)
-NICE = 10  # the training process yields the CPU to the app (slider decodes stay fast)
+NICE_ENV = "LATENT_EXPLORER_JOB_NICE"  # niceness of the training process (default 10: it yields the
+NICE = 10                              # CPU to the app, so slider decodes stay fast while it trains)
 CANCEL_GRACE_S = 5.0  # SIGINT lets the trainer clean up; SIGKILL after this many seconds
 MIN_FREE_BYTES = 20 * 2**20  # refuse to start with less free disk than this
 TEST_IMAGES = 10_000  # validation set size of both built-in datasets (for the ETA)
@@ -187,11 +188,11 @@ def _process_alive(pid: int | None, pid_start: int | None) -> bool:
     return True
 
 
-def _lock_held(path: Path) -> bool:
-    """Whether another process (or thread) holds the file lock, without waiting."""
+def _lock_held(path: Path, wait: float = 0.0) -> bool:
+    """Whether another process (or thread) holds the file lock (still, after `wait` seconds)."""
     lock = FileLock(path)
     try:
-        lock.acquire(timeout=0)
+        lock.acquire(timeout=wait)
     except Timeout:
         return True
     lock.release()
@@ -271,8 +272,6 @@ def _derive(status: dict, events: list[dict], job_dir: Path) -> tuple[str, str |
             if cancelled:
                 return "cancelled", None, None
             return "failed", None, ev.get("message") or "Training failed (no message)."
-    if status.get("state") in STATES and status["state"] != "running":
-        return status["state"], status.get("model_id"), status.get("error")
     if _process_alive(status.get("pid"), status.get("pid_start")):
         return "running", None, None
     if cancelled:
@@ -308,6 +307,11 @@ def job_status(job_id: str) -> JobStatus:
                        f"{list_jobs()[:5]}.")
     events = _events(job_dir / "progress.jsonl")
     state, model_id, error = _derive(status, events, job_dir)
+    reaper = _reapers.get(job_id)
+    if state == "failed" and status.get("returncode") is None and reaper is not None:
+        reaper.join(timeout=2.0)  # our child just died: let the reaper record its exit code
+        status = _read_json(job_dir / "status.json") or status
+        state, model_id, error = _derive(status, events, job_dir)
     if state != "running" and status.get("state") == "running":
         _finalize(job_dir)
         status = _read_json(job_dir / "status.json") or status
@@ -464,7 +468,7 @@ def start_job(config) -> JobInfo:
         running = active_job()
         if running is not None:
             return JobInfo(running.id, root / running.id, running.config, running.pid, new=False)
-        if _lock_held(root / "job.lock"):
+        if _lock_held(root / "job.lock", wait=5.0):  # a job that just ended may still be exiting
             raise JobError(f"Another training process holds {root / 'job.lock'}. Fix: wait for it to "
                            "finish (or stop it), then start again.")
         job_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -484,8 +488,8 @@ def start_job(config) -> JobInfo:
             raise JobError(f"Could not start the training process ({e.strerror or e}). "
                            "Fix: free disk space or set LATENT_EXPLORER_HOME to a writable directory.") from None
         try:
-            os.setpriority(os.PRIO_PROCESS, proc.pid, NICE)
-        except (OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, proc.pid, int(os.environ.get(NICE_ENV, NICE)))
+        except (OSError, AttributeError, ValueError):
             pass
         st = _proc_stat(proc.pid)
         status = {"id": job_id, "state": "running", "config": cfg, "argv": cmd, "pid": proc.pid,

@@ -1,0 +1,300 @@
+"""Background training jobs (model.jobs) and the retrain panel (explorer.retrain), with real processes.
+
+Each job trains a tiny model (256 images, 1 epoch); a job process spends most of its ~10-20 s loading
+TensorFlow and validating on the 10k test images. Every test runs in its own temporary home.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model import jobs
+from model.config import VAEConfig
+from model.store import ModelStore
+
+TINY = VAEConfig(epochs=1, limit=256)
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_jobs(monkeypatch):
+    """Jobs at normal priority (the machine is shared: niced jobs crawl); kill any a test left running."""
+    monkeypatch.setenv(jobs.NICE_ENV, "0")
+    yield
+    try:
+        root = jobs.jobs_root()
+    except jobs.JobError:
+        return
+    for job_id in jobs.list_jobs():
+        status = json.loads((root / job_id / "status.json").read_text())
+        if jobs._process_alive(status.get("pid"), status.get("pid_start")):
+            os.kill(status["pid"], signal.SIGKILL)
+
+
+def wait_for(job_id, predicate, timeout=90.0):
+    """Poll the job until predicate(status) holds; returns every status seen."""
+    seen = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        js = jobs.job_status(job_id)
+        seen.append(js)
+        if predicate(js):
+            return seen
+        time.sleep(0.1)
+    raise AssertionError(f"timed out; last status {seen[-1]}")
+
+
+def model_dirs(store):
+    return sorted(p.name for p in store.root.iterdir() if p.is_dir())
+
+
+def assert_untouched(store, old_id, old_dirs):
+    """The previous model is still current and loadable, and nothing new or partial is in the store."""
+    assert store.current().id == old_id
+    assert model_dirs(store) == old_dirs
+    assert not list(store.root.glob(".tmp-*"))
+    digit = store.load(old_id).decode(np.zeros((1, 2), "float32"))
+    assert digit.shape == (1, 28, 28) and np.isfinite(digit).all()
+
+
+def test_job_progress_then_new_model_becomes_current(home):
+    store = ModelStore()
+    old = store.current().id
+    info = jobs.start_job(TINY)
+    assert info.new and info.pid and (info.path / "status.json").is_file()
+    assert jobs.active_job().id == info.id
+    seen = wait_for(info.id, lambda js: not js.active)
+    final = seen[-1]
+    assert final.state == "succeeded", final.error
+    # progress was visible while it ran: batches, then an ETA, a loss, and the validation phase
+    running = [js for js in seen if js.active]
+    assert {js.phase for js in running} >= {"starting", "validating"}
+    assert any(js.steps == 1 + (256 - 1) // 128 and js.step > 0 and js.loss > 0 for js in running)
+    assert any(js.eta is not None for js in running)
+    assert final.history["loss"] and final.history["val_loss"] and final.curve
+    assert final.fraction == 1.0 and final.elapsed > 0 and final.ended
+    # the new model is saved and current; the old one is still there and loadable
+    assert final.model_id and final.model_id != old
+    assert store.current().id == final.model_id
+    assert {old, final.model_id} <= {r.id for r in store.list()}
+    assert store.record(final.model_id).config == TINY
+    assert store.load(old).decode(np.zeros((1, 2), "float32")).shape == (1, 28, 28)
+    assert jobs.active_job() is None
+    assert not jobs._lock_held(jobs.jobs_root() / "job.lock")
+    deadline = time.time() + 30  # the process may take a few seconds to exit after its last event
+    while time.time() < deadline and json.loads((info.path / "status.json").read_text())["returncode"] is None:
+        time.sleep(0.1)
+    status = json.loads((info.path / "status.json").read_text())  # the reaper thread recorded the exit
+    assert status["state"] == "succeeded" and status["returncode"] == 0
+
+
+def test_concurrent_starts_from_threads_and_a_process_give_one_job(home, tmp_path):
+    go = tmp_path / "go"
+    child = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import os, time
+            from model.jobs import start_job
+            while not os.path.exists({str(go)!r}):
+                time.sleep(0.005)
+            info = start_job(dict(epochs=1, limit=256))
+            print(info.id, info.new)
+        """)], cwd=REPO, stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    time.sleep(1.0)  # let the child import model.jobs and wait for the signal
+    barrier = threading.Barrier(5)
+    results = []
+
+    def start():
+        barrier.wait()
+        results.append(jobs.start_job(TINY))
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    go.touch()
+    barrier.wait()
+    for t in threads:
+        t.join()
+    out, _ = child.communicate(timeout=60)
+    child_id, child_new = out.split()
+    ids = {r.id for r in results} | {child_id}
+    assert len(ids) == 1, ids
+    assert [r.new for r in results].count(True) + (child_new == "True") == 1
+    assert jobs.list_jobs() == [child_id]
+    # a second start while it runs returns the running job
+    again = jobs.start_job(VAEConfig(epochs=2, limit=512))
+    assert again.id == child_id and not again.new
+    jobs.cancel_job()
+    final = wait_for(child_id, lambda js: not js.active)[-1]
+    assert final.state == "cancelled"
+
+
+def test_cancel_mid_epoch_keeps_the_current_model(home):
+    store = ModelStore()
+    old, dirs = store.current().id, model_dirs(store)
+    info = jobs.start_job(VAEConfig(epochs=1, limit=4096, batch_size=32))  # 128 steps
+    wait_for(info.id, lambda js: js.step >= 1 or not js.active)
+    js = jobs.cancel_job()
+    assert js.id == info.id and js.cancel_requested
+    final = wait_for(info.id, lambda js: not js.active)[-1]
+    assert final.state == "cancelled" and final.model_id is None
+    assert final.epochs_done == 0  # it really stopped mid-epoch
+    assert_untouched(store, old, dirs)
+    assert not jobs._lock_held(jobs.jobs_root() / "job.lock")
+
+
+def test_kill_9_mid_epoch_fails_the_job_and_keeps_the_old_model(home):
+    store = ModelStore()
+    old, dirs = store.current().id, model_dirs(store)
+    info = jobs.start_job(VAEConfig(epochs=1, limit=4096, batch_size=32))
+    wait_for(info.id, lambda js: js.step >= 1 or not js.active)
+    assert jobs._lock_held(jobs.jobs_root() / "job.lock")  # the job process holds the lock
+    os.kill(info.pid, signal.SIGKILL)
+    final = wait_for(info.id, lambda js: not js.active, timeout=10)[-1]
+    assert final.state == "failed"
+    assert "killed (SIGKILL)" in final.error and "previous models are untouched" in final.error
+    assert final.epochs_done == 0
+    assert_untouched(store, old, dirs)
+    assert not jobs._lock_held(jobs.jobs_root() / "job.lock")  # the kernel released it
+    # another process (say a second server) sees the same verdict
+    out = subprocess.run([sys.executable, "-m", "model.jobs", "status"], cwd=REPO, capture_output=True,
+                         text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60).stdout
+    assert f"{info.id}: failed" in out and "SIGKILL" in out
+
+
+def test_kill_9_while_saving_leaves_no_partial_model(home):
+    """A save killed halfway leaves only a hidden temp dir, ignored by the store and swept later."""
+    store = ModelStore()
+    old, dirs = store.current().id, model_dirs(store)
+    script = textwrap.dedent("""
+        import os, signal
+        from model.config import VAEConfig
+        from model.store import ModelStore
+
+        class Part:  # stands in for a Keras model: writes its file; the decoder then kill -9s the saver
+            def __init__(self, die):
+                self.die = die
+
+            def save(self, path):
+                open(path, "wb").write(b"weights" * 1000)
+                if self.die:
+                    os.kill(os.getpid(), signal.SIGKILL)
+
+        ModelStore().save(Part(False), Part(True), VAEConfig(epochs=1, limit=256))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, timeout=90,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == -signal.SIGKILL
+    partial = list(store.root.glob(".tmp-*"))
+    assert len(partial) == 1 and (partial[0] / "decoder.keras").exists()
+    assert store.current().id == old and [r.id for r in store.list()] == [old]
+    assert store.sweep() == partial  # the saver is dead: its temp dir goes
+    assert_untouched(store, old, dirs)
+
+
+def test_nan_loss_fails_with_a_message(home):
+    store = ModelStore()
+    old, dirs = store.current().id, model_dirs(store)
+    info = jobs.start_job(VAEConfig(epochs=1, limit=256, batch_size=32, learning_rate=0.99))
+    final = wait_for(info.id, lambda js: not js.active)[-1]
+    assert final.state == "failed"
+    assert "NaN" in final.error and "Fix: lower the learning rate" in final.error
+    assert_untouched(store, old, dirs)
+
+
+def test_unwritable_home_gives_a_clear_error(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the home should be")
+    monkeypatch.setenv("LATENT_EXPLORER_HOME", str(blocker / "home"))
+    with pytest.raises(jobs.JobError, match="LATENT_EXPLORER_HOME to a writable directory"):
+        jobs.start_job(TINY)
+
+
+def test_unwritable_store_fails_the_job_with_a_clear_status(home):
+    (home / "models").rename(home / "models.bak")
+    (home / "models").write_text("a file where the model store should be")
+    info = jobs.start_job(TINY)
+    final = wait_for(info.id, lambda js: not js.active)[-1]
+    assert final.state == "failed"
+    assert "model store" in final.error and "LATENT_EXPLORER_HOME" in final.error
+
+
+def test_death_messages_name_the_cause_and_the_fix():
+    full = "Traceback...\nOSError: [Errno 28] No space left on device: '/x/models/.tmp-1'\n"
+    assert "disk is full. Fix: free disk space" in jobs.death_message(1, full)
+    assert "killed (SIGKILL)" in jobs.death_message(-9, "")
+    msg = jobs.death_message(2, "...\nerror: No model 'x'. Fix: train one\n")
+    assert msg.startswith("The training process exited with code 2") and "No model 'x'. Fix: train one" in msg
+
+
+def test_eta_from_step_rate_and_validation_time():
+    start = {"time": 100.0}
+    batches = [{"epoch": 0, "step": 1, "time": 101.0}, {"epoch": 0, "step": 11, "time": 102.0},
+               {"epoch": 0, "step": 20, "time": 102.9}, {"epoch": 1, "step": 10, "time": 106.0}]
+    epochs = [{"epoch": 0, "time": 105.0}]  # 2.1 s of validation after the last batch
+    # per step 0.1 s; left: 30 steps of epoch 2 and 20 of epoch 3, two validations + the final one + save
+    eta = jobs._eta(start, batches, epochs, epochs=3, steps=20, batch_size=128, now=106.0)
+    assert eta == pytest.approx(30 * 0.1 + 3 * 2.1 + jobs.SAVE_S)
+    assert jobs._eta(start, batches[:1], [], epochs=3, steps=20, batch_size=128) is None
+
+
+# ----------------------------------------------------------------------------- the Streamlit panel
+
+def _panel_app():
+    import streamlit as st
+
+    from explorer.retrain import first_run, retrain_panel
+    from model.store import ModelStore
+
+    store = ModelStore()
+    with st.sidebar:
+        retrain_panel(store)
+    if store.current() is None:
+        first_run(store)
+
+
+def test_retrain_panel_starts_shows_and_cancels_a_job(home):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_panel_app, default_timeout=30).run()
+    assert not at.exception
+    at.sidebar.number_input(key="retrain_epochs").set_value(1)
+    at.sidebar.selectbox(key="retrain_limit").set_value(256)
+    at.sidebar.button[0].click().run()  # Start training
+    assert not at.exception
+    assert "Training started" in at.sidebar.success[0].value
+    job = jobs.active_job()
+    assert job is not None and job.config["epochs"] == 1 and job.config["limit"] == 256
+    # another session sees the running job, with its Start button disabled
+    other = AppTest.from_function(_panel_app, default_timeout=30).run()
+    assert any("**Training** MNIST digits" in m.value for m in other.sidebar.markdown)
+    assert other.sidebar.button[0].disabled
+    assert len(other.sidebar.get("progress")) == 1
+    # Cancel in the first session
+    cancel = next(b for b in at.sidebar.button if b.key == "retrain_cancel_sidebar")
+    cancel.click().run()
+    final = wait_for(job.id, lambda js: not js.active, timeout=30)[-1]
+    assert final.state == "cancelled"
+    other.run()
+    assert any("cancelled" in w.value for w in other.sidebar.warning)
+    assert not other.sidebar.button[0].disabled
+
+
+def test_first_run_explains_and_offers_two_presets(empty_home):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_function(_panel_app, default_timeout=30).run()
+    assert not at.exception
+    assert at.subheader[0].value == "No trained model yet"
+    labels = [b.label for b in at.main.button]
+    assert labels == ["Train the default model", "Train a quick preview model"]
+    text = " ".join(m.value for m in at.main.markdown)
+    assert "30 epochs" in text and "3 epochs" in text and "10,000 images" in text

@@ -34,6 +34,14 @@ def _run_cli(args, home: Path, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.fixture
+def linked_home(session_home, tmp_path, monkeypatch):
+    """Like conftest's `empty_home` (data, no model), with the data hard-linked instead of copied."""
+    home = _home_with_data(session_home, tmp_path / "linked_home")
+    monkeypatch.setenv(HOME_ENV, str(home))
+    return home
+
+
 @pytest.fixture(scope="module")
 def trained(session_home, tmp_path_factory):
     """One real CLI run: `python -m model.train --limit 512 --epochs 1 --out DIR` in a temp home."""
@@ -191,7 +199,7 @@ BAD_FLAGS = [
 
 
 @pytest.mark.parametrize("argv, expected", BAD_FLAGS, ids=[" ".join(a) for a, _ in BAD_FLAGS])
-def test_bad_flags_give_one_line_error(argv, expected, tmp_path, empty_home, capsys):
+def test_bad_flags_give_one_line_error(argv, expected, tmp_path, linked_home, capsys):
     _garbage(tmp_path)
     (tmp_path / "notes.txt").write_text("hi")
     progress = tmp_path / "progress.jsonl"
@@ -205,7 +213,7 @@ def test_bad_flags_give_one_line_error(argv, expected, tmp_path, empty_home, cap
     assert "Traceback" not in captured.err + captured.out
     [event] = read_events(progress)  # a UI following --progress learns why it stopped
     assert event["event"] == "error" and expected.format(tmp=tmp_path) in event["message"]
-    assert not (empty_home / "models").exists() or not list((empty_home / "models").iterdir())
+    assert not (linked_home / "models").exists() or not list((linked_home / "models").iterdir())
 
 
 def test_bad_flags_in_a_real_process(tmp_path):
@@ -221,7 +229,7 @@ def test_bad_flags_in_a_real_process(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["truncated", "other_latent_dim"])
-def test_weights_that_do_not_load_give_one_line_error(damage, trained, tmp_path, empty_home, capsys):
+def test_weights_that_do_not_load_give_one_line_error(damage, trained, tmp_path, linked_home, capsys):
     proc, _, out, _ = trained
     assert proc.returncode == 0, proc.stderr[-3000:]
     weights = tmp_path / "vae.weights.h5"
@@ -237,9 +245,9 @@ def test_weights_that_do_not_load_give_one_line_error(damage, trained, tmp_path,
     captured = capsys.readouterr()
     assert code == 2
     lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: ") and expected in lines[0], captured.err
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], captured.err
     assert "Traceback" not in captured.err
-    assert not (empty_home / "models").exists() or not list((empty_home / "models").iterdir())
+    assert not (linked_home / "models").exists() or not list((linked_home / "models").iterdir())
 
 
 def test_help_exits_zero(capsys):
@@ -249,7 +257,7 @@ def test_help_exits_zero(capsys):
         assert flag in out
 
 
-def test_npz_models_get_their_own_dataset_name(tmp_path, empty_home, capsys):
+def test_npz_models_get_their_own_dataset_name(tmp_path, linked_home, capsys):
     """A model trained on a user .npz must never pass for the MNIST model of the same config."""
     rng = np.random.default_rng(0)
     npz = tmp_path / "digits.npz"
@@ -258,10 +266,10 @@ def test_npz_models_get_their_own_dataset_name(tmp_path, empty_home, capsys):
     code = main(["--npz", str(npz), "--epochs", "1", "--batch-size", "32", "--out", str(tmp_path / "out"),
                  "--no-figures"])
     assert code == 0, capsys.readouterr().err
-    [record] = ModelStore(empty_home / "models").list()
+    [record] = ModelStore(linked_home / "models").list()
     assert record.config.dataset.startswith("npz-digits-") and record.config.dataset != "mnist"
     assert record.extra["npz"] == str(npz.resolve())
-    assert ModelStore(empty_home / "models").find(VAEConfig(epochs=1, batch_size=32)) is None
+    assert ModelStore(linked_home / "models").find(VAEConfig(epochs=1, batch_size=32)) is None
     meta = json.loads((record.path / "meta.json").read_text())
     assert meta["config"]["dataset"] == record.config.dataset
 

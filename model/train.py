@@ -16,7 +16,6 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 
 from model.data import DataError, Dataset, load_dataset, to_float  # noqa: E402
 from model.store import ModelStore, StoreError  # noqa: E402

@@ -4,6 +4,7 @@
     python -m model.train --mse                   # MSE reconstruction term (seed's -m)
     python -m model.train --limit 512 --epochs 1  # a quick run on the first 512 images
     python -m model.train --weights vae_cnn/vae.weights.h5   # load instead of train (seed's -w)
+    python -m model.train --weights vae_cnn_mnist.h5         # ... also the seed's own Keras 2 weights
 """
 from __future__ import annotations
 
@@ -16,10 +17,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-
+from model.config import LOSSES, PRECISIONS, VAEConfig  # noqa: E402
 from model.data import DataError, Dataset, load_dataset, to_float  # noqa: E402
 from model.store import ModelStore, StoreError  # noqa: E402
-from model.config import LOSSES, PRECISIONS, VAEConfig  # noqa: E402
 
 
 class TrainingError(RuntimeError):

@@ -1,0 +1,211 @@
+"""explorer/extras.py in the running page (Streamlit AppTest): your digit, quality panel, downloads."""
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from explorer import extras
+
+APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
+TIMEOUT = 120
+
+
+def png(img: Image.Image, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def seven() -> bytes:
+    """A dark '7' drawn on white paper."""
+    img = Image.new("L", (200, 300), 245)
+    ImageDraw.Draw(img).line([(40, 40), (160, 40), (80, 270)], fill=10, width=18)
+    return png(img)
+
+
+def traces(at) -> dict:
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    return {t.get("name"): t for t in spec["data"]}
+
+
+def errors(at) -> list[str]:
+    return [e.value for e in at.error]
+
+
+@pytest.fixture
+def app(home):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_page_shows_the_extras(app):
+    labels = [e.label for e in app.expander]
+    assert any("Your own digit" in lab for lab in labels)
+    assert [t.label for t in app.tabs][:2] == ["Draw", "Upload"]
+    downloads = [b.label for b in app.get("download_button")]
+    for want in ("PNG 28×28", "PNG 280×280", "Test latent means (CSV, 10,000 rows)",
+                 "Model (zip: both .keras files)", "encoder.keras", "decoder.keras"):
+        assert want in downloads
+    assert "your picture" not in traces(app)
+    assert any("Model quality" in s.value for s in app.subheader)
+    assert not errors(app)
+
+
+def test_upload_marks_the_digit_with_its_posterior(app):
+    app.file_uploader(key="user_upload").set_value(("seven.png", seven(), "image/png")).run()
+    assert not app.exception and not errors(app)
+    ud = app.session_state["user_digit"]
+    assert ud["source"] == "upload seven.png"
+    assert ud["image"].shape == (28, 28) and ud["image"].dtype == np.uint8 and ud["image"].max() == 255
+
+    # The marker sits at the model's z_mean of the preprocessed picture.
+    from model.preprocess import to_mnist
+    from model.store import ModelStore
+
+    model = ModelStore().load(ModelStore().current().id)
+    z_mean, z_log_var = model.encode(to_mnist(seven())[None])
+    t = traces(app)
+    star = t["your picture"]
+    assert star["type"] == "scattergl" and "customdata" not in star  # never a pick
+    np.testing.assert_allclose([star["x"][0], star["y"][0]], z_mean[0], atol=1e-4)
+    one = t["your 1σ posterior"]
+    ex_, ey = (np.asarray(extras_xy(one[a])) for a in ("x", "y"))
+    sigma = np.exp(0.5 * z_log_var[0])
+    # Axis-aligned 2-D posterior: the 1σ ellipse spans z_mean ± σ on each axis.
+    np.testing.assert_allclose([ex_.max() - ex_.min(), ey.max() - ey.min()], 2 * sigma, rtol=1e-3)
+    two = t["your 2σ posterior"]
+    assert np.ptp(extras_xy(two["x"])) == pytest.approx(2 * np.ptp(ex_), rel=1e-3)
+
+    md = " ".join(m.value for m in app.markdown)
+    assert "z_mean:" in md and "Nearest test images in latent space" in md
+    captions = [i.caption for el in app.get("image") for i in el.proto.imgs]
+    assert any("what the model sees" in c for c in captions)
+    assert any("reconstruction" in c for c in captions)
+
+
+def extras_xy(v):
+    """Plotly JSON arrays may be plain lists or {dtype, bdata} (base64) typed arrays."""
+    if isinstance(v, dict) and "bdata" in v:
+        import base64
+
+        return np.frombuffer(base64.b64decode(v["bdata"]), np.dtype(v["dtype"]))
+    return np.asarray(v, float)
+
+
+def test_move_sliders_and_clear(app):
+    app.file_uploader(key="user_upload").set_value(("seven.png", seven(), "image/png")).run()
+    star = traces(app)["your picture"]
+    app.button(key="user_to_sliders").click().run()
+    assert not app.exception
+    assert app.session_state["z0"] == pytest.approx(star["x"][0], abs=1e-6)
+    assert app.session_state["z1"] == pytest.approx(star["y"][0], abs=1e-6)
+    assert traces(app)["sliders"]["x"][0] == pytest.approx(star["x"][0], abs=1e-6)
+
+    app.button(key="user_clear").click().run()
+    assert app.session_state["user_digit"] is None
+    assert "your picture" not in traces(app)
+
+
+@pytest.mark.parametrize("name, data, words", [
+    ("notes.png", b"this is text, not a picture", "upload notes.png: This file is not a picture"),
+    ("blank.png", png(Image.new("RGB", (64, 64), "white")), "No digit found"),
+    ("truncated.jpg", png(Image.new("L", (300, 300), 90), "JPEG")[:500], "damaged|not a picture"),
+])
+def test_bad_uploads_get_a_clear_message(app, name, data, words):
+    app.file_uploader(key="user_upload").set_value((name, data, "image/png")).run()
+    assert not app.exception
+    msgs = errors(app)
+    assert len(msgs) == 1 and "Fix:" in msgs[0]
+    import re
+
+    assert re.search(words, msgs[0]), msgs
+    assert app.session_state["user_digit"] is None
+    assert "your picture" not in traces(app)
+
+
+def test_canvas_drawing_through_session_state(app):
+    """A canvas gives RGBA arrays; `user_image` feeds one in as a drawing would."""
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[40:240, 130:150] = 255  # a white "1" on a transparent canvas
+    app.session_state["user_image"] = rgba
+    app.run()
+    assert not app.exception and not errors(app)
+    assert "user_image" not in app.session_state  # consumed once
+    img = app.session_state["user_digit"]["image"]
+    rows, cols = np.nonzero(img > 127)
+    assert rows.max() - rows.min() + 1 == 20  # a tall 1: 20 px high, as in MNIST
+    assert "your picture" in traces(app)
+
+
+def test_quality_panel_estimates_and_compares(app, monkeypatch):
+    monkeypatch.setattr(extras, "IWAE_N", 100)
+    monkeypatch.setattr(extras, "IWAE_K", 4)
+    table = next(m.value for m in app.markdown if m.value.startswith("| "))
+    assert table.count("\n") == 2  # header, rule, one model
+    assert "▶" in table and "| – | – |" in table  # not estimated yet
+
+    app.button(key="quality_go").click().run()
+    assert not app.exception and not errors(app)
+    from model import quality
+    from model.store import ModelStore
+
+    rec = ModelStore().current()
+    q = quality.cached(rec.id)
+    assert q["iwae_n"] == 100 and q["iwae_k"] == 4
+    assert q["iwae_nll"] <= q["elbo_nll"]
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["−log p(x) (IWAE, K=4)"] == f"{q['iwae_nll']:.1f}"
+    assert metrics["5-NN accuracy"] == f"{100 * q['knn_accuracy']:.1f}%"
+    table = next(m.value for m in app.markdown if m.value.startswith("| "))
+    assert f"{q['iwae_nll']:.1f}" in table and f"{100 * q['knn_accuracy']:.1f}%" in table
+    app.run()
+    assert not any(b.key == "quality_go" for b in app.button)  # computed once, then cached
+
+
+def test_comparison_lists_every_model_and_reconstructs_side_by_side(app, home):
+    import shutil
+
+    from model.store import ModelStore
+
+    store = ModelStore()
+    rec = store.current()
+    twin = store.root / (rec.id + "-copy")
+    shutil.copytree(rec.path, twin)  # a second stored model (same weights, new id)
+    app.run()
+    assert not app.exception
+    table = next(m.value for m in app.markdown if m.value.startswith("| "))
+    assert table.count("\n") == 3 and rec.id in table and twin.name in table
+    picker = next(m for m in app.multiselect if m.label.startswith("Reconstructions side by side"))
+    assert set(picker.value) == {rec.id, twin.name}  # the new model joins the comparison
+    # original row + one reconstruction row per model, 10 images each (one per class)
+    rows = [img for img in app.get("image") if len(img.proto.imgs) == 10]
+    assert len(rows) >= 3
+
+
+def test_comparison_table_is_pure_markdown():
+    rows = [{"id": "a", "dataset": "mnist", "latent_dim": 2, "loss": "bce", "epochs": 1, "train_images": None,
+             "test_loss": 200.0, "reconstruction": 195.5, "kl": 4.5, "iwae_nll": 190.25, "knn_accuracy": 0.5,
+             "train_seconds": 3.2}]
+    md = extras.comparison_table(rows, current_id="a").splitlines()
+    assert md[0].startswith("|  | dataset | latent |")
+    assert md[2] == "| ▶ | mnist | 2 | bce | 1 | all | 200.0 | 195.5 | 4.50 | 190.2 | 50.0% | 3 s | `a` |"
+
+
+def test_overlay_and_projection_helpers():
+    import plotly.graph_objects as go
+
+    fig = extras.overlay_user_digit(go.Figure(), [1.0, 2.0], [np.zeros((5, 2))])
+    assert [t.name for t in fig.data] == ["your 1σ posterior", "your picture"]
+    # An 8-D posterior seen through a 2-D PCA plane: W diag(var) W^T.
+    w = np.zeros((2, 8))
+    w[0, 0] = w[1, 1] = 1.0
+    cov = extras.projected_cov(w, np.log(np.arange(1, 9, dtype=float)))
+    np.testing.assert_allclose(cov, np.diag([1.0, 2.0]))
+    rows = extras.neighbours(np.array([[0, 0], [5, 5], [1, 1], [0.1, 0]]), [0, 0], k=3)
+    assert rows.tolist() == [0, 3, 2]

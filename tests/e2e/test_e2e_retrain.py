@@ -1,0 +1,80 @@
+"""Retrain from the sidebar in a real Chromium: 1 epoch on 256 images, then the page explores the new model.
+
+Runs on its own server and home (`own_server`): the retrain changes the model store.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+
+import numpy as np
+import pytest
+
+from browser_harness import fetch_image, to_grey28, wait_idle, wait_image_loaded
+
+DIGIT_CAPTION = "decoder(z) for the slider values"
+TOL = 3 / 255
+
+
+@pytest.fixture
+def no_job_left(own_server, monkeypatch):
+    """After the test, kill a training job the test's server may have left running (by its pid)."""
+    yield
+    from model import jobs
+
+    monkeypatch.setenv("LATENT_EXPLORER_HOME", str(own_server.home))
+    with contextlib.suppress(Exception):
+        js = jobs.active_job()
+        if js is not None and js.pid:
+            os.kill(js.pid, signal.SIGKILL)
+
+
+def sidebar_model_id(page) -> str:
+    text = page.locator('[data-testid="stSidebar"]').get_by_text(re.compile(r"^id ")).first.inner_text()
+    return text.split(None, 1)[1].strip()
+
+
+@pytest.mark.timeout(300)
+def test_retrain_one_epoch_then_the_page_explores_the_new_model(own_page, own_server, no_job_left):
+    from model.store import ModelStore
+
+    page = own_page
+    store = ModelStore(own_server.home / "models")
+    old_id = store.current().id
+    assert sidebar_model_id(page) == old_id
+
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    epochs = sidebar.locator('[data-testid="stNumberInput"]').filter(has_text="Epochs").locator("input")
+    epochs.fill("1")
+    sidebar.get_by_text("More options").click()
+    subset = sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="Training images")
+    subset.click()
+    page.get_by_role("option", name="first 256").click()
+    assert subset.get_by_role("combobox").input_value() == "first 256"
+    sidebar.get_by_role("button", name="Start training").click()
+
+    # the job runs in the background: its progress shows, then the page switches to the new model
+    sidebar.locator('[data-testid="stProgress"]').first.wait_for(state="visible", timeout=60_000)
+    page.wait_for_function(
+        "old => { const side = document.querySelector('[data-testid=stSidebar]');"
+        " const m = side && side.innerText.match(/^id (\\S+)$/m); return m && m[1] !== old; }",
+        arg=old_id, timeout=240_000)
+    wait_idle(page)
+    new_id = sidebar_model_id(page)
+    assert new_id != old_id
+
+    record = store.current()
+    assert record.id == new_id, "the page shows a model that is not the store's current one"
+    assert (record.config.epochs, record.config.limit) == (1, 256)
+    assert old_id in {r.id for r in store.list()}, "the previous model must stay available"
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+    # the live digit now comes from the new model
+    img = page.locator('[data-testid="stImage"]').filter(has_text=DIGIT_CAPTION).locator("img")
+    wait_image_loaded(img)
+    z = [float(page.locator(f'[data-testid="stSlider"] input[type="range"][aria-label="z[{i}]"]')
+               .get_attribute("aria-valuetext")) for i in (0, 1)]
+    expected = store.load(new_id).decode(np.array([z], np.float32))[0]
+    assert np.abs(to_grey28(fetch_image(page, img.get_attribute("src"))) - expected).max() <= TOL

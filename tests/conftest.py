@@ -34,13 +34,19 @@ def session_home(tmp_path_factory):
     return home
 
 
+def _link_data(src, dst):
+    """Hard-link the cached datasets (55 MB): safe because caches are only ever replaced by rename."""
+    shutil.copytree(src / "data", dst / "data", copy_function=os.link)
+
+
 @pytest.fixture
 def home(session_home, tmp_path, monkeypatch):
     """A fresh per-test LATENT_EXPLORER_HOME with the cached data and the tiny model; returns its path."""
     from model import paths
 
     dst = tmp_path / "home"
-    shutil.copytree(session_home, dst)
+    shutil.copytree(session_home, dst, ignore=shutil.ignore_patterns("data"))
+    _link_data(session_home, dst)
     monkeypatch.setenv(paths.HOME_ENV, str(dst))
     return dst
 
@@ -51,6 +57,6 @@ def empty_home(session_home, tmp_path, monkeypatch):
     from model import paths
 
     dst = tmp_path / "empty_home"
-    shutil.copytree(session_home / "data", dst / "data")
+    _link_data(session_home, dst)
     monkeypatch.setenv(paths.HOME_ENV, str(dst))
     return dst

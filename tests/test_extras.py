@@ -209,3 +209,46 @@ def test_overlay_and_projection_helpers():
     np.testing.assert_allclose(cov, np.diag([1.0, 2.0]))
     rows = extras.neighbours(np.array([[0, 0], [5, 5], [1, 1], [0.1, 0]]), [0, 0], k=3)
     assert rows.tolist() == [0, 3, 2]
+
+
+def test_fashion_model_with_8_latent_dims(home):
+    """Fashion-MNIST, z in R^8: the picture is framed like Fashion-MNIST, its marker and ellipse are the
+    PCA projections of its 8-D posterior, and the quality panel works in 8-D."""
+    from streamlit.testing.v1 import AppTest
+
+    from model.preprocess import prepare
+    from model.store import ModelStore
+    from model.train import train
+    from model.vae import VAEConfig
+
+    store = ModelStore()
+    model, rec, _ = train(VAEConfig(dataset="fashion_mnist", latent_dim=8, epochs=1, limit=512),
+                          store=store, verbose=0)
+    assert store.current().id == rec.id
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    assert any("Your own image" in e.label for e in at.expander)
+
+    shirt = Image.new("RGB", (400, 300), "white")
+    ImageDraw.Draw(shirt).polygon([(100, 20), (300, 20), (380, 120), (300, 120), (300, 280), (100, 280),
+                                   (100, 120), (20, 120)], fill=(40, 40, 90))
+    data = png(shirt)
+    at.file_uploader(key="user_upload").set_value(("shirt.png", data, "image/png")).run()
+    assert not at.exception and not errors(at)
+    seen = at.session_state["user_digit"]["image"]
+    np.testing.assert_array_equal(seen, prepare(data, "fashion_mnist"))
+    rows, cols = np.nonzero(seen > 127)
+    assert cols.max() - cols.min() + 1 == 28  # Fashion-MNIST framing: longest side 28 px
+
+    from explorer import state
+
+    ex = state.explorer(store, rec)
+    z_mean, z_log_var = model.encode(seen[None])
+    t = traces(at)
+    np.testing.assert_allclose([t["your picture"]["x"][0], t["your picture"]["y"][0]],
+                               ex.project(z_mean[0]), atol=1e-4)
+    w = ex.arrays["proj_components"].astype(np.float64)
+    cov = (w * np.exp(z_log_var[0].astype(np.float64))) @ w.T
+    ring = np.stack([extras_xy(t["your 1σ posterior"][a]) for a in ("x", "y")], 1) - ex.project(z_mean[0])
+    # every point of the 1σ contour satisfies p^T cov^-1 p = 1
+    np.testing.assert_allclose(np.einsum("ni,ij,nj->n", ring, np.linalg.inv(cov), ring), 1.0, rtol=1e-3)

@@ -47,16 +47,8 @@ def _serve(template: Path, dst: Path, log_name: str):
 
 @pytest.fixture(scope="session")
 def server(e2e_home_template, tmp_path_factory):
-    """A Streamlit server shared by the read-only tests (they must not change its model store)."""
+    """The Streamlit server every test shares (one start, one first render of the caches)."""
     srv = _serve(e2e_home_template, tmp_path_factory.mktemp("e2e_shared") / "home", "shared")
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def own_server(e2e_home_template, tmp_path):
-    """A Streamlit server on its own copy of the home, for tests that change the store (retrain)."""
-    srv = _serve(e2e_home_template, tmp_path / "home", "own")
     yield srv
     srv.stop()
 
@@ -94,8 +86,3 @@ def app_page(request, browser, server):
     """A fresh browser session on the shared server, with the app's first run finished."""
     yield from _page_fixture(request, browser, server)
 
-
-@pytest.fixture
-def own_page(request, browser, own_server):
-    """A fresh browser session on `own_server`."""
-    yield from _page_fixture(request, browser, own_server)

@@ -1,6 +1,8 @@
 """Retrain from the sidebar in a real Chromium: 1 epoch on 256 images, then the page explores the new model.
 
-Runs on its own server and home (`own_server`): the retrain changes the model store.
+It shares the session's server: the retrain adds a model and makes it current, which the other tests
+do not mind (they compare the page with whatever model is current when their module starts). Sharing
+saves a server start and a first page render (~15 s on a busy 2-core machine).
 """
 from __future__ import annotations
 
@@ -19,12 +21,12 @@ TOL = 3 / 255
 
 
 @pytest.fixture
-def no_job_left(own_server, monkeypatch):
+def no_job_left(server, monkeypatch):
     """After the test, kill a training job the test's server may have left running (by its pid)."""
     yield
     from model import jobs
 
-    monkeypatch.setenv("LATENT_EXPLORER_HOME", str(own_server.home))
+    monkeypatch.setenv("LATENT_EXPLORER_HOME", str(server.home))
     with contextlib.suppress(Exception):
         js = jobs.active_job()
         if js is not None and js.pid:
@@ -37,11 +39,11 @@ def sidebar_model_id(page) -> str:
 
 
 @pytest.mark.timeout(300)
-def test_retrain_one_epoch_then_the_page_explores_the_new_model(own_page, own_server, no_job_left):
+def test_retrain_one_epoch_then_the_page_explores_the_new_model(app_page, server, no_job_left):
     from model.store import ModelStore
 
-    page = own_page
-    store = ModelStore(own_server.home / "models")
+    page = app_page
+    store = ModelStore(server.home / "models")
     old_id = store.current().id
     assert sidebar_model_id(page) == old_id
 

@@ -26,9 +26,9 @@ from model.data import DataError
 from model.store import StoreError
 
 MANIFOLD_N = 30
-PRIOR_N = 12
+PRIOR_N = 10
 DIGIT_SCALE = 10  # 28 px -> 280 px, nearest neighbour
-THUMB_SCALE = 4
+THUMB_SCALE = 3
 
 
 def main() -> None:
@@ -66,6 +66,7 @@ def main() -> None:
     st.divider()
     extras.quality_section(store, ex)  # features helper: IWAE, k-NN, model comparison
     st.session_state["_timings"]["page_ms"] = 1000 * (time.perf_counter() - t0)
+    state.freeze_gc(ex.stamp)  # after the first full render: see its docstring
 
 
 def _init_state() -> None:
@@ -87,11 +88,14 @@ def _sidebar(store):
         if records:
             ids = [r.id for r in records]
             labels = {r.id: r.label for r in records}
-            if current is not None and current.id in labels:
-                st.session_state["model_pick"] = current.id
-            st.selectbox("Model to explore", ids, key="model_pick", format_func=labels.get,
-                         index=None, placeholder="Pick a model", on_change=_switch_model, args=(store,),
-                         help="Every saved model; the one picked here becomes the current model.")
+            index = ids.index(current.id) if current is not None and current.id in labels else None
+            # Keyed by the current model, so the box follows a switch made elsewhere (another session,
+            # a finished retrain) instead of keeping a stale choice.
+            key = f"model_pick:{current.id if current else ''}"
+            st.selectbox("Model to explore", ids, index=index, key=key, format_func=labels.get,
+                         placeholder="Pick a model", on_change=_switch_model, args=(store, key),
+                         help="Every saved model, newest first; the one picked here becomes the current "
+                              "model for every open session.")
         if current is not None:
             _model_card(current)
         else:
@@ -102,8 +106,8 @@ def _sidebar(store):
     return current
 
 
-def _switch_model(store) -> None:
-    model_id = st.session_state.get("model_pick")
+def _switch_model(store, key: str) -> None:
+    model_id = st.session_state.get(key)
     if model_id:
         try:
             store.set_current(model_id)
@@ -118,11 +122,9 @@ def _model_card(record) -> None:
     m = record.test_metrics
     st.subheader("Quality (test set)")
     if m:
-        cols = st.columns(3)
-        for col, (name, key) in zip(cols, (("loss", "loss"), ("recon", "reconstruction_loss"),
-                                           ("KL", "kl_loss"))):
-            value = m.get(key)
-            col.metric(name, f"{value:.1f}" if isinstance(value, (int, float)) else "–")
+        cells = [f"{m[k]:.2f}" if isinstance(m.get(k), (int, float)) else "–"
+                 for k in ("loss", "reconstruction_loss", "kl_loss")]
+        st.markdown("| test loss | reconstruction | KL |\n|---:|---:|---:|\n| " + " | ".join(cells) + " |")
         st.caption("Per image: reconstruction = 784 × mean pixel "
                    f"{c.loss.upper()}, KL = KL(q(z|x) ‖ N(0, I)); loss = recon + KL.")
     else:
@@ -156,9 +158,11 @@ def _sync_sliders(ex: state.Explorer) -> None:
     """Create, clip or move the slider values in session state before the sliders are drawn."""
     ss = st.session_state
     d, bounds = ex.latent_dim, ex.arrays["bounds"]
-    if ss["_stamp"] != ex.stamp:  # a new model: same pick, new latent space
+    if ss["_stamp"] != ex.stamp:  # a new model: start at the centre of its test set (or at the pick)
         ss["_stamp"] = ex.stamp
         ss["_applied_pick"] = None
+        for i in range(d):
+            ss[f"z{i}"] = float(ex.arrays["center"][i])
     for i in range(d):
         ss[f"z{i}"] = float(np.clip(ss.get(f"z{i}", 0.0), -bounds[i], bounds[i]))
     pick = ss.get("pick")
@@ -317,25 +321,26 @@ def _fmt(v) -> str:
 def _manifold_section(ex: state.Explorer) -> None:
     d = ex.latent_dim
     st.subheader(f"Manifold: a {MANIFOLD_N}×{MANIFOLD_N} grid decoded over the latent plane")
-    img_col, ctl_col = st.columns([3, 2], gap="large")
-    with ctl_col:
-        default = float(min(ex.arrays["bounds"][:2]))
-        span = st.slider("Span (grid covers −span … +span)", 0.5, 10.0, default, step=0.5,
-                         key="manifold_span")
-        dims = (0, 1)
-        if d > 2:
-            a = st.selectbox("Horizontal: latent dim", range(d), index=0, key="manifold_dx")
-            b = st.selectbox("Vertical: latent dim", range(d), index=1, key="manifold_dy")
-            if a == b:
-                st.warning("Pick two different dimensions; showing z[0] × z[1].")
-            else:
-                dims = (a, b)
-            st.caption("The other dimensions are held at 0.")
-        st.caption(f"Left → right: z[{dims[0]}] from −{span:g} to +{span:g}. "
-                   f"Top → bottom: z[{dims[1]}] from +{span:g} to −{span:g}. "
-                   f"All {MANIFOLD_N * MANIFOLD_N} digits come from one batched decode, cached per model.")
+    cols = st.columns([2, 1, 1] if d > 2 else [2, 2])
+    default = float(min(ex.arrays["bounds"][:2]))
+    span = cols[0].slider("Span (the grid covers −span … +span)", 0.5, 10.0, default, step=0.5,
+                          key="manifold_span")
+    dims = (0, 1)
+    if d > 2:
+        a = cols[1].selectbox("Horizontal axis", range(d), index=0, key="manifold_dx",
+                              format_func=lambda i: f"z[{i}]")
+        b = cols[2].selectbox("Vertical axis", range(d), index=1, key="manifold_dy",
+                              format_func=lambda i: f"z[{i}]")
+        if a == b:
+            st.warning("Pick two different dimensions; showing z[0] × z[1].")
+        else:
+            dims = (a, b)
+    st.caption(f"Left → right: z[{dims[0]}] from −{span:g} to +{span:g}. "
+               f"Top → bottom: z[{dims[1]}] from +{span:g} to −{span:g}."
+               + (" The other dimensions are held at 0." if d > 2 else "")
+               + f" All {MANIFOLD_N * MANIFOLD_N} digits come from one batched decode, cached per model.")
     png = state.manifold_png(ex.stamp, ex.model, MANIFOLD_N, float(span), dims)
-    img_col.image(png, width=MANIFOLD_N * 28, output_format="PNG")
+    st.image(png, width=MANIFOLD_N * 28, output_format="PNG")
 
 
 def _next_prior_seed() -> None:

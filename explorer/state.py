@@ -8,6 +8,7 @@ not hash: the stamp alone is the key.
 """
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +104,7 @@ def latents(stamp: str, _model, _images: np.ndarray, _labels: np.ndarray) -> dic
         "xy": ((z_mean - mean) @ comps.T).astype(np.float32),
         "proj_mean": mean, "proj_components": comps, "explained": np.asarray(explained, np.float64),
         "bounds": np.array([_slider_bound(z_mean[:, i]) for i in range(d)], np.float32),
+        "center": (np.round(z_mean.mean(axis=0) * 20) / 20).astype(np.float32),  # the sliders' start
     }
 
 
@@ -125,6 +127,29 @@ def pick_pngs(stamp: str, _model, _images: np.ndarray, index: int, scale: int = 
     original = _images[index]
     recon = _model.reconstruct(original[None])[0]
     return views.to_png(original, scale), views.to_png(recon, scale)
+
+
+# ----------------------------------------------------------------------------- garbage collection
+
+_frozen: set[str] = set()
+
+
+def freeze_gc(stamp: str) -> bool:
+    """Move everything alive now (TensorFlow, Keras, the loaded model, cached arrays) out of the GC's reach,
+    once per model stamp per process. Returns True when it froze.
+
+    Why: after *every* script run (a slider move included) Streamlit calls `keras.backend.clear_session()`,
+    which runs a full `gc.collect()`, and then its own `gc.collect(2)`. With TensorFlow loaded each one walks
+    millions of objects: ~0.3-0.8 s of GIL-held CPU per interaction on this machine, during which the server
+    answers nothing. After `gc.freeze()` both collections only walk objects created since (~0.2 ms).
+    Garbage that exists at the moment of freezing is kept, so this runs once per model, not per run.
+    """
+    if stamp in _frozen:
+        return False
+    _frozen.add(stamp)
+    gc.collect()
+    gc.freeze()
+    return True
 
 
 # ----------------------------------------------------------------------------- the explorer's context

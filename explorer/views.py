@@ -132,7 +132,7 @@ def latent_scatter(xy, labels, class_names, *, current=None, picked=None, ellips
             hoverinfo="skip"))
     fig.update_layout(
         height=height, margin=dict(l=10, r=10, t=10, b=10), hovermode="closest",
-        legend=dict(itemsizing="constant", title_text="label"),
+        legend=dict(itemsizing="constant", y=0.9),
         xaxis=dict(title_text=axis_titles[0], zeroline=False),
         yaxis=dict(title_text=axis_titles[1], zeroline=False, scaleanchor="x", scaleratio=1),
         uirevision="latent-scatter",  # keep the user's zoom when only the overlays change
@@ -143,10 +143,13 @@ def latent_scatter(xy, labels, class_names, *, current=None, picked=None, ellips
 def picked_row(points) -> int | None:
     """The test-set row of the last selected point in a Plotly selection, or None.
 
-    Points without customdata (overlays) are ignored; customdata may be `[row]` or `row`.
+    Points without customdata (overlays) are ignored. customdata may arrive as `[row]`, `row`, or
+    `{"0": row}`: numpy customdata reaches the browser as a typed array, which JSON writes as an object.
     """
     for p in reversed(list(points or [])):
         cd = p.get("customdata") if isinstance(p, dict) else None
+        if isinstance(cd, dict):
+            cd = cd.get("0", next(iter(cd.values()), None))
         if isinstance(cd, (list, tuple)):
             cd = cd[0] if cd else None
         if isinstance(cd, (int, float)) and not isinstance(cd, bool):

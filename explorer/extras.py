@@ -325,7 +325,7 @@ def quality_section(store, ex) -> None:
     st.subheader("Model quality")
     q = quality.cached(rec.id)
     if not q.get("iwae_nll"):
-        if st.button("Estimate log-likelihood and k-NN accuracy (about 10–30 s)", key="quality_go",
+        if st.button("Estimate log-likelihood and k-NN accuracy (20–60 s on a CPU)", key="quality_go",
                      help=f"IWAE bound with K={IWAE_K} on {IWAE_N} test images; {KNN_K}-NN on all latent "
                           "means. Saved, so it runs once per model."):
             with st.spinner("Estimating… (IWAE: one batched decode per 64 images)"):

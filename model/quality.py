@@ -215,3 +215,53 @@ def compare(records) -> list[dict]:
             "iwae_nll": q.get("iwae_nll"), "knn_accuracy": q.get("knn_accuracy"), "id": r.id,
         })
     return rows
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def main(argv=None) -> int:
+    """`python -m model.quality [--all | --model ID] [--n 1000] [--k 64]`: estimate and print the table."""
+    import argparse
+    import os
+    import sys
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from model.data import DataError, load_dataset
+    from model.store import ModelStore, StoreError
+
+    p = argparse.ArgumentParser(prog="python -m model.quality", description=main.__doc__)
+    p.add_argument("--model", help="model id (default: the current model)")
+    p.add_argument("--all", action="store_true", help="every stored model that has no numbers yet")
+    p.add_argument("--n", type=int, default=1000, help="test images for the IWAE bound (default 1000)")
+    p.add_argument("--k", type=int, default=64, help="importance samples per image (default 64)")
+    p.add_argument("--force", action="store_true", help="recompute even if cached")
+    args = p.parse_args(argv)
+    store = ModelStore()
+    try:
+        if args.all:
+            ids = [r.id for r in store.list() if args.force or cached(r.id).get("iwae_nll") is None]
+        else:
+            rec = store.record(args.model) if args.model else store.current()
+            if rec is None:
+                raise StoreError("No model in the store. Fix: train one with `python -m model.train`.")
+            ids = [rec.id] if args.force or cached(rec.id).get("iwae_nll") is None else []
+        for model_id in ids:
+            model = store.load(model_id)
+            r = evaluate_quality(model, load_dataset(model.config.dataset), n_iwae=args.n, k_iwae=args.k)
+            print(f"{model_id}: -log p(x) <= {r['iwae_nll']:.2f} nats (IWAE K={r['iwae_k']}, "
+                  f"{r['iwae_n']} test images; ELBO {r['elbo_nll']:.2f}), k-NN accuracy "
+                  f"{100 * r['knn_accuracy']:.1f}% (chance {100 * r['knn_chance']:.1f}%), {r['seconds']:.1f} s")
+    except (StoreError, DataError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    cols = ("dataset", "latent_dim", "loss", "epochs", "train_images", "test_loss", "reconstruction", "kl",
+            "iwae_nll", "knn_accuracy", "id")
+    print("\t".join(cols))
+    for row in compare(store.list()):
+        print("\t".join("-" if row[c] is None else f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])
+                        for c in cols))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -126,3 +126,17 @@ def test_corrupt_cache_is_ignored_and_wrong_dataset_refused(home, tiny):
                     data.y_test[:10], data.class_names)
     with pytest.raises(ValueError, match="Expected the 'mnist' dataset .* Received: 'fashion_mnist'"):
         quality.evaluate_quality(model, other)
+
+
+def test_cli_estimates_the_current_model_and_prints_the_table(home, capsys):
+    from model.store import ModelStore
+
+    rec = ModelStore().current()
+    assert quality.main(["--n", "50", "--k", "2"]) == 0
+    out = capsys.readouterr().out
+    q = quality.cached(rec.id)
+    assert q["iwae_n"] == 50 and q["iwae_k"] == 2
+    assert f"-log p(x) <= {q['iwae_nll']:.2f} nats" in out
+    assert out.splitlines()[1].startswith("dataset\tlatent_dim") and rec.id in out.splitlines()[-1]
+    assert quality.main(["--model", "no-such-model"]) == 2
+    assert "error: No model 'no-such-model'" in capsys.readouterr().err

@@ -1,0 +1,291 @@
+"""The explorer page, run headless with Streamlit's AppTest on the tiny trained model.
+
+Images are checked by content: a spy on Streamlit's in-memory media storage keeps the bytes of every
+image the page shows, so a test can decode the PNG and compare it with the model's own output.
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from explorer import views
+
+APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
+DIGIT_CAPTION = "decoder(z) for the slider values"
+
+
+@pytest.fixture
+def media(monkeypatch):
+    """file id -> bytes of every image the app under test adds to the media storage."""
+    from streamlit.runtime import memory_media_file_storage as mfs
+
+    files: dict[str, bytes] = {}
+    original = mfs.MemoryMediaFileStorage.load_and_get_id
+
+    def spy(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        if isinstance(path_or_data, bytes):
+            files[file_id] = path_or_data
+        return file_id
+
+    monkeypatch.setattr(mfs.MemoryMediaFileStorage, "load_and_get_id", spy)
+    return files
+
+
+@pytest.fixture(scope="module")
+def reference(session_home):
+    """The tiny model and the MNIST test set, loaded here to compute what the page must show."""
+    from model.data import load_dataset
+    from model.store import ModelStore
+
+    store = ModelStore(session_home / "models")
+    latent = store.load(store.current().id)
+    data = load_dataset("mnist", npz=session_home / "data" / "mnist.npz")
+    return latent, data
+
+
+def run_app(**state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    for k, v in state.items():
+        at.session_state[k] = v
+    return at.run()
+
+
+def shown(at: AppTest, media: dict, caption: str, scale: int | None = None) -> list[np.ndarray]:
+    """The images whose caption contains `caption`, as uint8 arrays (downscaled by `scale`)."""
+    out = []
+    for el in at.image:
+        for url, cap in zip(el.value, el.captions):
+            if caption in cap:
+                file_id = url.rsplit("/", 1)[1].split(".")[0]
+                a = np.asarray(Image.open(io.BytesIO(media[file_id])).convert("L"))
+                out.append(a[::scale, ::scale] if scale else a)
+    return out
+
+
+def page_text(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "info", "error", "warning", "subheader", "title")
+             for e in at.get(kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def sliders(at: AppTest) -> np.ndarray:
+    return np.array([at.slider(key="z0").value, at.slider(key="z1").value], np.float32)
+
+
+# ----------------------------------------------------------------------------- the page
+
+def test_page_renders_with_the_model(home, media, reference):
+    latent, data = reference
+    at = run_app()
+    assert_clean(at)
+    assert "Latent explorer" in at.title[0].value
+    assert at.get("plotly_chart"), "no scatter"
+    assert [s.label for s in at.slider][:2] == ["z[0]", "z[1]"]
+    # the digit is decoder(z) for the slider values, 280x280 nearest-neighbour upscaled
+    (digit,) = shown(at, media, DIGIT_CAPTION)
+    assert digit.shape == (280, 280)
+    assert np.array_equal(digit, views.upscale(digit[::10, ::10], 10)), "not a crisp 10x upscale"
+    expected = views.to_uint8(latent.decode(sliders(at))[0])
+    assert np.abs(digit[::10, ::10].astype(int) - expected).max() <= 1
+    # sidebar: config and quality of the current model
+    text = page_text(at)
+    assert "reconstruction" in text and "latent size" in text
+    timings = at.session_state["_timings"]
+    assert timings["decode_ms"] > 0 and timings["panel_ms"] >= timings["decode_ms"]
+
+
+def test_moving_a_slider_changes_the_decoded_digit(home, media, reference):
+    latent, _ = reference
+    at = run_app()
+    (before,) = shown(at, media, DIGIT_CAPTION, 10)
+    z0 = at.slider(key="z0")
+    target = round(z0.min + 0.25 * (z0.max - z0.min), 2)
+    z0.set_value(target)
+    at.run()
+    assert_clean(at)
+    (after,) = shown(at, media, DIGIT_CAPTION, 10)
+    z = sliders(at)
+    assert z[0] == pytest.approx(target)
+    assert not np.array_equal(before, after), "the digit did not change"
+    assert np.abs(after.astype(int) - views.to_uint8(latent.decode(z)[0])).max() <= 1
+
+
+def test_a_pick_shows_its_original_reconstruction_and_posterior(home, media, reference):
+    latent, data = reference
+    row = 1234
+    at = run_app(pick=row)
+    assert_clean(at)
+    (original,) = shown(at, media, f"test #{row} (original)", 6)
+    assert np.array_equal(original, data.x_test[row]), "the original is not test image #1234"
+    (recon,) = shown(at, media, "reconstruction", 6)
+    expected = views.to_uint8(latent.reconstruct(data.x_test[row:row + 1])[0])
+    assert np.abs(recon.astype(int) - expected).max() <= 1
+    z_mean, z_log_var = latent.encode(data.x_test[row:row + 1])
+    text = page_text(at)
+    assert f"**Label:** {data.y_test[row]}" in text and f"**Index:** {row}" in text
+    assert views.picked_row([{"customdata": {"0": row}}]) == row  # the click path's decoding
+    # the sliders moved to the posterior mean, and σ = exp(log_var / 2) is shown
+    assert np.allclose(sliders(at), z_mean[0], atol=1e-4)
+    sigma = np.exp(0.5 * z_log_var[0])
+    assert "[" + ", ".join(f"{s:+.2f}" for s in sigma) + "]" in text
+    # a second pick: the first becomes the interpolation's start, the path ends at the new pick
+    at.session_state["pick"] = 7
+    at.run()
+    assert_clean(at)
+    assert at.session_state["pick_prev"] == row
+    path = shown(at, media, "t=", 3)
+    assert len(path) == at.slider(key="interp_steps").value
+    z_end = latent.encode(data.x_test[7:8])[0][0]
+    assert np.abs(path[0].astype(int) - views.to_uint8(latent.decode(z_mean)[0])).max() <= 1
+    assert np.abs(path[-1].astype(int) - views.to_uint8(latent.decode(z_end)[0])).max() <= 1
+
+
+def test_an_out_of_range_pick_is_refused_with_a_message(home):
+    at = run_app(pick=10_000)
+    assert not at.exception
+    assert any("Expected a test image index in [0, 9999]" in e.value for e in at.error)
+    assert at.session_state["pick"] is None
+
+
+def test_manifold_and_prior_samples_appear(home, media, reference):
+    latent, _ = reference
+    at = run_app()
+    assert_clean(at)
+    big = [a for a in shown(at, media, "") if a.shape == (840, 840)]
+    assert len(big) == 1, "no 30x30 manifold"
+    span = at.slider(key="manifold_span").value
+    expected = views.to_uint8(latent.manifold(n=30, span=span))
+    assert np.abs(big[0].astype(int) - expected).max() <= 1
+    prior = shown(at, media, "[", 3)  # prior captions are z vectors "[+0.12, -0.50]"
+    assert len(prior) == 10 and all(p.shape == (28, 28) for p in prior)
+    # "Sample from prior" draws new digits; a new span redraws the manifold
+    at.button[[b.label for b in at.button].index("Sample from prior")].click()
+    at.slider(key="manifold_span").set_value(1.5)
+    at.run()
+    assert_clean(at)
+    assert at.session_state["prior_seed"] == 1
+    again = shown(at, media, "[", 3)
+    assert len(again) == 10 and not all(np.array_equal(a, b) for a, b in zip(prior, again))
+    big2 = [a for a in shown(at, media, "") if a.shape == (840, 840)]
+    assert np.abs(big2[0].astype(int) - views.to_uint8(latent.manifold(n=30, span=1.5))).max() <= 1
+
+
+# ----------------------------------------------------------------------------- model changes and bad state
+
+def test_a_new_current_model_replaces_the_old_one_without_restart(home):
+    import dataclasses
+
+    from model.store import ModelStore
+
+    at = run_app()
+    assert_clean(at)
+    store = ModelStore()
+    old = store.current()
+    latent = store.load(old.id)
+    new = store.save(latent.encoder, latent.decoder, dataclasses.replace(old.config, seed=7),
+                     test_metrics={"loss": 1.0, "reconstruction_loss": 0.5, "kl_loss": 0.5})
+    at.run()  # what any rerun (e.g. the retrain panel finishing) does
+    assert_clean(at)
+    assert at.session_state["_stamp"].startswith(new.id + "|"), "still exploring the old model"
+    assert "| 1.00 | 0.50 | 0.50 |" in page_text(at)
+    # the model picker switches back (and makes it current for everyone)
+    picker = next(s for s in at.selectbox if s.label == "Model to explore")
+    picker.set_value(old.id).run()
+    assert_clean(at)
+    assert store.current().id == old.id
+    assert at.session_state["_stamp"].startswith(old.id + "|")
+
+
+def test_no_model_shows_the_first_run_screen(empty_home):
+    at = run_app()
+    assert not at.exception
+    assert not at.get("plotly_chart")
+    assert "No trained model" in page_text(at)
+
+
+def test_corrupt_model_files_give_a_clear_message(home):
+    from model.store import ModelStore
+
+    store = ModelStore()
+    record = store.current()
+    (record.path / "encoder.keras").write_bytes(b"not a zip archive")
+    at = run_app()
+    assert not at.exception, "a traceback instead of a message"
+    msg = " ".join(e.value for e in at.error)
+    assert record.id in msg and "not a valid .keras file" in msg and "Fix:" in msg
+    assert any("retrain" in i.value.lower() for i in at.info)
+    # the offered fix works: deleting the broken model leads to the first-run screen
+    delete = next(b for b in at.button if b.label.startswith("Delete the broken model"))
+    delete.click().run()
+    assert not at.exception
+    assert not record.path.exists()
+    assert "No trained model" in page_text(at)
+
+
+def test_corrupt_meta_json_is_named_not_hidden(home):
+    from model.store import ModelStore
+
+    record = ModelStore().current()
+    (record.path / "meta.json").write_text("{ truncated")
+    at = run_app()
+    assert not at.exception
+    assert any("corrupt meta.json" in e.value and record.id in e.value for e in at.error)
+    assert "No trained model" in page_text(at)
+
+
+def test_a_missing_dataset_gives_a_clear_message(home):
+    from model.store import ModelStore
+
+    record = ModelStore().current()
+    meta = json.loads((record.path / "meta.json").read_text())
+    meta["config"]["dataset"] = "kmnist"
+    (record.path / "meta.json").write_text(json.dumps(meta))
+    at = run_app()
+    assert not at.exception
+    assert any("Unknown dataset 'kmnist'" in e.value for e in at.error)
+
+
+# ----------------------------------------------------------------------------- pure builders
+
+def test_views_upscale_png_ellipse_and_scatter():
+    img = np.linspace(0, 1, 28 * 28, dtype=np.float32).reshape(28, 28)
+    big = views.upscale(img, 4)
+    assert big.shape == (112, 112) and big.dtype == np.uint8
+    assert np.array_equal(big[::4, ::4], views.to_uint8(img)) and np.array_equal(big[1::4, 3::4], big[::4, ::4])
+    png = views.to_png(img, 2)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png)))[::2, ::2], views.to_uint8(img))
+    with pytest.raises(ValueError, match="Expected an integer scale"):
+        views.upscale(img, 0)
+
+    e = views.sigma_ellipse((1.0, -2.0), (0.5, 2.0), n_std=2)
+    assert np.allclose(np.abs(e - (1.0, -2.0)).max(axis=0), (1.0, 4.0), atol=1e-3)  # 2 sigma radii
+    rot = np.array([[2.0, 1.0], [1.0, 2.0]])  # eigenvalues 1 and 3 along the diagonals
+    r = np.linalg.norm(views.sigma_ellipse((0, 0), rot) , axis=1)
+    assert r.min() == pytest.approx(1.0, abs=1e-2) and r.max() == pytest.approx(np.sqrt(3), abs=1e-2)
+
+    xy = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
+    labels = np.arange(50) % 3
+    fig = views.latent_scatter(xy, labels, ["a", "b", "c"], current=(0, 0), picked=xy[4], ellipses=[e])
+    gl = [t for t in fig.data if t.type == "scattergl"]
+    assert [t.name for t in gl] == ["a", "b", "c"]
+    rows = np.concatenate([np.asarray(t.customdata).ravel() for t in gl])
+    assert sorted(rows.tolist()) == list(range(50))
+    for t in gl:  # each point's customdata is its row: its position is xy[row]
+        assert np.allclose(np.c_[t.x, t.y], xy[np.asarray(t.customdata).ravel()])
+    assert {t.name for t in fig.data} >= {"sliders", "pick", "1σ posterior"}
+    assert views.picked_row([{"x": 0}, {"customdata": [9]}]) == 9
+    assert views.picked_row([{"customdata": 3}, {"x": 1}]) == 3  # overlays have no customdata
+    assert views.picked_row([]) is None

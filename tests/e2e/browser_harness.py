@@ -36,7 +36,7 @@ TINY_E2E = dict(epochs=1, limit=1000)
 # Counts Streamlit runs as the page reports them (installed before any page script runs).
 INIT_SCRIPT = """
 (() => {
-  const s = window.__e2e = {runsStarted: 0, runsDone: 0, state: null, keyTimes: []};
+  const s = window.__e2e = {runsStarted: 0, runsDone: 0, state: null};
   const ATTR = 'data-test-script-state';
   const seen = (v) => {
     if (v === s.state) return;
@@ -47,7 +47,6 @@ INIT_SCRIPT = """
   new MutationObserver((muts) => {
     for (const m of muts) if (m.target.getAttribute) seen(m.target.getAttribute(ATTR));
   }).observe(document, {subtree: true, attributes: true, attributeFilter: [ATTR]});
-  document.addEventListener('keydown', () => s.keyTimes.push(performance.now()), true);
 })();
 """
 
@@ -192,10 +191,11 @@ def launch_browser(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
 
 
-def new_page(browser, viewport=(1400, 1000)):
+def new_page(browser, viewport=(1400, 1000), init_scripts=()):
     """A page in a fresh context (a fresh Streamlit session) with the run counter installed."""
     context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
-    context.add_init_script(INIT_SCRIPT)
+    for script in (INIT_SCRIPT, *init_scripts):
+        context.add_init_script(script)
     page = context.new_page()
     page.set_default_timeout(30_000)
     return page
@@ -283,7 +283,8 @@ PLOT_POINTS_JS = """
     const n = Math.min(t.x.length, t.y.length);
     for (let i = 0; i < n; i++) {
       const px = box.left + xa._offset + xa.l2p(t.x[i]), py = box.top + ya._offset + ya.l2p(t.y[i]);
-      const cd = t.customdata ? t.customdata[i] : null;
+      let cd = t.customdata ? t.customdata[i] : null;
+      if (cd && typeof cd === 'object') cd = Array.from(cd);  // a typed-array row of a 2-D customdata
       out.push([ti, i, px, py, cd === undefined ? null : cd, n]);
     }
   });

@@ -77,6 +77,6 @@ def test_retrain_one_epoch_then_the_page_explores_the_new_model(app_page, server
     img = page.locator('[data-testid="stImage"]').filter(has_text=DIGIT_CAPTION).locator("img")
     wait_image_loaded(img)
     z = [float(page.locator(f'[data-testid="stSlider"] input[type="range"][aria-label="z[{i}]"]')
-               .get_attribute("aria-valuetext")) for i in (0, 1)]
+               .get_attribute("value")) for i in (0, 1)]
     expected = store.load(new_id).decode(np.array([z], np.float32))[0]
     assert np.abs(to_grey28(fetch_image(page, img.get_attribute("src"))) - expected).max() <= TOL

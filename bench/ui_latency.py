@@ -1,0 +1,303 @@
+"""UI latency of the explorer as a user feels it, measured in headless Chromium (not a test).
+
+    python bench/ui_latency.py                      # temp home with a quick model, 40 slider moves
+    python bench/ui_latency.py --home ~/.cache/latent-explorer --moves 60 --json latency.json
+
+Three figures, each from the browser's own clock (`performance.now()` in the page):
+  slider   arrow key pressed on the focused z[0] slider -> the new decoded digit painted
+           (its <img> src changed, the image decoded, and the frame after it rendered)
+  click    mouse pressed on a point of the test-set scatter -> that point's reconstruction painted
+  start    `streamlit run` launched -> page interactive: first run over, digit painted, sliders there
+           (a fresh server each time, the model already trained and on disk)
+Goals (issue 5): slider p50 <= 150 ms, click <= 300 ms, start <= 8 s.
+
+The machine's load (`uptime`) is printed with the figures: on a shared 2-core machine other work
+inflates every number. Uses the same harness as the browser tests (tests/e2e/browser_harness.py).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from browser_harness import (StreamlitServer, isolated_point, launch_browser, new_page,  # noqa: E402
+                             open_app, scatter_points, wait_idle)
+
+DIGIT_CAPTION = "decoder(z) for the slider values"
+RECON_CAPTION = "reconstruction"
+GOALS = {"slider_p50_ms": 150.0, "click_p50_ms": 300.0, "start_s": 8.0}
+
+# Page-side probe: for each watched image (by exact caption) record when its src changes, when the new
+# image is decoded and when the frame showing it has been rendered; and the last key/mouse press.
+PROBE_JS = """
+(() => {
+  const P = window.__lat = {key: null, down: null, seen: {}, samples: {}};
+  document.addEventListener('keydown', () => { P.key = performance.now(); }, true);
+  document.addEventListener('mousedown', () => { P.down = performance.now(); }, true);
+  const imgFor = (caption) => {
+    for (const fig of document.querySelectorAll('[data-testid="stImage"]')) {
+      const cap = fig.querySelector('[data-testid="stImageCaption"]');
+      if (cap && cap.innerText.trim() === caption) return fig.querySelector('img');
+    }
+    return null;
+  };
+  const check = () => {
+    for (const caption of ['%s', '%s']) {
+      const img = imgFor(caption);
+      if (!img || !img.src || img.src === P.seen[caption]) continue;
+      P.seen[caption] = img.src;
+      const s = {src: img.src, changed: performance.now(), key: P.key, down: P.down};
+      (P.samples[caption] = P.samples[caption] || []).push(s);
+      img.decode().catch(() => null).then(() => {
+        s.decoded = performance.now();
+        requestAnimationFrame(() => setTimeout(() => { s.painted = performance.now(); }, 0));
+      });
+    }
+  };
+  new MutationObserver(check).observe(document, {subtree: true, childList: true, attributes: true,
+                                                 attributeFilter: ['src']});
+})();
+""" % (DIGIT_CAPTION, RECON_CAPTION)
+
+
+def load() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "load averages: " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def pct(values, q: float) -> float | None:
+    if not values:
+        return None
+    v = sorted(values)
+    k = (len(v) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def summary(values, digits: int = 1) -> dict:
+    def r(v):
+        return None if v is None else round(v, digits)
+
+    return {"n": len(values), "p50": r(pct(values, 0.5)), "p95": r(pct(values, 0.95)),
+            "min": r(min(values)) if values else None, "max": r(max(values)) if values else None,
+            "mean": r(statistics.fmean(values)) if values else None}
+
+
+def samples(page, caption: str) -> list[dict]:
+    return page.evaluate(f"(window.__lat.samples[{json.dumps(caption)}] || []).map(s => ({{...s}}))")
+
+
+def wait_sample(page, caption: str, count: int, timeout: float) -> dict | None:
+    """Wait for the `count`-th src change of the captioned image to be painted; None on timeout."""
+    try:
+        page.wait_for_function(
+            "([c, n]) => { const s = window.__lat.samples[c]; return s && s.length >= n && s[n - 1].painted; }",
+            arg=[caption, count], timeout=timeout)
+    except Exception:  # playwright TimeoutError: the image did not change
+        return None
+    return samples(page, caption)[count - 1]
+
+
+# ----------------------------------------------------------------------------- measurements
+
+def slider_moves(page, moves: int, timeout_ms: float = 15_000) -> dict:
+    """Arrow keys on the focused z[0] slider: right for half the moves, then back left."""
+    thumb = page.locator(f'[data-testid="stSlider"] input[type="range"][aria-label="z[0]"]')
+    thumb.focus()
+    lat, server_ms, missed = [], [], 0
+    for i in range(moves):
+        n = len(samples(page, DIGIT_CAPTION))
+        page.keyboard.press("ArrowRight" if i < moves // 2 else "ArrowLeft")
+        s = wait_sample(page, DIGIT_CAPTION, n + 1, timeout_ms)
+        wait_idle(page)
+        if s is None or s["key"] is None:
+            missed += 1
+            continue
+        lat.append(s["painted"] - s["key"])
+        caption = page.get_by_text(re.compile(r"^decoded in [\d.]+ ms")).first
+        m = re.search(r"decoded in ([\d.]+) ms", caption.inner_text()) if caption.count() else None
+        if m:
+            server_ms.append(float(m.group(1)))
+    return {"latency_ms": summary(lat), "server_decode_ms": summary(server_ms), "missed": missed,
+            "raw_ms": [round(v, 1) for v in lat]}
+
+
+def clicks(page, n_clicks: int, timeout_ms: float = 15_000) -> dict:
+    """Hover then click isolated scatter points; time mouse press -> reconstruction painted."""
+    chart = page.locator('[data-testid="stPlotlyChart"]').filter(has=page.locator(".gl-container")).first
+    chart.scroll_into_view_if_needed()
+    lat, missed, last_row, errors = [], 0, None, []
+    for i in range(n_clicks):
+        points, box, _ = scatter_points(chart)
+        target, _gap = isolated_point(points, box, rng_seed=i)
+        page.mouse.move(target[2], target[3])
+        hover = page.locator(".hoverlayer .hovertext").first
+        try:
+            hover.wait_for(state="visible", timeout=5_000)
+            row = re.search(r"#(\d+)", hover.text_content() or "")
+        except Exception:
+            row = None
+        if row is not None and row.group(1) == last_row:  # same point as the last pick: no change
+            continue
+        n = len(samples(page, RECON_CAPTION))
+        page.mouse.down()
+        page.mouse.up()
+        s = wait_sample(page, RECON_CAPTION, n + 1, timeout_ms)
+        wait_idle(page)
+        if s is None or s["down"] is None:
+            missed += 1
+            errors.append(f"click {i}: no reconstruction painted within {timeout_ms / 1000:.0f} s")
+            continue
+        last_row = row.group(1) if row else None
+        lat.append(s["painted"] - s["down"])
+    return {"latency_ms": summary(lat), "missed": missed, "raw_ms": [round(v, 1) for v in lat],
+            "errors": errors[:3]}
+
+
+def starts(browser, home: Path, n: int, log_dir: Path) -> dict:
+    """Fresh `streamlit run` -> health -> page interactive (first run over, digit painted)."""
+    out = []
+    for i in range(n):
+        srv = StreamlitServer(home, log_path=log_dir / f"start{i}.log")
+        page = new_page(browser, init_scripts=(PROBE_JS,))
+        t0 = time.perf_counter()
+        try:
+            srv.start(timeout=120)
+            health = time.perf_counter() - t0
+            open_app(page, srv.url, timeout=120_000)
+            page.locator(f'[data-testid="stSlider"] input[aria-label="z[0]"]').wait_for(state="attached")
+            wait_sample(page, DIGIT_CAPTION, 1, 60_000)
+            out.append({"health_s": round(health, 2), "interactive_s": round(time.perf_counter() - t0, 2)})
+        finally:
+            page.context.close()
+            srv.stop()
+    return {"runs": out, "interactive_s": summary([r["interactive_s"] for r in out], 2),
+            "health_s": summary([r["health_s"] for r in out], 2)}
+
+
+# ----------------------------------------------------------------------------- main
+
+def prepare(args, tmp: Path) -> Path:
+    if args.home:
+        home = Path(args.home).expanduser()
+        from model.store import ModelStore
+
+        if ModelStore(home / "models").current() is None:
+            sys.exit(f"error: no trained model in {home}/models. Fix: train one (LATENT_EXPLORER_HOME="
+                     f"{home} python -m model.train) or leave out --home.")
+        return home
+    from browser_harness import prepare_home
+
+    print(f"training a quick model ({args.train_epochs} epoch(s), {args.train_limit} images) ...",
+          file=sys.stderr)
+    return prepare_home(tmp / "home", epochs=args.train_epochs, limit=args.train_limit)
+
+
+def table(result: dict) -> str:
+    def ms(v):
+        return "—" if v is None else f"{v:.0f} ms"
+
+    def s_(v):
+        return "—" if v is None else f"{v:.1f} s"
+
+    sl, cl, st = result.get("slider"), result.get("click"), result.get("start")
+    rows = [("measure", "n", "p50", "p95", "goal")]
+    if sl:
+        rows.append(("slider move -> digit painted", str(sl["latency_ms"]["n"]), ms(sl["latency_ms"]["p50"]),
+                     ms(sl["latency_ms"]["p95"]), "p50 <= 150 ms"))
+        rows.append(("  server decode (page caption)", str(sl["server_decode_ms"]["n"]),
+                     f"{sl['server_decode_ms']['p50']:.1f} ms" if sl["server_decode_ms"]["p50"] else "—",
+                     f"{sl['server_decode_ms']['p95']:.1f} ms" if sl["server_decode_ms"]["p95"] else "—", ""))
+    if cl:
+        rows.append(("click point -> reconstruction", str(cl["latency_ms"]["n"]), ms(cl["latency_ms"]["p50"]),
+                     ms(cl["latency_ms"]["p95"]), "<= 300 ms"))
+    if st:
+        rows.append(("server start -> interactive", str(st["interactive_s"]["n"]),
+                     s_(st["interactive_s"]["p50"]), s_(st["interactive_s"]["max"]) + " (max)", "<= 8 s"))
+        rows.append(("  server start -> /health", str(st["health_s"]["n"]), s_(st["health_s"]["p50"]),
+                     s_(st["health_s"]["max"]) + " (max)", ""))
+    w = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)) for r in rows]
+    lines.insert(1, "  ".join("-" * x for x in w))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python bench/ui_latency.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--home", help="an existing LATENT_EXPLORER_HOME with a trained model (read only); "
+                   "default: a temp home with a quick model")
+    p.add_argument("--train-limit", type=int, default=2000, help="quick model: training images")
+    p.add_argument("--train-epochs", type=int, default=1, help="quick model: epochs")
+    p.add_argument("--moves", type=int, default=40, help="slider moves (>= 30 for a p95)")
+    p.add_argument("--clicks", type=int, default=12, help="scatter clicks")
+    p.add_argument("--starts", type=int, default=3, help="server starts")
+    p.add_argument("--skip", action="append", default=[], choices=("slider", "click", "start"))
+    p.add_argument("--json", help="also write the JSON result to this file")
+    args = p.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    tmp = Path(tempfile.mkdtemp(prefix="ui-latency-"))
+    result: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                "platform": platform.platform()},
+                    "load_before": load()}
+    try:
+        home = prepare(args, tmp)
+        result["home"] = str(home)
+        with sync_playwright() as pw:
+            browser = launch_browser(pw)
+            result["machine"]["chromium"] = browser.version
+            if "slider" not in args.skip or "click" not in args.skip:
+                with StreamlitServer(home, log_path=tmp / "server.log").start(timeout=120) as srv:
+                    page = new_page(browser, init_scripts=(PROBE_JS,))
+                    open_app(page, srv.url, timeout=120_000)
+                    wait_sample(page, DIGIT_CAPTION, 1, 60_000)
+                    if "slider" not in args.skip:
+                        print(f"slider: {args.moves} moves ...", file=sys.stderr)
+                        result["slider"] = slider_moves(page, args.moves)
+                    if "click" not in args.skip:
+                        print(f"click: {args.clicks} points ...", file=sys.stderr)
+                        result["click"] = clicks(page, args.clicks)
+                    page.context.close()
+            if "start" not in args.skip:
+                print(f"start: {args.starts} fresh servers ...", file=sys.stderr)
+                result["start"] = starts(browser, home, args.starts, tmp)
+            browser.close()
+        result["load_after"] = load()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    sl, cl, st = result.get("slider"), result.get("click"), result.get("start")
+    result["goals"] = GOALS
+    result["meets_goals"] = {
+        "slider": None if not sl or sl["latency_ms"]["p50"] is None else sl["latency_ms"]["p50"] <= GOALS["slider_p50_ms"],
+        "click": None if not cl or cl["latency_ms"]["p50"] is None else cl["latency_ms"]["p50"] <= GOALS["click_p50_ms"],
+        "start": None if not st or st["interactive_s"]["p50"] is None else st["interactive_s"]["p50"] <= GOALS["start_s"],
+    }
+    print(table(result))
+    print(f"load before: {result['load_before']}\nload after:  {result['load_after']}")
+    if cl and cl["missed"]:
+        print(f"click: {cl['missed']} click(s) showed no reconstruction: {cl['errors']}")
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

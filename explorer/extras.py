@@ -44,8 +44,11 @@ KNN_K = 5
 COMPARE_MAX = 4  # models shown side by side
 
 
+NOUNS = {"mnist": "digit", "fashion_mnist": "clothing item"}
+
+
 def _noun(ex) -> str:
-    return "digit" if ex.record.config.dataset == "mnist" else "image"
+    return NOUNS.get(ex.record.config.dataset, "image")
 
 
 # ----------------------------------------------------------------------------- your digit: input
@@ -109,7 +112,7 @@ def _draw_tab(ex) -> None:
 
 def _upload_tab(ex) -> None:
     ss = st.session_state
-    up = st.file_uploader(f"A picture of one {_noun(ex)} (PNG, JPEG, GIF, BMP or WebP)", type=UPLOAD_TYPES,
+    up = st.file_uploader(f"A picture of a {_noun(ex)} (PNG, JPEG, GIF, BMP or WebP)", type=UPLOAD_TYPES,
                           key="user_upload", max_upload_size=25,
                           help=f"Up to {MAX_BYTES // 2**20} MiB. Dark on light or light on dark; "
                                "it is cropped, scaled and centred like the training images.")
@@ -171,8 +174,8 @@ def user_digit_panel(ex) -> None:
     ss = st.session_state
     ss.setdefault("user_digit", None)
     noun = _noun(ex)
-    with st.expander(f"✏️ Your own {noun}: draw or upload one and see where it lands",
-                     expanded=bool(ss.get("user_digit") or ss.get("_user_error") or ss.get("user_image") is not None)):
+    busy = bool(ss.get("user_digit") or ss.get("_user_error")) or ss.get("user_image") is not None
+    with st.expander(f"✏️ Your own {noun}: draw or upload one and see where it lands", expanded=busy):
         left, right = st.columns([2, 3], gap="large")
         with left:
             draw, upload = st.tabs(["Draw", "Upload"])
@@ -217,8 +220,9 @@ def _user_result(ex, noun: str) -> None:
     b1.button("Move the sliders here", on_click=_move_sliders, args=(u["z_mean"], ex.arrays["bounds"]),
               key="user_to_sliders", help="Set the latent sliders to this picture's z_mean.")
     b2.button(f"Clear my {noun}", on_click=_clear_user_digit, key="user_clear")
-    b3.download_button("Preprocessed PNG", export.png_bytes(u["image"]), file_name=f"my-{noun}-28x28.png",
-                       mime="image/png", on_click="ignore", key="user_png",
+    b3.download_button("Preprocessed PNG", export.png_bytes(u["image"]),
+                       file_name=f"my-{noun.replace(' ', '-')}-28x28.png", mime="image/png",
+                       on_click="ignore", key="user_png",
                        help="The 28×28 picture the model sees.")
 
 

@@ -222,7 +222,8 @@ def prepare(source, dataset: str = "mnist") -> np.ndarray:
     rows, cols = np.nonzero(g >= INK_LEVEL * peak)
     g = g[rows.min(): rows.max() + 1, cols.min(): cols.max() + 1]  # crop to the ink's bounding box
 
-    # Longest side to 20 px (MNIST; 28 for Fashion-MNIST), aspect kept, anti-aliased (box filter when shrinking, Lanczos when growing).
+    # Longest side to 20 px (MNIST; 28 for Fashion-MNIST), aspect kept, anti-aliased
+    # (a box filter when shrinking, Lanczos when growing).
     h, w = g.shape
     scale = recipe.box / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))

@@ -227,7 +227,7 @@ def test_fashion_model_with_8_latent_dims(home):
     assert store.current().id == rec.id
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert not at.exception, at.exception
-    assert any("Your own image" in e.label for e in at.expander)
+    assert any("Your own clothing item" in e.label for e in at.expander)
 
     shirt = Image.new("RGB", (400, 300), "white")
     ImageDraw.Draw(shirt).polygon([(100, 20), (300, 20), (380, 120), (300, 120), (300, 280), (100, 280),

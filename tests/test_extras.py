@@ -252,3 +252,17 @@ def test_fashion_model_with_8_latent_dims(home):
     ring = np.stack([extras_xy(t["your 1σ posterior"][a]) for a in ("x", "y")], 1) - ex.project(z_mean[0])
     # every point of the 1σ contour satisfies p^T cov^-1 p = 1
     np.testing.assert_allclose(np.einsum("ni,ij,nj->n", ring, np.linalg.inv(cov), ring), 1.0, rtol=1e-3)
+
+
+def test_without_the_canvas_package_the_draw_tab_says_how_to_get_it(home, monkeypatch):
+    import sys
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", None)  # `import` now raises ImportError
+    st_canvas, why = extras.canvas_component()
+    assert st_canvas is None and "pip install streamlit-drawable-canvas==0.13.0" in why
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert any("pip install streamlit-drawable-canvas" in i.value for i in at.info)
+    assert len(at.file_uploader) == 1  # uploading still works

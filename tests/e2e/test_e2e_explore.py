@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from browser_harness import (fetch_image, image_srcs, isolated_point, scatter_points, to_grey28,
-                             wait_idle, wait_image_loaded)
+                             trace_xy, wait_idle, wait_image_loaded)
 
 DIGIT_CAPTION = "decoder(z) for the slider values"
 TOL = 3 / 255  # server vs. test-process decode of the same weights, after 8-bit PNG rounding
@@ -39,8 +39,18 @@ def slider(page, name: str):
 
 
 def slider_value(page, name: str) -> float:
-    """The slider's value as the page holds it (the `value` React writes, not the 2-decimal label)."""
+    """The slider's value as the slider shows it (snapped to its 0.05 step grid)."""
     return float(slider(page, name).get_attribute("value"))
+
+
+def scatter(page):
+    return page.locator('[data-testid="stPlotlyChart"]').filter(has=page.locator(".gl-container")).first
+
+
+def decoded_z(page) -> np.ndarray:
+    """The exact z the server decoded: the scatter's "sliders" marker (a 2-D model: the plane is z)."""
+    (x, y), = trace_xy(scatter(page), "sliders")
+    return np.array([x, y], np.float32)
 
 
 def shown_digit(page) -> np.ndarray:
@@ -62,8 +72,10 @@ def test_page_shows_the_decoded_digit(app_page, served_model):
     wait_image_loaded(img)
     size = img.evaluate("e => [e.naturalWidth, e.naturalHeight, e.getBoundingClientRect().width]")
     assert size[:2] == [280, 280] and size[2] > 200, f"expected a large 280x280 digit, got {size}"
-    z = np.array([[slider_value(page, "z[0]"), slider_value(page, "z[1]")]], np.float32)
-    expected = latent.decode(z)[0]
+    z = decoded_z(page)
+    shown_z = np.array([slider_value(page, "z[0]"), slider_value(page, "z[1]")])
+    assert np.abs(shown_z - z).max() <= 0.025 + 1e-6, f"sliders show {shown_z}, the marker is at {z}"
+    expected = latent.decode(z[None])[0]
     shown = shown_digit(page)
     assert np.abs(shown - expected).max() <= TOL, "the painted digit is not decoder(z) for the sliders"
     assert "Exploring" in page.get_by_text("Exploring").first.inner_text()
@@ -72,7 +84,7 @@ def test_page_shows_the_decoded_digit(app_page, served_model):
 def test_slider_move_repaints_the_digit(app_page, served_model):
     latent, _ = served_model
     page = app_page
-    z1 = slider_value(page, "z[1]")
+    z1 = decoded_z(page)[1]
     for step in range(3):
         before_src, before_z0 = digit_img(page).get_attribute("src"), slider_value(page, "z[0]")
         thumb = slider(page, "z[0]")
@@ -86,7 +98,9 @@ def test_slider_move_repaints_the_digit(app_page, served_model):
         z0 = slider_value(page, "z[0]")
         # one arrow press = one step (0.05), snapped to the step grid
         assert 0 < z0 - before_z0 <= 0.05 + 1e-6, f"step {step}: slider went {before_z0} -> {z0}"
-        expected = latent.decode(np.array([[z0, z1]], np.float32))[0]
+        z = decoded_z(page)  # z[1] may come back snapped to its step grid too
+        assert abs(z[0] - z0) <= 1e-6 and abs(z[1] - z1) <= 0.025 + 1e-6, (z, z0, z1)
+        expected = latent.decode(z[None])[0]
         assert np.abs(shown_digit(page) - expected).max() <= TOL, f"step {step}: wrong digit at z0={z0}"
     no_exceptions(page)
 
@@ -94,8 +108,7 @@ def test_slider_move_repaints_the_digit(app_page, served_model):
 def test_clicking_a_scatter_point_shows_its_original_and_reconstruction(app_page, served_model):
     latent, data = served_model
     page = app_page
-    chart = page.locator('[data-testid="stPlotlyChart"]').filter(
-        has=page.locator(".scattergl, .gl-container")).first
+    chart = scatter(page)
     chart.scroll_into_view_if_needed()
     points, box, traces = scatter_points(chart)
     assert sum(t["n"] for t in traces if t["type"] == "scattergl") == len(data.x_test), traces
@@ -129,7 +142,8 @@ def test_clicking_a_scatter_point_shows_its_original_and_reconstruction(app_page
     assert page.get_by_text(re.compile(rf"Index:\s*{row}\b")).count() >= 1
     # the sliders jumped to the pick's posterior mean (and the digit follows them)
     z_mean, _ = latent.encode(data.x_test[row:row + 1])
-    got = np.array([slider_value(page, "z[0]"), slider_value(page, "z[1]")])
-    assert np.allclose(got, z_mean[0], atol=0.01), (got, z_mean[0])
-    assert np.abs(shown_digit(page) - latent.decode(got[None].astype(np.float32))[0]).max() <= TOL
+    assert np.allclose(decoded_z(page), z_mean[0], atol=1e-5), (decoded_z(page), z_mean[0])
+    shown_z = np.array([slider_value(page, "z[0]"), slider_value(page, "z[1]")])
+    assert np.abs(shown_z - z_mean[0]).max() <= 0.025 + 1e-6, (shown_z, z_mean[0])
+    assert np.abs(shown_digit(page) - latent.decode(z_mean)[0]).max() <= TOL
     assert len(set(image_srcs(page))) > 3

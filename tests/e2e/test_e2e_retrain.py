@@ -14,7 +14,7 @@ import signal
 import numpy as np
 import pytest
 
-from browser_harness import fetch_image, to_grey28, wait_idle, wait_image_loaded
+from browser_harness import fetch_image, to_grey28, trace_xy, wait_idle, wait_image_loaded
 
 DIGIT_CAPTION = "decoder(z) for the slider values"
 TOL = 3 / 255
@@ -76,7 +76,7 @@ def test_retrain_one_epoch_then_the_page_explores_the_new_model(app_page, server
     # the live digit now comes from the new model
     img = page.locator('[data-testid="stImage"]').filter(has_text=DIGIT_CAPTION).locator("img")
     wait_image_loaded(img)
-    z = [float(page.locator(f'[data-testid="stSlider"] input[type="range"][aria-label="z[{i}]"]')
-               .get_attribute("value")) for i in (0, 1)]
-    expected = store.load(new_id).decode(np.array([z], np.float32))[0]
+    chart = page.locator('[data-testid="stPlotlyChart"]').filter(has=page.locator(".gl-container")).first
+    z = np.array(trace_xy(chart, "sliders"), np.float32)  # (1, 2): the z the server decoded
+    expected = store.load(new_id).decode(z)[0]
     assert np.abs(to_grey28(fetch_image(page, img.get_attribute("src"))) - expected).max() <= TOL

@@ -17,6 +17,7 @@ import streamlit as st
 
 from model.data import Dataset, load_dataset
 from model.paths import home
+from model.serving import keep_compiled_functions
 from model.store import FILES, ModelRecord, ModelStore, StoreError
 
 from explorer import views
@@ -138,10 +139,11 @@ def freeze_gc(stamp: str) -> bool:
     """Move everything alive now (TensorFlow, Keras, the loaded model, cached arrays) out of the GC's reach,
     once per model stamp per process. Returns True when it froze.
 
-    Why: after *every* script run (a slider move included) Streamlit calls `keras.backend.clear_session()`,
-    which runs a full `gc.collect()`, and then its own `gc.collect(2)`. With TensorFlow loaded each one walks
-    millions of objects: ~0.3-0.8 s of GIL-held CPU per interaction on this machine, during which the server
-    answers nothing. After `gc.freeze()` both collections only walk objects created since (~0.2 ms).
+    Why: after *every* script run (a slider move included) Streamlit runs `gc.collect(2)` (and, unless
+    `model.serving.keep_compiled_functions` is active, `keras.backend.clear_session()` runs another full
+    one). With TensorFlow loaded each walks millions of objects: ~0.3-0.8 s of GIL-held CPU per
+    interaction on this machine, during which the server answers nothing. After `gc.freeze()` a
+    collection only walks the objects created since (~0.2 ms).
     Garbage that exists at the moment of freezing is kept, so this runs once per model, not per run.
     """
     if stamp in _frozen:
@@ -191,6 +193,7 @@ def explorer(store: ModelStore, record: ModelRecord) -> Explorer:
     """Load (or fetch from the caches) the model, its test set and latents. Raises StoreError/DataError."""
     stamp = model_stamp(record)
     model = _load_model(stamp, str(store.root), record.id)
+    keep_compiled_functions()  # idempotent: Streamlit's per-run clear_session would drop compiled functions
     data = _dataset(record.config.dataset, str(Path(home()).resolve()))
     if model.latent_dim != record.config.latent_dim:  # pragma: no cover - LatentModel checks this too
         raise StoreError(f"Model {record.id!r} does not match its meta.json. Fix: retrain it.")

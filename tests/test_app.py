@@ -182,6 +182,30 @@ def test_manifold_and_prior_samples_appear(home, media, reference):
     assert np.abs(big2[0].astype(int) - views.to_uint8(latent.manifold(n=30, span=1.5))).max() <= 1
 
 
+def test_eight_latent_dims_get_eight_sliders_and_a_pca_scatter(home, media, reference):
+    from model.store import ModelStore
+    from model.vae import VAEConfig, build_decoder, build_encoder
+
+    _, data = reference
+    config = VAEConfig(latent_dim=8, epochs=1, limit=256)  # untrained weights are enough for the UI
+    store = ModelStore()
+    record = store.save(build_encoder(config), build_decoder(config), config)
+    latent = store.load(record.id)
+    row = 42
+    at = run_app(pick=row)
+    assert_clean(at)
+    assert [at.slider(key=f"z{i}").label for i in range(8)] == [f"z[{i}]" for i in range(8)]
+    z_sliders = np.array([at.slider(key=f"z{i}").value for i in range(8)], np.float32)
+    z_mean = latent.encode(data.x_test[row:row + 1])[0][0]
+    assert np.allclose(z_sliders, z_mean, atol=1e-4), "the sliders did not move to the pick"
+    (digit,) = shown(at, media, DIGIT_CAPTION, 10)
+    assert np.abs(digit.astype(int) - views.to_uint8(latent.decode(z_sliders)[0])).max() <= 1
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    (scatter,) = [sp for sp in specs if any(t.get("type") == "scattergl" for t in sp["data"])]
+    assert scatter["layout"]["xaxis"]["title"]["text"].startswith("PC1 of z")
+    assert {s.label for s in at.selectbox} >= {"Horizontal axis", "Vertical axis"}
+
+
 # ----------------------------------------------------------------------------- model changes and bad state
 
 def test_a_new_current_model_replaces_the_old_one_without_restart(home):

@@ -24,6 +24,7 @@ from model.data import available_datasets
 
 POLL_ACTIVE_S = 1.0  # progress refresh while a job runs
 POLL_IDLE_S = 5.0  # how soon an idle session notices a job started elsewhere
+MAX_CURVE_POINTS = 400  # the live loss curve is thinned to about this many points
 BATCH_SIZES = (32, 64, 128, 256, 512)
 SUBSETS = (None, 30_000, 10_000, 5_000, 1_000, 256)  # training images (None: all)
 LATENT_SIZES = (2, 3, 4, 8, 16, 32)
@@ -67,7 +68,8 @@ def loss_figure(js: jobs.JobStatus, height: int = 220) -> go.Figure:
     """Live loss curve: the running training loss per batch, and train/validation loss per epoch."""
     fig = go.Figure()
     if js.curve:
-        x, y = zip(*js.curve)
+        curve = js.curve[:: max(1, len(js.curve) // MAX_CURVE_POINTS)] + js.curve[-1:]
+        x, y = zip(*curve)
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="training (batches)",
                                  line=dict(width=1.5, color="#1f77b4")))
     n = len(js.history.get("loss", []))
@@ -78,9 +80,9 @@ def loss_figure(js: jobs.JobStatus, height: int = 220) -> go.Figure:
         if "val_loss" in js.history:
             fig.add_trace(go.Scatter(x=ep, y=js.history["val_loss"], mode="lines+markers",
                                      name="validation", line=dict(color="#ff7f0e")))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=True,
-                      legend=dict(orientation="h", y=-0.25, x=0), xaxis_title="epoch",
-                      yaxis_title="loss", xaxis=dict(range=[0, max(js.epochs, 1)]))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), showlegend=True,
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, font=dict(size=10)),
+                      xaxis_title="epoch", yaxis_title="loss", xaxis=dict(range=[0, max(js.epochs, 1)]))
     return fig
 
 
@@ -148,7 +150,7 @@ def _job_view(js: jobs.JobStatus, *, wide: bool, key: str) -> None:
         st.caption(f"loss **{loss}** · validation **{val}**  \nelapsed {fmt_duration(js.elapsed)} · "
                    f"left {eta}")
     if js.curve or js.history:
-        st.plotly_chart(loss_figure(js, height=300 if wide else 220), config={"displayModeBar": False})
+        st.plotly_chart(loss_figure(js, height=320 if wide else 260), config={"displayModeBar": False})
     if js.cancel_requested:
         st.caption("Cancelling…")
     elif st.button("Cancel training", key=f"retrain_cancel_{key}", icon=":material/stop_circle:",

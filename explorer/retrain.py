@@ -68,8 +68,16 @@ def loss_figure(js: jobs.JobStatus, height: int = 220) -> go.Figure:
     """Live loss curve: the running training loss per batch, and train/validation loss per epoch."""
     fig = go.Figure()
     if js.curve:
-        curve = js.curve[:: max(1, len(js.curve) // MAX_CURVE_POINTS)] + js.curve[-1:]
-        x, y = zip(*curve)
+        curve = js.curve[:: max(1, len(js.curve) // MAX_CURVE_POINTS)]
+        if curve[-1] is not js.curve[-1]:
+            curve.append(js.curve[-1])
+        x, y = [], []
+        for (x0, _), (x1, y1) in zip([(0.0, None)] + curve, curve):
+            if int(x1 - 1e-9) != int(x0 - 1e-9) and x:  # Keras' running mean restarts each epoch: a gap
+                x.append(None)
+                y.append(None)
+            x.append(x1)
+            y.append(y1)
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="training (batches)",
                                  line=dict(width=1.5, color="#1f77b4")))
     n = len(js.history.get("loss", []))
@@ -103,7 +111,10 @@ def _start(config: dict, where: str) -> None:
     except jobs.JobError as e:
         notice = ("error", str(e))
     else:
-        if info.new:
+        if info.new and where == "main":
+            notice = ("success", "Training started in the background: the explorer opens here when the "
+                      "model is ready.")
+        elif info.new:
             notice = ("success", "Training started in the background: keep exploring, the new model "
                       "appears when it is done.")
         else:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import shutil
 import signal
@@ -36,12 +35,12 @@ TINY_E2E = dict(epochs=1, limit=1000)
 # Counts Streamlit runs as the page reports them (installed before any page script runs).
 INIT_SCRIPT = """
 (() => {
-  const s = window.__e2e = {runsStarted: 0, runsDone: 0, state: null};
+  const s = window.__e2e = {runsStarted: 0, runsDone: 0, state: null, lastDone: null};
   const ATTR = 'data-test-script-state';
   const seen = (v) => {
     if (v === s.state) return;
     if (v === 'running') s.runsStarted += 1;
-    if (s.state === 'running' && v !== 'running') s.runsDone += 1;
+    if (s.state === 'running' && v !== 'running') { s.runsDone += 1; s.lastDone = performance.now(); }
     s.state = v;
   };
   new MutationObserver((muts) => {
@@ -360,7 +359,3 @@ def dump_debug(page, name: str, server: StreamlitServer | None = None) -> list[P
             shutil.copyfile(server.log_path, p)
             out.append(p)
     return out
-
-
-def describe(obj) -> str:
-    return json.dumps(obj, indent=1, default=str)

@@ -3,6 +3,7 @@
     python -m model.train                         # the seed: MNIST, BCE, 30 epochs, batch 128
     python -m model.train --mse                   # MSE reconstruction term (seed's -m)
     python -m model.train --limit 512 --epochs 1  # a quick run on the first 512 images
+    python -m model.train --fast                  # the fast preset VAEConfig.fast(): bf16, lr 2e-3
     python -m model.train --weights vae_cnn/vae.weights.h5   # load instead of train (seed's -w)
     python -m model.train --weights vae_cnn_mnist.h5         # ... also the seed's own Keras 2 weights
 """
@@ -225,8 +226,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--latent-dim", type=_positive_int, default=d.latent_dim, help="default %(default)s")
     p.add_argument("--dataset", default=d.dataset, choices=("mnist", "fashion_mnist"))
     p.add_argument("--npz", help="train on a user .npz (x_train, y_train, x_test, y_test)")
-    p.add_argument("--lr", type=_learning_rate, default=d.learning_rate, help="RMSprop learning rate")
-    p.add_argument("--precision", choices=PRECISIONS, default=d.precision)
+    f = VAEConfig.fast()
+    p.add_argument("--fast", action="store_true", help="the fast preset (VAEConfig.fast()): "
+                   f"--precision {f.precision} --lr {f.learning_rate:g}, the rest as the seed")
+    p.add_argument("--lr", type=_learning_rate, help=f"RMSprop learning rate (default {d.learning_rate:g}; "
+                   f"{f.learning_rate:g} with --fast)")
+    p.add_argument("--precision", choices=PRECISIONS, help=f"default {d.precision} ({f.precision} with --fast)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--progress", help="append JSON-lines progress events to this file")
     p.add_argument("--no-store", action="store_true", help="do not save the model to the store")
@@ -287,10 +292,12 @@ def main(argv=None) -> int:
 
     try:
         dataset = _npz_name(args.npz) if args.npz else args.dataset
+        base = VAEConfig.fast() if args.fast else VAEConfig()
         config = VAEConfig(dataset=dataset, latent_dim=args.latent_dim,
                            loss="mse" if args.mse else LOSSES[0], epochs=args.epochs,
-                           batch_size=args.batch_size, learning_rate=args.lr, limit=args.limit,
-                           precision=args.precision, seed=args.seed)
+                           batch_size=args.batch_size, limit=args.limit, seed=args.seed,
+                           learning_rate=base.learning_rate if args.lr is None else args.lr,
+                           precision=base.precision if args.precision is None else args.precision)
         data = load_dataset(dataset, npz=args.npz)
         out = Path(args.out)
         store = None if args.no_store else ModelStore()

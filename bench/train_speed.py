@@ -9,16 +9,18 @@ Each run is its own process on the full MNIST training set (60k images, 10k test
            and `load_mnist`), with an epoch timer added to its `vae.fit` and its plot_results skipped
   CONFIG   `model.train.train(config, store=None)`: `default` = VAEConfig() (the seed's settings),
            `fast` = VAEConfig.fast(), or `key=value,...` overrides of VAEConfig() fields
-Both record, per epoch, the wall time and the process CPU time (all threads). Epoch 1 also traces
-the graphs, so the per-epoch figure is the median of epochs 2..N (epoch 1 alone when N = 1).
-The CPU time is the steadier figure on a shared machine: other processes stretch wall time, much
-less the CPU work a run needs. Runs go back to back, alternating their order over --reps, or all at
-once with --concurrent (each then sees the same load). The machine's load average is recorded
-around every run.
+Both record, per epoch, the wall time and the process CPU time (all threads); each run's log (in the
+temp directory printed first) gets a line per epoch. Epoch 1 also traces the graphs, so the per-epoch
+figure is the median of epochs 2..N (epoch 1 alone when N = 1). The CPU time is the steadier figure
+on a shared machine: other processes stretch wall time, much less the CPU work a run needs. Runs go
+back to back, alternating their order over --reps, or all at once with --concurrent (each then sees
+the same load). The machine's load average is recorded around every run.
 
 Quality: `val_loss` after the last epoch is the test-set loss both scripts report (mean over the 10k
 test images of 784 * pixel BCE + KL, z sampled once per image), after the same number of epochs.
-`epochs_to_seed` is the first epoch whose val_loss is at or below the seed's final one.
+`epochs_to_seed` is the first epoch whose val_loss is at or below the seed's final one, and
+`to_seed_speedup_cpu` = the seed's CPU time for all its epochs / ours up to that epoch (time to the
+seed's quality).
 """
 from __future__ import annotations
 
@@ -61,6 +63,8 @@ def _epoch_timer(base):
         def on_epoch_end(self, epoch, logs=None):
             self.wall.append(time.perf_counter() - self._t)
             self.cpu.append(time.process_time() - self._c)
+            print(f"epoch {epoch + 1}: {self.wall[-1]:.1f} s wall, {self.cpu[-1]:.1f} s CPU, "
+                  f"val_loss {float((logs or {}).get('val_loss', float('nan'))):.2f}", file=sys.stderr, flush=True)
 
     return EpochTimer()
 
@@ -179,10 +183,13 @@ def summarise(runs: list[dict], names: list[str]) -> dict:
         wall = statistics.median(steady(r["epoch_wall_s"]) for r in rs)
         cpu = statistics.median(steady(r["epoch_cpu_s"]) for r in rs)
         val = statistics.median(r["val_loss"] for r in rs)
-        reach = None
+        reach = to_seed = None
         if seed_val is not None:
             hits = [i + 1 for i, v in enumerate(rs[0]["history"].get("val_loss", [])) if v <= seed_val]
             reach = hits[0] if hits else None
+            if reach:
+                seed_total = statistics.median(sum(r["epoch_cpu_s"]) for r in seed)
+                to_seed = seed_total / sum(rs[0]["epoch_cpu_s"][:reach])
         rows.append({
             "name": n, "runs": len(rs), "epoch_wall_s": wall, "epoch_cpu_s": cpu,
             "first_epoch_wall_s": statistics.median(r["epoch_wall_s"][0] for r in rs),
@@ -190,7 +197,7 @@ def summarise(runs: list[dict], names: list[str]) -> dict:
             "speedup_cpu": seed_cpu / cpu if seed_cpu else None,
             "val_loss": val, "loss": statistics.median(r["loss"] for r in rs),
             "test_loss": rs[0].get("test_metrics", {}).get("loss"),
-            "epochs_to_seed": reach,
+            "epochs_to_seed": reach, "to_seed_speedup_cpu": to_seed,
             "load": [r["load_before"][0] for r in rs] + [rs[-1]["load_after"][0]],
         })
     return {"rows": rows}
@@ -200,12 +207,13 @@ def print_table(summary: dict, epochs: int) -> None:
     f = lambda v, p=2: "-" if v is None else f"{v:.{p}f}"  # noqa: E731
     print(f"\nper-epoch time = median of epochs 2..{epochs}; speed-up = seed / run; loss after {epochs} epochs")
     head = ("run", "s/epoch wall", "s/epoch CPU", "speed-up wall", "speed-up CPU", "test loss (val_loss)",
-            "epochs to seed's loss", "load 1-min")
+            "epochs to seed's loss", "speed-up to seed's loss (CPU)", "load 1-min")
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for r in summary["rows"]:
         print("| " + " | ".join([
             r["name"], f(r["epoch_wall_s"]), f(r["epoch_cpu_s"]), f(r["speedup_wall"]), f(r["speedup_cpu"]),
             f(r["val_loss"]), "-" if r["epochs_to_seed"] is None else str(r["epochs_to_seed"]),
+            f(r["to_seed_speedup_cpu"]),
             "/".join(f"{x:.1f}" for x in r["load"])]) + " |")
 
 
@@ -218,8 +226,15 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=1, help="repeat the whole set, alternating the order")
     p.add_argument("--concurrent", action="store_true", help="start each repetition's runs at once")
     p.add_argument("--json", help="also write the results to this file")
+    p.add_argument("--summarise", metavar="JSON", help="print the table of an earlier --json file; run nothing")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.summarise:
+        old = json.loads(Path(args.summarise).read_text())
+        names = list(dict.fromkeys(r["name"] for r in old["runs"]))
+        print(old.get("command", ""))
+        print_table(summarise(old["runs"], names), old["epochs"])
+        return 0
     if args.epochs < 1 or args.reps < 1:
         p.error("--epochs and --reps must be positive")
     if args.worker:

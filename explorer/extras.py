@@ -16,6 +16,7 @@ Session state:
   user_digit   {"image": (28, 28) uint8, "source": str} the preprocessed picture, or None
   _user_error  the last picture's error message (shown once)
   _canvas_sig, _upload_id   what the canvas / uploader last gave, so each input is processed once
+  _user_panel_used   the panel has shown a picture or an error: keep its expander open
 
 The page reruns top to bottom on a drawing or an upload, and this panel runs before the explore panel,
 so the scatter marks the new digit in the same run.
@@ -174,8 +175,12 @@ def user_digit_panel(ex) -> None:
     ss = st.session_state
     ss.setdefault("user_digit", None)
     noun = _noun(ex)
-    busy = bool(ss.get("user_digit") or ss.get("_user_error")) or ss.get("user_image") is not None
-    with st.expander(f"✏️ Your own {noun}: draw or upload one and see where it lands", expanded=busy):
+    # Open once the panel has been used, then leave it to the user: `expanded` never goes back to
+    # False, since a flip (e.g. during the run that swaps one upload for another) collapses it.
+    if ss.get("user_digit") or ss.get("_user_error") or ss.get("user_image") is not None:
+        ss["_user_panel_used"] = True
+    with st.expander(f"✏️ Your own {noun}: draw or upload one and see where it lands", key="user_panel",
+                     expanded=ss.get("_user_panel_used", False)):
         left, right = st.columns([2, 3], gap="large")
         with left:
             draw, upload = st.tabs(["Draw", "Upload"])

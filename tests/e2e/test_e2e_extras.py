@@ -71,7 +71,9 @@ def test_draw_a_digit_on_the_canvas(app_page, served_model):
     latent, _, _ = served_model
     page = app_page
     p = open_panel(page)
-    canvas = p.locator("canvas").last
+    canvas = p.locator(".canvas-root canvas.upper-canvas")  # Fabric.js' input layer: ready to draw
+    canvas.wait_for(state="visible", timeout=60_000)
+    p.locator('.canvas-root button[aria-label="Reset canvas & history"]').wait_for(timeout=60_000)
     canvas.scroll_into_view_if_needed()
     box = canvas.bounding_box()
     assert box["width"] == 280 and box["height"] == 280, box

@@ -166,8 +166,8 @@ def _job_view(js: jobs.JobStatus, *, wide: bool, key: str) -> None:
         st.caption("Cancelling…")
     elif st.button("Cancel training", key=f"retrain_cancel_{key}", icon=":material/stop_circle:",
                    help="Stop the job now; nothing is saved and the current model stays."):
-        jobs.cancel_job(js.id)
-        st.rerun(scope="fragment")
+        jobs.cancel_job(js.id)  # returns at once; the next refresh shows the job cancelled
+        st.caption("Cancelling…")
 
 
 def _live(key: str, wide: bool) -> None:

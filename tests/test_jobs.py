@@ -299,6 +299,8 @@ def test_retrain_panel_starts_shows_and_cancels_a_job(home):
     # Cancel in the first session
     cancel = next(b for b in at.sidebar.button if b.key == "retrain_cancel_sidebar")
     cancel.click().run()
+    assert not at.exception
+    assert any(c.value == "Cancelling…" for c in at.sidebar.caption)
     final = wait_for(job.id, lambda js: not js.active, timeout=30)[-1]
     assert final.state == "cancelled"
     other.run()

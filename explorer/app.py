@@ -28,6 +28,7 @@ from model.store import StoreError
 MANIFOLD_N = 30
 PRIOR_N = 10
 DIGIT_SCALE = 10  # 28 px -> 280 px, nearest neighbour
+MAP_SIZE = 200  # the live map beside the digit (below it when the column is narrow)
 THUMB_SCALE = 3
 
 
@@ -206,7 +207,7 @@ def explore_panel(ex: state.Explorer) -> None:
     ss = st.session_state
     d, bounds = ex.latent_dim, ex.arrays["bounds"]
 
-    left, right = st.columns([2, 3], gap="large")
+    left, right = st.columns([1, 1], gap="medium")
     with left:
         st.subheader("Move through the latent space")
         box = st.container(height=360) if d > 6 else st.container()
@@ -218,9 +219,11 @@ def explore_panel(ex: state.Explorer) -> None:
         t = time.perf_counter()
         digit = ex.model.decode(z)[0]  # (28, 28): one compiled forward pass, no predict()
         decode_ms = 1000 * (time.perf_counter() - t)
-        st.image(views.to_png(digit, DIGIT_SCALE), width=28 * DIGIT_SCALE, output_format="PNG",
-                 caption="decoder(z) for the slider values")
-        st.caption(f"decoded in {decode_ms:.1f} ms on the server")
+        row = st.container(horizontal=True, gap="small")  # wraps: the map goes below on narrow screens
+        row.image(views.to_png(digit, DIGIT_SCALE), width=28 * DIGIT_SCALE, output_format="PNG",
+                        caption="decoder(z) for the slider values")
+        map_box = row.empty()  # drawn below, once the interpolation path is known
+        st.caption(f"decoded in {decode_ms:.1f} ms on the server · z = `{_fmt(z, 3)}`")
         extras.digit_download(digit, z)  # features helper: PNG download
     with right:
         st.subheader("Test set in latent space")
@@ -233,15 +236,22 @@ def explore_panel(ex: state.Explorer) -> None:
     path = interpolation_panel(ex, z)
 
     pick = ss["pick"]
-    ellipses, picked = (), None
+    ellipses, picked = [], None
     if pick is not None:
         picked = ex.arrays["xy"][pick]
         cov = ex.projected_cov(pick)
         ellipses = [views.sigma_ellipse(picked, cov, k) for k in (1, 2)]
+    # The live map follows the sliders; the big scatter does not: Streamlit rebuilds a chart whose
+    # figure changed, and rebuilding 10k WebGL points on every slider move costs the browser 0.1-3 s
+    # (and the user's zoom). Its figure only changes with the model and the pick.
+    extent = ex.map_extent
+    base = state.map_base(ex.stamp, ex.arrays["xy"], ex.arrays["labels"], extent, MAP_SIZE)
+    map_box.image(views.map_png(base, extent, current=ex.project(z), picked=picked, ellipses=ellipses[:1],
+                                path=None if path is None else ex.project(path)),
+                  width=MAP_SIZE, output_format="PNG",
+                  caption="the sliders (red ×) on the test set" + ("" if d == 2 else " (PCA view)"))
     fig = views.latent_scatter(ex.arrays["xy"], ex.arrays["labels"], ex.class_names,
-                               current=ex.project(z), picked=picked, ellipses=ellipses,
-                               path=None if path is None else ex.project(path),
-                               axis_titles=ex.axis_titles)
+                               picked=picked, ellipses=ellipses, axis_titles=ex.axis_titles)
     fig = extras.mark_user_digit(fig, ex)  # features helper: your digit + its posterior ellipses
     with scatter_box:
         st.plotly_chart(fig, key="scatter", on_select=_on_select, selection_mode="points",
@@ -312,8 +322,8 @@ def interpolation_panel(ex: state.Explorer, z_sliders: np.ndarray) -> np.ndarray
     return path
 
 
-def _fmt(v) -> str:
-    return "[" + ", ".join(f"{x:+.2f}" for x in np.asarray(v).ravel()) + "]"
+def _fmt(v, digits: int = 2) -> str:
+    return "[" + ", ".join(f"{x:+.{digits}f}" for x in np.asarray(v).ravel()) + "]"
 
 
 # ----------------------------------------------------------------------------- manifold and prior

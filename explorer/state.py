@@ -115,6 +115,12 @@ def manifold_png(stamp: str, _model, n: int, span: float, dims: tuple[int, int])
     return views.to_png(_model.manifold(n=n, span=span, dims=dims))
 
 
+@st.cache_data(max_entries=4, show_spinner=False)
+def map_base(stamp: str, _xy: np.ndarray, _labels: np.ndarray, extent: tuple, size: int) -> np.ndarray:
+    """The live map's background: the test set as a (size, size, 3) raster (see `views.latent_map`)."""
+    return views.latent_map(_xy, _labels, extent, size)
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
 def prior_samples(stamp: str, _model, n: int, seed: int) -> tuple[np.ndarray, list[bytes]]:
     """n draws z ~ N(0, I) and their decodings as PNG bytes (4x upscaled)."""
@@ -180,6 +186,12 @@ class Explorer:
         var = np.exp(self.arrays["z_log_var"][index].astype(np.float64))
         w = self.arrays["proj_components"].astype(np.float64)
         return (w * var) @ w.T
+
+    @property
+    def map_extent(self) -> tuple[float, float, float, float]:
+        """The live map's window: the sliders' plane for a 2-D model, the bulk of the PCA view above."""
+        a = self.arrays
+        return views.map_extent(a["xy"], a["bounds"] if self.latent_dim == 2 else None)
 
     @property
     def axis_titles(self) -> tuple[str, str]:

@@ -80,6 +80,13 @@ def assert_clean(at: AppTest) -> None:
     assert not at.error, [e.value for e in at.error]
 
 
+def scatter_spec(at: AppTest) -> dict:
+    """The figure of the test-set scatter (the chart with WebGL traces)."""
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    (spec,) = [sp for sp in specs if any(t.get("type") == "scattergl" for t in sp["data"])]
+    return spec
+
+
 def sliders(at: AppTest) -> np.ndarray:
     return np.array([at.slider(key="z0").value, at.slider(key="z1").value], np.float32)
 
@@ -110,6 +117,8 @@ def test_moving_a_slider_changes_the_decoded_digit(home, media, reference):
     latent, _ = reference
     at = run_app()
     (before,) = shown(at, media, DIGIT_CAPTION, 10)
+    (map_before,) = shown(at, media, "the sliders (red ×)")
+    spec_before = scatter_spec(at)
     z0 = at.slider(key="z0")
     target = round(z0.min + 0.25 * (z0.max - z0.min), 2)
     z0.set_value(target)
@@ -120,6 +129,11 @@ def test_moving_a_slider_changes_the_decoded_digit(home, media, reference):
     assert z[0] == pytest.approx(target)
     assert not np.array_equal(before, after), "the digit did not change"
     assert np.abs(after.astype(int) - views.to_uint8(latent.decode(z)[0])).max() <= 1
+    assert f"ms on the server · z = `[{z[0]:+.3f}, {z[1]:+.3f}]`" in page_text(at)
+    # the live map moved its marker; the 10k-point scatter is unchanged, so the browser keeps it
+    (map_after,) = shown(at, media, "the sliders (red ×)")
+    assert map_after.shape == (200, 200) and not np.array_equal(map_before, map_after)
+    assert scatter_spec(at) == spec_before, "a slider move rebuilt the big scatter"
 
 
 def test_a_pick_shows_its_original_reconstruction_and_posterior(home, media, reference):
@@ -200,8 +214,7 @@ def test_eight_latent_dims_get_eight_sliders_and_a_pca_scatter(home, media, refe
     assert np.allclose(z_sliders, z_mean, atol=1e-4), "the sliders did not move to the pick"
     (digit,) = shown(at, media, DIGIT_CAPTION, 10)
     assert np.abs(digit.astype(int) - views.to_uint8(latent.decode(z_sliders)[0])).max() <= 1
-    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    (scatter,) = [sp for sp in specs if any(t.get("type") == "scattergl" for t in sp["data"])]
+    scatter = scatter_spec(at)
     assert scatter["layout"]["xaxis"]["title"]["text"].startswith("PC1 of z")
     assert {s.label for s in at.selectbox} >= {"Horizontal axis", "Vertical axis"}
 
@@ -313,3 +326,11 @@ def test_views_upscale_png_ellipse_and_scatter():
     assert views.picked_row([{"x": 0}, {"customdata": [9]}]) == 9
     assert views.picked_row([{"customdata": 3}, {"x": 1}]) == 3  # overlays have no customdata
     assert views.picked_row([]) is None
+
+    extent = views.map_extent(xy, bounds=[3.0, 2.0])
+    assert extent == (-3.0, 3.0, -3.0, 3.0)  # square: the same scale on both axes
+    base = views.latent_map(xy, labels, extent, size=61)
+    assert base.shape == (61, 61, 3) and (base != 255).any()
+    red = np.asarray(Image.open(io.BytesIO(views.map_png(base, extent, current=(1.5, -1.5)))))
+    assert tuple(red[45, 45]) == (214, 39, 40), "the red cross is not at z = (1.5, -1.5)"
+    assert tuple(red[15, 15]) == tuple(base[15, 15])

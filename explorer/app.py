@@ -294,31 +294,35 @@ def interpolation_panel(ex: state.Explorer, z_sliders: np.ndarray) -> np.ndarray
     """A row of digits decoded along the straight line between two points. Returns the path (K, d)."""
     ss = st.session_state
     st.subheader("Interpolation")
-    zm = ex.arrays["z_mean"]
+    zm, labels = ex.arrays["z_mean"], ex.arrays["labels"]
     pick, prev = ss["pick"], ss["pick_prev"]
-    ends = {
-        "prev": (f"previous pick (#{prev})" if prev is not None else "previous pick (none yet)",
-                 None if prev is None else zm[prev]),
-        "pick": (f"current pick (#{pick})" if pick is not None else "current pick (none yet)",
-                 None if pick is None else zm[pick]),
-        "sliders": ("slider position", z_sliders),
-        "origin": ("origin (z = 0)", np.zeros(ex.latent_dim, np.float32)),
-    }
+
+    def test_point(row):
+        if row is None:
+            return None, None
+        label = int(labels[row])
+        name = ex.class_names[label] if label < len(ex.class_names) else str(label)
+        return f"test #{row} (label {name})", zm[row]
+
+    # Option labels stay fixed (the browser keeps a keyed selectbox's old labels); the caption names
+    # the actual endpoints.
+    ends = {"prev": ("previous pick", *test_point(prev)), "pick": ("current pick", *test_point(pick)),
+            "sliders": ("slider position", "the sliders", z_sliders),
+            "origin": ("origin (z = 0)", "z = 0", np.zeros(ex.latent_dim, np.float32))}
     fallback = {"prev": "origin", "pick": "sliders", "sliders": "sliders", "origin": "origin"}
     c1, c2, c3 = st.columns([2, 2, 2])
     a = c1.selectbox("From", list(ends), index=0, key="interp_a", format_func=lambda k: ends[k][0])
     b = c2.selectbox("To", list(ends), index=1, key="interp_b", format_func=lambda k: ends[k][0])
     steps = c3.slider("Steps", 3, 16, 10, key="interp_steps")
-    notes = []
-    for k in (a, b):
-        if ends[k][1] is None:
-            notes.append(f"{ends[k][0].split(' (')[0]} → using {ends[fallback[k]][0]}")
-    a_z, b_z = (ends[k][1] if ends[k][1] is not None else ends[fallback[k]][1] for k in (a, b))
-    path, images = ex.model.interpolate(a_z, b_z, steps)  # one batched decode
+    used = [k if ends[k][2] is not None else fallback[k] for k in (a, b)]
+    path, images = ex.model.interpolate(ends[used[0]][2], ends[used[1]][2], steps)  # one batched decode
     st.image([views.to_png(im, THUMB_SCALE) for im in images], width=28 * THUMB_SCALE, output_format="PNG",
              caption=[f"t={t:.2f}" for t in np.linspace(0, 1, steps)])
-    if notes:
-        st.caption("Pick points in the scatter to interpolate between them; for now: " + "; ".join(notes))
+    note = f"From {ends[used[0]][1]} to {ends[used[1]][1]} (the grey line on the map)."
+    missing = [ends[k][0] for k in (a, b) if ends[k][2] is None]
+    if missing:
+        note += f" No {' or '.join(missing)} yet: click points in the scatter to interpolate between them."
+    st.caption(note)
     return path
 
 

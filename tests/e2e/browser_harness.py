@@ -303,17 +303,6 @@ def scatter_points(chart):
     return info["points"], info["plot"], info["traces"]
 
 
-def trace_xy(chart, name: str) -> list[list[float]]:
-    """The [x, y] points of the chart's trace called `name` (e.g. the "sliders" marker), as drawn."""
-    xy = chart.evaluate("""(root, name) => {
-      const gd = root.querySelector('.js-plotly-plot');
-      const t = gd && gd._fullData.find(t => t.name === name);
-      return t ? Array.from(t.x).map((x, i) => [x, t.y[i]]) : null; }""", name)
-    if xy is None:
-        raise HarnessError(f"The chart has no trace named {name!r}.")
-    return xy
-
-
 def isolated_point(points, plot_box, *, min_trace_points: int = 100, margin: float = 12.0,
                    rng_seed: int = 0, candidates: int = 400):
     """A point of the big scatter whose nearest neighbour (any trace) is farthest away, in pixels.

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from model.paths import HOME_ENV, atomic_write_text, home
+from model.paths import HOME_ENV, atomic_write_text, home, pid_alive
 from model.progress import read_events
 
 STATES = ("running", "succeeded", "failed", "cancelled")
@@ -179,13 +179,7 @@ def _process_alive(pid: int | None, pid_start: int | None) -> bool:
         if st is None or st[0] in "ZX":
             return False
         return pid_start is None or st[1] < 0 or st[1] == pid_start
-    try:  # no /proc (macOS): best effort
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)  # no /proc (macOS): best effort
 
 
 def _lock_held(path: Path, wait: float = 0.0) -> bool:

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model.paths import atomic_write_text, home
+from model.paths import atomic_write_text, home, pid_alive
 from model.config import VAEConfig  # not model.vae: reading the store needs no Keras
 
 FORMAT = 1
@@ -48,18 +48,6 @@ class ModelRecord:
         source = self.extra.get("weights_from")
         trained = f"weights from {Path(source).name}" if source else f"{c.epochs} ep"
         return f"{c.dataset} · z{c.latent_dim} · {c.loss} · {trained}{q} · {when}"
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:  # not one of our temp names (os.kill(0 or -1, 0) would probe whole process groups)
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class ModelStore:
@@ -154,7 +142,7 @@ class ModelStore:
                 pid = int(p.name.split("-")[1])
             except (IndexError, ValueError):
                 pid = -1
-            if pid != os.getpid() and not _pid_alive(pid):
+            if pid != os.getpid() and not pid_alive(pid):
                 shutil.rmtree(p, ignore_errors=True)
                 removed.append(p)
         return removed

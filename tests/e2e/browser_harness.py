@@ -49,6 +49,11 @@ INIT_SCRIPT = """
 })();
 """
 
+# Upper bounds only (every wait returns as soon as its condition holds): generous, because a shared
+# 2-core machine under load can take minutes for a first run (TensorFlow import, model load, encoding).
+WAIT_MS = 60_000
+FIRST_RUN_MS = 240_000
+
 APP_IDLE = '[data-testid="stApp"][data-test-connection-state="CONNECTED"][data-test-script-state="notRunning"]'
 
 
@@ -120,7 +125,7 @@ class StreamlitServer:
                 "--server.port", str(self.port), "--browser.gatherUsageStats", "false",
                 "--server.fileWatcherType", "none"]
 
-    def start(self, timeout: float = 60.0) -> "StreamlitServer":
+    def start(self, timeout: float = 120.0) -> "StreamlitServer":
         app = self.app if self.app.is_absolute() else ROOT / self.app
         if not app.is_file():
             raise HarnessError(f"Expected the app entry {app}; it does not exist.")
@@ -196,18 +201,18 @@ def new_page(browser, viewport=(1400, 1000), init_scripts=()):
     for script in (INIT_SCRIPT, *init_scripts):
         context.add_init_script(script)
     page = context.new_page()
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(WAIT_MS)
     return page
 
 
-def open_app(page, url: str, timeout: float = 90_000) -> None:
+def open_app(page, url: str, timeout: float = FIRST_RUN_MS) -> None:
     """Load the app and wait until its first run has finished and nothing is stale."""
     page.goto(url, wait_until="domcontentloaded")
     page.wait_for_function("window.__e2e && window.__e2e.runsDone >= 1", timeout=timeout)
     wait_idle(page, timeout)
 
 
-def wait_idle(page, timeout: float = 30_000) -> None:
+def wait_idle(page, timeout: float = WAIT_MS) -> None:
     """Wait until Streamlit is connected, no script run is going, and no element is stale."""
     page.wait_for_selector(APP_IDLE, state="attached", timeout=timeout)
     page.wait_for_function("!document.querySelector('[data-stale=\"true\"]')", timeout=timeout)
@@ -217,7 +222,7 @@ def runs_done(page) -> int:
     return page.evaluate("window.__e2e.runsDone")
 
 
-def wait_runs(page, after: int, timeout: float = 30_000) -> None:
+def wait_runs(page, after: int, timeout: float = WAIT_MS) -> None:
     """Wait for a run that ends after the counter read `after`, then for the page to be idle."""
     page.wait_for_function(f"window.__e2e.runsDone > {after}", timeout=timeout)
     wait_idle(page, timeout)
@@ -230,7 +235,7 @@ def image_srcs(scope) -> list[str]:
     return scope.locator('[data-testid="stImage"] img').evaluate_all("els => els.map(e => e.src)")
 
 
-def wait_image_loaded(img, timeout: float = 30_000) -> None:
+def wait_image_loaded(img, timeout: float = WAIT_MS) -> None:
     """Wait until an <img> locator has a decoded, non-empty image."""
     img.wait_for(state="visible", timeout=timeout)
     img.evaluate("e => e.complete && e.naturalWidth > 0 ? true : "

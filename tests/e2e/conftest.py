@@ -42,7 +42,7 @@ def e2e_home_template(tmp_path_factory):
 
 def _serve(template: Path, dst: Path, log_name: str):
     shutil.copytree(template, dst)
-    return StreamlitServer(dst, log_path=dst.parent / f"{log_name}.streamlit.log").start(timeout=90)
+    return StreamlitServer(dst, log_path=dst.parent / f"{log_name}.streamlit.log").start(timeout=120)
 
 
 @pytest.fixture(scope="session")

@@ -89,11 +89,15 @@ def _sidebar(store):
         if records:
             ids = [r.id for r in records]
             labels = {r.id: r.label for r in records}
-            index = ids.index(current.id) if current is not None and current.id in labels else None
-            # Keyed by the current model, so the box follows a switch made elsewhere (another session,
-            # a finished retrain) instead of keeping a stale choice.
-            key = f"model_pick:{current.id if current else ''}"
-            st.selectbox("Model to explore", ids, index=index, key=key, format_func=labels.get,
+            current_id = current.id if current is not None and current.id in labels else None
+            # One stable widget whose value follows switches made elsewhere (another session, a finished
+            # retrain). Only a user's pick calls _switch_model; a widget keyed by the current model was
+            # remounted on every switch and the browser could send its stale pick back, reverting a retrain.
+            key = "model_pick"
+            if st.session_state.get("_seen_current") != current_id or st.session_state.get(key) not in ids:
+                st.session_state["_seen_current"] = current_id
+                st.session_state[key] = current_id
+            st.selectbox("Model to explore", ids, index=None, key=key, format_func=labels.get,
                          placeholder="Pick a model", on_change=_switch_model, args=(store, key),
                          help="Every saved model, newest first; the one picked here becomes the current "
                               "model for every open session.")

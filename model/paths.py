@@ -56,3 +56,17 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+@contextlib.contextmanager
+def using_home(path):
+    """Point LATENT_EXPLORER_HOME at `path` for the duration of a `with` block (tests, benchmarks)."""
+    old = os.environ.get(HOME_ENV)
+    os.environ[HOME_ENV] = str(path)
+    try:
+        yield Path(path)
+    finally:
+        if old is None:
+            os.environ.pop(HOME_ENV, None)
+        else:
+            os.environ[HOME_ENV] = old

@@ -22,15 +22,8 @@ def session_home(tmp_path_factory):
     from model.vae import VAEConfig
 
     home = tmp_path_factory.mktemp("home")
-    old = os.environ.get(paths.HOME_ENV)
-    os.environ[paths.HOME_ENV] = str(home)
-    try:
+    with paths.using_home(home):
         train(VAEConfig(**TINY), store=ModelStore(), verbose=0)
-    finally:
-        if old is None:
-            os.environ.pop(paths.HOME_ENV)
-        else:
-            os.environ[paths.HOME_ENV] = old
     return home
 
 

@@ -79,15 +79,8 @@ def prepare_home(home: Path, *, epochs: int = TINY_E2E["epochs"], limit: int = T
     home.mkdir(parents=True, exist_ok=True)
     if data_from is not None and (Path(data_from) / "data").is_dir() and not (home / "data").exists():
         shutil.copytree(Path(data_from) / "data", home / "data")
-    old = os.environ.get(paths.HOME_ENV)
-    os.environ[paths.HOME_ENV] = str(home)
-    try:
+    with paths.using_home(home):
         train(VAEConfig(epochs=epochs, limit=limit), store=ModelStore(), verbose=0)
-    finally:
-        if old is None:
-            os.environ.pop(paths.HOME_ENV)
-        else:
-            os.environ[paths.HOME_ENV] = old
     return home
 
 

@@ -13,8 +13,9 @@ built by ../shared/bench/seed_baseline.py's `seed_code`, untrained: weights do n
                                                                                      batch_size=128)
 Our figures are warm (the compiled functions already traced: the app loads a model once and keeps it);
 the first, cold call of each is printed too. The CPU column is the process CPU time of our call
-(all threads): what the call costs, steadier than wall time on a shared machine. Ours and the seed's alternate over --rounds so both see
-the same load; each figure is the median over the rounds (for decode one, of all its calls).
+(all threads): what the call costs, steadier than wall time on a shared machine. Ours and the seed's
+alternate over --rounds so both see the same load; each figure is the median over the rounds (for
+decode one, of all its calls).
 Goals (issue 6): decode one <= 2 ms, manifold <= 0.15 s, encode 10k <= 1 s.
 """
 from __future__ import annotations
@@ -125,7 +126,8 @@ def main(argv=None) -> int:
         z64 = z_one.astype(np.float64)
         s_dec.predict(z64, verbose=0), s_enc.predict(xs[:128], batch_size=128, verbose=0)  # warm up
         seed_tasks = {
-            "decode_one_ms": lambda: [timed(lambda: s_dec.predict(z64, verbose=0)) for _ in range(max(1, args.calls // 5))],
+            "decode_one_ms": lambda: [timed(lambda: s_dec.predict(z64, verbose=0))
+                                      for _ in range(max(1, args.calls // 5))],
             "manifold_ms": lambda: [timed(lambda: seed_manifold(s_dec))],
             "encode_10k_ms": lambda: [timed(lambda: s_enc.predict(xs, batch_size=128, verbose=0))],
         }
@@ -149,7 +151,8 @@ def main(argv=None) -> int:
         o = statistics.median(ours_t[k])
         s = statistics.median(seed_t[k]) if seed_t[k] else None
         row = {"task": k, "ours_ms": o, "ours_p90_ms": float(np.percentile(ours_t[k], 90)), "goal_ms": GOALS[k],
-               "ours_cpu_ms": statistics.median(CPU_MS[k]), "meets_goal": o <= GOALS[k], "seed_ms": s, "speedup": s / o if s else None, "cold_ms": cold[k]}
+               "ours_cpu_ms": statistics.median(CPU_MS[k]), "meets_goal": o <= GOALS[k], "seed_ms": s,
+               "speedup": s / o if s else None, "cold_ms": cold[k]}
         result["rows"].append(row)
         print(f"| {names[k]} | {o:.2f} | {row['ours_cpu_ms']:.2f} | {GOALS[k]:g} | {seed_way[k]} | "
               f"{'-' if s is None else f'{s:.1f}'} | {'-' if s is None else f'{s / o:.0f}x'} |")

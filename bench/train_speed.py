@@ -1,14 +1,15 @@
 """Training speed and quality of our VAE beside the seed's own script, in one run (not a test).
 
-    python bench/train_speed.py                                  # 3 epochs: seed, default, fast
-    python bench/train_speed.py --epochs 30 --concurrent --json /work/notes/train30.json
-    python bench/train_speed.py --epochs 2 --configs default "fast" "precision=mixed_bfloat16,batch_size=256"
+    python bench/train_speed.py --concurrent --json train.json   # seed 30, default 30, fast 20 epochs
+    python bench/train_speed.py --epochs 3                       # every run 3 epochs (a quick look)
+    python bench/train_speed.py --epochs 2 --configs default "precision=mixed_bfloat16,batch_size=256"
 
 Each run is its own process on the full MNIST training set (60k images, 10k test images):
   seed     the seed's script on tf_keras, taken from ../shared/bench/seed_baseline.py (its `seed_code`
            and `load_mnist`), with an epoch timer added to its `vae.fit` and its plot_results skipped
   CONFIG   `model.train.train(config, store=None)`: `default` = VAEConfig() (the seed's settings),
            `fast` = VAEConfig.fast(), or `key=value,...` overrides of VAEConfig() fields
+Each run trains its config's epochs (the seed: 30) unless --epochs sets one count for all.
 Both record, per epoch, the wall time and the process CPU time (all threads); each run's log (in the
 temp directory printed first) gets a line per epoch. Epoch 1 also traces the graphs, so the per-epoch
 figure is the median of epochs 2..N (epoch 1 alone when N = 1). The CPU time is the steadier figure
@@ -17,7 +18,7 @@ back to back, alternating their order over --reps, or all at once with --concurr
 the same load). The machine's load average is recorded around every run.
 
 Quality: `val_loss` after the last epoch is the test-set loss both scripts report (mean over the 10k
-test images of 784 * pixel BCE + KL, z sampled once per image), after the same number of epochs.
+test images of 784 * pixel BCE + KL, z sampled once per image), after each run's last epoch.
 `epochs_to_seed` is the first epoch whose val_loss is at or below the seed's final one, and
 `to_seed_speedup_cpu` = the seed's CPU time for all its epochs / ours up to that epoch (time to the
 seed's quality).
@@ -41,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED_SCRIPT = Path(os.environ.get("SEED_BASELINE", ROOT.parent / "shared" / "bench" / "seed_baseline.py"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 MARK = "TRAIN_SPEED_RESULT "
+SEED_EPOCHS = 30
 
 
 def _load() -> list[float]:
@@ -97,7 +99,7 @@ def run_seed(epochs: int) -> dict:
             "val_loss": hist["val_loss"][-1], "loss": hist["loss"][-1]}
 
 
-def make_config(spec: str, epochs: int):
+def make_config(spec: str, epochs: int | None):
     """'default', 'fast' or 'key=value,...' (VAEConfig fields over the defaults) -> VAEConfig."""
     sys.path.insert(0, str(ROOT))
     from model.config import VAEConfig
@@ -119,10 +121,10 @@ def make_config(spec: str, epochs: int):
             except ValueError:
                 kw[key] = value  # names
         config = VAEConfig(**kw)
-    return dataclasses.replace(config, epochs=epochs)
+    return config if epochs is None else dataclasses.replace(config, epochs=epochs)
 
 
-def run_ours(spec: str, epochs: int) -> dict:
+def run_ours(spec: str, epochs: int | None) -> dict:
     """model.train.train on the full training set, timed per epoch; nothing is saved."""
     config = make_config(spec, epochs)
     import keras
@@ -143,19 +145,20 @@ def latent_test_images():
     return load_dataset("mnist").x_test
 
 
-def worker(name: str, epochs: int) -> None:
+def worker(name: str, epochs: int | None) -> None:
     t0, load0 = time.perf_counter(), _load()
-    result = run_seed(epochs) if name == "seed" else run_ours(name, epochs)
-    result.update(name=name, epochs=epochs, total_s=time.perf_counter() - t0, load_before=load0,
-                  load_after=_load())
+    result = run_seed(epochs or SEED_EPOCHS) if name == "seed" else run_ours(name, epochs)
+    result.update(name=name, epochs=len(result["epoch_wall_s"]), total_s=time.perf_counter() - t0,
+                  load_before=load0, load_after=_load())
     print(MARK + json.dumps(result), flush=True)
 
 
 # ----------------------------------------------------------------------------- driver
 
-def launch(name: str, epochs: int, log_dir: Path) -> subprocess.Popen:
+def launch(name: str, epochs: int | None, log_dir: Path) -> subprocess.Popen:
     log = open(log_dir / f"{len(list(log_dir.iterdir())):02d}-{name.replace('/', '_')[:40]}.log", "w")
-    return subprocess.Popen([sys.executable, __file__, "--worker", name, "--epochs", str(epochs)],
+    return subprocess.Popen([sys.executable, __file__, "--worker", name,
+                             *(["--epochs", str(epochs)] if epochs else [])],
                             stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
 
 
@@ -195,7 +198,9 @@ def summarise(runs: list[dict], names: list[str]) -> dict:
             "first_epoch_wall_s": statistics.median(r["epoch_wall_s"][0] for r in rs),
             "speedup_wall": seed_wall / wall if seed_wall else None,
             "speedup_cpu": seed_cpu / cpu if seed_cpu else None,
-            "val_loss": val, "loss": statistics.median(r["loss"] for r in rs),
+            "epochs": rs[0]["epochs"], "val_loss": val, "loss": statistics.median(r["loss"] for r in rs),
+            "total_cpu_s": statistics.median(sum(r["epoch_cpu_s"]) for r in rs),
+            "total_wall_s": statistics.median(sum(r["epoch_wall_s"]) for r in rs),
             "test_loss": rs[0].get("test_metrics", {}).get("loss"),
             "epochs_to_seed": reach, "to_seed_speedup_cpu": to_seed,
             "load": [r["load_before"][0] for r in rs] + [rs[-1]["load_after"][0]],
@@ -203,23 +208,25 @@ def summarise(runs: list[dict], names: list[str]) -> dict:
     return {"rows": rows}
 
 
-def print_table(summary: dict, epochs: int) -> None:
+def print_table(summary: dict) -> None:
     f = lambda v, p=2: "-" if v is None else f"{v:.{p}f}"  # noqa: E731
-    print(f"\nper-epoch time = median of epochs 2..{epochs}; speed-up = seed / run; loss after {epochs} epochs")
-    head = ("run", "s/epoch wall", "s/epoch CPU", "speed-up wall", "speed-up CPU", "test loss (val_loss)",
-            "epochs to seed's loss", "speed-up to seed's loss (CPU)", "load 1-min")
+    print("\nper-epoch time = median of epochs 2..N; speed-up = seed / run; test loss after the run's last epoch")
+    head = ("run", "epochs", "s/epoch wall", "s/epoch CPU", "speed-up/epoch wall", "speed-up/epoch CPU",
+            "training CPU s", "test loss (val_loss)", "epochs to seed's loss", "speed-up to seed's loss (CPU)",
+            "load 1-min")
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for r in summary["rows"]:
         print("| " + " | ".join([
-            r["name"], f(r["epoch_wall_s"]), f(r["epoch_cpu_s"]), f(r["speedup_wall"]), f(r["speedup_cpu"]),
-            f(r["val_loss"]), "-" if r["epochs_to_seed"] is None else str(r["epochs_to_seed"]),
+            r["name"], str(r["epochs"]), f(r["epoch_wall_s"]), f(r["epoch_cpu_s"]), f(r["speedup_wall"]),
+            f(r["speedup_cpu"]), f(r["total_cpu_s"], 0), f(r["val_loss"]),
+            "-" if r["epochs_to_seed"] is None else str(r["epochs_to_seed"]),
             f(r["to_seed_speedup_cpu"]),
             "/".join(f"{x:.1f}" for x in r["load"])]) + " |")
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=3, help="epochs per run (default %(default)s)")
+    p.add_argument("--epochs", type=int, help="epochs for every run (default: the seed 30, each config its own)")
     p.add_argument("--configs", nargs="+", default=["default", "fast"],
                    help="our configs: default, fast, or key=value,... (default: %(default)s)")
     p.add_argument("--no-seed", action="store_true", help="skip the seed baseline")
@@ -233,9 +240,9 @@ def main(argv=None) -> int:
         old = json.loads(Path(args.summarise).read_text())
         names = list(dict.fromkeys(r["name"] for r in old["runs"]))
         print(old.get("command", ""))
-        print_table(summarise(old["runs"], names), old["epochs"])
+        print_table(summarise(old["runs"], names))
         return 0
-    if args.epochs < 1 or args.reps < 1:
+    if (args.epochs is not None and args.epochs < 1) or args.reps < 1:
         p.error("--epochs and --reps must be positive")
     if args.worker:
         worker(args.worker, args.epochs)
@@ -262,7 +269,7 @@ def main(argv=None) -> int:
     summary.update(epochs=args.epochs, reps=args.reps, concurrent=args.concurrent, runs=runs,
                    command="python bench/train_speed.py " + " ".join(sys.argv[1:] if argv is None else argv),
                    cpus=os.cpu_count(), date=time.strftime("%Y-%m-%d %H:%M:%S"))
-    print_table(summary, args.epochs)
+    print_table(summary)
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=1))
     print(json.dumps({k: v for k, v in summary.items() if k != "runs"}))

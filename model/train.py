@@ -3,7 +3,7 @@
     python -m model.train                         # the seed: MNIST, BCE, 30 epochs, batch 128
     python -m model.train --mse                   # MSE reconstruction term (seed's -m)
     python -m model.train --limit 512 --epochs 1  # a quick run on the first 512 images
-    python -m model.train --fast                  # the fast preset VAEConfig.fast(): bf16, lr 2e-3
+    python -m model.train --fast                  # the fast preset VAEConfig.fast(): batch 64, 20 epochs
     python -m model.train --weights vae_cnn/vae.weights.h5   # load instead of train (seed's -w)
     python -m model.train --weights vae_cnn_mnist.h5         # ... also the seed's own Keras 2 weights
 """
@@ -215,8 +215,9 @@ def parser() -> argparse.ArgumentParser:
     d = VAEConfig()
     p = _Parser(prog="python -m model.train", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=_positive_int, default=d.epochs, help="epochs (default %(default)s)")
-    p.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help="default %(default)s")
+    f = VAEConfig.fast()
+    p.add_argument("--epochs", type=_positive_int, help=f"epochs (default {d.epochs}; {f.epochs} with --fast)")
+    p.add_argument("--batch-size", type=_positive_int, help=f"default {d.batch_size} ({f.batch_size} with --fast)")
     p.add_argument("--mse", action="store_true", help="MSE reconstruction loss instead of BCE")
     p.add_argument("-w", "--weights", help="load these trained weights (.weights.h5 or a model "
                    "directory) instead of training")
@@ -226,12 +227,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--latent-dim", type=_positive_int, default=d.latent_dim, help="default %(default)s")
     p.add_argument("--dataset", default=d.dataset, choices=("mnist", "fashion_mnist"))
     p.add_argument("--npz", help="train on a user .npz (x_train, y_train, x_test, y_test)")
-    f = VAEConfig.fast()
-    p.add_argument("--fast", action="store_true", help="the fast preset (VAEConfig.fast()): "
-                   f"--precision {f.precision} --lr {f.learning_rate:g}, the rest as the seed")
-    p.add_argument("--lr", type=_learning_rate, help=f"RMSprop learning rate (default {d.learning_rate:g}; "
-                   f"{f.learning_rate:g} with --fast)")
-    p.add_argument("--precision", choices=PRECISIONS, help=f"default {d.precision} ({f.precision} with --fast)")
+    p.add_argument("--fast", action="store_true", help="the fast preset VAEConfig.fast(): "
+                   f"--batch-size {f.batch_size} --epochs {f.epochs}, the rest as the seed; "
+                   "explicit flags override it")
+    p.add_argument("--lr", type=_learning_rate, help=f"RMSprop learning rate (default {d.learning_rate:g})")
+    p.add_argument("--precision", choices=PRECISIONS, help=f"default {d.precision}")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--progress", help="append JSON-lines progress events to this file")
     p.add_argument("--no-store", action="store_true", help="do not save the model to the store")
@@ -293,11 +293,11 @@ def main(argv=None) -> int:
     try:
         dataset = _npz_name(args.npz) if args.npz else args.dataset
         base = VAEConfig.fast() if args.fast else VAEConfig()
-        config = VAEConfig(dataset=dataset, latent_dim=args.latent_dim,
-                           loss="mse" if args.mse else LOSSES[0], epochs=args.epochs,
-                           batch_size=args.batch_size, limit=args.limit, seed=args.seed,
-                           learning_rate=base.learning_rate if args.lr is None else args.lr,
-                           precision=base.precision if args.precision is None else args.precision)
+        given = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
+                 "precision": args.precision}
+        config = VAEConfig(dataset=dataset, latent_dim=args.latent_dim, loss="mse" if args.mse else LOSSES[0],
+                           limit=args.limit, seed=args.seed,
+                           **{k: getattr(base, k) if v is None else v for k, v in given.items()})
         data = load_dataset(dataset, npz=args.npz)
         out = Path(args.out)
         store = None if args.no_store else ModelStore()

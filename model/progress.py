@@ -34,10 +34,13 @@ def _make_callback_class():
             self._epoch = epoch
 
         def on_train_batch_end(self, batch, logs=None):
+            # With steps_per_execution > 1 Keras reports every that-many batches, and its last report
+            # of an epoch can name a batch past the end (e.g. 471 of 469): clamp it.
+            step = min(batch + 1, self.steps) if self.steps else batch + 1
             now = time.time()
-            if now - self._last >= self.every_s or batch + 1 == self.steps:
+            if now - self._last >= self.every_s or step == self.steps:
                 self._last = now
-                self.emit("batch", epoch=self._epoch, step=batch + 1, **_floats(logs))
+                self.emit("batch", epoch=self._epoch, step=step, **_floats(logs))
 
         def on_epoch_end(self, epoch, logs=None):
             self.emit("epoch", epoch=epoch, **_floats(logs))

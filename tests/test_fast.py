@@ -59,3 +59,24 @@ def test_cli_fast_without_epochs_uses_the_presets_20(empty_home, tmp_path, monke
     monkeypatch.setattr(train_mod, "train", fake_train)
     assert main(["--fast", "--no-figures", "--out", str(tmp_path / "out")]) == 2
     assert seen["config"] == VAEConfig.fast() and seen["config"].epochs == 20
+
+
+def test_steps_per_execution_keeps_results_and_progress(empty_home, tmp_path, monkeypatch):
+    import model.train as train_mod
+    from model.progress import read_events
+
+    assert [train_mod.steps_per_execution(n) for n in (1, 2, 20, 128, 469)] == [1, 1, 2, 16, 16]
+    config = VAEConfig(epochs=1, limit=2048, batch_size=64)  # 32 steps: 4 per execution
+    runs = {}
+    for spe in (1, train_mod.STEPS_PER_EXECUTION):
+        monkeypatch.setattr(train_mod, "STEPS_PER_EXECUTION", spe)
+        progress = tmp_path / f"progress-{spe}.jsonl"
+        _, _, vae = train_mod.train(config, verbose=0, progress=progress)
+        assert vae.steps_per_execution == train_mod.steps_per_execution(32)
+        runs[spe] = vae.history.history
+        batches = [e for e in read_events(progress) if e["event"] == "batch"]
+        assert batches[-1]["step"] == 32 and all(0 < b["step"] <= 32 for b in batches)
+    one, many = runs.values()
+    assert one.keys() == many.keys()
+    for k in one:  # the same steps in the same order: the same losses
+        assert many[k] == pytest.approx(one[k], rel=1e-4), k

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, fields
 IMAGE_SHAPE = (28, 28, 1)
 LOSSES = ("bce", "mse")
 PRECISIONS = ("float32", "mixed_bfloat16")
-# VAEConfig.fast(): batches of 64 learn more per epoch (twice the updates at ~7% more time per epoch),
+# VAEConfig.fast(): batches of 64 learn more per epoch (twice the updates for ~3% more time per epoch),
 # so 20 epochs reach the test loss the seed reaches in 30 (bench/train_speed.py, issue 6).
 FAST_PRESET = {"batch_size": 64, "epochs": 20}
 

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields
 IMAGE_SHAPE = (28, 28, 1)
 LOSSES = ("bce", "mse")
 PRECISIONS = ("float32", "mixed_bfloat16")
+LR_SCHEDULES = ("constant", "cosine")
 # VAEConfig.fast(): batches of 64 learn more per epoch (twice the updates for ~3% more time per epoch),
 # so 20 epochs reach the test loss the seed reaches in 30 (bench/train_speed.py, issue 6).
 FAST_PRESET = {"batch_size": 64, "epochs": 20}
@@ -30,6 +31,7 @@ class VAEConfig:
     limit: int | None = None  # train on the first N training images only (quick runs, tests)
     precision: str = "float32"  # "mixed_bfloat16": bf16 convolutions (CPUs with AVX512_BF16 or AMX)
     seed: int = 0  # weight init, shuffling and sampling noise
+    lr_schedule: str = "constant"  # "constant" (seed) or "cosine": decay to 0 over the run's steps
 
     def __post_init__(self):
         def bad(name, expected):
@@ -52,6 +54,8 @@ class VAEConfig:
             bad("loss", f"in {LOSSES}")
         if self.precision not in PRECISIONS:
             bad("precision", f"in {PRECISIONS}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            bad("lr_schedule", f"in {LR_SCHEDULES}")
         for name in ("latent_dim", "epochs", "batch_size"):
             value = getattr(self, name)
             if not is_int(value) or value < 1:
@@ -84,7 +88,10 @@ class VAEConfig:
 
     def fingerprint(self) -> str:
         """A short stable hash of the config: the cache key of the trained model."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        d = self.to_dict()
+        if d["lr_schedule"] == "constant":  # fields added later hash only when set, so the ids of
+            del d["lr_schedule"]  # models trained before them stay the same
+        blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:10]
 
     def slug(self) -> str:

@@ -16,9 +16,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from model.config import LOSSES, PRECISIONS, VAEConfig  # noqa: E402
+from model.config import LOSSES, LR_SCHEDULES, PRECISIONS, VAEConfig  # noqa: E402
 from model.data import DataError, Dataset, load_dataset, to_float  # noqa: E402
 from model.store import ModelStore, StoreError  # noqa: E402
 
@@ -45,6 +47,71 @@ def _quiet_tf():
     import tensorflow as tf
 
     tf.get_logger().setLevel(logging.ERROR)
+
+
+def batches(x: np.ndarray, batch_size: int, *, shuffle_seed: int | None = None):
+    """A tf.data pipeline of `batch_size` batches of `x` (float32 images), reshuffled every epoch when
+    `shuffle_seed` is given (the same order for the same seed).
+
+    tf.data's autotuning is off: with it on (as in the pipeline Keras builds from numpy arrays), dropping
+    each epoch's iterator waited for the autotune thread's sleep, leaving the CPU idle for 7-10 s at the
+    start of most epochs (~12 s of work). Nothing here needs tuning: batches are gathers from memory.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    images = tf.constant(x)
+    if shuffle_seed is None:
+        ds = tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
+    else:
+        n = len(x)
+        ds = (tf.data.Dataset.range(n).shuffle(n, seed=shuffle_seed, reshuffle_each_iteration=True)
+              .batch(batch_size).map(lambda i: tf.gather(images, i)))
+    return ds.prefetch(2).with_options(options)
+
+
+CHAINS_ENV = "LATENT_EXPLORER_CHAINS"
+MAX_CHAINS = 8
+
+
+def parallel_chains() -> int:
+    """How many parallel chains to cut each training batch into (VAE.chains), setting TF's threads.
+
+    TensorFlow's default on a small CPU splits every op over all cores; this tiny network's ops are too
+    small for that to pay (2 cores did a step in 28 ms wall, 51 ms CPU). Cutting the batch into one slice
+    per core, each op on one thread, keeps every core busy with its own slice: 21 ms wall, 41 ms CPU
+    (bench/train_speed.py measures whole epochs). Same gradients, same model.
+
+    Uses one chain per CPU when there are 2..MAX_CHAINS of them and no GPU, and only while TensorFlow's
+    threads can still be set (before its first op in this process); else 1 (TF's defaults). The
+    environment variable LATENT_EXPLORER_CHAINS=K forces K (1 turns it off).
+    """
+    import tensorflow as tf
+
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    forced = os.environ.get(CHAINS_ENV, "").strip()
+    if forced:
+        if not forced.isdigit() or not 1 <= int(forced) <= 64:
+            raise ValueError(f"Expected {CHAINS_ENV} to be an integer in [1, 64]. Received: {forced!r}. "
+                             f"Fix: unset it or set e.g. {CHAINS_ENV}=1.")
+        chains = int(forced)
+    elif 2 <= cpus <= MAX_CHAINS and not tf.config.list_physical_devices("GPU"):
+        chains = cpus
+    else:
+        return 1
+    if chains == 1:
+        return 1
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(chains)
+    except RuntimeError:  # TensorFlow already ran ops here (tests, a notebook): keep its threads
+        if tf.config.threading.get_intra_op_parallelism_threads() != 1:
+            return 1
+    return chains
 
 
 WEIGHTS_FIX = ("Fix: give a .weights.h5 file written by `python -m model.train` (e.g. vae_cnn/vae.weights.h5), "
@@ -146,7 +213,10 @@ def train(config: VAEConfig, data: Dataset | None = None, *, store: ModelStore |
     data = data or load_dataset(config.dataset)
     x_train = to_float(data.x_train[: config.limit] if config.limit else data.x_train)
     x_test = to_float(data.x_test)
-    vae = build_vae(config, steps_per_execution=steps_per_execution(math.ceil(len(x_train) / config.batch_size)))
+    steps = math.ceil(len(x_train) / config.batch_size)
+    chains = parallel_chains()
+    vae = build_vae(config, steps_per_execution=steps_per_execution(steps), steps_per_epoch=steps)
+    vae.chains = chains
     vae.build((None, 28, 28, 1))
     history: dict = {}
     t0 = time.perf_counter()
@@ -159,8 +229,9 @@ def train(config: VAEConfig, data: Dataset | None = None, *, store: ModelStore |
             cbs.append(JsonlProgress(progress, config.epochs, steps))
         if log_dir:
             cbs.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
-        hist = vae.fit(x_train, epochs=config.epochs, batch_size=config.batch_size,
-                       validation_data=(x_test, None), shuffle=True, callbacks=cbs, verbose=verbose)
+        hist = vae.fit(batches(x_train, config.batch_size, shuffle_seed=config.seed), epochs=config.epochs,
+                       validation_data=batches(x_test, config.batch_size), shuffle=False,  # shuffled above
+                       callbacks=cbs, verbose=verbose)
         history = hist.history
         losses = history.get("loss", [])
         if not losses or not all(math.isfinite(v) for v in losses):
@@ -244,6 +315,8 @@ def parser() -> argparse.ArgumentParser:
                    "explicit flags override it")
     p.add_argument("--lr", type=_learning_rate, help=f"RMSprop learning rate (default {d.learning_rate:g})")
     p.add_argument("--precision", choices=PRECISIONS, help=f"default {d.precision}")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, help=f"learning rate over the run: constant "
+                   f"(default, the seed) or cosine decay to 0 ({f.lr_schedule} with --fast)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--progress", help="append JSON-lines progress events to this file")
     p.add_argument("--no-store", action="store_true", help="do not save the model to the store")
@@ -306,7 +379,7 @@ def main(argv=None) -> int:
         dataset = _npz_name(args.npz) if args.npz else args.dataset
         base = VAEConfig.fast() if args.fast else VAEConfig()
         given = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
-                 "precision": args.precision}
+                 "precision": args.precision, "lr_schedule": args.lr_schedule}
         config = VAEConfig(dataset=dataset, latent_dim=args.latent_dim, loss="mse" if args.mse else LOSSES[0],
                            limit=args.limit, seed=args.seed,
                            **{k: getattr(base, k) if v is None else v for k, v in given.items()})

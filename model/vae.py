@@ -110,6 +110,7 @@ class VAE(keras.Model):
         self.encoder = encoder
         self.decoder = decoder
         self.loss_kind = loss
+        self.chains = 1  # batch slices run as parallel chains in train/test steps (a speed setting, not saved)
         self.total_loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
@@ -123,10 +124,33 @@ class VAE(keras.Model):
         return self.decoder(z, training=training)
 
     def _loss_terms(self, x, training):
-        z_mean, z_log_var, z = self.encoder(x, training=training)
-        x_hat = self.decoder(z, training=training)
-        recon, kl = vae_losses(x, x_hat, z_mean, z_log_var, self.loss_kind)
-        recon, kl = ops.mean(recon), ops.mean(kl)
+        """Batch means of (total, reconstruction, KL).
+
+        With `self.chains` = K > 1 the batch is cut into K slices that go through the network as K
+        independent chains of ops, which TensorFlow runs at once on its inter-op threads (one core each
+        when intra-op threads = 1, see `model.train.parallel_chains`). The loss is the same batch mean
+        (sums over the slices / batch size), so the gradients are the whole batch's.
+        """
+        def sums(xi):
+            z_mean, z_log_var, z = self.encoder(xi, training=training)
+            x_hat = self.decoder(z, training=training)
+            recon, kl = vae_losses(xi, x_hat, z_mean, z_log_var, self.loss_kind)
+            return ops.sum(recon), ops.sum(kl)
+
+        def sliced():
+            parts = [sums(x[n * i // k: n * (i + 1) // k]) for i in range(k)]
+            return sum(p[0] for p in parts), sum(p[1] for p in parts)
+
+        k = self.chains
+        n = ops.shape(x)[0]
+        if k == 1:
+            recon, kl = sums(x)
+        elif isinstance(n, int):  # static batch size (eager calls)
+            recon, kl = sliced() if n >= k else sums(x)
+        else:  # a batch smaller than k (an epoch's last) would leave empty slices, which convolutions reject
+            recon, kl = ops.cond(n >= k, sliced, lambda: sums(x))
+        n = ops.cast(n, "float32")
+        recon, kl = recon / n, kl / n
         return recon + kl, recon, kl
 
     def _update(self, total, recon, kl):
@@ -166,14 +190,20 @@ class VAE(keras.Model):
         return cls(encoder, decoder, **config)
 
 
-def build_vae(config: VAEConfig = VAEConfig(), *, steps_per_execution: int = 1) -> VAE:
+def build_vae(config: VAEConfig = VAEConfig(), *, steps_per_execution: int = 1,
+              steps_per_epoch: int | None = None) -> VAE:
     """Encoder, decoder and the VAE around them, compiled with RMSprop as in the seed.
 
     `steps_per_execution` > 1 runs that many training steps per call of the compiled function (the
     same steps, fewer Python round trips); Keras callbacks then see every that-many batches.
+    `steps_per_epoch` is needed by `config.lr_schedule == "cosine"` (the decay spans all the run's steps).
     """
     keras.utils.set_random_seed(config.seed)
     vae = VAE(build_encoder(config), build_decoder(config), loss=config.loss, name="vae")
-    vae.compile(optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
-                steps_per_execution=steps_per_execution)
+    lr = config.learning_rate
+    if config.lr_schedule == "cosine":
+        if not steps_per_epoch:
+            raise ValueError("Expected steps_per_epoch with lr_schedule='cosine'. Received: None")
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=config.epochs * steps_per_epoch)
+    vae.compile(optimizer=keras.optimizers.RMSprop(learning_rate=lr), steps_per_execution=steps_per_execution)
     return vae

@@ -189,6 +189,28 @@ def test_config_round_trip_and_fingerprint():
     assert VAEConfig(epochs=np.int64(30), learning_rate=np.float64(1e-3)).fingerprint() == VAEConfig().fingerprint()
 
 
+def test_fields_added_later_keep_the_ids_of_stored_models():
+    # The seed config's fingerprint before `lr_schedule` existed: models saved then must still be found.
+    assert VAEConfig().fingerprint() == "746cb6e56c"
+    assert VAEConfig(lr_schedule="cosine").fingerprint() != VAEConfig().fingerprint()
+    assert VAEConfig.from_dict({k: v for k, v in VAEConfig().to_dict().items() if k != "lr_schedule"}) == VAEConfig()
+
+
+def test_cosine_schedule_decays_the_learning_rate_to_zero_over_the_run(images):
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        build_vae(VAEConfig(lr_schedule="cosine"))
+    rates = {}
+    for schedule in ("constant", "cosine"):
+        config = VAEConfig(epochs=2, batch_size=64, lr_schedule=schedule)
+        vae = build_vae(config, steps_per_epoch=len(images) // 64)
+        lr0 = float(vae.optimizer.learning_rate)
+        vae.fit(images, epochs=2, batch_size=64, verbose=0, shuffle=False)
+        rates[schedule] = (lr0, float(vae.optimizer.learning_rate), int(vae.optimizer.iterations))
+    assert rates["constant"][:2] == pytest.approx((1e-3, 1e-3))
+    lr0, lr_end, steps = rates["cosine"]
+    assert steps == 2 * (len(images) // 64) and lr0 == pytest.approx(1e-3) and lr_end == pytest.approx(0, abs=1e-9)
+
+
 @pytest.mark.parametrize("kwargs, name", [
     (dict(loss="l1"), "loss"),
     (dict(precision="float16"), "precision"),
@@ -206,6 +228,7 @@ def test_config_round_trip_and_fingerprint():
     (dict(seed=-1), "seed"),
     (dict(seed=1.5), "seed"),
     (dict(dataset=""), "dataset"),
+    (dict(lr_schedule="linear"), "lr_schedule"),
 ])
 def test_config_validation_errors(kwargs, name):
     with pytest.raises(ValueError, match=rf"^Expected {name} .*Received: {name}="):

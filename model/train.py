@@ -3,7 +3,7 @@
     python -m model.train                         # the seed: MNIST, BCE, 30 epochs, batch 128
     python -m model.train --mse                   # MSE reconstruction term (seed's -m)
     python -m model.train --limit 512 --epochs 1  # a quick run on the first 512 images
-    python -m model.train --fast                  # the fast preset VAEConfig.fast(): batch 64, 20 epochs
+    python -m model.train --fast                  # fast preset: batch 64, lr 2e-3 cosine-decayed, 20 epochs
     python -m model.train --weights vae_cnn/vae.weights.h5   # load instead of train (seed's -w)
     python -m model.train --weights vae_cnn_mnist.h5         # ... also the seed's own Keras 2 weights
 """
@@ -311,9 +311,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=d.dataset, choices=("mnist", "fashion_mnist"))
     p.add_argument("--npz", help="train on a user .npz (x_train, y_train, x_test, y_test)")
     p.add_argument("--fast", action="store_true", help="the fast preset VAEConfig.fast(): "
-                   f"--batch-size {f.batch_size} --epochs {f.epochs}, the rest as the seed; "
-                   "explicit flags override it")
-    p.add_argument("--lr", type=_learning_rate, help=f"RMSprop learning rate (default {d.learning_rate:g})")
+                   f"--batch-size {f.batch_size} --lr {f.learning_rate:g} --lr-schedule {f.lr_schedule} "
+                   f"--epochs {f.epochs}, the rest as the seed; explicit flags override it")
+    p.add_argument("--lr", type=_learning_rate, help=f"RMSprop learning rate (default {d.learning_rate:g}; {f.learning_rate:g} with --fast)")
     p.add_argument("--precision", choices=PRECISIONS, help=f"default {d.precision}")
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES, help=f"learning rate over the run: constant "
                    f"(default, the seed) or cosine decay to 0 ({f.lr_schedule} with --fast)")

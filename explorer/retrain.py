@@ -51,7 +51,8 @@ def describe(config: dict) -> str:
     epochs = config.get("epochs")
     return (f"{DATASET_LABELS.get(config.get('dataset'), config.get('dataset'))} · z{config.get('latent_dim')} · "
             f"{str(config.get('loss', '')).upper()} · {epochs} epoch{'' if epochs == 1 else 's'} · "
-            f"batch {config.get('batch_size')} · {n}")
+            f"batch {config.get('batch_size')} · {n}"
+            + (" · cosine lr" if config.get("lr_schedule") == "cosine" else ""))
 
 
 def progress_text(js: jobs.JobStatus) -> str:
@@ -239,6 +240,12 @@ def _options_form(active: bool) -> dict | None:
                                  step=1e-4, format="%.5f", key="retrain_lr",
                                  help="RMSprop's step size (seed: 0.001). Too large a value makes the "
                                  "loss NaN, which stops the job with a message.")
+            schedule = st.radio("Learning-rate schedule", ("constant", "cosine"), key="retrain_schedule",
+                                horizontal=True, format_func={"constant": "constant (seed)",
+                                                              "cosine": "cosine decay to 0"}.get,
+                                help="Cosine decay lowers the rate smoothly to 0 by the last epoch. With "
+                                "batch 64, learning rate 0.002 and 20 epochs (`python -m model.train "
+                                "--fast`) it beats the seed's 30-epoch test loss in about half the time.")
         start = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:",
                                       disabled=active,
                                       help="A training job is running; cancel it first." if active else
@@ -246,7 +253,7 @@ def _options_form(active: bool) -> dict | None:
     if not start:
         return None
     return dict(dataset=dataset, latent_dim=int(latent), loss=loss, epochs=int(epochs),
-                batch_size=int(batch), learning_rate=float(lr), limit=limit)
+                batch_size=int(batch), learning_rate=float(lr), limit=limit, lr_schedule=schedule)
 
 
 def retrain_panel(store) -> None:

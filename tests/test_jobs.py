@@ -286,11 +286,13 @@ def test_retrain_panel_starts_shows_and_cancels_a_job(home):
     assert not at.exception
     at.sidebar.number_input(key="retrain_epochs").set_value(1)
     at.sidebar.selectbox(key="retrain_limit").set_value(256)
+    at.sidebar.radio(key="retrain_schedule").set_value("cosine")
     at.sidebar.button[0].click().run()  # Start training
     assert not at.exception
     assert "Training started" in at.sidebar.success[0].value
     job = jobs.active_job()
     assert job is not None and job.config["epochs"] == 1 and job.config["limit"] == 256
+    assert job.config["lr_schedule"] == "cosine"
     # another session sees the running job, with its Start button disabled
     other = AppTest.from_function(_panel_app, default_timeout=30).run()
     assert any("**Training** MNIST digits" in m.value for m in other.sidebar.markdown)
@@ -318,3 +320,12 @@ def test_first_run_explains_and_offers_two_presets(empty_home):
     assert labels == ["Train the default model", "Train a quick preview model"]
     text = " ".join(m.value for m in at.main.markdown)
     assert "30 epochs" in text and "3 epochs" in text and "10,000 images" in text
+
+
+def test_describe_names_the_config_and_its_schedule():
+    from explorer.retrain import describe
+
+    config = dict(dataset="mnist", latent_dim=2, loss="bce", epochs=30, batch_size=128, limit=None)
+    assert describe(config) == "MNIST digits · z2 · BCE · 30 epochs · batch 128 · all images"
+    assert describe({**config, "epochs": 1, "limit": 10_000, "lr_schedule": "cosine"}) == \
+        "MNIST digits · z2 · BCE · 1 epoch · batch 128 · 10,000 images · cosine lr"

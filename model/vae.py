@@ -153,10 +153,13 @@ class VAE(keras.Model):
         recon, kl = recon / n, kl / n
         return recon + kl, recon, kl
 
-    def _update(self, total, recon, kl):
-        self.total_loss_tracker.update_state(total)
-        self.reconstruction_loss_tracker.update_state(recon)
-        self.kl_loss_tracker.update_state(kl)
+    def _update(self, x, total, recon, kl):
+        # Weighted by the batch's size, so an epoch's figure is the mean over its images (a short last
+        # batch counts for its images, not as much as a full one).
+        n = ops.cast(ops.shape(x)[0], "float32")
+        self.total_loss_tracker.update_state(total, sample_weight=n)
+        self.reconstruction_loss_tracker.update_state(recon, sample_weight=n)
+        self.kl_loss_tracker.update_state(kl, sample_weight=n)
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
@@ -168,11 +171,11 @@ class VAE(keras.Model):
             scaled = self.optimizer.scale_loss(total)
         grads = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        return self._update(total, recon, kl)
+        return self._update(x, total, recon, kl)
 
     def test_step(self, data):
         x = data[0] if isinstance(data, (tuple, list)) else data
-        return self._update(*self._loss_terms(x, training=False))
+        return self._update(x, *self._loss_terms(x, training=False))
 
     def get_config(self):
         return {

@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explorer import extras, retrain, state, views
 from model.data import DataError
@@ -239,12 +240,23 @@ def explore_panel(ex: state.Explorer) -> None:
     pick_panel(ex)
     path = interpolation_panel(ex, z)
 
+    def overlay(row):
+        if row is None or not 0 <= row < len(ex.images):
+            return None, []
+        xy, cov = ex.arrays["xy"][row], ex.projected_cov(row)
+        return xy, [views.sigma_ellipse(xy, cov, k) for k in (1, 2)]
+
     pick = ss["pick"]
-    ellipses, picked = [], None
-    if pick is not None:
-        picked = ex.arrays["xy"][pick]
-        cov = ex.projected_cov(pick)
-        ellipses = [views.sigma_ellipse(picked, cov, k) for k in (1, 2)]
+    picked, ellipses = overlay(pick)
+    # A new pick changes the big scatter (its ring and ellipses), and the browser then spends a few
+    # hundred ms redrawing 10k WebGL points. In a fragment run (a click, a pick button) draw the scatter
+    # as it was, so the pick's images reach the browser and paint first, then rerun the fragment at
+    # once to move the ring. Full-app runs draw everything in one go (a fragment rerun is not allowed).
+    ctx = get_script_run_ctx()
+    defer = bool(ctx and ctx.fragment_ids_this_run) and pick != ss.get("_scatter_pick", pick)
+    scatter_pick = ss.get("_scatter_pick") if defer else pick
+    ss["_scatter_pick"] = scatter_pick
+    scatter_xy, scatter_ellipses = overlay(scatter_pick)
     # The live map follows the sliders; the big scatter does not: Streamlit rebuilds a chart whose
     # figure changed, and rebuilding 10k WebGL points on every slider move costs the browser 0.1-3 s
     # (and the user's zoom). Its figure only changes with the model and the pick.
@@ -255,13 +267,16 @@ def explore_panel(ex: state.Explorer) -> None:
                   width=MAP_SIZE, output_format="PNG",
                   caption="the sliders (red ×) on the test set" + ("" if d == 2 else " (PCA view)"))
     fig = views.latent_scatter(ex.arrays["xy"], ex.arrays["labels"], ex.class_names,
-                               picked=picked, ellipses=ellipses, axis_titles=ex.axis_titles)
+                               picked=scatter_xy, ellipses=scatter_ellipses, axis_titles=ex.axis_titles)
     fig = extras.mark_user_digit(fig, ex)  # features helper: your digit + its posterior ellipses
     with scatter_box:
         st.plotly_chart(fig, key="scatter", on_select=_on_select, selection_mode="points",
                         config={"displaylogo": False, "scrollZoom": False})
     ss["_timings"] = {**ss["_timings"], "decode_ms": decode_ms,
                       "panel_ms": 1000 * (time.perf_counter() - t0)}
+    if defer:
+        ss["_scatter_pick"] = pick
+        st.rerun(scope="fragment")
 
 
 def pick_panel(ex: state.Explorer) -> None:

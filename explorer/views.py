@@ -180,6 +180,7 @@ def latent_scatter(xy, labels, class_names, *, current=None, picked=None, ellips
         fig.add_trace(go.Scattergl(
             x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=name,
             marker=dict(size=4, opacity=0.65, color=PALETTE[int(c) % len(PALETTE)]),
+            selected=dict(marker=dict(opacity=0.65)), unselected=dict(marker=dict(opacity=0.65)),
             customdata=rows[mask, None],
             hovertemplate=f"test #%{{customdata[0]}}<br>label {name}<extra></extra>",
         ))

@@ -322,6 +322,8 @@ def test_views_upscale_png_ellipse_and_scatter():
     assert sorted(rows.tolist()) == list(range(50))
     for t in gl:  # each point's customdata is its row: its position is xy[row]
         assert np.allclose(np.c_[t.x, t.y], xy[np.asarray(t.customdata).ravel()])
+        # a click does not restyle (dim) the 10k points: the ring marks the pick
+        assert t.selected.marker.opacity == t.unselected.marker.opacity == t.marker.opacity
     assert {t.name for t in fig.data} >= {"sliders", "pick", "1σ posterior"}
     assert views.picked_row([{"x": 0}, {"customdata": [9]}]) == 9
     assert views.picked_row([{"customdata": 3}, {"x": 1}]) == 3  # overlays have no customdata

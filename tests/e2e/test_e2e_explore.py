@@ -6,6 +6,7 @@ against the same model decoding in this process, so a stale or wrong image fails
 from __future__ import annotations
 
 import re
+import time
 
 import numpy as np
 import pytest
@@ -150,3 +151,18 @@ def test_clicking_a_scatter_point_shows_its_original_and_reconstruction(app_page
     assert np.abs(shown_z - z_mean[0]).max() <= 0.025 + 1e-6, (shown_z, z_mean[0])
     assert np.abs(shown_digit(page) - latent.decode(z_mean)[0]).max() <= TOL
     assert len(set(image_srcs(page))) > 3
+    # the big scatter then rings the pick and draws its 1σ and 2σ posterior ellipses (a fragment run after
+    # the images: they are painted first)
+    def overlays():
+        _, _, traces = scatter_points(scatter(page))
+        return {t["name"]: t for t in traces if t["type"] == "scatter"}
+
+    deadline = time.monotonic() + 20
+    while "pick" not in overlays() and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    names = overlays()
+    assert {"pick", "1σ posterior", "2σ posterior"} <= names.keys(), names
+    pick_xy = scatter(page).evaluate(
+        "(root) => { const t = root.querySelector('.js-plotly-plot')._fullData.find(d => d.name === 'pick');"
+        " return [t.x[0], t.y[0]]; }")
+    assert np.allclose(pick_xy, z_mean[0], atol=1e-5), (pick_xy, z_mean[0])

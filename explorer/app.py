@@ -253,10 +253,10 @@ def explore_panel(ex: state.Explorer) -> None:
     # as it was, so the pick's images reach the browser and paint first, then rerun the fragment at
     # once to move the ring. Full-app runs draw everything in one go (a fragment rerun is not allowed).
     ctx = get_script_run_ctx()
-    defer = bool(ctx and ctx.fragment_ids_this_run) and pick != ss.get("_scatter_pick", pick)
-    scatter_pick = ss.get("_scatter_pick") if defer else pick
-    ss["_scatter_pick"] = scatter_pick
-    scatter_xy, scatter_ellipses = overlay(scatter_pick)
+    shown = ss.get("_scatter_pick", pick)  # the pick the browser's scatter shows now
+    defer = bool(ctx and ctx.fragment_ids_this_run) and pick != shown
+    ss["_scatter_pick"] = pick  # after this run (and its rerun, if deferred)
+    scatter_xy, scatter_ellipses = overlay(shown if defer else pick)
     # The live map follows the sliders; the big scatter does not: Streamlit rebuilds a chart whose
     # figure changed, and rebuilding 10k WebGL points on every slider move costs the browser 0.1-3 s
     # (and the user's zoom). Its figure only changes with the model and the pick.
@@ -275,7 +275,6 @@ def explore_panel(ex: state.Explorer) -> None:
     ss["_timings"] = {**ss["_timings"], "decode_ms": decode_ms,
                       "panel_ms": 1000 * (time.perf_counter() - t0)}
     if defer:
-        ss["_scatter_pick"] = pick
         st.rerun(scope="fragment")
 
 

@@ -223,7 +223,6 @@ def train(config: VAEConfig, data: Dataset | None = None, *, store: ModelStore |
     if weights:
         load_weights(vae, Path(weights))
     else:
-        steps = math.ceil(len(x_train) / config.batch_size)
         cbs = [keras.callbacks.TerminateOnNaN(), *callbacks]
         if progress:
             cbs.append(JsonlProgress(progress, config.epochs, steps))
@@ -313,7 +312,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="the fast preset VAEConfig.fast(): "
                    f"--batch-size {f.batch_size} --lr {f.learning_rate:g} --lr-schedule {f.lr_schedule} "
                    f"--epochs {f.epochs}, the rest as the seed; explicit flags override it")
-    p.add_argument("--lr", type=_learning_rate, help=f"RMSprop learning rate (default {d.learning_rate:g}; {f.learning_rate:g} with --fast)")
+    p.add_argument("--lr", type=_learning_rate,
+                   help=f"RMSprop learning rate (default {d.learning_rate:g}; {f.learning_rate:g} with --fast)")
     p.add_argument("--precision", choices=PRECISIONS, help=f"default {d.precision}")
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES, help=f"learning rate over the run: constant "
                    f"(default, the seed) or cosine decay to 0 ({f.lr_schedule} with --fast)")

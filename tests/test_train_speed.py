@@ -23,7 +23,7 @@ def images():
     return rng.integers(0, 256, (10, 28, 28, 1)).astype(np.float32) / 255.0
 
 
-@pytest.mark.parametrize("chains", [2, 3, 16])  # 16 > the batch: some slices are empty
+@pytest.mark.parametrize("chains", [2, 3, 16])  # 16 > the batch of 10: one chain (no empty slices)
 def test_chains_give_the_whole_batchs_loss_and_gradients(chains, images, monkeypatch):
     # z = z_mean (no sampling noise), so both ways compute exactly the same function.
     monkeypatch.setattr(vae_mod.keras.random, "normal", lambda shape, **k: tf.zeros(shape, k.get("dtype")))

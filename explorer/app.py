@@ -57,6 +57,11 @@ def main() -> None:
         return
     st.caption(f"Exploring **{record.label}** — {len(ex.images):,} test images, "
                f"{ex.latent_dim}-D latent space.")
+    if record.extra.get("bundled"):
+        c = record.config
+        st.caption(f"A bundled model trained with the seed's settings ({c.epochs} epochs, batch {c.batch_size}, "
+                   f"{c.loss.upper()}, RMSprop, seed {c.seed}), shipped with the app so the first start needs "
+                   "no training; retrain from the sidebar.")
     _sync_sliders(ex)
     extras.export_sidebar(ex)  # features helper: CSV / .keras downloads
     extras.user_digit_panel(ex)  # features helper: draw or upload your own digit

@@ -288,8 +288,9 @@ def first_run(store) -> None:
     st.subheader("No trained model yet")
     st.markdown(
         "The explorer shows the latent space of a variational autoencoder trained on handwritten "
-        "digits. There is no trained model in this installation yet "
-        f"(`{store.root}`), so train one first. Training runs in the background: this page shows its "
+        f"digits. This store (`{store.root}`) has no model to explore: the bundled MNIST model is "
+        "installed only into a store without one, once, and stays deleted if you delete it. Pick one "
+        "below; nothing trains until you click. Training runs in the background: this page shows its "
         "progress and opens the explorer when the model is ready.")
     js, err = _latest()
     if err:

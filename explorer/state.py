@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from model import bundle
 from model.data import Dataset, load_dataset
 from model.paths import home
 from model.serving import keep_compiled_functions
@@ -24,8 +25,16 @@ from explorer import views
 
 
 def get_store() -> ModelStore:
-    """The store under the current home. Not cached: LATENT_EXPLORER_HOME decides where it lives."""
-    return ModelStore()
+    """The store under the current home. Not cached: LATENT_EXPLORER_HOME decides where it lives.
+
+    On the first start with a store that has no MNIST model, installs the bundled model (model.bundle:
+    file copies, no Keras); afterwards this costs one stat of the store's `.bundle-installed` marker."""
+    store = ModelStore()
+    try:
+        bundle.install(store)
+    except StoreError:
+        pass  # an unwritable store: the first-run page offers training, whose error names the fix
+    return store
 
 
 def model_stamp(record: ModelRecord) -> str:

@@ -97,11 +97,12 @@ def install(store: ModelStore | None = None, bundle_dir: Path = BUNDLE_DIR) -> s
     try:
         meta = read_meta(bundle_dir)
         config = VAEConfig.from_dict(meta["config"])
-    except (StoreError, KeyError, TypeError, ValueError):
+        if store.list(config.dataset):
+            _mark(store, None, "the store already had a model for " + config.dataset)
+            return None
+        verify_files(bundle_dir, meta)  # ~2 ms: never install damaged files
+    except (StoreError, KeyError, TypeError, ValueError, OSError):
         return None  # no (usable) bundle in this checkout: the first-run page offers training
-    if store.list(config.dataset):
-        _mark(store, None, "the store already had a model for " + config.dataset)
-        return None
     store._writable()
     store.sweep()
     model_id = meta["id"]
@@ -109,7 +110,8 @@ def install(store: ModelStore | None = None, bundle_dir: Path = BUNDLE_DIR) -> s
     if not final.is_dir():
         tmp = store.root / f".tmp-{os.getpid()}-bundle-{model_id}"
         meta = {**meta, "format": min(int(meta.get("format", FORMAT)), FORMAT), "created": time.time(),
-                "extra": {**meta["extra"], "bundled": True}}
+                "extra": {**meta["extra"], "bundled": True,
+                          "bundle": {**meta["extra"]["bundle"], "built": meta.get("created")}}}
         try:
             tmp.mkdir()
             for name in WEIGHT_FILES:

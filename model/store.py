@@ -47,6 +47,8 @@ class ModelRecord:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created))
         source = self.extra.get("weights_from")
         trained = f"weights from {Path(source).name}" if source else f"{c.epochs} ep"
+        if self.extra.get("bundled"):  # installed from model/bundled/ (model.bundle)
+            trained += " · bundled"
         return f"{c.dataset} · z{c.latent_dim} · {c.loss} · {trained}{q} · {when}"
 
 

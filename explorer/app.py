@@ -23,7 +23,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explorer import extras, retrain, state, views
-from explorer.panels import selection as sel_panel, tools  # analysis tools (issue 14)
+from explorer.panels import links, selection as sel_panel, tools  # analysis tools (issue 14)
 from model.data import DataError
 from model.store import StoreError
 
@@ -59,6 +59,7 @@ def main() -> None:
     st.caption(f"Exploring **{record.label}** — {len(ex.images):,} test images, "
                f"{ex.latent_dim}-D latent space.")
     _sync_sliders(ex)
+    links.restore_view(store, ex)  # analysis helper: a link's model, pick and z (first run only)
     extras.export_sidebar(ex)  # features helper: CSV / .keras downloads
     extras.user_digit_panel(ex)  # features helper: draw or upload your own digit
     explore_panel(ex)
@@ -279,6 +280,7 @@ def explore_panel(ex: state.Explorer) -> None:
                         config={"displaylogo": False, "scrollZoom": False})
     ss["_timings"] = {**ss["_timings"], "decode_ms": decode_ms,
                       "panel_ms": 1000 * (time.perf_counter() - t0)}
+    links.update_url(ex)  # analysis helper: the URL follows the view
     if defer:
         st.rerun(scope="fragment")
 

@@ -208,3 +208,25 @@ def test_tsne_jobs_run_in_the_background_and_cache_atomically(tmp_path, monkeypa
     assert analysis.tsne_cached("m2", 30) is None
     with pytest.raises(ValueError, match="Expected a stored model id"):
         analysis.tsne_path("../etc")
+
+
+# ----------------------------------------------------------------------------- links
+
+def test_link_params_round_trip_and_refuse_bad_values():
+    from explorer.panels.links import decode_view, encode_view
+
+    z = np.array([0.5, -1.25, -0.0001, 2.123456], np.float32)
+    p = encode_view("mnist-z4-abc", z, 42)
+    assert p == {"model": "mnist-z4-abc", "z": "0.5,-1.25,0,2.123", "pick": "42"}
+    v = decode_view(p, latent_dim=4, n_images=100)
+    assert v.model == "mnist-z4-abc" and v.pick == 42 and not v.problems
+    assert np.allclose(v.z, z, atol=5e-4)
+    assert encode_view("m") == {"model": "m"}  # no z, no pick
+    assert decode_view({"pick": ["3", "5"]}).pick == 5  # repeated keys: the last one wins
+    bad = decode_view({"model": "../etc", "z": "1,nan", "pick": "100"}, latent_dim=2, n_images=100)
+    assert bad.model is None and bad.z is None and bad.pick is None
+    assert [m.split(".")[0] for m in bad.problems] == ["Expected a model id in the link",
+                                                       "Expected z as comma-separated numbers in the link",
+                                                       "Expected a test image index in [0, 99] in the link"]
+    wrong = decode_view({"z": "1,2,3"}, latent_dim=2)
+    assert wrong.z is None and "Expected 2 latent values" in wrong.problems[0]

@@ -142,3 +142,69 @@ def test_the_selection_csv_holds_the_selected_rows(reference):
     z = latent.encode(data.x_test[rows])[0]
     lines = export.latents_csv(z, data.y_test[rows], index=rows).decode().splitlines()
     assert lines[0] == "index,label,z0,z1" and [int(r.split(",")[0]) for r in lines[1:]] == [5, 17, 900]
+
+
+# ----------------------------------------------------------------------------- links
+
+def link_app(**params):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_app import APP
+
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params.update(params)
+    return at.run()
+
+
+def test_a_link_restores_pick_and_z_and_the_url_follows(home, media, reference):
+    from model.store import ModelStore
+
+    latent, data = reference
+    model_id = ModelStore().current().id
+    at = link_app(model=model_id, z="0.5,-0.75", pick="1234")
+    assert_clean(at)
+    assert at.session_state["pick"] == 1234 and "**Index:** 1234" in page_text(at)
+    assert [at.slider(key="z0").value, at.slider(key="z1").value] == pytest.approx([0.5, -0.75])
+    (digit,) = shown(at, media, "decoder(z) for the slider values", 10)
+    assert np.abs(digit.astype(int) - views.to_uint8(latent.decode([[0.5, -0.75]])[0])).max() <= 1
+    assert at.query_params == {"model": model_id, "z": "0.5,-0.75", "pick": "1234"}
+    at.slider(key="z0").set_value(1.0).run()
+    assert_clean(at)
+    assert at.query_params["z"] == "1,-0.75" and at.session_state["pick"] == 1234  # only read once
+    # the copy box holds the same link
+    at.session_state["link_open"] = True
+    at.run()
+    (code,) = [c.value for c in at.code if "model=" in c.value]
+    assert code.endswith(f"?model={model_id}&z=1%2C-0.75&pick=1234")
+
+
+def test_a_link_with_only_a_pick_moves_the_sliders_to_it(home, reference):
+    latent, data = reference
+    at = link_app(pick="55")
+    assert_clean(at)
+    z = latent.encode(data.x_test[55:56])[0][0]
+    assert np.allclose([at.slider(key="z0").value, at.slider(key="z1").value], z, atol=1e-4)
+    assert at.query_params["pick"] == "55"
+
+
+def test_a_link_to_a_gone_model_says_so_and_one_to_another_model_opens_it(home):
+    import dataclasses
+
+    from model.store import ModelStore
+
+    at = link_app(model="mnist-deleted-model", pick="3", z="1,2,3")
+    assert not at.exception
+    warnings = " ".join(w.value for w in at.warning)
+    assert "The link's model `mnist-deleted-model` is gone" in warnings
+    assert "Expected 2 latent values in the link" in warnings
+    assert at.session_state["pick"] == 3  # still fits the current model
+    store = ModelStore()
+    old = store.current()
+    latent = store.load(old.id)
+    new = store.save(latent.encoder, latent.decoder, dataclasses.replace(old.config, seed=9))
+    store.set_current(new.id)
+    at = link_app(model=old.id, pick="8")
+    assert not at.exception
+    assert store.current().id == old.id and at.session_state["_stamp"].startswith(old.id + "|")
+    assert any(f"Opened the link's model `{old.id}`" in i.value for i in at.info)
+    assert at.session_state["pick"] == 8 and at.query_params["model"] == old.id

@@ -208,3 +208,44 @@ def test_a_link_to_a_gone_model_says_so_and_one_to_another_model_opens_it(home):
     assert store.current().id == old.id and at.session_state["_stamp"].startswith(old.id + "|")
     assert any(f"Opened the link's model `{old.id}`" in i.value for i in at.info)
     assert at.session_state["pick"] == 8 and at.query_params["model"] == old.id
+
+
+# ----------------------------------------------------------------------------- attribute vectors
+
+def test_attribute_vector_from_4_to_9_moves_the_sliders_along_it(home, media, reference):
+    latent, data = reference
+    at = run_app(attr_open=True)
+    assert_clean(at)
+    z_means = latent.encode(data.x_test)[0]
+    v = z_means[data.y_test == 9].mean(0) - z_means[data.y_test == 4].mean(0)
+    z = np.array([at.slider(key="z0").value, at.slider(key="z1").value], np.float32)
+    row = shown(at, media, "s=", 3)
+    assert len(row) == 7
+    assert np.abs(row[-1].astype(int) - views.to_uint8(latent.decode(z + 1.0 * v)[0])).max() <= 2
+    assert np.abs(row[0].astype(int) - views.to_uint8(latent.decode(z)[0])).max() <= 2
+    assert len(shown(at, media, "the attribute path on the test set")) == 1
+    at.slider(key="attr_s").set_value(0.5).run()
+    next(b for b in at.button if b.key == "attr_apply").click().run()
+    assert_clean(at)
+    bounds = [at.slider(key="z0").max, at.slider(key="z1").max]
+    assert [at.slider(key="z0").value, at.slider(key="z1").value] == pytest.approx(
+        np.clip(z + 0.5 * v, -np.array(bounds), bounds), abs=1e-4)
+
+
+def test_attribute_vector_between_two_saved_selections(home, reference):
+    latent, data = reference
+    at = run_app(attr_open=True, selection=[1, 2, 3])
+    next(b for b in at.button if b.key == "attr_save_a").click().run()
+    at.session_state["selection"] = [10, 11]
+    at.run()
+    next(b for b in at.button if b.key == "attr_save_b").click().run()
+    assert_clean(at)
+    at.selectbox(key="attr_from").set_value("sel:a")
+    at.selectbox(key="attr_to").set_value("sel:b")
+    at.run()
+    assert_clean(at)
+    zm = latent.encode(data.x_test[[1, 2, 3, 10, 11]])[0]
+    v = zm[3:].mean(0) - zm[:3].mean(0)
+    assert f"`[{v[0]:+.2f}, {v[1]:+.2f}]`" in page_text(at)
+    at.selectbox(key="attr_to").set_value("sel:a").run()
+    assert any("Pick two different groups" in w.value for w in at.warning)

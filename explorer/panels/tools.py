@@ -6,6 +6,7 @@ move updates them without rerunning the page. Closed expanders cost nothing (laz
 from __future__ import annotations
 
 from explorer.panels.animation import animation_panel
+from explorer.panels.attributes import attributes_panel
 from explorer.panels.links import link_panel
 from explorer.panels.neighbours import neighbours_panel
 from explorer.panels.selection import selection_panel
@@ -18,4 +19,5 @@ def explore_tools(ex, z, path) -> None:
     selection_panel(ex)
     neighbours_panel(ex)
     traversal_panel(ex, z)
+    attributes_panel(ex, z)
     link_panel(ex)

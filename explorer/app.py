@@ -23,7 +23,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explorer import extras, retrain, state, views
-from explorer.panels import links, selection as sel_panel, tools  # analysis tools (issue 14)
+from explorer.panels import links, projection, selection as sel_panel, tools  # analysis tools (issue 14)
 from model.data import DataError
 from model.store import StoreError
 
@@ -60,6 +60,7 @@ def main() -> None:
                f"{ex.latent_dim}-D latent space.")
     _sync_sliders(ex)
     links.restore_view(store, ex)  # analysis helper: a link's model, pick and z (first run only)
+    ex = projection.projection_panel(ex)  # analysis helper: PCA or t-SNE scatter above 2-D
     extras.export_sidebar(ex)  # features helper: CSV / .keras downloads
     extras.user_digit_panel(ex)  # features helper: draw or upload your own digit
     explore_panel(ex)

@@ -259,6 +259,13 @@ class TsneJobs:
         elapsed = job.get("elapsed", time.monotonic() - job["started"])
         return {"state": job["state"], "elapsed": elapsed, "error": job["error"]}
 
+    def forget(self, model_id: str, seed: int = TSNE_SEED) -> None:
+        """Drop a finished or failed job's status (so a new start can retry)."""
+        with self._lock:
+            job = self._jobs.get((model_id, int(seed)))
+            if job and job["state"] != "running":
+                del self._jobs[(model_id, int(seed))]
+
     def wait(self, model_id: str, seed: int = TSNE_SEED, timeout: float = 600.0) -> dict:
         """Block until the job is no longer running (tests, scripts)."""
         end = time.monotonic() + timeout

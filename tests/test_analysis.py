@@ -230,3 +230,18 @@ def test_link_params_round_trip_and_refuse_bad_values():
                                                        "Expected a test image index in [0, 99] in the link"]
     wrong = decode_view({"z": "1,2,3"}, latent_dim=2)
     assert wrong.z is None and "Expected 2 latent values" in wrong.problems[0]
+
+
+# ----------------------------------------------------------------------------- projections
+
+def test_tsne_placement_and_local_linear_map_recover_a_linear_view():
+    from explorer.panels.projection import local_jacobian, place
+
+    rng = np.random.default_rng(5)
+    zm = rng.normal(size=(400, 5))
+    w = rng.normal(size=(5, 2))
+    xy = zm @ w  # a view that happens to be linear: the local map must be w itself
+    assert np.allclose(local_jacobian(zm, xy, 17), w, atol=1e-8)
+    assert np.allclose(place(zm, xy, zm[[3, 9]]), xy[[3, 9]], atol=1e-3)  # a test mean sits on its point
+    between = place(zm, xy, (zm[[3]] + zm[[9]]) / 2)
+    assert between.shape == (1, 2) and np.all(np.isfinite(between))

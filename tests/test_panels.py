@@ -249,3 +249,52 @@ def test_attribute_vector_between_two_saved_selections(home, reference):
     assert f"`[{v[0]:+.2f}, {v[1]:+.2f}]`" in page_text(at)
     at.selectbox(key="attr_to").set_value("sel:a").run()
     assert any("Pick two different groups" in w.value for w in at.warning)
+
+
+# ----------------------------------------------------------------------------- projections
+
+def _eight_dim_model():
+    from model.store import ModelStore
+    from model.vae import VAEConfig, build_decoder, build_encoder
+
+    config = VAEConfig(latent_dim=8, epochs=1, limit=256)  # untrained weights are enough for the UI
+    store = ModelStore()
+    record = store.save(build_encoder(config), build_decoder(config), config)
+    return record, store.load(record.id)
+
+
+def test_tsne_is_computed_in_the_background_then_shown_with_the_picks_ellipses(home, reference, monkeypatch):
+    import threading
+
+    _, data = reference
+    record, latent = _eight_dim_model()
+    gate = threading.Event()
+
+    def fake_tsne(z, seed):  # stands in for scikit-learn (tested in test_analysis.py): a known layout
+        gate.wait(30)
+        return z[:, :2] * 10 + z[:, 2:4]
+
+    monkeypatch.setattr(analysis.TSNE_JOBS, "_compute", fake_tsne)
+    at = run_app(pick=42)
+    assert_clean(at)
+    assert scatter_spec(at)["layout"]["xaxis"]["title"]["text"].startswith("PC1")
+    at.radio(key="proj_method").set_value("t-SNE").run()
+    assert_clean(at)
+    assert any("Computing the t-SNE of 10,000 latent means" in p.proto.text for p in at.get("progress"))
+    assert scatter_spec(at)["layout"]["xaxis"]["title"]["text"].startswith("PC1"), "PCA until it is ready"
+    gate.set()
+    assert analysis.TSNE_JOBS.wait(record.id)["state"] == "done"
+    at.run()
+    assert_clean(at)
+    spec = scatter_spec(at)
+    assert spec["layout"]["xaxis"]["title"]["text"] == "t-SNE 1"
+    assert "not** latent distances" in page_text(at)
+    z = latent.encode(data.x_test)[0]
+    tsne = z[:, :2] * 10 + z[:, 2:4]
+    ring = next(t for t in spec["data"] if t.get("name") == "pick")
+    assert ring["x"][0] == pytest.approx(tsne[42, 0], abs=1e-3) and ring["y"][0] == pytest.approx(tsne[42, 1], abs=1e-3)
+    assert any(t.get("name") == "1σ posterior" for t in spec["data"]), "no ellipses in the t-SNE view"
+    # cached on disk: another session gets it at once, no job
+    at2 = run_app(proj_method="t-SNE")
+    assert_clean(at2)
+    assert scatter_spec(at2)["layout"]["xaxis"]["title"]["text"] == "t-SNE 1" and not at2.get("progress")

@@ -23,7 +23,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explorer import extras, retrain, state, views
-from explorer.panels import links, projection, selection as sel_panel, tools  # analysis tools (issue 14)
+from explorer.panels import compare, links, projection, selection as sel_panel, tools  # analysis tools (issue 14)
 from model.data import DataError
 from model.store import StoreError
 
@@ -70,6 +70,7 @@ def main() -> None:
     _prior_section(ex)
     st.divider()
     extras.quality_section(store, ex)  # features helper: IWAE, k-NN, model comparison
+    compare.compare_panel(store, ex)  # analysis helper: two models' scatters side by side, linked
     st.session_state["_timings"]["page_ms"] = 1000 * (time.perf_counter() - t0)
     state.freeze_gc(ex.stamp)  # after the first full render: see its docstring
 

@@ -4,12 +4,22 @@ What the page shows is compared with the same model run here (model.analysis on 
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from explorer import views
 from model import analysis
-from tests.test_app import assert_clean, media, page_text, reference, run_app, scatter_spec, shown  # noqa: F401
+from tests.test_app import (  # noqa: F401
+    assert_clean,
+    media,
+    page_text,
+    reference,
+    run_app,
+    scatter_spec,
+    shown,
+)
 
 
 def buttons(at, prefix: str):
@@ -159,7 +169,7 @@ def link_app(**params):
 def test_a_link_restores_pick_and_z_and_the_url_follows(home, media, reference):
     from model.store import ModelStore
 
-    latent, data = reference
+    latent, _ = reference
     model_id = ModelStore().current().id
     at = link_app(model=model_id, z="0.5,-0.75", pick="1234")
     assert_clean(at)
@@ -298,3 +308,57 @@ def test_tsne_is_computed_in_the_background_then_shown_with_the_picks_ellipses(h
     at2 = run_app(proj_method="t-SNE")
     assert_clean(at2)
     assert scatter_spec(at2)["layout"]["xaxis"]["title"]["text"] == "t-SNE 1" and not at2.get("progress")
+
+
+# ----------------------------------------------------------------------------- comparing two models
+
+def test_two_models_side_by_side_with_linked_highlights(home, reference):
+    from explorer.panels.compare import neighbour_agreement
+    from model.store import ModelStore
+
+    _, data = reference
+    at = run_app(cmp_open=True)
+    assert_clean(at)
+    assert any("No other stored mnist model" in i.value for i in at.info)
+    _, latent = _eight_dim_model()  # now the current model; the tiny 2-D one is the second
+    at = run_app(cmp_open=True, pick=12)
+    assert_clean(at)
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    pair = [s for s in specs if s["layout"].get("height") == 420]
+    assert len(pair) == 2
+    assert pair[0]["layout"]["xaxis"]["title"]["text"].startswith("PC1") and pair[1]["layout"]["xaxis"]["title"]["text"] == "z[0]"
+    for spec in pair:  # the pick starts highlighted in both
+        assert [t.get("name") for t in spec["data"]].count("highlighted (1)") == 1
+    other = next(s for s in at.selectbox if s.key == "cmp_other")
+    z_a = latent.encode(data.x_test)[0]
+    z_b = ModelStore().load(other.value).encode(data.x_test)[0]
+    # a box selection in one scatter rings the same rows in the other
+    at.session_state["cmp_rows"] = [3, 4, 5]
+    at.run()
+    assert_clean(at)
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    pair = [s for s in specs if s["layout"].get("height") == 420]
+    assert all(any(t.get("name") == "highlighted (3)" for t in s["data"]) for s in pair)
+    agree = neighbour_agreement(z_a, z_b, [3, 4, 5])
+    assert f"{100 * agree:.0f}% are the same in both models" in page_text(at)
+    assert neighbour_agreement(z_a, z_a, [3, 4, 5]) == 1.0
+
+
+def test_the_compare_charts_callback_reads_clicks_and_boxes():
+    from streamlit.testing.v1 import AppTest
+
+    def script():
+        import streamlit as st
+
+        from explorer.panels import compare
+
+        st.session_state["cmp_a"] = {"selection": {"points": [{"customdata": [8]}], "box": [], "lasso": []}}
+        compare._on_chart("cmp_a")
+        st.session_state["after_click"] = list(st.session_state["cmp_rows"])
+        st.session_state["cmp_b"] = {"selection": {"points": [{"customdata": [1]}, {"customdata": [2]}],
+                                                   "box": [], "lasso": [{"x": [0], "y": [0]}]}}
+        compare._on_chart("cmp_b")
+
+    at = AppTest.from_function(script).run()
+    assert not at.exception
+    assert at.session_state["after_click"] == [8] and at.session_state["cmp_rows"] == [1, 2]

@@ -285,5 +285,5 @@ def highlight_rows(fig: go.Figure, xy, rows, name: str = "selection", color: str
         p = np.asarray(xy, np.float32)[rows]
         fig.add_trace(go.Scattergl(
             x=p[:, 0], y=p[:, 1], mode="markers", name=name, hoverinfo="skip",
-            marker=dict(size=9, color="rgba(0,0,0,0)", line=dict(color=color, width=1.5))))
+            marker=dict(size=7, color="rgba(0,0,0,0)", line=dict(color=color, width=1))))
     return fig

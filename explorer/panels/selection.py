@@ -20,7 +20,6 @@ from model import analysis, export
 
 SHOW = 100  # images in the grid
 GRID_COLS = 20
-MAX_RING = 5000  # selected points ringed on the scatter (above: the panel only)
 
 
 def on_scatter_event(event) -> bool:
@@ -40,8 +39,8 @@ def selection_rows() -> list[int]:
 
 
 def mark_selection(fig, ex):
-    rows = [r for r in selection_rows() if 0 <= r < len(ex.images)][:MAX_RING]
-    return views.highlight_rows(fig, ex.arrays["xy"], rows, name=f"selection ({len(rows)})") if rows else fig
+    rows = [r for r in selection_rows() if 0 <= r < len(ex.images)]
+    return views.highlight_rows(fig, ex.arrays["xy"], rows, name=f"selection ({len(rows):,})") if rows else fig
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -33,9 +33,13 @@ def test_box_select_on_the_scatter_shows_the_selection(app_page, served_data):
     # a box over the middle of the plot, in page pixels
     bx0, bx1, by0, by1 = x0 + 0.40 * w, x0 + 0.60 * w, y0 + 0.40 * h, y0 + 0.60 * h
     data_pts = [p for p in points if p[4] is not None and p[5] >= 100]
-    inside = {int(np.ravel(p[4])[0]) for p in data_pts if bx0 < p[2] < bx1 and by0 < p[3] < by1}
-    edge = {int(np.ravel(p[4])[0]) for p in data_pts
-            if bx0 - 1.5 < p[2] < bx1 + 1.5 and by0 - 1.5 < p[3] < by1 + 1.5} - inside
+
+    def rows_in(m):  # rows whose pixel lies in the box grown (m > 0) or shrunk (m < 0) by m px
+        return {int(np.ravel(p[4])[0]) for p in data_pts
+                if bx0 - m < p[2] < bx1 + m and by0 - m < p[3] < by1 + m}
+
+    # Plotly decides in data coordinates from the drag's exact pixels: allow a few px at the edges
+    inside, edge = rows_in(-4), rows_in(4) - rows_in(-4)
     assert len(inside) > 5, "the box would select almost nothing: pick another box"
     page.mouse.move(x0 + w / 2, y0 + h / 2)  # the modebar shows on hover
     chart.locator('.modebar-btn[data-title="Box Select"]').click()

@@ -37,7 +37,8 @@ def _apply(z, bounds) -> None:
 
 
 def attributes_panel(ex, z_sliders) -> None:
-    box, is_open = lazy_expander("➡️ Attribute vectors: move this digit towards another class", "attr_open")
+    box, is_open = lazy_expander("Attribute vectors: move this digit towards another class", "attr_open",
+                                 ":material/trending_flat:")
     if not is_open:
         return
     ss = st.session_state

@@ -5,9 +5,11 @@ import numpy as np
 import streamlit as st
 
 
-def lazy_expander(label: str, key: str, expanded: bool = False):
-    """An expander whose body runs only while it is open: returns (container, is_open)."""
-    box = st.expander(label, expanded=expanded, key=key, on_change="rerun")
+def lazy_expander(label: str, key: str, icon: str | None = None, expanded: bool = False):
+    """An expander whose body runs only while it is open: returns (container, is_open).
+
+    Icons are Material names (":material/link:"): they ship with Streamlit, unlike emoji fonts."""
+    box = st.expander(label, expanded=expanded, key=key, icon=icon, on_change="rerun")
     return box, bool(box.open)
 
 

@@ -54,7 +54,8 @@ def _clear() -> None:
 
 
 def compare_panel(store, ex) -> None:
-    box, is_open = lazy_expander("⚖️ Compare two models' latent spaces (linked scatters)", "cmp_open")
+    box, is_open = lazy_expander("Compare two models' latent spaces (linked scatters)", "cmp_open",
+                                 ":material/compare:")
     if not is_open:
         return
     with box:

@@ -7,7 +7,7 @@ Hooks (one line each in the page):
                            link's model (making it current, as the sidebar's picker does), pick and z;
                            a model that is gone is named and the current model shown instead
   update_url(ex)           end of the explore fragment: write the current view into the URL
-  link_panel(ex)           "🔗 Link to this view" (copy button), a lazy expander
+  link_panel(ex)           "Link to this view" (copy button), a lazy expander
 
 Session keys (owned here): _link_done, _link_switch, _link_msg, link_open.
 Uses the page's keys pick, z0..z{d-1} and _applied_pick (set with pick so the sliders keep the link's z
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlparse
 
 import numpy as np
 import streamlit as st
@@ -145,11 +145,13 @@ def update_url(ex) -> None:
 
 
 def link_panel(ex) -> None:
-    box, is_open = lazy_expander("🔗 Link to this view", "link_open")
+    box, is_open = lazy_expander("Link to this view", "link_open", ":material/link:")
     if not is_open:
         return
     with box:
         base = st.context.url or ""
+        if base and not urlparse(base).path:
+            base += "/"
         st.code(f"{base}?{urlencode(current_params(ex))}", language=None, wrap_lines=True)
         st.caption("Copy it with the button at the right of the box. Opening it shows this model, pick and "
                    "slider position (the address bar follows you as you explore, too).")

@@ -21,7 +21,8 @@ def _neighbours(stamp: str, row: int, k: int, _z_means) -> tuple[np.ndarray, np.
 
 
 def neighbours_panel(ex) -> None:
-    box, is_open = lazy_expander("🔎 Nearest neighbours of the pick (in latent space)", "nn_open")
+    box, is_open = lazy_expander("Nearest neighbours of the pick (in latent space)", "nn_open",
+                                 ":material/hub:")
     if not is_open:
         return
     with box:
@@ -44,6 +45,6 @@ def neighbours_panel(ex) -> None:
             for i, (r, d) in enumerate(zip(rows[start:start + per_row], dist[start:start + per_row])):
                 with cols[i]:
                     st.image(views.to_png(ex.images[r], THUMB), width=28 * THUMB, output_format="PNG",
-                             caption=f"#{r} · {class_name(ex, labels[r])} · d={d:.2f}")
+                             caption=f"#{r} · {class_name(ex, labels[r])} · d={d:.3g}")
                     st.button("pick", key=f"nn_pick_{start + i}", on_click=set_pick, args=(int(r),),
                               help=f"Make test #{r} the pick.")

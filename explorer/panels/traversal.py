@@ -11,7 +11,7 @@ from explorer import views
 from explorer.panels.common import fmt, lazy_expander
 from model import analysis
 
-SCALE = 2
+SCALE = 2  # 3 for latent sizes up to 4 (few rows)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -34,7 +34,8 @@ def traversal_base(ex, z_sliders, source: str) -> tuple[np.ndarray, str]:
 
 
 def traversal_panel(ex, z_sliders) -> None:
-    box, is_open = lazy_expander("🧭 Latent traversals: what each dimension does", "trav_open")
+    box, is_open = lazy_expander("Latent traversals: what each dimension does", "trav_open",
+                                 ":material/view_module:")
     if not is_open:
         return
     with box:
@@ -46,7 +47,7 @@ def traversal_panel(ex, z_sliders) -> None:
         steps = c3.slider("Steps", 3, 15, analysis.TRAVERSAL_STEPS, key="trav_steps")
         z, what = traversal_base(ex, z_sliders, source)
         key = tuple(round(float(v), 4) for v in z)
-        png = _grid_png(ex.stamp, key, float(span), int(steps), SCALE, ex.model)
+        png = _grid_png(ex.stamp, key, float(span), int(steps), SCALE + (ex.latent_dim <= 4), ex.model)
         st.image(png, output_format="PNG", width="content",
                  caption=f"row i decodes z + t·e_i (z[{0}] … z[{ex.latent_dim - 1}] top to bottom); "
                          f"columns t = −{span:g} … +{span:g} in {steps} steps")

@@ -216,6 +216,18 @@ def save_npy(path: Path, array: np.ndarray) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _lower_thread_priority(niceness: int = 10) -> None:
+    """Run the calling thread `niceness` steps lower in CPU priority (Linux: each thread has its own nice value), so a
+    t-SNE in the app's process leaves the CPU to the page's requests, as training jobs do (nice 10)."""
+    import os
+
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + niceness))
+    except (AttributeError, OSError):  # not Linux, or not permitted: run at the normal priority
+        pass
+
+
 class TsneJobs:
     """t-SNE computations in background threads, at most one per (model id, seed) per process.
 
@@ -241,6 +253,7 @@ class TsneJobs:
         z = np.array(z_means, np.float32)  # a private copy for the thread
 
         def run():
+            _lower_thread_priority()
             try:
                 save_npy(tsne_path(model_id, seed), self._compute(z, seed))
                 job["state"] = "done"

@@ -182,7 +182,13 @@ def test_tsne_jobs_run_in_the_background_and_cache_atomically(tmp_path, monkeypa
     z = np.random.default_rng(4).normal(size=(30, 3)).astype(np.float32)
     gate = __import__("threading").Event()
 
+    seen = {}
+
     def slow(zz, seed):
+        import os
+        import threading
+
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
         gate.wait(5)
         return zz[:, :2] * 2
 
@@ -194,6 +200,8 @@ def test_tsne_jobs_run_in_the_background_and_cache_atomically(tmp_path, monkeypa
     gate.set()
     assert jobs.wait("m1")["state"] == "done"
     assert np.allclose(analysis.tsne_cached("m1", 30), z[:, :2] * 2)
+    main_nice = __import__("os").getpriority(__import__("os").PRIO_PROCESS, 0)
+    assert seen["nice"] >= min(19, main_nice + 10), "the t-SNE thread does not run at a lower priority"
     assert analysis.tsne_cached("m1", 31) is None  # a cache of another size is not used
     assert jobs.start("m1", z) is False  # cached: no new thread
     assert [p.name for p in analysis.tsne_path("m1").parent.iterdir()] == ["tsne-0.npy"]  # no temp left

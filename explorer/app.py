@@ -23,6 +23,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explorer import extras, retrain, state, views
+from explorer.panels import compare, links, projection, selection as sel_panel, tools  # analysis tools (issue 14)
 from model.data import DataError
 from model.store import StoreError
 
@@ -63,6 +64,8 @@ def main() -> None:
                    f"{c.loss.upper()}, RMSprop, seed {c.seed}), shipped with the app so the first start needs "
                    "no training; retrain from the sidebar.")
     _sync_sliders(ex)
+    links.restore_view(store, ex)  # analysis helper: a link's model, pick and z (first run only)
+    ex = projection.projection_panel(ex)  # analysis helper: PCA or t-SNE scatter above 2-D
     extras.export_sidebar(ex)  # features helper: CSV / .keras downloads
     extras.user_digit_panel(ex)  # features helper: draw or upload your own digit
     explore_panel(ex)
@@ -72,6 +75,7 @@ def main() -> None:
     _prior_section(ex)
     st.divider()
     extras.quality_section(store, ex)  # features helper: IWAE, k-NN, model comparison
+    compare.compare_panel(store, ex)  # analysis helper: two models' scatters side by side, linked
     st.session_state["_timings"]["page_ms"] = 1000 * (time.perf_counter() - t0)
     state.freeze_gc(ex.stamp)  # after the first full render: see its docstring
 
@@ -194,6 +198,8 @@ def _sync_sliders(ex: state.Explorer) -> None:
 def _on_select() -> None:
     """Plotly selection callback: copy the clicked row into `pick` (the chart forgets it on redraw)."""
     event = st.session_state.get("scatter")
+    if sel_panel.on_scatter_event(event):  # analysis helper: a box/lasso selection, not a click
+        return
     row = views.picked_row(event["selection"]["points"]) if event else None
     if row is not None:
         st.session_state["pick"] = row
@@ -244,6 +250,7 @@ def explore_panel(ex: state.Explorer) -> None:
 
     pick_panel(ex)
     path = interpolation_panel(ex, z)
+    tools.explore_tools(ex, z, path)  # analysis helper: GIF, selection, neighbours, traversals
 
     def overlay(row):
         if row is None or not 0 <= row < len(ex.images):
@@ -274,11 +281,13 @@ def explore_panel(ex: state.Explorer) -> None:
     fig = views.latent_scatter(ex.arrays["xy"], ex.arrays["labels"], ex.class_names,
                                picked=scatter_xy, ellipses=scatter_ellipses, axis_titles=ex.axis_titles)
     fig = extras.mark_user_digit(fig, ex)  # features helper: your digit + its posterior ellipses
+    fig = sel_panel.mark_selection(fig, ex)  # analysis helper: rings around a box/lasso selection
     with scatter_box:
-        st.plotly_chart(fig, key="scatter", on_select=_on_select, selection_mode="points",
+        st.plotly_chart(fig, key="scatter", on_select=_on_select, selection_mode=("points", "box", "lasso"),
                         config={"displaylogo": False, "scrollZoom": False})
     ss["_timings"] = {**ss["_timings"], "decode_ms": decode_ms,
                       "panel_ms": 1000 * (time.perf_counter() - t0)}
+    links.update_url(ex)  # analysis helper: the URL follows the view
     if defer:
         st.rerun(scope="fragment")
 

@@ -30,7 +30,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer import views
-from model import export, quality
+from model import analysis, export, quality
 from model.data import DataError, load_dataset
 from model.preprocess import MAX_BYTES, ImageError, prepare
 from model.store import StoreError
@@ -158,11 +158,8 @@ def projected_cov(components, z_log_var) -> np.ndarray:
 
 
 def neighbours(z_means, z, k: int = NEIGHBOURS) -> np.ndarray:
-    """Rows of the k test latent means nearest to z, nearest first."""
-    d2 = np.square(np.asarray(z_means, np.float32) - np.asarray(z, np.float32)).sum(1)
-    k = min(k, len(d2))
-    idx = np.argpartition(d2, k - 1)[:k]
-    return idx[np.argsort(d2[idx])]
+    """Rows of the k test latent means nearest to z, nearest first (`model.analysis.nearest`)."""
+    return analysis.nearest(z_means, z, k)[0]
 
 
 def _move_sliders(z, bounds) -> None:

@@ -231,3 +231,59 @@ def picked_row(points) -> int | None:
         if isinstance(cd, (int, float)) and not isinstance(cd, bool):
             return int(cd)
     return None
+
+
+# ----------------------------------------------------------------------------- analysis tools (issue 14)
+
+def image_grid(images, pad: int = 1, pad_value: float = 0.35) -> np.ndarray:
+    """A (R, C, H, W) array of grey images as one (R*(H+pad)-pad, C*(W+pad)-pad) float image in [0, 1],
+    cells separated by `pad` grey pixels (e.g. a traversal: one row per latent dimension)."""
+    a = np.asarray(images)
+    if a.ndim != 4 or 0 in a.shape:
+        raise ValueError(f"Expected images of shape (R, C, H, W). Received: shape={a.shape}")
+    a = a.astype(np.float32) / (255.0 if a.dtype == np.uint8 else 1.0)
+    r, c, h, w = a.shape
+    out = np.full((r * (h + pad) - pad, c * (w + pad) - pad), pad_value, np.float32)
+    for i in range(r):
+        for j in range(c):
+            out[i * (h + pad):i * (h + pad) + h, j * (w + pad):j * (w + pad) + w] = a[i, j]
+    return out
+
+
+def mosaic(images, cols: int = 20, pad: int = 1) -> np.ndarray:
+    """(N, H, W) grey images laid out row by row, `cols` per row (the last row padded with black)."""
+    a = np.asarray(images)
+    if a.ndim != 3 or len(a) == 0:
+        raise ValueError(f"Expected images of shape (N, H, W), N >= 1. Received: shape={a.shape}")
+    a = a.astype(np.float32) / (255.0 if a.dtype == np.uint8 else 1.0)
+    cols = max(1, min(int(cols), len(a)))
+    rows = -(-len(a) // cols)
+    full = np.zeros((rows * cols, *a.shape[1:]), np.float32)
+    full[:len(a)] = a
+    return image_grid(full.reshape(rows, cols, *a.shape[1:]), pad=pad)
+
+
+def selected_rows(event) -> list[int] | None:
+    """The test-set rows of a box or lasso selection in a Plotly selection event, or None for a plain
+    click (no box/lasso drawn). Points without customdata (overlays) are ignored; order is kept."""
+    sel = (event or {}).get("selection") or {}
+    if not (sel.get("box") or sel.get("lasso")):
+        return None
+    out, seen = [], set()
+    for p in sel.get("points") or []:
+        row = picked_row([p])
+        if row is not None and row not in seen:
+            seen.add(row)
+            out.append(row)
+    return out
+
+
+def highlight_rows(fig: go.Figure, xy, rows, name: str = "selection", color: str = "#ff7f0e") -> go.Figure:
+    """Add a ring around each of `rows` (positions `xy[rows]`) as one WebGL trace without customdata."""
+    rows = np.asarray(rows, np.int64).reshape(-1)
+    if len(rows):
+        p = np.asarray(xy, np.float32)[rows]
+        fig.add_trace(go.Scattergl(
+            x=p[:, 0], y=p[:, 1], mode="markers", name=name, hoverinfo="skip",
+            marker=dict(size=7, color="rgba(0,0,0,0)", line=dict(color=color, width=1))))
+    return fig

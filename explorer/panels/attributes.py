@@ -1,0 +1,93 @@
+"""Attribute vectors: the difference of two groups' mean z (two classes, or two saved selections), and
+the current z moved along it with a strength slider ("turn this 4 into a 9"), path shown on a map.
+
+Session keys (owned here): attr_open, attr_from, attr_to, attr_s, attr_sel_a, attr_sel_b, attr_save_a,
+attr_save_b, attr_apply. Reads `selection` (the selection panel's) and sets the page's sliders z0..
+on "Move the sliders here" (as the user-digit panel does).
+"""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from explorer import state, views
+from explorer.panels.common import class_name, fmt, lazy_expander
+from explorer.panels.selection import selection_rows
+from model import analysis
+
+PATH_STEPS = 7
+MAP_SIZE = 220
+
+
+def group_rows(ex, key: str) -> np.ndarray:
+    """Test rows of a group key: "class:<label>" or "sel:a" / "sel:b" (a saved selection)."""
+    if key.startswith("class:"):
+        return np.flatnonzero(ex.arrays["labels"] == int(key.split(":")[1]))
+    rows = st.session_state.get(f"attr_sel_{key.split(':')[1]}") or []
+    return np.array([r for r in rows if 0 <= r < len(ex.images)], np.int64)
+
+
+def _save(which: str) -> None:
+    st.session_state[f"attr_sel_{which}"] = selection_rows() or None
+
+
+def _apply(z, bounds) -> None:
+    for i, v in enumerate(np.asarray(z)):
+        st.session_state[f"z{i}"] = float(np.clip(v, -bounds[i], bounds[i]))
+
+
+def attributes_panel(ex, z_sliders) -> None:
+    box, is_open = lazy_expander("Attribute vectors: move this digit towards another class", "attr_open",
+                                 ":material/trending_flat:")
+    if not is_open:
+        return
+    ss = st.session_state
+    with box:
+        classes = [int(c) for c in np.unique(ex.arrays["labels"])]
+        options = [f"class:{c}" for c in classes] + [f"sel:{w}" for w in ("a", "b") if ss.get(f"attr_sel_{w}")]
+
+        sizes = {w: len(ss.get(f"attr_sel_{w}") or []) for w in ("a", "b")}
+
+        def label(key):  # pure: AppTest calls it outside the session
+            if key.startswith("class:"):
+                return f"class {class_name(ex, int(key.split(':')[1]))}"
+            return f"saved selection {key[-1].upper()} ({sizes[key[-1]]:,} images)"
+
+        default_a = options.index("class:4") if "class:4" in options else 0
+        default_b = options.index("class:9") if "class:9" in options else min(1, len(options) - 1)
+        c1, c2, c3 = st.columns([2, 2, 3])
+        a = c1.selectbox("From the mean of", options, index=default_a, key="attr_from", format_func=label)
+        b = c2.selectbox("To the mean of", options, index=default_b, key="attr_to", format_func=label)
+        s = c3.slider("Strength s (z + s·v)", -1.0, 2.0, 1.0, step=0.05, key="attr_s")
+        sel = selection_rows()
+        s1, s2, _ = st.columns([1, 1, 2])
+        s1.button("Save the selection as A", on_click=_save, args=("a",), key="attr_save_a", disabled=not sel,
+                  help="Box- or lasso-select test images on the scatter first.")
+        s2.button("Save the selection as B", on_click=_save, args=("b",), key="attr_save_b", disabled=not sel)
+        if a == b:
+            st.warning("Pick two different groups: the vector between a group and itself is zero.")
+            return
+        try:
+            v = analysis.attribute_vector(ex.arrays["z_mean"], group_rows(ex, a), group_rows(ex, b))
+        except ValueError as e:
+            st.warning(str(e))
+            return
+        z = np.asarray(z_sliders, np.float32)
+        strengths = np.linspace(0.0, s, PATH_STEPS) if s != 0 else np.zeros(1)
+        path = analysis.attribute_path(z, v, strengths)  # (K, d)
+        images = ex.model.decode(path)  # one batched decode; the last one is z + s·v
+        left, right = st.columns([3, 1])
+        with left:
+            st.image([views.to_png(im, 3) for im in images], width=84, output_format="PNG",
+                     caption=[f"s={t:+.2f}" for t in strengths])
+            st.caption(f"v = mean z of {label(b)} − mean z of {label(a)} = `{fmt(v)}` (|v| = "
+                       f"{np.linalg.norm(v):.2f}), added to the sliders' z = `{fmt(z)}`. The map shows the "
+                       "path (grey) and where z + s·v lands (red ×)"
+                       + ("" if ex.latent_dim == 2 else ", in the PCA view") + ".")
+            st.button("Move the sliders here (z + s·v)", on_click=_apply, args=(path[-1], ex.arrays["bounds"]),
+                      key="attr_apply")
+        with right:
+            extent = ex.map_extent
+            base = state.map_base(ex.stamp, ex.arrays["xy"], ex.arrays["labels"], extent, MAP_SIZE)
+            st.image(views.map_png(base, extent, current=ex.project(path[-1]), path=ex.project(path)),
+                     width=MAP_SIZE, output_format="PNG", caption="the attribute path on the test set")

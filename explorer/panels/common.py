@@ -1,0 +1,33 @@
+"""Small helpers shared by the analysis panels (no session keys of their own)."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+
+def lazy_expander(label: str, key: str, icon: str | None = None, expanded: bool = False):
+    """An expander whose body runs only while it is open: returns (container, is_open).
+
+    Icons are Material names (":material/link:"): they ship with Streamlit, unlike emoji fonts."""
+    box = st.expander(label, expanded=expanded, key=key, icon=icon, on_change="rerun")
+    return box, bool(box.open)
+
+
+def class_name(ex, label: int) -> str:
+    label = int(label)
+    return ex.class_names[label] if 0 <= label < len(ex.class_names) else str(label)
+
+
+def fmt(v, digits: int = 2) -> str:
+    return "[" + ", ".join(f"{x:+.{digits}f}" for x in np.asarray(v).ravel()) + "]"
+
+
+def set_pick(row: int) -> None:
+    """Button callback: make test row `row` the pick (the page's `pick` key, as the pick buttons do)."""
+    st.session_state["pick"] = int(row)
+
+
+def current_z(ex) -> np.ndarray:
+    """The latent sliders' values z0..z{d-1} (the page's keys), as (d,) float32."""
+    ss = st.session_state
+    return np.array([float(ss.get(f"z{i}", 0.0)) for i in range(ex.latent_dim)], np.float32)

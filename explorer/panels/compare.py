@@ -1,0 +1,112 @@
+"""Compare two models' latent spaces: the current model's test-set scatter beside a second stored model's
+(same dataset), linked: a click or a box/lasso selection in either rings the same test images in both.
+
+The second model and its encodings are cached per model stamp (explorer.state caches), so the comparison
+costs one load and one encode per model. Session keys (owned here): cmp_open, cmp_other, cmp_rows,
+cmp_a, cmp_b (the two charts).
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import streamlit as st
+
+from explorer import state, views
+from explorer.panels.common import lazy_expander
+from model import analysis
+from model.data import DataError
+from model.store import StoreError
+
+MAX_AGREE = 200  # highlighted rows used for the neighbour agreement
+K_AGREE = 10
+
+
+@st.cache_resource(max_entries=1, show_spinner="Loading the second model…")
+def _second_model(stamp: str, _root: str, _model_id: str):
+    from model.store import ModelStore
+
+    return ModelStore(_root).load(_model_id)
+
+
+def neighbour_agreement(z_a, z_b, rows, k: int = K_AGREE) -> float:
+    """Mean fraction of each row's k nearest test means that are the same in both spaces (pure)."""
+    rows = list(rows)[:MAX_AGREE]
+    if not rows:
+        return float("nan")
+    shared = [len(set(analysis.nearest(z_a, z_a[r], k, exclude=r)[0])
+                  & set(analysis.nearest(z_b, z_b[r], k, exclude=r)[0])) / k for r in rows]
+    return float(np.mean(shared))
+
+
+def _on_chart(key: str) -> None:
+    event = st.session_state.get(key)
+    rows = views.selected_rows(event)
+    if rows is None:
+        row = views.picked_row(((event or {}).get("selection") or {}).get("points"))
+        rows = None if row is None else [row]
+    if rows is not None:
+        st.session_state["cmp_rows"] = rows
+
+
+def _clear() -> None:
+    st.session_state["cmp_rows"] = []
+
+
+def compare_panel(store, ex) -> None:
+    box, is_open = lazy_expander("Compare two models' latent spaces (linked scatters)", "cmp_open",
+                                 ":material/compare:")
+    if not is_open:
+        return
+    with box:
+        others = [r for r in store.list(dataset=ex.record.config.dataset) if r.id != ex.record.id]
+        if not others:
+            st.info(f"No other stored {ex.record.config.dataset} model to compare with: retrain one "
+                    "(sidebar → Retrain), e.g. with another latent size or loss.")
+            return
+        labels = {r.id: r.label for r in others}
+        other_id = st.selectbox("Second model", list(labels), key="cmp_other", format_func=labels.get)
+        record = next(r for r in others if r.id == other_id)
+        try:
+            stamp = state.model_stamp(record)
+            model = _second_model(stamp, str(store.root), record.id)
+            arrays = state.latents(stamp, model, ex.images, ex.arrays["labels"])
+        except (StoreError, DataError) as e:
+            st.error(f"Cannot open the second model: {e}")
+            return
+        _linked(ex, record, arrays)
+
+
+@st.fragment
+def _linked(ex, record, arrays) -> None:
+    ss = st.session_state
+    if ss.get("cmp_rows") is None:
+        ss["cmp_rows"] = [] if ss.get("pick") is None else [int(ss["pick"])]
+    rows = [r for r in ss["cmp_rows"] if 0 <= r < len(ex.images)]
+    sides = ((ex.record, ex.arrays, ex.axis_titles, "cmp_a"),
+             (record, arrays, _titles(arrays), "cmp_b"))
+    cols = st.columns(2, gap="medium")
+    for col, (rec, arr, titles, key) in zip(cols, sides):
+        with col:
+            st.markdown(f"**{rec.label}**")
+            fig = views.latent_scatter(arr["xy"], arr["labels"], ex.class_names, axis_titles=titles, height=420)
+            fig = views.highlight_rows(fig, arr["xy"], rows, name=f"highlighted ({len(rows)})", color="#000000")
+            st.plotly_chart(fig, key=key, on_select=functools.partial(_on_chart, key),
+                            selection_mode=("points", "box", "lasso"),
+                            config={"displaylogo": False, "scrollZoom": False})
+    if rows:
+        agree = neighbour_agreement(ex.arrays["z_mean"], arrays["z_mean"], rows)
+        st.caption(f"{len(rows):,} test image(s) ringed in both. Of their {K_AGREE} nearest test images "
+                   f"(full latent space), {100 * agree:.0f}% are the same in both models"
+                   + (f" (first {MAX_AGREE} rows)" if len(rows) > MAX_AGREE else "") + ".")
+        st.button("Clear the highlight", on_click=_clear, key="cmp_clear")
+    else:
+        st.caption("Click a point, or drag a box or lasso (toolbar), in either scatter: the same test images "
+                   "are ringed in both.")
+
+
+def _titles(arrays) -> tuple[str, str]:
+    if arrays["z_mean"].shape[1] == 2:
+        return "z[0]", "z[1]"
+    e = arrays["explained"]
+    return f"PC1 of z ({100 * e[0]:.0f}% var)", f"PC2 of z ({100 * e[1]:.0f}% var)"

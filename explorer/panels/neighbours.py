@@ -1,0 +1,50 @@
+"""Nearest neighbours of the pick: the k nearest test images in the full latent space, clickable.
+
+Session keys: nn_open (expander), nn_k (slider), nn_pick_<i> (buttons).
+"""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from explorer import views
+from explorer.panels.common import class_name, lazy_expander, set_pick
+from model import analysis
+
+THUMB = 3
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _neighbours(stamp: str, row: int, k: int, _z_means) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest test rows to test row `row` (itself left out) and their distances."""
+    return analysis.nearest(_z_means, _z_means[row], k, exclude=row)
+
+
+def neighbours_panel(ex) -> None:
+    box, is_open = lazy_expander("Nearest neighbours of the pick (in latent space)", "nn_open",
+                                 ":material/hub:")
+    if not is_open:
+        return
+    with box:
+        pick = st.session_state.get("pick")
+        if pick is None:
+            st.info("Pick a test image (click the scatter) to see its nearest test images in latent space.")
+            return
+        k = st.slider("Neighbours (k)", 1, 30, analysis.NEIGHBOURS, key="nn_k")
+        rows, dist = _neighbours(ex.stamp, int(pick), int(k), ex.arrays["z_mean"])
+        labels = ex.arrays["labels"]
+        same = int((labels[rows] == labels[pick]).sum())
+        st.caption(f"The {len(rows)} test images whose posterior means are nearest to test #{pick}'s, by "
+                   f"Euclidean distance in the full {ex.latent_dim}-D latent space"
+                   + ("" if ex.latent_dim == 2 else " (not in the 2-D PCA view)")
+                   + f"; {same} of {len(rows)} share its label "
+                   f"**{class_name(ex, labels[pick])}**. Press a button to pick that image.")
+        per_row = 10
+        for start in range(0, len(rows), per_row):
+            cols = st.columns(per_row)
+            for i, (r, d) in enumerate(zip(rows[start:start + per_row], dist[start:start + per_row])):
+                with cols[i]:
+                    st.image(views.to_png(ex.images[r], THUMB), width=28 * THUMB, output_format="PNG",
+                             caption=f"#{r} · {class_name(ex, labels[r])} · d={d:.3g}")
+                    st.button("pick", key=f"nn_pick_{start + i}", on_click=set_pick, args=(int(r),),
+                              help=f"Make test #{r} the pick.")

@@ -1,0 +1,290 @@
+"""Analysis tools over a trained model's latent space: numpy in, numpy (or bytes) out, no Streamlit.
+
+    nearest(z_means, z, k)                 the k nearest latent means to z (full latent space)
+    traversal_latents(z, span, steps)      z + t·e_i for every dimension i: (d, steps, d)
+    traversal(model, z, span, steps)       ... decoded in one batched call: (d, steps, 28, 28)
+    attribute_vector(z_means, a, b)        mean z of group b minus mean z of group a: (d,)
+    attribute_path(z, v, strengths)        z + s·v for each strength: (S, d)
+    selection_summary(rows, ...)           counts per label, mean image and mean z of a set of rows
+    gif_bytes(frames, ...)                 an animated GIF of grey frames (Pillow)
+    tsne_path / tsne_cached / TsneJobs     a seeded 2-D t-SNE of the latent means, computed once per
+                                           model in a background thread, cached on disk atomically
+
+`model` is anything with `decode(z (N, d)) -> (N, 28, 28)` and `latent_dim` (a `model.api.LatentModel`).
+"""
+from __future__ import annotations
+
+import io
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from model.paths import atomic_write_bytes, home
+
+NEIGHBOURS = 10
+TRAVERSAL_SPAN = 3.0
+TRAVERSAL_STEPS = 9
+
+
+# ----------------------------------------------------------------------------- nearest neighbours
+
+def nearest(z_means, z, k: int = NEIGHBOURS, exclude=None) -> tuple[np.ndarray, np.ndarray]:
+    """The k rows of `z_means` nearest to `z` (Euclidean, in the full latent space), nearest first.
+
+    Args:
+        z_means: (N, d) latent means (e.g. of the test set).
+        z: (d,) the query point.
+        k: how many neighbours (fewer when N is smaller).
+        exclude: optional row to leave out (the query's own row, when it is a test image).
+
+    Returns (rows (k,) int64, distances (k,) float32). Ties are broken by the lower row.
+    """
+    zm = np.asarray(z_means, np.float32)
+    q = np.asarray(z, np.float32).reshape(-1)
+    if zm.ndim != 2 or q.shape != (zm.shape[1],):
+        raise ValueError(f"Expected z_means (N, d) and z (d,). Received: z_means.shape={zm.shape}, "
+                         f"z.shape={np.shape(z)}")
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"Expected an integer k >= 1. Received: k={k!r}")
+    d2 = np.square(zm - q).sum(1)  # (N,)
+    if exclude is not None and 0 <= int(exclude) < len(d2):
+        d2[int(exclude)] = np.inf
+    k = int(min(k, int(np.isfinite(d2).sum())))
+    if k == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    idx = np.argpartition(d2, k - 1)[:k]
+    idx = idx[np.lexsort((idx, d2[idx]))]  # by distance, then row
+    return idx.astype(np.int64), np.sqrt(d2[idx]).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- traversals
+
+def _check_span_steps(span, steps) -> tuple[float, int]:
+    if not isinstance(steps, (int, np.integer)) or steps < 2:
+        raise ValueError(f"Expected an integer steps >= 2. Received: steps={steps!r}")
+    if not (np.isfinite(span) and span > 0):
+        raise ValueError(f"Expected a finite span > 0. Received: span={span!r}")
+    return float(span), int(steps)
+
+
+def traversal_offsets(span: float = TRAVERSAL_SPAN, steps: int = TRAVERSAL_STEPS) -> np.ndarray:
+    """The t values of a traversal: `steps` points from -span to +span: (steps,) float32."""
+    span, steps = _check_span_steps(span, steps)
+    return np.linspace(-span, span, steps, dtype=np.float32)
+
+
+def traversal_latents(z, span: float = TRAVERSAL_SPAN, steps: int = TRAVERSAL_STEPS) -> np.ndarray:
+    """z + t·e_i for each dimension i (rows) and each t in `traversal_offsets` (columns): (d, steps, d)."""
+    z = np.asarray(z, np.float32).reshape(-1)
+    if z.size == 0 or not np.all(np.isfinite(z)):
+        raise ValueError(f"Expected a finite, non-empty latent vector. Received: z={z!r}")
+    t = traversal_offsets(span, steps)
+    d = z.size
+    out = np.broadcast_to(z, (d, len(t), d)).copy()
+    out[np.arange(d), :, np.arange(d)] += t  # row i moves only dimension i
+    return out
+
+
+def traversal(model, z, span: float = TRAVERSAL_SPAN, steps: int = TRAVERSAL_STEPS) -> np.ndarray:
+    """The decoded traversal grid, one batched decode of d·steps vectors: (d, steps, 28, 28) float32."""
+    zs = traversal_latents(z, span, steps)  # (d, steps, d)
+    d, s = zs.shape[:2]
+    return model.decode(zs.reshape(d * s, d)).reshape(d, s, 28, 28)
+
+
+# ----------------------------------------------------------------------------- attribute vectors
+
+def attribute_vector(z_means, rows_a, rows_b) -> np.ndarray:
+    """mean(z_means[rows_b]) - mean(z_means[rows_a]): the direction from group a to group b, (d,).
+
+    `rows_a` / `rows_b` are row indices or boolean masks over z_means; both groups must be non-empty.
+    """
+    zm = np.asarray(z_means, np.float64)
+    groups = []
+    for name, rows in (("a", rows_a), ("b", rows_b)):
+        sel = zm[np.asarray(rows)] if np.size(rows) else zm[:0]
+        if len(sel) == 0:
+            raise ValueError(f"Expected a non-empty group {name}. Received: no rows. "
+                             "Fix: pick a class or a selection with at least one test image.")
+        groups.append(sel.mean(axis=0))
+    return (groups[1] - groups[0]).astype(np.float32)
+
+
+def attribute_path(z, v, strengths) -> np.ndarray:
+    """z + s·v for each s in `strengths`: (S, d) float32."""
+    z = np.asarray(z, np.float32).reshape(-1)
+    v = np.asarray(v, np.float32).reshape(-1)
+    if z.shape != v.shape:
+        raise ValueError(f"Expected z and v of the same shape. Received: {z.shape} and {v.shape}")
+    s = np.asarray(strengths, np.float32).reshape(-1, 1)
+    return z[None] + s * v[None]
+
+
+# ----------------------------------------------------------------------------- selections
+
+def selection_summary(rows, labels, z_means, images, n_classes: int) -> dict:
+    """What a set of test rows holds.
+
+    Returns a dict: rows (n,) int64 (sorted, unique, in range), counts (n_classes,) int64 per label,
+    mean_image (28, 28) float32 in [0, 1] (pixel mean of the images), mean_z (d,) float32 (mean of their
+    latent means; decode it to compare with the mean image). Empty rows give zero counts and None means.
+    """
+    n = len(labels)
+    r = np.unique(np.asarray(list(rows) if not isinstance(rows, np.ndarray) else rows, np.int64).reshape(-1))
+    r = r[(r >= 0) & (r < n)]
+    lab = np.asarray(labels)[r].astype(np.int64)
+    counts = np.bincount(lab, minlength=n_classes)[:max(n_classes, int(lab.max(initial=-1)) + 1)]
+    if len(r) == 0:
+        return {"rows": r, "counts": counts, "mean_image": None, "mean_z": None}
+    imgs = np.asarray(images)[r]
+    mean_image = imgs.astype(np.float64).mean(axis=0) / (255.0 if imgs.dtype == np.uint8 else 1.0)
+    return {"rows": r, "counts": counts, "mean_image": mean_image.astype(np.float32),
+            "mean_z": np.asarray(z_means, np.float64)[r].mean(axis=0).astype(np.float32)}
+
+
+# ----------------------------------------------------------------------------- animation
+
+def gif_bytes(frames, scale: int = 4, duration_ms: int = 120, bounce: bool = True) -> bytes:
+    """An endlessly looping animated GIF of grey frames.
+
+    Args:
+        frames: (T, H, W) floats in [0, 1] or uint8, T >= 1.
+        scale: integer nearest-neighbour upscaling (1..16).
+        duration_ms: time per frame.
+        bounce: play forwards then backwards (the ends are not repeated), so the loop has no jump.
+    """
+    from PIL import Image
+
+    a = np.asarray(frames)
+    if a.ndim != 3 or len(a) == 0:
+        raise ValueError(f"Expected frames of shape (T, H, W) with T >= 1. Received: shape={a.shape}")
+    if not isinstance(scale, (int, np.integer)) or not 1 <= scale <= 16:
+        raise ValueError(f"Expected an integer scale in [1, 16]. Received: scale={scale!r}")
+    if a.dtype != np.uint8:
+        a = np.rint(np.clip(np.nan_to_num(a.astype(np.float32)), 0.0, 1.0) * 255).astype(np.uint8)
+    if bounce and len(a) > 2:
+        a = np.concatenate([a, a[-2:0:-1]])
+    a = np.repeat(np.repeat(a, scale, axis=1), scale, axis=2)
+    ims = [Image.fromarray(f, mode="L") for f in a]
+    buf = io.BytesIO()
+    ims[0].save(buf, format="GIF", save_all=True, append_images=ims[1:], duration=int(duration_ms),
+                loop=0, optimize=False, disposal=1)
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- t-SNE
+
+TSNE_SEED = 0
+TSNE_PERPLEXITY = 30.0
+
+
+def tsne_path(model_id: str, seed: int = TSNE_SEED) -> Path:
+    """Where the t-SNE of a model's test latent means is cached: home()/analysis/<id>/tsne-<seed>.npy.
+
+    Beside the model, not inside its directory: a stored model's directory is never modified."""
+    if not model_id or "/" in model_id or model_id.startswith("."):
+        raise ValueError(f"Expected a stored model id. Received: model_id={model_id!r}")
+    return home() / "analysis" / model_id / f"tsne-{int(seed)}.npy"
+
+
+def tsne_2d(z_means, seed: int = TSNE_SEED, perplexity: float = TSNE_PERPLEXITY) -> np.ndarray:
+    """A seeded 2-D t-SNE of (N, d) latent means (PCA init, so it is reproducible): (N, 2) float32."""
+    from sklearn.manifold import TSNE
+
+    z = np.asarray(z_means, np.float32)
+    if z.ndim != 2 or len(z) < 5:
+        raise ValueError(f"Expected at least 5 latent means (N, d). Received: shape={z.shape}")
+    perplexity = float(min(perplexity, (len(z) - 1) / 3))
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=int(seed),
+                n_jobs=1).fit_transform(z).astype(np.float32)
+
+
+def tsne_cached(model_id: str, n: int, seed: int = TSNE_SEED) -> np.ndarray | None:
+    """The cached t-SNE of model `model_id` if it exists and has `n` rows, else None."""
+    try:
+        a = np.load(tsne_path(model_id, seed), allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return a if a.shape == (n, 2) and np.all(np.isfinite(a)) else None
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array), allow_pickle=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _lower_thread_priority(niceness: int = 10) -> None:
+    """Run the calling thread `niceness` steps lower in CPU priority (Linux: each thread has its own nice value), so a
+    t-SNE in the app's process leaves the CPU to the page's requests, as training jobs do (nice 10)."""
+    import os
+
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + niceness))
+    except (AttributeError, OSError):  # not Linux, or not permitted: run at the normal priority
+        pass
+
+
+class TsneJobs:
+    """t-SNE computations in background threads, at most one per (model id, seed) per process.
+
+    `status(key)` -> {"state": "idle"|"running"|"done"|"failed", "elapsed": s, "error": str}. The result
+    goes to the disk cache (`tsne_cached`), so every session and process sees it once done.
+    """
+
+    def __init__(self, compute=tsne_2d):
+        self._compute = compute
+        self._lock = threading.Lock()
+        self._jobs: dict[tuple, dict] = {}
+
+    def start(self, model_id: str, z_means, seed: int = TSNE_SEED) -> bool:
+        """Start computing unless it runs already or is cached. Returns True when a thread started."""
+        key = (model_id, int(seed))
+        with self._lock:
+            job = self._jobs.get(key)
+            if job and job["state"] == "running":
+                return False
+            if tsne_cached(model_id, len(z_means), seed) is not None:
+                return False
+            job = self._jobs[key] = {"state": "running", "started": time.monotonic(), "error": ""}
+        z = np.array(z_means, np.float32)  # a private copy for the thread
+
+        def run():
+            _lower_thread_priority()
+            try:
+                save_npy(tsne_path(model_id, seed), self._compute(z, seed))
+                job["state"] = "done"
+            except Exception as e:  # shown on the page; the thread must never die silently
+                job["error"] = f"{type(e).__name__}: {e}"
+                job["state"] = "failed"
+            job["elapsed"] = time.monotonic() - job["started"]
+
+        threading.Thread(target=run, name=f"tsne-{model_id}", daemon=True).start()
+        return True
+
+    def status(self, model_id: str, seed: int = TSNE_SEED) -> dict:
+        job = self._jobs.get((model_id, int(seed)))
+        if job is None:
+            return {"state": "idle", "elapsed": 0.0, "error": ""}
+        elapsed = job.get("elapsed", time.monotonic() - job["started"])
+        return {"state": job["state"], "elapsed": elapsed, "error": job["error"]}
+
+    def forget(self, model_id: str, seed: int = TSNE_SEED) -> None:
+        """Drop a finished or failed job's status (so a new start can retry)."""
+        with self._lock:
+            job = self._jobs.get((model_id, int(seed)))
+            if job and job["state"] != "running":
+                del self._jobs[(model_id, int(seed))]
+
+    def wait(self, model_id: str, seed: int = TSNE_SEED, timeout: float = 600.0) -> dict:
+        """Block until the job is no longer running (tests, scripts)."""
+        end = time.monotonic() + timeout
+        while self.status(model_id, seed)["state"] == "running" and time.monotonic() < end:
+            time.sleep(0.05)
+        return self.status(model_id, seed)
+
+
+TSNE_JOBS = TsneJobs()  # the process-wide registry the UI uses (no thread starts at import)

@@ -1,0 +1,255 @@
+"""The analysis tools' pure cores (model/analysis.py, the issue-14 builders in explorer/views.py and the
+panels' pure helpers): no Streamlit runtime, no trained model (a fake decoder records its calls)."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from explorer import views
+from model import analysis
+
+
+class FakeModel:
+    """decode(z) -> a 28x28 image whose pixel [0, i] holds z[i] (clipped to [0, 1]); counts calls."""
+
+    def __init__(self, d):
+        self.latent_dim, self.calls = d, []
+
+    def decode(self, z):
+        z = np.asarray(z, np.float32)
+        self.calls.append(z.shape)
+        out = np.zeros((len(z), 28, 28), np.float32)
+        out[:, 0, :z.shape[1]] = z
+        return out
+
+
+# ----------------------------------------------------------------------------- neighbours
+
+def test_nearest_is_brute_force_in_the_full_space():
+    rng = np.random.default_rng(0)
+    zm = rng.normal(size=(500, 6)).astype(np.float32)
+    q = rng.normal(size=6)
+    rows, dist = analysis.nearest(zm, q, k=10)
+    brute = np.sqrt(((zm - q) ** 2).sum(1))
+    assert rows.tolist() == np.argsort(brute, kind="stable")[:10].tolist()
+    assert np.allclose(dist, brute[rows], atol=1e-5) and np.all(np.diff(dist) >= 0)
+    # full space, not a 2-D projection: the nearest by the first two coordinates differ
+    assert rows.tolist() != np.argsort(((zm[:, :2] - q[:2]) ** 2).sum(1))[:10].tolist()
+
+
+def test_nearest_excludes_the_query_row_and_handles_small_sets():
+    zm = np.array([[0, 0], [5, 5], [1, 1], [0.1, 0]], np.float32)
+    rows, dist = analysis.nearest(zm, zm[0], k=2, exclude=0)
+    assert rows.tolist() == [3, 2] and dist[0] == pytest.approx(0.1)
+    rows, _ = analysis.nearest(zm, [0, 0], k=99)
+    assert rows.tolist() == [0, 3, 2, 1]
+    ties = np.zeros((5, 2), np.float32)
+    assert analysis.nearest(ties, [0, 0], k=3)[0].tolist() == [0, 1, 2]  # ties: lower row first
+    with pytest.raises(ValueError, match=r"Expected z_means \(N, d\) and z \(d,\)"):
+        analysis.nearest(zm, [0, 0, 0])
+    with pytest.raises(ValueError, match="Expected an integer k >= 1"):
+        analysis.nearest(zm, [0, 0], k=0)
+
+
+def test_the_user_digit_shares_the_nearest_function():
+    from explorer import extras
+
+    zm = np.random.default_rng(1).normal(size=(100, 3))
+    assert extras.neighbours(zm, zm[5], k=4).tolist() == analysis.nearest(zm, zm[5], k=4)[0].tolist()
+
+
+# ----------------------------------------------------------------------------- traversals
+
+def test_traversal_latents_move_one_dimension_per_row():
+    z = np.array([0.5, -1.0, 2.0], np.float32)
+    zs = analysis.traversal_latents(z, span=3, steps=9)
+    assert zs.shape == (3, 9, 3)
+    t = np.linspace(-3, 3, 9)
+    for i in range(3):
+        assert np.allclose(zs[i, :, i], z[i] + t)
+        others = [j for j in range(3) if j != i]
+        assert np.allclose(zs[i][:, others], z[others])
+    assert np.allclose(zs[:, 4], z)  # the middle column is z itself (odd steps)
+    with pytest.raises(ValueError, match="Expected an integer steps >= 2"):
+        analysis.traversal_latents(z, steps=1)
+    with pytest.raises(ValueError, match="Expected a finite span > 0"):
+        analysis.traversal_latents(z, span=0)
+    with pytest.raises(ValueError, match="finite, non-empty latent vector"):
+        analysis.traversal_latents([np.nan, 0])
+
+
+def test_traversal_decodes_the_whole_grid_in_one_call():
+    m = FakeModel(4)
+    z = np.array([0.1, 0.2, 0.3, 0.4], np.float32)
+    grid = analysis.traversal(m, z, span=0.2, steps=5)
+    assert m.calls == [(20, 4)], "not one batched decode"
+    assert grid.shape == (4, 5, 28, 28)
+    # the fake writes z into row 0 of the image: row i, column j decodes z + t_j e_i
+    t = np.linspace(-0.2, 0.2, 5)
+    assert np.allclose(grid[2, :, 0, 2], z[2] + t) and np.allclose(grid[2, :, 0, 1], z[1])
+
+
+# ----------------------------------------------------------------------------- attribute vectors
+
+def test_attribute_vector_is_the_difference_of_group_means():
+    zm = np.array([[0, 0], [2, 0], [10, 10], [12, 14]], np.float32)
+    labels = np.array([4, 4, 9, 9])
+    v = analysis.attribute_vector(zm, labels == 4, labels == 9)
+    assert np.allclose(v, [10, 12])
+    assert np.allclose(analysis.attribute_vector(zm, [0, 1], [2, 3]), v)  # rows or masks
+    path = analysis.attribute_path(zm[0], v, [0, 0.5, 1])
+    assert np.allclose(path, [[0, 0], [5, 6], [10, 12]])
+    with pytest.raises(ValueError, match="non-empty group b"):
+        analysis.attribute_vector(zm, [0], [])
+    with pytest.raises(ValueError, match="same shape"):
+        analysis.attribute_path([0, 0], [1, 2, 3], [1])
+
+
+# ----------------------------------------------------------------------------- selections
+
+def test_selection_summary_counts_means_and_bad_rows():
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, size=(50, 28, 28), dtype=np.uint8)
+    labels = np.arange(50) % 10
+    zm = rng.normal(size=(50, 3)).astype(np.float32)
+    s = analysis.selection_summary([3, 13, 4, 3, 99, -1], labels, zm, images, 10)
+    assert s["rows"].tolist() == [3, 4, 13]  # unique, sorted, out-of-range rows dropped
+    assert s["counts"].tolist() == [0, 0, 0, 2, 1, 0, 0, 0, 0, 0]
+    assert np.allclose(s["mean_image"], images[[3, 4, 13]].mean(0) / 255, atol=1e-6)
+    assert np.allclose(s["mean_z"], zm[[3, 4, 13]].mean(0), atol=1e-6)
+    empty = analysis.selection_summary([], labels, zm, images, 10)
+    assert empty["counts"].sum() == 0 and empty["mean_image"] is None and empty["mean_z"] is None
+
+
+def test_selected_rows_reads_box_and_lasso_events_only():
+    pts = [{"customdata": [5]}, {"customdata": {"0": 7}}, {"x": 1}, {"customdata": [5]}]
+    assert views.selected_rows({"selection": {"points": pts, "box": [{"x": [0, 1]}], "lasso": []}}) == [5, 7]
+    assert views.selected_rows({"selection": {"points": pts[:1], "lasso": [{"x": [0]}]}}) == [5]
+    assert views.selected_rows({"selection": {"points": pts[:1], "box": [], "lasso": []}}) is None  # a click
+    assert views.selected_rows(None) is None
+
+
+# ----------------------------------------------------------------------------- images and GIFs
+
+def test_image_grid_and_mosaic_layout():
+    cells = np.stack([np.full((2, 3), v, np.float32) for v in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)]).reshape(2, 3, 2, 3)
+    g = views.image_grid(cells, pad=1, pad_value=1.0)
+    assert g.shape == (2 * 3 - 1, 3 * 4 - 1)
+    assert g[0, 0] == pytest.approx(0.1) and g[3, 8] == pytest.approx(0.6) and g[2, 0] == 1.0
+    m = views.mosaic(np.full((5, 2, 2), 255, np.uint8), cols=2, pad=0)
+    assert m.shape == (6, 4) and m[:4].min() == 1.0 and m[4:, 2:].max() == 0.0  # last row padded black
+    with pytest.raises(ValueError, match=r"Expected images of shape \(R, C, H, W\)"):
+        views.image_grid(np.zeros((2, 28, 28)))
+
+
+def test_gif_bytes_is_a_looping_animation_of_the_frames():
+    frames = np.stack([np.full((28, 28), v, np.float32) for v in (0.0, 0.5, 1.0)])
+    data = analysis.gif_bytes(frames, scale=2, duration_ms=80, bounce=True)
+    assert data[:6] == b"GIF89a"
+    im = Image.open(io.BytesIO(data))
+    assert im.size == (56, 56) and im.n_frames == 4 and im.info.get("loop") == 0  # 0 1 2 1
+    means = []
+    for i in range(im.n_frames):
+        im.seek(i)
+        means.append(float(np.asarray(im.convert("L")).mean()))
+    assert np.allclose(means, [0, 128, 255, 128], atol=1.5)
+    assert Image.open(io.BytesIO(analysis.gif_bytes(frames, bounce=False))).n_frames == 3
+    with pytest.raises(ValueError, match=r"Expected frames of shape \(T, H, W\)"):
+        analysis.gif_bytes(np.zeros((28, 28)))
+    with pytest.raises(ValueError, match="Expected an integer scale"):
+        analysis.gif_bytes(frames, scale=0)
+
+
+# ----------------------------------------------------------------------------- t-SNE
+
+def test_tsne_is_seeded_and_separates_clusters():
+    rng = np.random.default_rng(3)
+    z = np.concatenate([rng.normal(0, 0.1, (40, 5)), rng.normal(5, 0.1, (40, 5))]).astype(np.float32)
+    a, b = analysis.tsne_2d(z, seed=1), analysis.tsne_2d(z, seed=1)
+    assert a.shape == (80, 2) and np.array_equal(a, b), "not reproducible with a seed"
+    c0, c1 = a[:40].mean(0), a[40:].mean(0)
+    spread = max(a[:40].std(0).max(), a[40:].std(0).max())
+    assert np.linalg.norm(c0 - c1) > 3 * spread
+
+
+def test_tsne_jobs_run_in_the_background_and_cache_atomically(tmp_path, monkeypatch):
+    from model import paths
+
+    monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))
+    z = np.random.default_rng(4).normal(size=(30, 3)).astype(np.float32)
+    gate = __import__("threading").Event()
+
+    seen = {}
+
+    def slow(zz, seed):
+        import os
+        import threading
+
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        gate.wait(5)
+        return zz[:, :2] * 2
+
+    jobs = analysis.TsneJobs(compute=slow)
+    assert jobs.status("m1")["state"] == "idle"
+    assert jobs.start("m1", z) is True
+    assert jobs.status("m1")["state"] == "running" and jobs.start("m1", z) is False  # one at a time
+    assert analysis.tsne_cached("m1", 30) is None  # nothing visible until it is complete
+    gate.set()
+    assert jobs.wait("m1")["state"] == "done"
+    assert np.allclose(analysis.tsne_cached("m1", 30), z[:, :2] * 2)
+    main_nice = __import__("os").getpriority(__import__("os").PRIO_PROCESS, 0)
+    assert seen["nice"] >= min(19, main_nice + 10), "the t-SNE thread does not run at a lower priority"
+    assert analysis.tsne_cached("m1", 31) is None  # a cache of another size is not used
+    assert jobs.start("m1", z) is False  # cached: no new thread
+    assert [p.name for p in analysis.tsne_path("m1").parent.iterdir()] == ["tsne-0.npy"]  # no temp left
+
+    def boom(zz, seed):
+        raise MemoryError("too big")
+
+    bad = analysis.TsneJobs(compute=boom)
+    bad.start("m2", z)
+    st = bad.wait("m2")
+    assert st["state"] == "failed" and "MemoryError: too big" in st["error"]
+    assert analysis.tsne_cached("m2", 30) is None
+    with pytest.raises(ValueError, match="Expected a stored model id"):
+        analysis.tsne_path("../etc")
+
+
+# ----------------------------------------------------------------------------- links
+
+def test_link_params_round_trip_and_refuse_bad_values():
+    from explorer.panels.links import decode_view, encode_view
+
+    z = np.array([0.5, -1.25, -0.0001, 2.123456], np.float32)
+    p = encode_view("mnist-z4-abc", z, 42)
+    assert p == {"model": "mnist-z4-abc", "z": "0.5,-1.25,0,2.123", "pick": "42"}
+    v = decode_view(p, latent_dim=4, n_images=100)
+    assert v.model == "mnist-z4-abc" and v.pick == 42 and not v.problems
+    assert np.allclose(v.z, z, atol=5e-4)
+    assert encode_view("m") == {"model": "m"}  # no z, no pick
+    assert decode_view({"pick": ["3", "5"]}).pick == 5  # repeated keys: the last one wins
+    bad = decode_view({"model": "../etc", "z": "1,nan", "pick": "100"}, latent_dim=2, n_images=100)
+    assert bad.model is None and bad.z is None and bad.pick is None
+    assert [m.split(".")[0] for m in bad.problems] == ["Expected a model id in the link",
+                                                       "Expected z as comma-separated numbers in the link",
+                                                       "Expected a test image index in [0, 99] in the link"]
+    wrong = decode_view({"z": "1,2,3"}, latent_dim=2)
+    assert wrong.z is None and "Expected 2 latent values" in wrong.problems[0]
+
+
+# ----------------------------------------------------------------------------- projections
+
+def test_tsne_placement_and_local_linear_map_recover_a_linear_view():
+    from explorer.panels.projection import local_jacobian, place
+
+    rng = np.random.default_rng(5)
+    zm = rng.normal(size=(400, 5))
+    w = rng.normal(size=(5, 2))
+    xy = zm @ w  # a view that happens to be linear: the local map must be w itself
+    assert np.allclose(local_jacobian(zm, xy, 17), w, atol=1e-8)
+    assert np.allclose(place(zm, xy, zm[[3, 9]]), xy[[3, 9]], atol=1e-3)  # a test mean sits on its point
+    between = place(zm, xy, (zm[[3]] + zm[[9]]) / 2)
+    assert between.shape == (1, 2) and np.all(np.isfinite(between))

@@ -1,7 +1,8 @@
 """Background training jobs: one training process at a time, followed through files.
 
 The job process is `python -m model.jobs run JOB_DIR -- TRAIN_ARGS`: it takes the job lock, then runs
-`python -m model.train TRAIN_ARGS --progress JOB_DIR/progress.jsonl --no-figures` in the same process.
+`python -m model.train TRAIN_ARGS --progress JOB_DIR/progress.jsonl --no-files` in the same process
+(a job keeps only the model in the store: no vae.weights.h5, TensorBoard logs or figures).
 
     info = start_job(VAEConfig(epochs=5))     # returns at once; the training runs in a subprocess
     job_status(info.id)                       # JobStatus: state, epoch/step, losses, ETA, model id...
@@ -21,8 +22,10 @@ Layout under `home()/jobs/`:
 
 Nothing here imports TensorFlow: a UI can poll `job_status` cheaply. The state of a job is derived
 from its files, so it is right whoever asks (another session, another process, after the launcher
-died): a `done` event means succeeded, an `error` event failed (or cancelled, if asked), no final
-event and a dead process means failed (killed, crashed) or cancelled.
+died): a `done` event means succeeded. Without one, once the process is gone, the store decides: the
+trainer writes the job's id into the model's meta.json, so a saved model naming the job means succeeded
+(with a warning if something failed after the save: a kill, a full disk), and no such model means failed
+(killed, crashed, an `error` event) or cancelled.
 """
 from __future__ import annotations
 
@@ -90,6 +93,7 @@ class JobStatus:
     eta: float | None = None  # seconds left, None while unknown
     model_id: str | None = None  # the saved model, on success
     error: str | None = None  # what went wrong and how to fix it, on failure
+    warning: str | None = None  # on success: what went wrong after the model was saved
     returncode: int | None = None
     pid: int | None = None
     cancel_requested: bool = False
@@ -256,21 +260,84 @@ def death_message(returncode: int | None, log: str) -> str:
     return msg + ". The previous models are untouched."
 
 
-def _derive(status: dict, events: list[dict], job_dir: Path) -> tuple[str, str | None, str | None]:
-    """(state, model_id, error) of a job from its status.json, events and process."""
+def _job_model(job_id: str, config: dict):
+    """The model this job saved (its meta.json names the job), or None. Reads only the meta.json of
+    models with the job config's id prefix (or every model, if the config cannot give it)."""
+    from model.config import VAEConfig
+    from model.store import ModelStore, StoreError
+
+    try:
+        store = ModelStore()
+    except StoreError:
+        return None
+    if not store.root.is_dir():
+        return None
+    try:
+        pattern = f"{VAEConfig.from_dict(config).slug()}-*"
+    except (TypeError, ValueError, AttributeError):
+        pattern = "*"
+    for p in store.root.glob(pattern):
+        if p.name.startswith("."):
+            continue
+        try:
+            rec = store.record(p.name)
+        except StoreError:
+            continue
+        if rec.extra.get("job") == job_id:
+            return rec
+    return None
+
+
+def _saved_anyway(job_id: str, config: dict, problem: str | None) -> tuple[str, str | None, str | None]:
+    """The verdict when the process ended without a `done` event: the store decides. A model that names
+    this job means the job produced it, whatever happened after (a kill, a full disk, a late cancel)."""
+    rec = _job_model(job_id, config)
+    if rec is None:
+        return "", None, None
+    warning = None
+    if problem:
+        problem = problem.replace(" The previous models are untouched.", "").replace(
+            "; the previous models are untouched", "").rstrip(".")
+        warning = f"The model was saved, but then: {problem}."
+    try:
+        from model.store import ModelStore
+
+        if ModelStore().current_id() != rec.id:
+            warning = (warning + " " if warning else "") + (
+                "It was not made the current model: pick it in the sidebar's model list.")
+    except Exception:  # noqa: BLE001 - a hint only
+        pass
+    return "succeeded", rec.id, warning
+
+
+def _derive(status: dict, events: list[dict], job_dir: Path) -> tuple[str, str | None, str | None, str | None]:
+    """(state, model_id, error, warning) of a job from its status.json, events, process and the store.
+
+    A `done` event means succeeded. Otherwise, once the process is gone, a model in the store naming
+    this job means succeeded (with a warning saying what went wrong after the save); no such model
+    means failed (or cancelled, if asked)."""
     cancelled = (job_dir / "cancel").exists()
+    config = status.get("config") or {}
     for ev in reversed(events):
         if ev.get("event") == "done":
-            return "succeeded", ev.get("model_id"), None
+            return "succeeded", ev.get("model_id"), None, None
         if ev.get("event") == "error":
+            message = ev.get("message") or "Training failed (no message)."
+            state, model_id, warning = _saved_anyway(job_dir.name, config, None if cancelled else message)
+            if state:
+                return state, model_id, None, warning
             if cancelled:
-                return "cancelled", None, None
-            return "failed", None, ev.get("message") or "Training failed (no message)."
+                return "cancelled", None, None, None
+            return "failed", None, message, None
     if _process_alive(status.get("pid"), status.get("pid_start")):
-        return "running", None, None
+        return "running", None, None, None
+    message = None if cancelled else death_message(status.get("returncode"), _log_tail(job_dir))
+    state, model_id, warning = _saved_anyway(job_dir.name, config, message)
+    if state:
+        return state, model_id, None, warning
     if cancelled:
-        return "cancelled", None, None
-    return "failed", None, death_message(status.get("returncode"), _log_tail(job_dir))
+        return "cancelled", None, None, None
+    return "failed", None, message, None
 
 
 def _finalize(job_dir: Path, returncode: int | None = None) -> None:
@@ -280,11 +347,11 @@ def _finalize(job_dir: Path, returncode: int | None = None) -> None:
         return
     if returncode is not None:
         status["returncode"] = returncode
-    state, model_id, error = _derive(status, _events(job_dir / "progress.jsonl"), job_dir)
+    state, model_id, error, warning = _derive(status, _events(job_dir / "progress.jsonl"), job_dir)
     if state == "running":
         return
     final = [e for e in _events(job_dir / "progress.jsonl") if e.get("event") in ("done", "error")]
-    status.update(state=state, model_id=model_id, error=error,
+    status.update(state=state, model_id=model_id, error=error, warning=warning,
                   ended=status.get("ended") or (final[-1]["time"] if final else time.time()))
     try:
         _write_json(job_dir / "status.json", status)
@@ -300,12 +367,12 @@ def job_status(job_id: str) -> JobStatus:
         raise JobError(f"No training job {job_id!r} in {job_dir.parent}. Fix: start one, or pick one of "
                        f"{list_jobs()[:5]}.")
     events = _events(job_dir / "progress.jsonl")
-    state, model_id, error = _derive(status, events, job_dir)
+    state, model_id, error, warning = _derive(status, events, job_dir)
     reaper = _reapers.get(job_id)
     if state == "failed" and status.get("returncode") is None and reaper is not None:
         reaper.join(timeout=2.0)  # our child just died: let the reaper record its exit code
         status = _read_json(job_dir / "status.json") or status
-        state, model_id, error = _derive(status, events, job_dir)
+        state, model_id, error, warning = _derive(status, events, job_dir)
     if state != "running" and status.get("state") == "running":
         _finalize(job_dir)
         status = _read_json(job_dir / "status.json") or status
@@ -313,7 +380,7 @@ def job_status(job_id: str) -> JobStatus:
     js = JobStatus(id=job_id, state=state, phase="starting", config=config,
                    epochs=int(config.get("epochs") or 1), started=status.get("started", 0.0),
                    ended=status.get("ended") if state != "running" else None, model_id=model_id,
-                   error=error, returncode=status.get("returncode"), pid=status.get("pid"),
+                   error=error, warning=warning, returncode=status.get("returncode"), pid=status.get("pid"),
                    cancel_requested=(job_dir / "cancel").exists())
     start = next((e for e in events if e.get("event") == "start"), None)
     batches = [e for e in events if e.get("event") == "batch"]
@@ -467,8 +534,10 @@ def start_job(config) -> JobInfo:
                            "finish (or stop it), then start again.")
         job_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         job_dir = root / job_id
+        # --no-files: a job keeps only what the page uses, the model in the store (no vae.weights.h5,
+        # TensorBoard logs or figures: the command line `python -m model.train` still writes those)
         cmd = [sys.executable, "-m", "model.jobs", "run", str(job_dir), "--", *train_argv(cfg),
-               "--progress", str(job_dir / "progress.jsonl"), "--no-figures", "--out", str(job_dir)]
+               "--progress", str(job_dir / "progress.jsonl"), "--no-files"]
         env = dict(os.environ, LATENT_EXPLORER_HOME=str(home()), TF_CPP_MIN_LOG_LEVEL="2",
                    PYTHONUNBUFFERED="1",
                    PYTHONPATH=os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
@@ -568,8 +637,6 @@ def run(job_dir: Path, argv: list[str]) -> int:
     does not report itself (an unexpected exception, an interrupt while TensorFlow loads) is written
     as an `error` event, so the job's status always says why it stopped.
     """
-    import runpy
-
     from model.progress import write_event
 
     job_dir = Path(job_dir)
@@ -593,8 +660,10 @@ def run(job_dir: Path, argv: list[str]) -> int:
                     f"Fix: set {HOME_ENV} to a writable directory.", 2)
     sys.argv = ["model.train", *argv]
     try:
-        runpy.run_module("model.train", run_name="__main__", alter_sys=True)
-        return 0
+        from model import train
+
+        # the job's id goes into the model's meta.json: the job's status is derived from the store
+        return train.main(argv, extra={"job": job_dir.name})
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except KeyboardInterrupt:
@@ -648,6 +717,8 @@ def main(argv=None) -> int:
           f"loss {js.loss}, val_loss {js.val_loss}, elapsed {js.elapsed:.0f} s{eta}")
     if js.model_id:
         print(f"model: {js.model_id}")
+    if js.warning:
+        print(f"warning: {js.warning}")
     if js.error:
         print(f"error: {js.error}")
     return 0

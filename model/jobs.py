@@ -369,7 +369,8 @@ def job_status(job_id: str) -> JobStatus:
     events = _events(job_dir / "progress.jsonl")
     state, model_id, error, warning = _derive(status, events, job_dir)
     reaper = _reapers.get(job_id)
-    if state == "failed" and status.get("returncode") is None and reaper is not None:
+    done = any(e.get("event") == "done" for e in events)
+    if state != "running" and not done and status.get("returncode") is None and reaper is not None:
         reaper.join(timeout=2.0)  # our child just died: let the reaper record its exit code
         status = _read_json(job_dir / "status.json") or status
         state, model_id, error, warning = _derive(status, events, job_dir)

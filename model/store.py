@@ -131,6 +131,10 @@ class ModelStore:
         return self.root / model_id
 
     # ------------------------------------------------------------------ writing
+    def check_writable(self) -> None:
+        """Raise StoreError (with the fix) unless models can be saved here."""
+        self._writable()
+
     def _writable(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)

@@ -394,7 +394,7 @@ def _npz_name(path: str, digest: str | None = None) -> str:
 
 
 def main(argv=None, *, extra: dict | None = None) -> int:
-    """The command line; `extra` (e.g. {"job": id} from model.jobs) is kept in the model's meta.json."""
+    """The command line; `extra` (more facts for the model's meta.json) is for callers such as tests."""
     from model.progress import write_event
 
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -462,3 +462,51 @@ def test_describe_names_the_config_and_its_schedule():
     assert describe(config) == "MNIST digits · z2 · BCE · 30 epochs · batch 128 · all images"
     assert describe({**config, "epochs": 1, "limit": 10_000, "lr_schedule": "cosine"}) == \
         "MNIST digits · z2 · BCE · 1 epoch · batch 128 · 10,000 images · cosine lr"
+
+
+# ----------------------------------------------------------------------------- one config into the job (issue 13)
+
+def test_the_saved_model_has_the_jobs_config_field_for_field(home):
+    """Issue 13: the config went through a hand-made argv and lost lr_schedule (a cosine job trained with
+    a constant rate while its status.json said cosine). Every field differs from the default here."""
+    config = VAEConfig(dataset="mnist", latent_dim=3, loss="mse", epochs=1, batch_size=64, learning_rate=2e-3,
+                       limit=256, precision="float32", seed=7, lr_schedule="cosine")
+    assert all(getattr(config, k) != v for k, v in VAEConfig().to_dict().items() if k not in ("dataset", "precision"))
+    info = jobs.start_job(config)
+    assert json.loads((info.path / "config.json").read_text()) == config.to_dict()
+    final = wait_for(info.id, lambda js: not js.active)[-1]
+    assert final.state == "succeeded", final.error
+    saved = ModelStore().record(final.model_id)
+    assert saved.config == config  # the SAVED model's config, not status.json's
+    assert saved.history["loss"] and saved.extra["job"] == info.id
+
+
+def test_status_derivation_is_pure():
+    """model.jobs.status: events and facts in, a verdict and a JobStatus out; no process, no file."""
+    from model.jobs import status as S
+
+    start = {"event": "start", "time": 10.0, "epochs": 2, "steps": 4}
+    batches = [{"event": "batch", "time": 11.0 + i, "epoch": 0, "step": i + 1, "loss": 9.0 - i} for i in range(4)]
+    epoch0 = {"event": "epoch", "time": 16.0, "epoch": 0, "loss": 6.0, "val_loss": 5.5}
+    running = S.derive([start, *batches], alive=True, cancelled=False)
+    assert running == S.Verdict("running")
+    js = S.build("j", {"config": {"epochs": 2, "batch_size": 128}, "started": 9.0}, [start, *batches], running,
+                 cancel_requested=False, now=15.0)
+    assert (js.phase, js.step, js.steps, js.epoch, js.loss) == ("validating", 4, 4, 1, 6.0) and js.eta > 0
+    js = S.build("j", {"config": {"epochs": 2}}, [start, *batches, epoch0], running, cancel_requested=False)
+    assert (js.phase, js.epochs_done, js.val_loss, js.history["loss"]) == ("training", 1, 5.5, [6.0])
+    done = {"event": "done", "time": 30.0, "model_id": "m1"}
+    assert S.derive([start, done], alive=False, cancelled=False) == S.Verdict("succeeded", "m1")
+    # no final event, the process gone: the store decides
+    dead = S.derive([start], alive=False, cancelled=False, returncode=-9, saved=lambda: None)
+    assert dead.state == "failed" and "killed (SIGKILL)" in dead.error and "untouched" in dead.error
+    late = S.derive([start], alive=False, cancelled=False, returncode=-9, saved=lambda: ("m2", True))
+    assert late.state == "succeeded" and late.model_id == "m2" and "killed (SIGKILL)" in late.warning
+    assert "untouched" not in late.warning
+    error = {"event": "error", "time": 20.0, "message": "Training diverged. Fix: lower the learning rate."}
+    assert S.derive([start, error], alive=False, cancelled=False).error.startswith("Training diverged")
+    assert S.derive([start, error], alive=False, cancelled=True).state == "cancelled"
+    assert S.derive([start], alive=False, cancelled=True).state == "cancelled"
+    calls = []
+    S.derive([start, done], alive=False, cancelled=False, saved=lambda: calls.append(1))
+    assert calls == []  # the store is read only when the events do not settle it

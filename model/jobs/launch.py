@@ -69,6 +69,42 @@ def _prune(root: Path, keep: str) -> None:
                 shutil.rmtree(root / job_id, ignore_errors=True)
 
 
+def _spawn(root: Path, job_dir: Path, cfg: dict) -> subprocess.Popen:
+    """Create the job directory (config.json, log), start the job process, write status.json and
+    latest.json; on any failure remove what was made and raise JobError."""
+    cmd = [sys.executable, "-m", "model.jobs", "run", str(job_dir)]
+    env = dict(os.environ, LATENT_EXPLORER_HOME=str(home()), TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    try:
+        job_dir.mkdir()
+        write_json(job_dir / CONFIG, cfg)
+        with open(job_dir / "log", "wb") as log:
+            proc = subprocess.Popen(cmd, cwd=job_dir, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+    except OSError as e:
+        shutil.rmtree(job_dir, ignore_errors=True)
+        raise JobError(f"Could not start the training process ({e.strerror or e}). "
+                       "Fix: free disk space or set LATENT_EXPLORER_HOME to a writable directory.") from None
+    try:
+        os.setpriority(os.PRIO_PROCESS, proc.pid, int(os.environ.get(NICE_ENV, NICE)))
+    except (OSError, AttributeError, ValueError):
+        pass
+    st = procs.proc_stat(proc.pid)
+    status = {"id": job_dir.name, "state": "running", "config": cfg, "argv": cmd, "pid": proc.pid,
+              "pid_start": st[1] if st and st[1] >= 0 else None, "started": time.time(),
+              "ended": None, "returncode": None, "model_id": None, "error": None, "launcher_pid": os.getpid()}
+    try:
+        write_json(job_dir / "status.json", status)
+        write_json(root / "latest.json", {"id": job_dir.name})
+    except OSError as e:
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(job_dir, ignore_errors=True)
+        raise JobError(f"Could not write the job status in {job_dir} ({e.strerror or e}). "
+                       "Fix: free disk space or set LATENT_EXPLORER_HOME to a writable directory.") from None
+    return proc
+
+
 def start_job(config) -> JobInfo:
     """Start training `config` (a VAEConfig or its dict) in a background process.
 
@@ -102,38 +138,7 @@ def start_job(config) -> JobInfo:
                            "finish (or stop it), then start again.")
         job_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         job_dir = root / job_id
-        cmd = [sys.executable, "-m", "model.jobs", "run", str(job_dir)]
-        env = dict(os.environ, LATENT_EXPLORER_HOME=str(home()), TF_CPP_MIN_LOG_LEVEL="2",
-                   PYTHONUNBUFFERED="1",
-                   PYTHONPATH=os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
-        try:
-            job_dir.mkdir()
-            write_json(job_dir / CONFIG, cfg)
-            with open(job_dir / "log", "wb") as log:
-                proc = subprocess.Popen(cmd, cwd=job_dir, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-        except OSError as e:
-            shutil.rmtree(job_dir, ignore_errors=True)
-            raise JobError(f"Could not start the training process ({e.strerror or e}). "
-                           "Fix: free disk space or set LATENT_EXPLORER_HOME to a writable directory.") from None
-        try:
-            os.setpriority(os.PRIO_PROCESS, proc.pid, int(os.environ.get(NICE_ENV, NICE)))
-        except (OSError, AttributeError, ValueError):
-            pass
-        st = procs.proc_stat(proc.pid)
-        status = {"id": job_id, "state": "running", "config": cfg, "argv": cmd, "pid": proc.pid,
-                  "pid_start": st[1] if st and st[1] >= 0 else None, "started": time.time(),
-                  "ended": None, "returncode": None, "model_id": None, "error": None,
-                  "launcher_pid": os.getpid()}
-        try:
-            write_json(job_dir / "status.json", status)
-            write_json(root / "latest.json", {"id": job_id})
-        except OSError as e:
-            proc.kill()
-            proc.wait()
-            shutil.rmtree(job_dir, ignore_errors=True)
-            raise JobError(f"Could not write the job status in {job_dir} ({e.strerror or e}). "
-                           "Fix: free disk space or set LATENT_EXPLORER_HOME to a writable directory.") from None
+        proc = _spawn(root, job_dir, cfg)
         reaper = threading.Thread(target=_reap, args=(proc, job_dir), name=f"reap-{job_id}", daemon=True)
         reaper.start()
         procs.reapers[job_id] = reaper

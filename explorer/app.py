@@ -91,11 +91,26 @@ def _init_state() -> None:
 # ----------------------------------------------------------------------------- sidebar
 
 def _sidebar(store):
-    """Model picker, config, quality and the Retrain panel. Returns the current record (or None)."""
+    """Model picker, config, quality and the Retrain panel. Returns the current record (or None).
+
+    Every model the store cannot read is named here with the reason and a Delete button (a current
+    model that became unreadable first: the page then explores the newest readable one)."""
     with st.sidebar:
         st.header("Model")
+        if note := st.session_state.pop("_delete_note", None):
+            (st.error if note[0] == "error" else st.success)(note[1])
         records = store.list()
         current = store.current()
+        broken = store.broken()
+        current_id = store.current_id()
+        if current_id in broken:
+            instead = f" Exploring **{current.id}** instead." if current is not None else ""
+            st.error(f"The current model **{current_id}** cannot be read.{instead}\n\n{broken[current_id]}")
+            _delete_button(store, current_id, broken=True)
+        for model_id, why in broken.items():
+            if model_id != current_id:
+                st.warning(f"Unreadable model **{model_id}**: {why}")
+                _delete_button(store, model_id, broken=True)
         if records:
             ids = [r.id for r in records]
             labels = {r.id: r.label for r in records}
@@ -113,12 +128,63 @@ def _sidebar(store):
                               "model for every open session.")
         if current is not None:
             _model_card(current)
+            _delete_button(store, current.id, broken=False)
         else:
             st.caption("No model yet.")
+        _store_size(store, len(records), len(broken))
         st.divider()
         st.header("Retrain")
         retrain.retrain_panel(store)
     return current
+
+
+def _fmt_bytes(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB"
+
+
+def _store_size(store, n_models: int, n_broken: int) -> None:
+    """The store's size on disk (models, plus the job directories kept for their logs)."""
+    from model.store import dir_size
+
+    size = store.size_bytes()
+    jobs_size = dir_size(store.root.parent / "jobs")
+    unreadable = f" + {n_broken} unreadable" if n_broken else ""
+    st.caption(f"Store: {n_models} model{'' if n_models == 1 else 's'}{unreadable}, "
+               f"{_fmt_bytes(size)} on disk (training job logs: {_fmt_bytes(jobs_size)}) in `{store.root}`.")
+
+
+def _delete_button(store, model_id: str, *, broken: bool) -> None:
+    """"Delete…", then a confirmation ("Yes, delete" / "Keep it") before the model goes."""
+    ss = st.session_state
+    if ss.get("_confirm_delete") == model_id:
+        st.warning(f"Delete **{model_id}** for good? Other models are untouched.")
+        c1, c2 = st.columns(2)
+        c1.button("Yes, delete", key=f"delete_yes_{model_id}", type="primary", on_click=_delete_model,
+                  args=(store, model_id))
+        c2.button("Keep it", key=f"delete_no_{model_id}", on_click=ss.pop, args=("_confirm_delete", None))
+    else:
+        st.button("Delete this unreadable model…" if broken else "Delete this model…",
+                  key=f"delete_{model_id}", icon=":material/delete:",
+                  on_click=ss.__setitem__, args=("_confirm_delete", model_id),
+                  help=f"Removes {store.root / model_id} (asks first).")
+
+
+def _delete_model(store, model_id: str) -> None:
+    st.session_state.pop("_confirm_delete", None)
+    was_current = store.current_id() == model_id
+    try:
+        store.delete(model_id)
+    except StoreError as e:
+        st.session_state["_delete_note"] = ("error", str(e))
+        return
+    if was_current:  # make the fallback explicit: the newest remaining model becomes current
+        remaining = store.list()
+        if remaining:
+            try:
+                store.set_current(remaining[0].id)
+            except StoreError:
+                pass  # current() falls back to the newest readable model anyway
+    st.session_state["_delete_note"] = ("success", f"Deleted the model {model_id}.")
 
 
 def _switch_model(store, key: str) -> None:

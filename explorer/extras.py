@@ -31,8 +31,8 @@ import streamlit as st
 
 from explorer import views
 from model import analysis, export, quality
-from model.data import DataError, load_dataset
-from model.preprocess import MAX_BYTES, ImageError, prepare
+from model.data import DataError, model_dataset
+from model.preprocess import MAX_BYTES, MAX_PIXELS, ImageError, prepare
 from model.store import StoreError
 
 USER_COLOR = "#e6007e"  # magenta: unlike any class colour and the pick's black
@@ -114,8 +114,9 @@ def _draw_tab(ex) -> None:
 def _upload_tab(ex) -> None:
     ss = st.session_state
     up = st.file_uploader(f"A picture of a {_noun(ex)} (PNG, JPEG, GIF, BMP or WebP)", type=UPLOAD_TYPES,
-                          key="user_upload", max_upload_size=25,
-                          help=f"Up to {MAX_BYTES // 2**20} MiB. Dark on light or light on dark; "
+                          key="user_upload", max_upload_size=MAX_BYTES // 2**20,
+                          help=f"Up to {MAX_BYTES // 2**20} MiB and {MAX_PIXELS // 10**6} megapixels. "
+                               "Dark on light or light on dark; "
                                "it is cropped, scaled and centred like the training images.")
     if up is None:
         if ss.get("_upload_id") is not None:  # the user removed the file
@@ -306,7 +307,8 @@ def export_sidebar(ex) -> None:
 def _estimate(store, model_id: str, current_model=None) -> dict:
     """IWAE + k-NN for one stored model (cached on disk by model.quality)."""
     model = current_model if current_model is not None else store.load(model_id)
-    data = load_dataset(model.config.dataset)
+    rec = store.record(model_id)
+    data = model_dataset(rec.config.dataset, rec.path, rec.extra, need_train=True)  # k-NN needs train
     return quality.evaluate_quality(model, data, n_iwae=IWAE_N, k_iwae=IWAE_K, k_nn=KNN_K)
 
 
@@ -329,7 +331,8 @@ def quality_section(store, ex) -> None:
 
     rec = ex.record
     st.subheader("Model quality")
-    q = quality.cached(rec.id)
+    # an estimate that could not be cached on disk (read-only home) is kept for this session
+    q = quality.cached(rec.id) or st.session_state.get("_quality_uncached", {}).get(rec.id, {})
     if not q.get("iwae_nll"):
         if st.button("Estimate log-likelihood and k-NN accuracy (20–60 s on a CPU)", key="quality_go",
                      help=f"IWAE bound with K={IWAE_K} on {IWAE_N} test images; {KNN_K}-NN on all latent "
@@ -339,6 +342,11 @@ def quality_section(store, ex) -> None:
                     q = _estimate(store, rec.id, ex.model)
                 except (DataError, StoreError, ValueError) as e:
                     st.error(f"Could not estimate the quality: {e}")
+                else:
+                    if q.get("cache_error"):
+                        st.session_state.setdefault("_quality_uncached", {})[rec.id] = q
+    if q.get("cache_error"):
+        st.caption(f"⚠️ {q['cache_error']}")
     m = rec.test_metrics
     cols = st.columns(5)
     _metric(cols[0], "test loss", m.get("loss"), "{:.1f}", "negative ELBO per image = reconstruction + KL")

@@ -138,6 +138,8 @@ def _outcome(js: jobs.JobStatus) -> None:
     if js.state == "succeeded":
         st.caption(f"Last training ({describe(js.config)}) finished at {when} in "
                    f"{fmt_duration(js.elapsed)}: it is the current model unless another was picked since.")
+        if js.warning:
+            st.warning(f"{js.warning} (model `{js.model_id}`)")
     elif js.state == "cancelled":
         st.warning(f"The last training job was cancelled at {when}. Nothing was saved; the previous "
                    "models are untouched.")
@@ -256,6 +258,46 @@ def _options_form(active: bool) -> dict | None:
                 batch_size=int(batch), learning_rate=float(lr), limit=limit, lr_schedule=schedule)
 
 
+def _trained_already(store, config: dict):
+    """The newest stored model trained with exactly this config, or None."""
+    from model.config import VAEConfig
+    from model.store import StoreError
+
+    try:
+        return store.find(VAEConfig.from_dict(config))
+    except (StoreError, TypeError, ValueError, OSError):
+        return None
+
+
+def _explore_existing(store, model_id: str) -> None:
+    st.session_state.pop("_retrain_duplicate", None)
+    try:
+        store.set_current(model_id)
+    except Exception as e:  # noqa: BLE001 - StoreError: say it, never a traceback
+        st.session_state["_retrain_notice_sidebar"] = ("error", str(e))
+
+
+def _offer_existing(store, active: bool) -> None:
+    """After Start with a config trained already: explore that model, or train again anyway."""
+    dup = st.session_state.get("_retrain_duplicate")
+    if not dup:
+        return
+    config, model_id = dup
+    try:
+        record = store.record(model_id)
+    except Exception:  # noqa: BLE001 - deleted or broken since: nothing to offer
+        st.session_state.pop("_retrain_duplicate", None)
+        return
+    st.info(f"This config was trained already: **{record.label}**. Explore that model, or train "
+            "another one with the same settings?")
+    c1, c2 = st.columns(2)
+    c1.button("Explore it", key="retrain_dup_explore", type="primary", on_click=_explore_existing,
+              args=(store, model_id), icon=":material/visibility:")
+    if c2.button("Train again", key="retrain_dup_train", disabled=active, icon=":material/replay:"):
+        st.session_state.pop("_retrain_duplicate", None)
+        _start(config, "sidebar")
+
+
 def retrain_panel(store) -> None:
     """Sidebar panel: retrain options, Start/Cancel, and live progress of the running job.
 
@@ -271,7 +313,12 @@ def retrain_panel(store) -> None:
     active = js is not None and js.active
     config = _options_form(active)
     if config is not None:
-        _start(config, "sidebar")
+        existing = _trained_already(store, config)
+        if existing is None:
+            _start(config, "sidebar")  # reruns the app
+        else:
+            st.session_state["_retrain_duplicate"] = (config, existing.id)
+    _offer_existing(store, active)
     if js is not None and not active:
         _outcome(js)
     if store.current() is None:

@@ -16,7 +16,7 @@ import numpy as np
 import streamlit as st
 
 from model import bundle
-from model.data import Dataset, load_dataset
+from model.data import Dataset, is_builtin, model_dataset
 from model.paths import home
 from model.serving import keep_compiled_functions
 from model.store import FILES, ModelRecord, ModelStore, StoreError
@@ -54,17 +54,7 @@ def model_stamp(record: ModelRecord) -> str:
 
 def broken_models(store: ModelStore) -> list[str]:
     """One message per model directory the store cannot read (it leaves them out of `list()`)."""
-    if not store.root.is_dir():
-        return []
-    readable = {r.id for r in store.list()}
-    out = []
-    for p in sorted(store.root.iterdir()):
-        if p.is_dir() and not p.name.startswith(".") and p.name not in readable:
-            try:
-                store.record(p.name)
-            except StoreError as e:
-                out.append(str(e))
-    return out
+    return list(store.broken().values())
 
 
 # ----------------------------------------------------------------------------- cached resources
@@ -75,8 +65,9 @@ def _load_model(stamp: str, _root: str, _model_id: str):
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the test set…")
-def _dataset(name: str, home_dir: str) -> Dataset:
-    data = load_dataset(name)
+def _dataset(name: str, home_dir: str, model_dir: str = "") -> Dataset:
+    """A built-in dataset (model_dir ""), or the test set kept with a model trained on a user's data."""
+    data = model_dataset(name, model_dir)
     for a in (data.x_test, data.y_test):
         a.flags.writeable = False  # shared by every session: read-only
     return data
@@ -215,7 +206,8 @@ def explorer(store: ModelStore, record: ModelRecord) -> Explorer:
     stamp = model_stamp(record)
     model = _load_model(stamp, str(store.root), record.id)
     keep_compiled_functions()  # idempotent: Streamlit's per-run clear_session would drop compiled functions
-    data = _dataset(record.config.dataset, str(Path(home()).resolve()))
+    name = record.config.dataset
+    data = _dataset(name, str(Path(home()).resolve()), "" if is_builtin(name) else str(record.path))
     if model.latent_dim != record.config.latent_dim:  # pragma: no cover - LatentModel checks this too
         raise StoreError(f"Model {record.id!r} does not match its meta.json. Fix: retrain it.")
     arrays = latents(stamp, model, data.x_test, data.y_test)

@@ -24,6 +24,7 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+TEST_SET = "test.npz"  # in a model's directory: its test set, when it was trained on a user's data
 
 
 class DataError(RuntimeError):
@@ -213,6 +214,74 @@ def load_dataset(name: str = "mnist", npz: str | os.PathLike | None = None) -> D
             except OSError:
                 pass  # a read-only or full home only costs the next load its speed
     return Dataset(name, **arrays, class_names=classes)
+
+
+# ----------------------------------------------------------------------------- a model's own test set
+
+def is_builtin(name: str) -> bool:
+    return name in SOURCES
+
+
+def test_set_bytes(data: Dataset) -> bytes:
+    """The test images, labels and class names of `data` as .npz bytes (no pickles), to keep with a
+    model trained on a user's data (model.store TEST_SET), so the page can explore it later."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, x_test=np.asarray(data.x_test, np.uint8), y_test=np.asarray(data.y_test, np.uint8),
+                        class_names=np.array(data.class_names, dtype=str))
+    return buf.getvalue()
+
+
+def load_test_set(name: str, path: str | os.PathLike) -> Dataset:
+    """A model's saved test set (see `test_set_bytes`) as a Dataset with no training images."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"The dataset {name!r} is not built in and the model has no saved test set "
+                        f"({path} is missing). Fix: retrain it with `python -m model.train --npz FILE` "
+                        "(which now keeps the test set with the model), or delete it.")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            x, y, names = f["x_test"], f["y_test"], f["class_names"]
+    except Exception as e:  # BadZipFile, a missing key, a pickled array...
+        raise DataError(f"The saved test set {path} cannot be read ({type(e).__name__}: {e}). "
+                        "Fix: delete the model and retrain it.") from None
+    arrays = _validate({"x_train": x[:1], "y_train": y[:1], "x_test": x, "y_test": y}, str(path))
+    names = tuple(str(n) for n in np.asarray(names).ravel())
+    if names and int(arrays["y_test"].max()) >= len(names):
+        names = tuple(map(str, range(int(arrays["y_test"].max()) + 1)))
+    empty = np.zeros((0, 28, 28), np.uint8)
+    return Dataset(name, empty, np.zeros(0, np.uint8), arrays["x_test"], arrays["y_test"], names)
+
+
+def _sha256(path: Path) -> str | None:
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def model_dataset(name: str, model_dir: str | os.PathLike, extra: dict | None = None, *,
+                  need_train: bool = False) -> Dataset:
+    """The data of a stored model: a built-in dataset by name; for a user's data, the test set kept in
+    the model directory, or (`need_train`, e.g. k-NN) the user's .npz the model names, if its SHA-256
+    still matches."""
+    if is_builtin(name):
+        return load_dataset(name)
+    if not need_train:
+        return load_test_set(name, Path(model_dir) / TEST_SET)
+    npz, sha = (extra or {}).get("npz"), (extra or {}).get("npz_sha256")
+    if not npz or not sha:
+        raise DataError(f"This needs the training images of {name!r}, and the model does not name its "
+                        ".npz file. Fix: retrain it with `python -m model.train --npz FILE`.")
+    if _sha256(Path(npz)) != sha:
+        raise DataError(f"This needs the training images of {name!r}, from {npz}, which is missing or "
+                        "changed since the model was trained. Fix: put the original file back there.")
+    return load_dataset(name, npz=npz)
 
 
 def to_float(x: np.ndarray) -> np.ndarray:

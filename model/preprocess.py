@@ -25,7 +25,11 @@ import numpy as np
 from PIL import Image, ImageOps
 
 MAX_BYTES = 10 * 1024 * 1024  # largest accepted upload: 10 MiB
-MAX_PIXELS = 25_000_000  # largest accepted picture: 25 megapixels (a 12 MP phone photo fits)
+MAX_PIXELS = 16_000_000  # largest accepted picture: 16 megapixels (a 12 MP phone photo fits); checked
+# from the header, before decoding: a PNG of this size decodes to up to 64 MB (RGBA), the bulk of the
+# ~100 MB an upload may cost (tests/test_preprocess.py measures it)
+WORK_SIDE = 800  # pictures are shrunk to this longest side right after decoding (JPEGs while decoding,
+# via draft), before any float conversion; the digit ends up 20 px tall, so nothing is lost
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")  # decoders we trust with user bytes (no EPS etc.)
 BOX = 20  # MNIST: the digit's longest side, in pixels
 SIZE = 28  # MNIST: the field
@@ -64,11 +68,11 @@ def open_image(data: bytes) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(bytes(data)), formats=FORMATS)
             w, h = img.size  # read from the header; nothing decoded yet
-            if w * h > MAX_PIXELS:
-                raise ImageError(f"The picture is too large ({w}x{h} = {w * h / 1e6:.1f} megapixels; "
-                                 f"the limit is {MAX_PIXELS / 1e6:.0f}). Fix: crop it to the digit "
-                                 "or scale it down.")
+            _check_pixels(w, h)
+            if img.format == "JPEG":  # decode at 1/2, 1/4 or 1/8 scale right away (DCT scaling)
+                img.draft(img.mode, (WORK_SIDE, WORK_SIDE))
             img.load()
+            img = shrink(img)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -78,6 +82,9 @@ def open_image(data: bytes) -> Image.Image:
         raise ImageError(f"This file is not a picture Pillow can read as {', '.join(FORMATS)} "
                          f"({size} bytes starting {bytes(data[:8])!r}). "
                          "Fix: upload a PNG or JPEG image of a digit.") from None
+    except MemoryError:
+        raise ImageError("The picture is too large to decode here. Fix: crop it to the digit or scale "
+                         "it down.") from None
     except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt image data
         raise ImageError(f"The picture is damaged and cannot be decoded ({type(e).__name__}: {e}). "
                          "Fix: re-save it as PNG or JPEG and upload it again.") from None
@@ -86,6 +93,32 @@ def open_image(data: bytes) -> Image.Image:
     except Exception:  # a broken EXIF block is no reason to refuse the picture
         pass
     return img
+
+
+def _check_pixels(w: int, h: int) -> None:
+    if w * h > MAX_PIXELS:
+        raise ImageError(f"The picture is too large ({w}x{h} = {w * h / 1e6:.1f} megapixels; "
+                         f"the limit is {MAX_PIXELS / 1e6:.0f}). Fix: crop it to the digit "
+                         "or scale it down.")
+    if w < 1 or h < 1:
+        raise ImageError(f"The picture has no pixels ({w}x{h}). Fix: upload a picture of a digit.")
+
+
+def shrink(img: Image.Image, side: int = WORK_SIDE) -> Image.Image:
+    """A decoded picture with its longest side at most `side` px (box-filtered, aspect kept), in a mode
+    that keeps its strokes: palette and 1-bit pictures become L / LA / RGBA first (Pillow would resize
+    them by nearest neighbour, dropping thin strokes), 16-bit greys become 32-bit "I"."""
+    if max(img.size) <= side:
+        return img
+    if img.mode in ("1", "P", "PA"):
+        has_alpha = img.mode == "PA" or "transparency" in img.info
+        img = img.convert("RGBA" if has_alpha else ("L" if img.mode == "1" else "RGB"))
+    elif img.mode.startswith("I;16"):
+        img = img.convert("I")
+    w, h = img.size
+    scale = side / max(w, h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return img.resize(size, Image.Resampling.BOX, reducing_gap=2.0)  # reduce() by an integer factor first
 
 
 def _from_array(a: np.ndarray) -> np.ndarray:
@@ -194,10 +227,8 @@ def prepare(source, dataset: str = "mnist") -> np.ndarray:
     if isinstance(source, (bytes, bytearray, memoryview)):
         a = _from_pil(open_image(source))
     elif isinstance(source, Image.Image):
-        w, h = source.size
-        if w * h > MAX_PIXELS:
-            raise ImageError(f"The picture is too large ({w}x{h}). Fix: scale it down.")
-        a = _from_pil(source)
+        _check_pixels(*source.size)
+        a = _from_pil(shrink(source))  # a new image: the caller's is left as it is
     elif isinstance(source, np.ndarray):
         a = _from_array(source)
     else:

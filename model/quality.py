@@ -171,7 +171,8 @@ def evaluate_quality(model, data: Dataset, *, n_iwae: int = 1000, k_iwae: int = 
     k-NN on all test images. Cached under the model's id when it has one (and `save`).
 
     Returns a flat dict: iwae_nll, elbo_nll, iwae_k, iwae_n, likelihood, knn_accuracy, knn_chance,
-    knn_k, knn_n_train, knn_n_test, seconds, computed (a timestamp).
+    knn_k, knn_n_train, knn_n_test, seconds, computed (a timestamp); plus cache_error (a one-line
+    note) when the result could not be cached (read-only or full home).
     """
     if data.name != model.config.dataset:
         raise ValueError(f"Expected the {model.config.dataset!r} dataset the model was trained on. "
@@ -187,7 +188,12 @@ def evaluate_quality(model, data: Dataset, *, n_iwae: int = 1000, k_iwae: int = 
         "seconds": time.perf_counter() - t0, "computed": time.time(),
     }
     if save and model.id:
-        _store_result(model.id, result)
+        try:
+            _store_result(model.id, result)
+        except (OSError, TimeoutError) as e:  # a read-only or full home: the estimate still stands
+            where = getattr(e, "filename", None) or "the quality cache"
+            result["cache_error"] = (f"Not cached ({where}: {getattr(e, 'strerror', None) or e}): it will be "
+                                     "computed again next time. Fix: make LATENT_EXPLORER_HOME writable.")
     return result
 
 

@@ -9,6 +9,7 @@ at any moment leaves either the complete new model or nothing (stale temp direct
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -18,9 +19,11 @@ from pathlib import Path
 
 from model.paths import atomic_write_text, home, pid_alive
 from model.config import VAEConfig  # not model.vae: reading the store needs no Keras
+from model.data import TEST_SET  # noqa: F401 - a model's own test set (user data), see model.data
 
 FORMAT = 1
 FILES = ("encoder.keras", "decoder.keras", "meta.json")
+MAX_CREATED = 2**33  # seconds since 1970 (year 2242): a later "created" is corrupt, not a date
 
 
 class StoreError(RuntimeError):
@@ -52,6 +55,65 @@ class ModelRecord:
         return f"{c.dataset} · z{c.latent_dim} · {c.loss} · {trained}{q} · {when}"
 
 
+def _number(value, what: str, *, finite: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected {what} to be a number, received {value!r:.60}")
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ValueError(f"expected {what} to be a number of sensible size, received a "
+                         f"{len(str(abs(value)))}-digit integer") from None
+    if finite and not math.isfinite(value):
+        raise ValueError(f"expected {what} to be finite, received {value!r}")
+    return value
+
+
+def _parse_meta(meta) -> dict:
+    """The fields of a meta.json, each checked (type and range); TypeError/ValueError name the bad one."""
+    if not isinstance(meta, dict):
+        raise TypeError(f"expected a JSON object, received {type(meta).__name__}")
+    fmt = meta.get("format", 0)
+    if isinstance(fmt, bool) or not isinstance(fmt, int):
+        raise TypeError(f"expected an integer format, received {fmt!r:.60}")
+    if not isinstance(meta.get("config"), dict):
+        raise KeyError("config")
+    created = _number(meta.get("created", 0.0), "created")
+    if not 0 <= created < MAX_CREATED:
+        raise ValueError(f"expected created to be a time in seconds since 1970, received {created!r}")
+    train_seconds = _number(meta.get("train_seconds", 0.0), "train_seconds")
+    if train_seconds < 0:
+        raise ValueError(f"expected train_seconds >= 0, received {train_seconds!r}")
+    out = {"format": fmt, "config": meta["config"], "created": created, "train_seconds": train_seconds}
+    for name in ("history", "test_metrics", "extra"):
+        value = meta.get(name) or {}
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise TypeError(f"expected {name} to be a JSON object, received {value!r:.60}")
+        out[name] = value
+    for k, vs in out["history"].items():
+        if not isinstance(vs, list):
+            raise TypeError(f"expected history[{k!r}] to be a list, received {vs!r:.60}")
+    out["history"] = {k: [_number(v, f"history[{k!r}] values", finite=False) for v in vs]
+                      for k, vs in out["history"].items()}
+    out["test_metrics"] = {k: _number(v, f"test_metrics[{k!r}]", finite=False)
+                           for k, v in out["test_metrics"].items()}
+    for k in ("weights_from", "npz", "npz_sha256", "job"):  # read by the label, the page and model.jobs
+        if out["extra"].get(k) is not None and not isinstance(out["extra"][k], str):
+            raise TypeError(f"expected extra[{k!r}] to be a string, received {out['extra'][k]!r:.60}")
+    return out
+
+
+def dir_size(path: Path) -> int:
+    """Bytes used by the files under `path` (0 if it does not exist; unreadable entries are skipped)."""
+    total = 0
+    for dirpath, _, names in os.walk(path):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
 class ModelStore:
     def __init__(self, root: str | os.PathLike | None = None):
         if root is None:
@@ -71,6 +133,10 @@ class ModelStore:
         return self.root / model_id
 
     # ------------------------------------------------------------------ writing
+    def check_writable(self) -> None:
+        """Raise StoreError (with the fix) unless models can be saved here."""
+        self._writable()
+
     def _writable(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -86,8 +152,11 @@ class ModelStore:
 
     def save(self, encoder, decoder, config: VAEConfig, history: dict | None = None,
              test_metrics: dict | None = None, train_seconds: float = 0.0, extra: dict | None = None,
-             make_current: bool = True) -> ModelRecord:
-        """Save a trained pair atomically and (by default) make it the current model."""
+             make_current: bool = True, files: dict[str, bytes] | None = None) -> ModelRecord:
+        """Save a trained pair atomically and (by default) make it the current model.
+
+        `files` are more files to keep in the model directory ({name: bytes}, e.g. TEST_SET), written
+        into the same temp directory, so they appear with the model or not at all."""
         self._writable()
         self.sweep()
         model_id = self.new_id(config)
@@ -102,8 +171,12 @@ class ModelStore:
             tmp.mkdir()
             encoder.save(tmp / "encoder.keras")
             decoder.save(tmp / "decoder.keras")
+            for name, data in (files or {}).items():
+                if name in FILES or "/" in name or name.startswith("."):
+                    raise ValueError(f"Expected a plain extra file name, not one of {FILES}. Received: {name!r}")
+                (tmp / name).write_bytes(data)
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-            for name in FILES:
+            for name in [*FILES, *(files or {})]:
                 with open(tmp / name, "rb") as f:
                     os.fsync(f.fileno())
             os.rename(tmp, self.root / model_id)
@@ -128,11 +201,22 @@ class ModelStore:
                              "Fix: set LATENT_EXPLORER_HOME to a writable directory.") from None
 
     def delete(self, model_id: str) -> None:
+        """Remove a model (readable or broken) at once: renamed away first, so no one sees half of it.
+
+        If it was the current model, `current()` falls back to the newest remaining one."""
         path = self._path(model_id)
         if path.is_dir():
-            trash = self.root / f".tmp-{os.getpid()}-del-{model_id}"
-            os.rename(path, trash)
+            trash = self.root / f".tmp-{os.getpid()}-del-{uuid.uuid4().hex[:6]}-{model_id}"
+            try:
+                os.rename(path, trash)
+            except OSError as e:
+                raise StoreError(f"Could not delete {path}: {e.strerror or e}. Fix: check the permissions "
+                                 "of the model store (LATENT_EXPLORER_HOME).") from None
             shutil.rmtree(trash, ignore_errors=True)
+
+    def size_bytes(self) -> int:
+        """Bytes on disk of every model in the store (temp directories included)."""
+        return dir_size(self.root)
 
     def sweep(self) -> list[Path]:
         """Remove temp directories left by saves whose process died (e.g. kill -9)."""
@@ -157,29 +241,23 @@ class ModelStore:
             raise StoreError(f"No model {model_id!r} in {self.root}. "
                              "Fix: train one with `python -m model.train` or pick another model.")
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            if not isinstance(meta, dict):
-                raise TypeError(f"expected a JSON object, received {type(meta).__name__}")
-            fmt = meta.get("format", 0)
-            if not isinstance(fmt, int):
-                raise TypeError(f"expected an integer format, received {fmt!r}")
-            if fmt > FORMAT:
+            meta = _parse_meta(json.loads(meta_path.read_text(encoding="utf-8")))
+            if meta["format"] > FORMAT:
                 raise StoreError(f"Model {model_id!r} was saved by a newer latent explorer "
-                                 f"(format {fmt} > {FORMAT}). Fix: upgrade, or retrain here.")
-            if not isinstance(meta.get("config"), dict):
-                raise KeyError("config")
+                                 f"(format {meta['format']} > {FORMAT}). Fix: upgrade, or retrain here.")
             config = VAEConfig.from_dict(meta["config"])
             record = ModelRecord(
-                id=model_id, path=path, config=config, history=dict(meta.get("history") or {}),
-                test_metrics=dict(meta.get("test_metrics") or {}), created=float(meta.get("created", 0.0)),
-                train_seconds=float(meta.get("train_seconds", 0.0)), extra=dict(meta.get("extra") or {}))
+                id=model_id, path=path, config=config, history=meta["history"],
+                test_metrics=meta["test_metrics"], created=meta["created"],
+                train_seconds=meta["train_seconds"], extra=meta["extra"])
         except FileNotFoundError:
             raise StoreError(f"Model {model_id!r} has no meta.json: it is incomplete. "
                              f"Fix: delete {path} and retrain.") from None
         except KeyError as e:
             raise StoreError(f"Model {model_id!r} has a corrupt meta.json (no {e.args[0]!r} entry). "
                              f"Fix: delete {path} and retrain.") from None
-        except (ValueError, TypeError, OSError) as e:  # bad JSON / UTF-8, a bad config value, unreadable
+        except (ValueError, TypeError, OverflowError, RecursionError, OSError) as e:
+            # bad JSON / UTF-8, a bad field or config value, an absurd number, unreadable
             raise StoreError(f"Model {model_id!r} has a corrupt meta.json ({e}). "
                              f"Fix: delete {path} and retrain.") from None
         return record
@@ -208,14 +286,39 @@ class ModelStore:
         return next((r for r in self.list()
                      if r.config.fingerprint() == fp and not r.extra.get("weights_from")), None)
 
-    def current(self) -> ModelRecord | None:
-        """The model the app explores: current.json, else the newest readable model, else None."""
+    def broken(self) -> dict[str, str]:
+        """{model id: why it cannot be read} for every model directory `list()` leaves out."""
+        if not self.root.is_dir():
+            return {}
+        out = {}
+        for p in sorted(self.root.iterdir()):
+            if p.is_dir() and not p.name.startswith("."):
+                try:
+                    self.record(p.name)
+                except StoreError as e:
+                    out[p.name] = str(e)
+        return out
+
+    def current_id(self) -> str | None:
+        """The id current.json names (it may be missing or unreadable), or None."""
         try:
             model_id = json.loads((self.root / "current.json").read_text())["id"]
-            return self.record(model_id)
-        except (OSError, ValueError, KeyError, TypeError, StoreError):
-            models = self.list()
-            return models[0] if models else None
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+            return None
+        return model_id if isinstance(model_id, str) else None
+
+    def current(self) -> ModelRecord | None:
+        """The model the app explores: current.json, else the newest readable model, else None.
+
+        (When current.json names a model that cannot be read, the page says so: see `current_id`.)"""
+        model_id = self.current_id()
+        if model_id is not None:
+            try:
+                return self.record(model_id)
+            except StoreError:
+                pass
+        models = self.list()
+        return models[0] if models else None
 
     def load(self, model_id: str):
         """Load a model for inference: a `model.api.LatentModel`. Raises StoreError with the fix."""

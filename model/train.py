@@ -21,8 +21,9 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from model.config import LOSSES, LR_SCHEDULES, PRECISIONS, VAEConfig  # noqa: E402
-from model.data import DataError, Dataset, load_dataset, to_float  # noqa: E402
-from model.store import ModelStore, StoreError  # noqa: E402
+from model.data import DataError, Dataset, is_builtin, load_dataset, test_set_bytes, to_float  # noqa: E402
+from model.paths import atomic_write_bytes  # noqa: E402
+from model.store import TEST_SET, ModelStore, StoreError  # noqa: E402
 
 
 # Training steps per call of Keras' compiled train function: the same steps and results, ~5-10% less
@@ -243,11 +244,47 @@ def train(config: VAEConfig, data: Dataset | None = None, *, store: ModelStore |
         raise TrainingError(f"The model gives non-finite test losses {metrics}. Fix: retrain.")
     record = None
     if store is not None:
+        # a model trained on a user's data keeps its test set, so the page can explore it later
+        files = None if is_builtin(config.dataset) else {TEST_SET: test_set_bytes(data)}
         record = store.save(vae.encoder, vae.decoder, config, history=history, test_metrics=metrics,
-                            train_seconds=train_seconds,
+                            train_seconds=train_seconds, files=files,
                             extra={"weights_from": str(weights) if weights else None, **(extra or {})})
         latent.record = record
     return latent, record, vae
+
+
+def weights_bytes(vae) -> bytes:
+    """The VAE's weights as `.weights.h5` bytes, built in memory.
+
+    HDF5 writing straight to a full disk crashed the process (SIGSEGV in h5py's cleanup, leaving a
+    partial file); in memory nothing can fail that way, and the bytes then go through
+    `atomic_write_bytes`, where a full disk is a plain OSError. Falls back to a temp file if this
+    Keras has no in-memory H5 store."""
+    import io
+
+    try:
+        from keras.src.saving import saving_lib
+
+        buf = io.BytesIO()
+        h5 = saving_lib.H5IOStore(buf, mode="w")
+        saving_lib._save_state(vae, weights_store=h5, assets_store=None, inner_path="", visited_saveables=set())
+        h5.close()
+        return buf.getvalue()
+    except (ImportError, AttributeError, TypeError):  # a Keras whose internals moved
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            vae.save_weights(Path(d) / "vae.weights.h5")
+            return (Path(d) / "vae.weights.h5").read_bytes()
+
+
+def save_weights(vae, path: Path) -> Path:
+    """Write the VAE's weights to `path` (a .weights.h5) atomically: all of it or nothing."""
+    try:
+        atomic_write_bytes(path, weights_bytes(vae))
+    except OSError as e:  # name the file asked for, not the temp file
+        raise OSError(e.errno, e.strerror, str(path)) from None
+    return path
 
 
 def write_figures(latent, data: Dataset, out: Path, span: float = 4.0, n: int = 30) -> list[Path]:
@@ -321,6 +358,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", help="append JSON-lines progress events to this file")
     p.add_argument("--no-store", action="store_true", help="do not save the model to the store")
     p.add_argument("--no-figures", action="store_true", help="skip the two PNG figures")
+    p.add_argument("--no-files", action="store_true", help="write nothing to --out (no weights file, "
+                   "TensorBoard logs or figures): only the model store (background jobs use this)")
     p.add_argument("--summary", action="store_true", help="print the Keras model summaries")
     return p
 
@@ -335,9 +374,7 @@ def _progress_arg(argv) -> str | None:
     return None
 
 
-def _npz_name(path: str) -> str:
-    """A dataset name for a user .npz: its stem plus a hash of its bytes, so two different files never
-    share a model fingerprint (and never pass for MNIST)."""
+def _npz_digest(path: str) -> str:
     import hashlib
 
     digest = hashlib.sha256()
@@ -347,10 +384,17 @@ def _npz_name(path: str) -> str:
                 digest.update(block)
     except OSError:
         pass  # load_dataset reports the unreadable file
-    return f"npz-{Path(path).stem}-{digest.hexdigest()[:8]}"
+    return digest.hexdigest()
 
 
-def main(argv=None) -> int:
+def _npz_name(path: str, digest: str | None = None) -> str:
+    """A dataset name for a user .npz: its stem plus a hash of its bytes, so two different files never
+    share a model fingerprint (and never pass for MNIST)."""
+    return f"npz-{Path(path).stem}-{(digest or _npz_digest(path))[:8]}"
+
+
+def main(argv=None, *, extra: dict | None = None) -> int:
+    """The command line; `extra` (more facts for the model's meta.json) is for callers such as tests."""
     from model.progress import write_event
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -375,8 +419,10 @@ def main(argv=None) -> int:
                 pass
         return 2
 
+    record = None
     try:
-        dataset = _npz_name(args.npz) if args.npz else args.dataset
+        digest = _npz_digest(args.npz) if args.npz else None
+        dataset = _npz_name(args.npz, digest) if args.npz else args.dataset
         base = VAEConfig.fast() if args.fast else VAEConfig()
         given = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
                  "precision": args.precision, "lr_schedule": args.lr_schedule}
@@ -390,19 +436,23 @@ def main(argv=None) -> int:
             store._writable()
         if args.weights:
             check_weights_path(args.weights)  # fail fast, before TensorFlow loads
+        if args.no_files:
+            args.no_figures = True
         if not args.no_figures and args.latent_dim < 2:
             raise ValueError("Expected --latent-dim of at least 2 for the figures. Received: "
                              f"--latent-dim {args.latent_dim}. Fix: add --no-figures.")
+        facts = dict(extra or {})
+        if args.npz:  # a checked reference to the user's file (its test set is kept with the model)
+            facts.update(npz=str(Path(args.npz).resolve()), npz_sha256=digest)
         latent, record, vae = train(config, data, store=store, progress=args.progress,
-                                    log_dir=None if args.weights else out / "logs", weights=args.weights,
-                                    extra={"npz": str(Path(args.npz).resolve())} if args.npz else None)
+                                    log_dir=None if args.weights or args.no_files else out / "logs",
+                                    weights=args.weights, extra=facts or None)
         if args.summary:
             vae.encoder.summary()
             vae.decoder.summary()
             vae.summary()
-        if not args.weights:
-            out.mkdir(parents=True, exist_ok=True)
-            vae.save_weights(out / "vae.weights.h5")
+        if not args.weights and not args.no_files:
+            save_weights(vae, out / "vae.weights.h5")
         m = latent.evaluate(data.x_test) if record is None else record.test_metrics
         print(f"test loss {m['loss']:.2f} (reconstruction {m['reconstruction_loss']:.2f}, "
               f"KL {m['kl_loss']:.2f})")
@@ -416,8 +466,14 @@ def main(argv=None) -> int:
         return 0
     except (DataError, StoreError, TrainingError, ValueError) as e:
         return fail(str(e))
-    except OSError as e:  # e.g. an unwritable --out or --progress file
+    except OSError as e:  # e.g. an unwritable --out or --progress file, a full disk
+        import errno
+
         where = f" {e.filename}" if e.filename else ""
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            saved = f" The model {record.id} was saved before that." if record is not None else ""
+            return fail(f"cannot write{where}: the disk is full ({e.strerror}). Fix: free disk space, "
+                        f"or use --no-files to write only the model store.{saved}")
         return fail(f"cannot write{where}: {e.strerror or e}. Fix: choose a writable --out / --progress path.")
     except KeyboardInterrupt:
         return fail("interrupted; nothing was saved and the previous models are untouched")

@@ -291,7 +291,109 @@ def test_a_missing_dataset_gives_a_clear_message(home):
     (record.path / "meta.json").write_text(json.dumps(meta))
     at = run_app()
     assert not at.exception
-    assert any("Unknown dataset 'kmnist'" in e.value for e in at.error)
+    assert any("'kmnist' is not built in" in e.value and "Fix:" in e.value for e in at.error)
+
+
+# ----------------------------------------------------------------------------- issue 12: the sidebar
+
+def _second_model(store):
+    """Copy the current model under a new id (an older model to fall back to)."""
+    import shutil
+
+    rec = store.current()
+    other = store.root / (rec.id + "-older")
+    shutil.copytree(rec.path, other)
+    meta = json.loads((other / "meta.json").read_text())
+    meta["created"] -= 3600
+    (other / "meta.json").write_text(json.dumps(meta))
+    return rec, store.record(other.name)
+
+
+def sidebar_text(at: AppTest) -> str:
+    return "\n".join(str(e.value) for kind in ("error", "warning", "caption", "markdown", "success")
+                     for e in at.sidebar.get(kind))
+
+
+@pytest.mark.parametrize("meta", ["garbage", '{"format": 1, "con', "[1, 2]", None,
+                                  '{"format": 1, "config": {"loss": "l1"}}', '{"format": 99, "config": {}}'])
+def test_an_unreadable_current_model_is_named_with_delete_while_another_is_explored(home, meta):
+    """Before issue 12 the page silently explored another model."""
+    from model.store import ModelStore
+
+    store = ModelStore()
+    broken, other = _second_model(store)
+    if meta is None:
+        (broken.path / "meta.json").unlink()
+    else:
+        (broken.path / "meta.json").write_text(meta)
+    at = run_app()
+    assert not at.exception
+    [err] = [e.value for e in at.sidebar.error]
+    assert f"current model **{broken.id}** cannot be read" in err and f"Exploring **{other.id}**" in err
+    assert "Fix:" in err
+    assert other.label in " ".join(c.value for c in at.caption)  # the page explores the readable one
+    at.button(key=f"delete_{broken.id}").click().run()
+    assert f"Delete **{broken.id}** for good?" in sidebar_text(at)
+    at.button(key=f"delete_yes_{broken.id}").click().run()
+    assert not at.exception and not broken.path.exists() and other.path.exists()
+    assert f"Deleted the model {broken.id}" in sidebar_text(at) and not at.sidebar.error
+
+
+def test_created_1e300_does_not_take_the_page_down(home):
+    from model.store import ModelStore
+
+    store = ModelStore()
+    bad, other = _second_model(store)
+    meta = json.loads((bad.path / "meta.json").read_text())
+    meta["created"] = 1e300
+    (bad.path / "meta.json").write_text(json.dumps(meta))
+    at = run_app()
+    assert not at.exception, [e.value for e in at.exception]  # was: OverflowError, no picker, no Delete
+    assert "expected created to be a time" in at.sidebar.error[0].value
+    assert at.selectbox(key="model_pick").options == [other.label]
+    assert at.button(key=f"delete_{bad.id}")
+    assert at.get("plotly_chart")  # the explorer itself is there
+
+
+def test_delete_from_the_sidebar_asks_first_and_the_store_size_is_shown(home):
+    from model.store import ModelStore
+
+    store = ModelStore()
+    current, older = _second_model(store)
+    at = run_app()
+    text = sidebar_text(at)
+    assert "Store: 2 models" in text and "MB on disk" in text
+    at.button(key=f"delete_{current.id}").click().run()
+    at.button(key=f"delete_no_{current.id}").click().run()  # "Keep it"
+    assert current.path.exists() and "for good?" not in sidebar_text(at)
+    at.button(key=f"delete_{current.id}").click().run()
+    at.button(key=f"delete_yes_{current.id}").click().run()
+    assert not at.exception and not current.path.exists()
+    assert store.current().id == older.id and store.current_id() == older.id
+    assert "Store: 1 model," in sidebar_text(at)
+    assert older.label in " ".join(c.value for c in at.caption)
+
+
+def test_a_model_trained_on_a_user_npz_is_explorable(home, tmp_path, capsys):
+    """Before issue 12: "Unknown dataset 'npz-…'"; now its test set is kept in the model directory."""
+    from model.data import load_dataset
+    from model.store import ModelStore
+    from model.train import main
+
+    mnist = load_dataset("mnist")
+    npz = tmp_path / "my digits.npz"
+    np.savez(npz, x_train=mnist.x_train[:256], y_train=mnist.y_train[:256],
+             x_test=mnist.x_test[:300], y_test=mnist.y_test[:300])
+    assert main(["--npz", str(npz), "--epochs", "1", "--no-files"]) == 0, capsys.readouterr().err
+    store = ModelStore()
+    rec = store.current()
+    assert rec.config.dataset.startswith("npz-my digits-") and (rec.path / "test.npz").is_file()
+    assert rec.extra["npz"] == str(npz.resolve()) and len(rec.extra["npz_sha256"]) == 64
+    npz.unlink()  # the page needs only what is kept with the model
+    at = run_app()
+    assert_clean(at)
+    assert "300 test images" in " ".join(c.value for c in at.caption)
+    assert scatter_spec(at)["data"]  # the test-set scatter is drawn
 
 
 # ----------------------------------------------------------------------------- pure builders

@@ -267,3 +267,32 @@ def test_without_the_canvas_package_the_draw_tab_says_how_to_get_it(home, monkey
     assert not at.exception
     assert any("pip install streamlit-drawable-canvas" in i.value for i in at.info)
     assert len(at.file_uploader) == 1  # uploading still works
+
+
+@pytest.mark.parametrize("how", ["read-only file system", "a file where the quality directory goes"])
+def test_quality_estimate_is_shown_when_it_cannot_be_cached(app, home, monkeypatch, how):
+    """Issue 12: a read-only home gave a traceback ([Errno 30] Read-only file system: …/quality)."""
+    import errno
+
+    from model import quality
+
+    monkeypatch.setattr(extras, "IWAE_N", 100)
+    monkeypatch.setattr(extras, "IWAE_K", 4)
+    if how == "read-only file system":  # root ignores permissions: fail the write as EROFS does
+        def read_only(path, text):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+        monkeypatch.setattr(quality, "atomic_write_text", read_only)
+    else:
+        (home / "quality").write_text("not a directory")
+    app.button(key="quality_go").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert not errors(app)
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["−log p(x) (IWAE, K=4)"] not in ("–", None)  # the estimate is shown
+    [note] = [c.value for c in app.caption if "Not cached" in c.value]
+    assert "\n" not in note and "LATENT_EXPLORER_HOME" in note
+    if how == "read-only file system":
+        assert "Read-only file system" in note
+    app.run()  # kept for the session, not lost on the next rerun
+    assert {m.label: m.value for m in app.metric}["−log p(x) (IWAE, K=4)"] == metrics["−log p(x) (IWAE, K=4)"]

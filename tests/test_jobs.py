@@ -233,6 +233,112 @@ def test_unwritable_store_fails_the_job_with_a_clear_status(home):
     assert "model store" in final.error and "LATENT_EXPLORER_HOME" in final.error
 
 
+# ----------------------------------------------------------------------------- the store decides (issue 12)
+
+class _Part:
+    """Stands in for a Keras model in ModelStore.save (no training needed)."""
+
+    def save(self, path):
+        Path(path).write_bytes(b"weights")
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def _ended_job(job_id, *, events=(), returncode=-9, cancel=False, saved=None):
+    """A job directory as a job process leaves it when it dies: status.json still says running, a dead
+    pid, the given progress events; `saved` = None (no model), "renamed" (the model directory is in
+    place, current.json not yet changed) or "current" (the model is also current)."""
+    from model.progress import write_event
+
+    job_dir = jobs.jobs_root() / job_id
+    job_dir.mkdir()
+    jobs._write_json(job_dir / "status.json", {
+        "id": job_id, "state": "running", "config": TINY.to_dict(), "pid": _dead_pid(), "pid_start": None,
+        "started": time.time() - 30, "ended": None, "returncode": returncode, "model_id": None, "error": None})
+    jobs._write_json(jobs.jobs_root() / "latest.json", {"id": job_id})
+    write_event(job_dir / "progress.jsonl", "start", epochs=1, steps=2, pid=0)
+    for kind, fields in events:
+        write_event(job_dir / "progress.jsonl", kind, **fields)
+    if cancel:
+        (job_dir / "cancel").write_text("1")
+    if saved:
+        return ModelStore().save(_Part(), _Part(), TINY, extra={"job": job_id}, make_current=saved == "current")
+    return None
+
+
+@pytest.mark.parametrize("case", ["killed after the rename", "killed after current.json",
+                                  "disk full after the save", "cancelled too late"])
+def test_status_is_derived_from_the_store_when_the_job_saved_a_model(home, case):
+    store = ModelStore()
+    old = store.current().id
+    full = ("error", {"message": "File system error on /h/jobs/x/progress.jsonl: No space left on device. "
+                                 "Fix: free disk space, then start again; the previous models are untouched."})
+    rec = _ended_job("20990101-000000-aaaaaa", saved="renamed" if case == "killed after the rename" else "current",
+                     events=[full] if case == "disk full after the save" else (),
+                     returncode=1 if case == "disk full after the save" else -9,
+                     cancel=case == "cancelled too late")
+    js = jobs.job_status("20990101-000000-aaaaaa")
+    assert js.state == "succeeded" and js.model_id == rec.id and js.error is None, js
+    assert js.phase == "ended" and not js.active
+    if case == "killed after the rename":
+        assert "killed (SIGKILL)" in js.warning and "not made the current model" in js.warning
+        assert store.current().id == old
+    elif case == "killed after current.json":
+        assert "killed (SIGKILL)" in js.warning and "current" not in js.warning
+        assert store.current().id == rec.id
+    elif case == "disk full after the save":
+        assert "No space left on device" in js.warning
+    else:
+        assert js.warning is None  # a cancel that came after the save: the model stands
+    assert "previous models are untouched" not in (js.warning or "")
+    assert jobs.active_job() is None
+    status = json.loads((jobs.jobs_root() / js.id / "status.json").read_text())
+    assert status["state"] == "succeeded" and status["model_id"] == rec.id  # recorded for other readers
+    out = subprocess.run([sys.executable, "-m", "model.jobs", "status"], cwd=REPO, capture_output=True,
+                         text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60).stdout
+    assert f"{js.id}: succeeded" in out and f"model: {rec.id}" in out
+
+
+def test_no_saved_model_means_failed_even_with_models_of_other_jobs(home):
+    _ended_job("20990101-000000-bbbbbb", saved="current")  # another job's model, same config
+    _ended_job("20990101-000000-cccccc")
+    js = jobs.job_status("20990101-000000-cccccc")
+    assert js.state == "failed" and js.model_id is None
+    assert "killed (SIGKILL)" in js.error and "previous models are untouched" in js.error
+    _ended_job("20990101-000000-dddddd", cancel=True)
+    assert jobs.job_status("20990101-000000-dddddd").state == "cancelled"
+
+
+def test_a_real_job_killed_right_after_the_save_reports_the_saved_model(home, tmp_path, monkeypatch):
+    """The real job process, killed with SIGKILL at the moment current.json would change."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(textwrap.dedent("""
+        import os, signal
+        from model import store
+
+        def die(self, model_id):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        store.ModelStore.set_current = die
+    """))
+    monkeypatch.setenv("PYTHONPATH", str(hook))  # the job process inherits it (after the repo root)
+    store = ModelStore()
+    old = store.current().id
+    info = jobs.start_job(TINY)
+    final = wait_for(info.id, lambda js: not js.active)[-1]
+    assert final.state == "succeeded", final.error
+    assert final.model_id and final.model_id != old and final.returncode == -signal.SIGKILL
+    assert "killed (SIGKILL)" in final.warning and "not made the current model" in final.warning
+    assert store.record(final.model_id).extra["job"] == info.id
+    assert store.current().id == old
+    assert not (info.path / "vae.weights.h5").exists() and not (info.path / "logs").exists()  # --no-files
+
+
 def test_death_messages_name_the_cause_and_the_fix():
     full = "Traceback...\nOSError: [Errno 28] No space left on device: '/x/models/.tmp-1'\n"
     assert "disk is full. Fix: free disk space" in jobs.death_message(1, full)
@@ -310,6 +416,33 @@ def test_retrain_panel_starts_shows_and_cancels_a_job(home):
     assert not other.sidebar.button[0].disabled
 
 
+def test_start_with_a_config_trained_already_offers_that_model(home):
+    """Issue 12: five Start presses with one config made five duplicate models."""
+    from streamlit.testing.v1 import AppTest
+
+    store = ModelStore()
+    first = store.current().id
+    twin = store.save(_Part(), _Part(), VAEConfig(epochs=1, limit=256), make_current=False)
+    at = AppTest.from_function(_panel_app, default_timeout=30).run()
+    at.sidebar.number_input(key="retrain_epochs").set_value(1)
+    at.sidebar.selectbox(key="retrain_limit").set_value(256)
+    at.sidebar.button[0].click().run()  # Start training
+    assert not at.exception
+    assert jobs.latest_job() is None  # nothing started yet
+    [offer] = [i.value for i in at.sidebar.info if "trained already" in i.value]
+    assert twin.label in offer
+    at.button(key="retrain_dup_explore").click().run()
+    assert not at.exception and store.current_id() == twin.id != first
+    assert not any("trained already" in i.value for i in at.sidebar.info)
+    at.sidebar.button[0].click().run()  # Start again: offered again; this time train anyway
+    at.button(key="retrain_dup_train").click().run()
+    assert not at.exception and "Training started" in at.sidebar.success[0].value
+    job = jobs.active_job()
+    assert job is not None and job.config["epochs"] == 1 and job.config["limit"] == 256
+    jobs.cancel_job(job.id, grace=1.0)
+    assert wait_for(job.id, lambda js: not js.active, timeout=30)[-1].state in ("cancelled", "failed")
+
+
 def test_first_run_explains_and_offers_two_presets(empty_home):
     from streamlit.testing.v1 import AppTest
 
@@ -329,3 +462,51 @@ def test_describe_names_the_config_and_its_schedule():
     assert describe(config) == "MNIST digits · z2 · BCE · 30 epochs · batch 128 · all images"
     assert describe({**config, "epochs": 1, "limit": 10_000, "lr_schedule": "cosine"}) == \
         "MNIST digits · z2 · BCE · 1 epoch · batch 128 · 10,000 images · cosine lr"
+
+
+# ----------------------------------------------------------------------------- one config into the job (issue 13)
+
+def test_the_saved_model_has_the_jobs_config_field_for_field(home):
+    """Issue 13: the config went through a hand-made argv and lost lr_schedule (a cosine job trained with
+    a constant rate while its status.json said cosine). Every field differs from the default here."""
+    config = VAEConfig(dataset="mnist", latent_dim=3, loss="mse", epochs=1, batch_size=64, learning_rate=2e-3,
+                       limit=256, precision="float32", seed=7, lr_schedule="cosine")
+    assert all(getattr(config, k) != v for k, v in VAEConfig().to_dict().items() if k not in ("dataset", "precision"))
+    info = jobs.start_job(config)
+    assert json.loads((info.path / "config.json").read_text()) == config.to_dict()
+    final = wait_for(info.id, lambda js: not js.active)[-1]
+    assert final.state == "succeeded", final.error
+    saved = ModelStore().record(final.model_id)
+    assert saved.config == config  # the SAVED model's config, not status.json's
+    assert saved.history["loss"] and saved.extra["job"] == info.id
+
+
+def test_status_derivation_is_pure():
+    """model.jobs.status: events and facts in, a verdict and a JobStatus out; no process, no file."""
+    from model.jobs import status as S
+
+    start = {"event": "start", "time": 10.0, "epochs": 2, "steps": 4}
+    batches = [{"event": "batch", "time": 11.0 + i, "epoch": 0, "step": i + 1, "loss": 9.0 - i} for i in range(4)]
+    epoch0 = {"event": "epoch", "time": 16.0, "epoch": 0, "loss": 6.0, "val_loss": 5.5}
+    running = S.derive([start, *batches], alive=True, cancelled=False)
+    assert running == S.Verdict("running")
+    js = S.build("j", {"config": {"epochs": 2, "batch_size": 128}, "started": 9.0}, [start, *batches], running,
+                 cancel_requested=False, now=15.0)
+    assert (js.phase, js.step, js.steps, js.epoch, js.loss) == ("validating", 4, 4, 1, 6.0) and js.eta > 0
+    js = S.build("j", {"config": {"epochs": 2}}, [start, *batches, epoch0], running, cancel_requested=False)
+    assert (js.phase, js.epochs_done, js.val_loss, js.history["loss"]) == ("training", 1, 5.5, [6.0])
+    done = {"event": "done", "time": 30.0, "model_id": "m1"}
+    assert S.derive([start, done], alive=False, cancelled=False) == S.Verdict("succeeded", "m1")
+    # no final event, the process gone: the store decides
+    dead = S.derive([start], alive=False, cancelled=False, returncode=-9, saved=lambda: None)
+    assert dead.state == "failed" and "killed (SIGKILL)" in dead.error and "untouched" in dead.error
+    late = S.derive([start], alive=False, cancelled=False, returncode=-9, saved=lambda: ("m2", True))
+    assert late.state == "succeeded" and late.model_id == "m2" and "killed (SIGKILL)" in late.warning
+    assert "untouched" not in late.warning
+    error = {"event": "error", "time": 20.0, "message": "Training diverged. Fix: lower the learning rate."}
+    assert S.derive([start, error], alive=False, cancelled=False).error.startswith("Training diverged")
+    assert S.derive([start, error], alive=False, cancelled=True).state == "cancelled"
+    assert S.derive([start], alive=False, cancelled=True).state == "cancelled"
+    calls = []
+    S.derive([start, done], alive=False, cancelled=False, saved=lambda: calls.append(1))
+    assert calls == []  # the store is read only when the events do not settle it

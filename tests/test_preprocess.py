@@ -190,3 +190,71 @@ def test_fashion_recipe_fills_the_frame_and_centres_the_box():
     cols = np.nonzero(d.max(0) >= 128)[0]
     assert abs((cols.min() + cols.max()) / 2 - 13.5) <= 0.5
     assert np.array_equal(prepare(encode(photo, "JPEG"), "some_user_npz"), to_mnist(encode(photo, "JPEG")))
+
+
+# ----------------------------------------------------------------------------- memory per upload (issue 12)
+
+MEASURE = r"""
+import json, resource, sys
+from model.preprocess import ImageError, prepare
+
+def maxrss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+prepare(open(sys.argv[1], "rb").read())  # warm up: imports, first-call allocations
+data = open(sys.argv[2], "rb").read()
+before = maxrss_mb()
+try:
+    out = {"ink": int(prepare(data).max())}
+except ImageError as e:
+    out = {"refused": str(e)}
+out["peak_mb"] = maxrss_mb() - before
+print(json.dumps(out))
+"""
+
+
+def _rgba_digit(w, h):
+    img = Image.new("RGBA", (w, h), (0, 0, 0, 0))
+    ImageDraw.Draw(img).rectangle((w // 2 - w // 20, h // 5, w // 2 + w // 20, h * 4 // 5), fill=(255, 255, 255, 255))
+    return img
+
+
+def _transparent_palette_digit(w, h):
+    img = Image.new("P", (w, h), 0)
+    img.putpalette([0, 0, 0, 255, 255, 255])
+    ImageDraw.Draw(img).rectangle((w // 2 - w // 20, h // 5, w // 2 + w // 20, h * 4 // 5), fill=1)
+    img.info["transparency"] = 0
+    return img
+
+
+@pytest.mark.parametrize("name, make, accepted", [
+    ("5000x5000 RGBA PNG", lambda: encode(_rgba_digit(5000, 5000)), False),
+    ("25,000,000x1 PNG", lambda: encode(Image.frombytes("L", (25_000_000, 1), b"\0" * 25_000_000)), False),
+    ("4000x4000 RGBA PNG (at the budget)", lambda: encode(_rgba_digit(4000, 4000)), True),
+    ("4000x4000 transparent palette PNG", lambda: encode(_transparent_palette_digit(4000, 4000),
+                                                         transparency=0), True),
+    ("4000x3000 JPEG photo", lambda: encode(_rgba_digit(4000, 3000).convert("RGB"), "JPEG"), True),
+])
+def test_peak_memory_per_upload_stays_under_100_mb(tmp_path, name, make, accepted):
+    """Measured as the growth of the peak RSS of a fresh process (Pillow's buffers are not seen by
+    tracemalloc). Before issue 12 the 5000x5000 PNG cost +1.5 GiB and the 25,000,000x1 one +1 GiB."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    small, big = tmp_path / "small.png", tmp_path / "big"
+    small.write_bytes(encode(_rgba_digit(100, 100)))
+    big.write_bytes(make())
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", MEASURE, str(small), str(big)], cwd=repo, timeout=120,
+                         capture_output=True, text=True, env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout)
+    print(name, result)
+    assert result["peak_mb"] <= 100, (name, result)
+    if accepted:
+        assert result.get("ink") == 255, result
+    else:
+        assert "too large" in result["refused"] and "megapixels" in result["refused"]
+        assert "Fix:" in result["refused"]

@@ -247,3 +247,69 @@ def test_unwritable_store_directory_gives_store_error(tmp_path, untrained, monke
     with pytest.raises(StoreError, match=r"The model store .* is not writable"):
         ModelStore(root).save(untrained.encoder, untrained.decoder, VAEConfig())
     assert list(root.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- issue 12: bad fields, broken, delete, size
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("created", 1e300, "expected created to be a time"),  # time.localtime(1e300): OverflowError
+    ("created", 10**400, "created"),  # an int too large for a float
+    ("created", float("nan"), "expected created to be finite"),
+    ("created", "yesterday", "expected created to be a number"),
+    ("created", -5, "expected created to be a time"),
+    ("train_seconds", float("inf"), "expected train_seconds to be finite"),
+    ("train_seconds", [1], "expected train_seconds to be a number"),
+    ("test_metrics", {"loss": "low"}, "expected test_metrics['loss'] to be a number"),
+    ("test_metrics", [1, 2], "expected test_metrics to be a JSON object"),
+    ("history", {"loss": 3.0}, "expected history['loss'] to be a list"),
+    ("history", {"loss": [1.0, None]}, "expected history['loss'] values to be a number"),
+    ("extra", "x", "expected extra to be a JSON object"),
+    ("extra", {"weights_from": 7}, "expected extra['weights_from'] to be a string"),
+    ("format", True, "expected an integer format"),
+])
+def test_every_field_read_from_meta_json_is_validated(store, field, value, expected):
+    """Before issue 12 a "created" of 1e300 was accepted here and then took the whole page down."""
+    rec = store.current()
+    meta = json.loads((rec.path / "meta.json").read_text())
+    meta[field] = value
+    (rec.path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(StoreError) as info:
+        store.record(rec.id)
+    assert expected in str(info.value) and rec.id in str(info.value) and "Fix:" in str(info.value)
+    assert store.list() == [] and store.broken() == {rec.id: str(info.value)}
+    assert store.current_id() == rec.id and store.current() is None
+
+
+def test_every_readable_record_has_a_label(store):
+    rec = store.current()
+    meta = json.loads((rec.path / "meta.json").read_text())
+    meta.update(created=2**33 - 1, test_metrics={"loss": float("nan")}, history={"loss": [float("nan")]})
+    (rec.path / "meta.json").write_text(json.dumps(meta))
+    assert "z2" in store.record(rec.id).label
+
+
+def test_delete_any_model_and_the_store_size(store):
+    rec = store.current()
+    copy = store.root / "copy-of-the-model"
+    shutil.copytree(rec.path, copy)
+    (copy / "meta.json").write_text("garbage")
+    size = store.size_bytes()
+    assert size > sum(p.stat().st_size for p in rec.path.iterdir())  # both directories counted
+    assert set(store.broken()) == {"copy-of-the-model"}
+    store.delete("copy-of-the-model")  # a broken model can be deleted
+    assert store.broken() == {} and store.size_bytes() < size
+    store.delete(rec.id)  # so can the current one; current() then has nothing to fall back to
+    assert store.list() == [] and store.current() is None and store.size_bytes() < 1000
+    assert not list(store.root.glob(".tmp-*"))
+    with pytest.raises(StoreError, match="Invalid model id"):
+        store.delete("../models")
+
+
+def test_extra_files_are_saved_with_the_model_atomically(tmp_path, untrained, monkeypatch):
+    store = ModelStore(tmp_path / "models")
+    rec = store.save(untrained.encoder, untrained.decoder, VAEConfig(dataset="npz-x-12345678"),
+                     files={"test.npz": b"data"})
+    assert (rec.path / "test.npz").read_bytes() == b"data"
+    with pytest.raises(ValueError, match="plain extra file name"):
+        store.save(untrained.encoder, untrained.decoder, VAEConfig(), files={"meta.json": b"x"})
+    assert [r.id for r in store.list()] == [rec.id] and not list(store.root.glob(".tmp-*"))

@@ -281,3 +281,47 @@ def test_scatter_figure_follows_the_number_of_classes(tmp_path):
     path = latent_scatter(z, np.arange(30) % 3, tmp_path / "three.png", class_names=("a", "b", "c"))
     with Image.open(path) as im:
         assert im.format == "PNG" and im.size == (1200, 1000)
+
+
+def test_a_full_disk_while_writing_the_weights_file_gives_a_message_not_a_crash(session_home, tmp_path):
+    """Issue 12: a full disk after the save crashed the trainer with SIGSEGV (rc -11) in h5py, leaving a
+    partial vae.weights.h5. Simulated portably: every file is limited to 400 KB (RLIMIT_FSIZE; the
+    signal ignored, so a write past it fails with EFBIG as a full disk fails with ENOSPC). The model
+    files (~300 KB each) fit; the weights file (~580 KB) does not."""
+    import resource
+    import signal
+
+    home = _home_with_data(session_home, tmp_path / "home")
+    out = tmp_path / "out"
+
+    def limit_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
+
+    env = dict(os.environ, **{HOME_ENV: str(home), "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)})
+    proc = subprocess.run([sys.executable, "-m", "model.train", "--limit", "256", "--epochs", "1",
+                           "--no-figures", "--out", str(out)], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300, preexec_fn=limit_files)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
+    [line] = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert f"cannot write {out / 'vae.weights.h5'}: the disk is full" in line and "Fix: free disk space" in line
+    [record] = ModelStore(home / "models").list()
+    assert f"The model {record.id} was saved before that" in line
+    assert not (out / "vae.weights.h5").exists() and not list(out.glob(".vae.weights.h5.*"))  # no partial file
+
+
+def test_the_weights_file_is_built_in_memory_and_round_trips(trained, tmp_path):
+    from model.train import weights_bytes
+    from model.vae import build_vae
+
+    _, home, out, _ = trained
+    vae = build_vae(VAEConfig())
+    vae.build((None, 28, 28, 1))
+    path = tmp_path / "copy.weights.h5"
+    path.write_bytes(weights_bytes(vae))  # what save_weights writes atomically
+    other = build_vae(VAEConfig(seed=5))
+    other.build((None, 28, 28, 1))
+    other.load_weights(path)
+    for a, b in zip(vae.get_weights(), other.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert (out / "vae.weights.h5").is_file()  # the command line still writes it

@@ -1,0 +1,52 @@
+"""Background training jobs: one training process at a time, followed through files.
+
+The job process is `python -m model.jobs run JOB_DIR`: it takes the job lock, reads JOB_DIR/config.json
+(the VAEConfig to train) and calls `model.train.train` with it (a job keeps only the model in the store:
+no vae.weights.h5, TensorBoard logs or figures).
+
+    info = start_job(VAEConfig(epochs=5))     # returns at once; the training runs in a subprocess
+    job_status(info.id)                       # JobStatus: state, epoch/step, losses, ETA, model id...
+    cancel_job()                              # SIGINT, then SIGKILL after a grace period
+
+Layout under `home()/jobs/`:
+    job.lock               held by the training process for its whole life (filelock.FileLock, taken
+                           before TensorFlow loads); the kernel frees it when the process ends, even
+                           on kill -9
+    launch.lock            held for a moment by whoever starts a job, so check-then-spawn is atomic
+                           across threads and processes
+    latest.json            {"id": ...} the most recent job
+    <job id>/config.json   the VAEConfig to train (VAEConfig.to_dict(); read back with from_dict)
+             status.json   config, pid, times, final state (atomic writes)
+             progress.jsonl  model.progress events: start / batch / epoch / done / error
+             log             the process's stdout and stderr
+             cancel          exists once a cancel was requested
+
+Nothing here imports TensorFlow: a UI can poll `job_status` cheaply. The state of a job is derived
+from its files, so it is right whoever asks (another session, another process, after the launcher
+died): a `done` event means succeeded. Without one, once the process is gone, the store decides: the
+trainer writes the job's id into the model's meta.json, so a saved model naming the job means succeeded
+(with a warning if something failed after the save: a kill, a full disk), and no such model means failed
+(killed, crashed, an `error` event) or cancelled.
+
+The package, one concept per module:
+    status.py   pure: progress events + facts -> state (derive) -> JobStatus (build) and the ETA
+    procs.py    is the process alive (pid + start time), is a lock held; the launcher's reaper threads
+    files.py    the layout under home()/jobs, reading a job's files into its live status (job_status)
+    launch.py   start_job (config.json, the process, the lock dance) and cancel_job
+    worker.py   the job process: config.json -> model.train.train -> done / error event
+    __main__.py python -m model.jobs [status|cancel|run JOB_DIR]
+"""
+from model.jobs.files import (JobError, active_job, job_status, jobs_root, latest_job, latest_job_id,
+                              list_jobs, wait_job)
+from model.jobs.launch import (CANCEL_GRACE_S, KEEP_JOBS, MIN_FREE_BYTES, NICE, NICE_ENV, JobInfo, cancel_job,
+                               start_job)
+from model.jobs.status import SAVE_S, STATES, TEST_IMAGES, JobStatus, death_message
+
+# internals some tests and tools reach for, under their former names
+from model.jobs.files import write_json as _write_json  # noqa: E402
+from model.jobs.procs import lock_held as _lock_held, process_alive as _process_alive  # noqa: E402
+from model.jobs.status import eta as _eta  # noqa: E402
+
+__all__ = ["CANCEL_GRACE_S", "KEEP_JOBS", "MIN_FREE_BYTES", "NICE", "NICE_ENV", "SAVE_S", "STATES", "TEST_IMAGES",
+           "JobError", "JobInfo", "JobStatus", "active_job", "cancel_job", "death_message", "job_status",
+           "jobs_root", "latest_job", "latest_job_id", "list_jobs", "start_job", "wait_job"]

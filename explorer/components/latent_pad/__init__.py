@@ -125,7 +125,7 @@ def latent_pad(z_keys: list[str], bounds, *, model_key: str, model, background: 
     reason = unavailable()
     state = _state()
     if reason is None and state["error"]:
-        reason = f"Your browser could not start the in-browser decoder: {state['error']}"
+        reason = f"Your browser could not start the in-browser decoder: {state['error'].rstrip('.')}."
     if reason is None:
         try:
             spec, blob = _packed(model_key, model)

@@ -76,7 +76,8 @@
   }
 
   async function initBackend() {
-    if (typeof tf === 'undefined' || !tf.wasm) {
+    if (typeof tf === 'undefined' || typeof tf.tensor !== 'function' || !tf.wasm
+        || typeof tf.wasm.setWasmPaths !== 'function') {
       const why = window.__padBootErrors.length ? window.__padBootErrors.join('; ') : 'the script did not run';
       throw new Error(`TensorFlow.js did not load (${why})`);
     }

@@ -30,6 +30,7 @@ from model.store import StoreError
 MANIFOLD_N = 30
 PRIOR_N = 10
 DIGIT_SCALE = 10  # 28 px -> 280 px, nearest neighbour
+SMALL_DIGIT_SCALE = 5  # the server's copy beside the live map when the latent pad shows the big one
 MAP_SIZE = 200  # the live map beside the digit (below it when the column is narrow)
 THUMB_SCALE = 3
 
@@ -233,8 +234,9 @@ def explore_panel(ex: state.Explorer) -> None:
         digit = ex.model.decode(z)[0]  # (28, 28): one compiled forward pass, no predict()
         decode_ms = 1000 * (time.perf_counter() - t)
         row = st.container(horizontal=True, gap="small")  # wraps: the map goes below on narrow screens
-        row.image(views.to_png(digit, DIGIT_SCALE), width=28 * (DIGIT_SCALE if pad_note else 5),
-                  output_format="PNG", caption="decoder(z) for the slider values")
+        scale = DIGIT_SCALE if pad_note else SMALL_DIGIT_SCALE  # the pad shows the big live digit
+        row.image(views.to_png(digit, scale), width=28 * scale, output_format="PNG",
+                  caption="decoder(z) for the slider values")
         map_box = row.empty()  # drawn below, once the interpolation path is known
         st.caption(f"decoded in {decode_ms:.1f} ms on the server · z = `{_fmt(z, 3)}`")
         extras.digit_download(digit, z)  # features helper: PNG download

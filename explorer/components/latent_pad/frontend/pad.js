@@ -221,7 +221,7 @@
   pad.addEventListener('pointerdown', (e) => {
     if (e.button !== 0 || !S.extent) return;
     const t = performance.now();
-    pad.setPointerCapture(e.pointerId);
+    try { pad.setPointerCapture(e.pointerId); } catch (err) { /* a synthetic pointer (benchmarks) */ }
     pad.focus({preventScroll: true});
     S.dragging = true;
     S.preview = null;

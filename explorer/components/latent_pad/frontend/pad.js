@@ -168,6 +168,7 @@
     for (let i = 0; i < rows.length && i < S.d; i++) {
       const input = rows[i].querySelector('input');
       if (document.activeElement !== input || !S.draggingSlider) input.value = S.z[i];
+      input.style.setProperty('--p', `${(100 * (S.z[i] + S.bounds[i]) / (2 * S.bounds[i])).toFixed(2)}%`);
       rows[i].querySelector('output').textContent = fmt(S.z[i]);
     }
   }
@@ -197,6 +198,7 @@
     stats.decodes += 1;
     stats.decodeMs.push(drawn - ts);
     stats.drawnAt.push(drawn);
+    if (stats.decodes % 30 === 1) showStatus();
     if (t0 != null) requestAnimationFrame(() => stats.latency.push([t0, drawn, performance.now()]));
     if (stats.decodeMs.length > 5000) { stats.decodeMs.splice(0, 2500); stats.drawnAt.splice(0, 2500); }
   }
@@ -327,18 +329,19 @@
     if (shapeChanged) buildSliders();
     $('padTile').classList.toggle('hidden', S.d !== 2 || !S.extent);
     $('root').classList.toggle('two', S.d === 2 && !!S.extent);
-    if (!S.net) {
-      if (!S.asked.has(key)) { S.asked.add(key); setValue({need: key}); }
-      status('Loading the decoder…');
-    } else {
-      status(`Decoded in your browser: TensorFlow.js ${tf.version_core} · ${S.backend} backend`
-        + (stats.decodeMs.length ? ` · ${median(stats.decodeMs.slice(-30)).toFixed(1)} ms per digit` : ''));
-    }
+    if (!S.net && !S.asked.has(key)) { S.asked.add(key); setValue({need: key}); }
+    showStatus();
     S.lastKey = null;
     request(null);
     height();
   }
 
+  function showStatus() {
+    if (!S.net) { status('Loading the decoder…'); return; }
+    status(`Decoded in your browser: TensorFlow.js ${tf.version_core}, ${S.backend} backend`
+      + (stats.decodeMs.length ? ` · ${median(stats.decodeMs.slice(-30)).toFixed(1)} ms per digit` : '')
+      + ' · the server hears z when you let go');
+  }
   const median = (a) => { const s = a.slice().sort((x, y) => x - y); return s.length ? s[s.length >> 1] : NaN; };
   let lastHeight = 0;
   function height() {

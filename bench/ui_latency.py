@@ -181,14 +181,14 @@ def slider_moves(page, moves: int, timeout_ms: float = 15_000) -> dict:
             "missed": missed, "raw_ms": [round(v, 1) for v in lat]}
 
 
-def pad_drag(page, target: str, moves: int, sent: list, received: list) -> dict:
+def pad_drag(page, target: str, moves: int, sent: list, received: list, end: float = 0.25) -> dict:
     """Press on the pad (or a range input), move the mouse `moves` times as fast as the browser takes the
     events, release. Figures from the pad's own counters (`window.latentPad.stats`, its frame's clock)."""
     frame = pad_frame(page)
     box = page.frame_locator(f'iframe[src*="{PAD_FRAME}"]').locator(target).bounding_box()
     y_mid = box["y"] + box["height"] / 2
-    path = ([(box["x"] + box["width"] * (0.2 + 0.6 * k / moves),  # ends where no earlier drag ended
-              box["y"] + box["height"] * (0.5 + 0.3 * np.sin(6.28 * k / moves) - 0.25 * k / moves))
+    path = ([(box["x"] + box["width"] * (0.2 + 0.6 * k / moves),  # `end`: drags must end apart, or the
+              box["y"] + box["height"] * (0.5 + 0.3 * np.sin(6.28 * k / moves) - end * k / moves))  # z is the same
              for k in range(moves + 1)]
             if target == "#pad" else
             [(box["x"] + box["width"] * (0.1 + 0.8 * k / moves), y_mid) for k in range(moves + 1)])
@@ -459,7 +459,7 @@ def main(argv=None) -> int:
                     wait_sample(page, DIGIT_CAPTION, 1, 60_000)
                     if "pad" not in args.skip:
                         print(f"pad: drags of {args.pad_moves} moves ...", file=sys.stderr)
-                        pad_drag(page, "#pad", 20, sent, received)  # warm-up (JIT, first wasm calls)
+                        pad_drag(page, "#pad", 20, sent, received, end=-0.2)  # warm-up (JIT, first calls)
                         result["pad_drag"] = pad_drag(page, "#pad", args.pad_moves, sent, received)
                         result["slider_drag"] = pad_drag(page, 'input[aria-label="z[0]"]', args.pad_moves,
                                                          sent, received)

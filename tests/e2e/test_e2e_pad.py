@@ -238,6 +238,44 @@ def test_hover_previews_and_leaving_restores(pad_page):
     assert np.array_equal(p.pad_z(), z) and len(p.sent) == sent, "hovering moved the cross or talked to the server"
 
 
+def test_arrow_keys_move_the_cross_and_commit_on_key_up(pad_page):
+    p, page = pad_page, pad_page.page
+    frame = p.wait_pad()
+    frame.locator("#pad").focus()
+    z, before, sent = p.pad_z(), p.digit(), len(p.sent)
+    runs = runs_done(page)
+    page.keyboard.down("ArrowUp")
+    p.wait_digit_change(before)
+    assert np.allclose(p.pad_z(), z + [0, 0.05], atol=1e-3), (p.pad_z(), z)
+    p.settle_ws()
+    assert len(p.sent) == sent, "a key press (before key up) talked to the server"
+    page.keyboard.up("ArrowUp")
+    wait_runs(page, runs)
+    assert np.allclose(decoded_z(page), p.pad_z(), atol=5e-4 + 1e-6)
+
+
+def test_a_reloaded_pad_asks_for_the_weights_again(pad_page, latent2):
+    """The weights go once per session; a pad frame that lost them (rebuilt) asks, and gets them once more."""
+    p, page = pad_page, pad_page.page
+    frame = p.wait_pad()
+    frame.locator("#pad").focus()
+    runs = runs_done(page)
+    page.keyboard.press("ArrowRight")  # a commit: the run after it sends the pad no weights
+    wait_runs(page, runs)
+    z = p.pad_z()
+    p.settle_ws()
+    sent = len(p.sent)
+    p.frame().evaluate("() => { window.__before_reload = true; location.reload(); }")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('iframe')].some(f => { try { const w = f.contentWindow;"
+        " return w.latentPad && w.latentPad.ready && !w.__before_reload; } catch (e) { return false; } })")
+    frame = p.wait_pad()
+    p.settle_ws()
+    assert len(p.sent) - sent == 1, "expected one 'need' message from the reloaded pad"
+    assert np.allclose(p.pad_z(), z)
+    check_exact(frame, latent2, seed=2)
+
+
 def test_clicking_a_scatter_point_moves_the_pad(pad_page, latent2):
     from model.data import load_dataset
 

@@ -10,7 +10,7 @@ Layout: a sidebar (model picker, config, quality, Retrain) and a main area with
 Session state (created once in `_init_state`):
   pick        test-set row the user picked (int or None); set it to pick from code or tests
   pick_prev   the pick before it (the interpolation's default start)
-  z0..z{d-1}  the latent sliders' values
+  z0..z{d-1}  the latent values (the latent pad writes them on release; without it, the sliders')
   prior_seed  the seed of the prior samples
   _timings    server-side milliseconds of the last explore-panel run (decode_ms, panel_ms)
 """

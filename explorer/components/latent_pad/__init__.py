@@ -126,7 +126,8 @@ def latent_pad(z_keys: list[str], bounds, *, model_key: str, model, background: 
     state = _state()
     if reason is None and state["error"]:
         reason = f"Your browser could not start the in-browser decoder: {state['error'].rstrip('.')}."
-    if reason is None:
+    send = state["sent"] != model_key  # the weights go once per model per session (or when asked again)
+    if reason is None and send:
         try:
             spec, blob = _packed(model_key, model)
         except ValueError as e:
@@ -142,7 +143,7 @@ def latent_pad(z_keys: list[str], bounds, *, model_key: str, model, background: 
     args = {"model": model_key, "d": d, "z": z, "rev": state["rev"], "step": STEP,
             "bounds": [float(b) for b in bounds],
             "extent": [float(v) for v in extent] if d == 2 and extent is not None else None}
-    if state["sent"] != model_key:
+    if send:
         args.update(spec=spec, weights=blob,
                     background=_background(model_key, background) if d == 2 and background is not None
                     else None)

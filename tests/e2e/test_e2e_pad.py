@@ -51,8 +51,8 @@ class Page:
     """A fresh session with its outgoing websocket frames counted (`sent`: all but the timer reruns of the
     retrain panel's polling fragment, which the page sends whatever the user does)."""
 
-    def __init__(self, browser, srv, init_scripts=()):
-        self.page = new_page(browser, init_scripts=init_scripts)
+    def __init__(self, browser, srv, init_scripts=(), page=None):
+        self.page = page or new_page(browser, init_scripts=init_scripts)
         self.sent = []
         self.page.on("websocket", lambda ws: ws.on(
             "framesent", lambda payload: None if is_auto_rerun(payload) else self.sent.append(payload)))
@@ -252,6 +252,28 @@ def test_arrow_keys_move_the_cross_and_commit_on_key_up(pad_page):
     page.keyboard.up("ArrowUp")
     wait_runs(page, runs)
     assert np.allclose(decoded_z(page), p.pad_z(), atol=5e-4 + 1e-6)
+
+
+def test_a_tap_moves_the_cross_on_a_touch_screen(browser, server):
+    from browser_harness import INIT_SCRIPT
+
+    context = browser.new_context(viewport={"width": 800, "height": 1000}, has_touch=True, is_mobile=True)
+    context.add_init_script(INIT_SCRIPT)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        p = Page(browser, server, page=page).open()
+        p.wait_pad()
+        page.frame_locator(f'iframe[src*="{PAD_FRAME}"]').locator("#pad").scroll_into_view_if_needed()
+        box = p.box("#pad")
+        z, before = p.pad_z(), p.digit()
+        runs = runs_done(page)
+        page.touchscreen.tap(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.3)
+        p.wait_digit_change(before)
+        wait_runs(page, runs)
+        assert not np.allclose(p.pad_z(), z) and np.allclose(decoded_z(page), p.pad_z(), atol=5e-4 + 1e-6)
+    finally:
+        context.close()
 
 
 def test_a_reloaded_pad_asks_for_the_weights_again(pad_page, latent2):

@@ -10,9 +10,18 @@ import shutil
 
 import numpy as np
 import pytest
-
-from browser_harness import (StreamlitServer, dump_debug, is_auto_rerun, isolated_point, new_page, open_app,
-                             runs_done, scatter_points, wait_idle, wait_runs)
+from browser_harness import (
+    StreamlitServer,
+    dump_debug,
+    is_auto_rerun,
+    isolated_point,
+    new_page,
+    open_app,
+    runs_done,
+    scatter_points,
+    wait_idle,
+    wait_runs,
+)
 
 PAD_FRAME = "latent_pad/index.html"
 EXACT = 1e-3  # max abs pixel difference between the browser's decoder and LatentModel.decode

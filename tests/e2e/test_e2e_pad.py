@@ -331,6 +331,18 @@ def test_clicking_a_scatter_point_moves_the_pad(pad_page, latent2):
 
 # ----------------------------------------------------------------------------- fallback
 
+def test_without_wasm_the_pad_uses_the_cpu_backend(browser, server, latent2):
+    p = Page(browser, server)
+    p.page.route(re.compile(r".*/vendor/tfjs-backend-wasm-simd\.wasm$"), lambda route: route.abort())
+    try:
+        frame = p.open().wait_pad()
+        assert frame.evaluate("() => window.latentPad.backend") == "cpu"
+        check_exact(frame, latent2, seed=3)
+        assert "cpu backend" in frame.locator("#status").inner_text()
+    finally:
+        p.page.context.close()
+
+
 def test_a_broken_decoder_falls_back_to_server_sliders(browser, server):
     p = Page(browser, server)
     p.page.route(re.compile(r".*/vendor/tf-core\.es2017\.min\.js$"), lambda route: route.abort())

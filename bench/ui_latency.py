@@ -9,7 +9,14 @@ Three figures, each from the browser's own clock (`performance.now()` in the pag
   click    mouse pressed on a point of the test-set scatter -> that point's reconstruction painted
   start    `streamlit run` launched -> page interactive: first run over, digit painted, sliders there
            (a fresh server each time, the model already trained and on disk)
-Goals (issue 5): slider p50 <= 150 ms, click <= 300 ms, start <= 8 s.
+  pad      the latent pad (in-browser TensorFlow.js decoder, issue 11): drag the 2-D pad and the z[0]
+           range input with the mouse held down; decoded frames per second, pointer event -> digit
+           painted (the pad's own clock: pointer handler -> after drawImage, and -> the next frame),
+           websocket frames the page sent during the drag (expect 0) and on release, bytes the server
+           sent for the release's rerun, and release -> the server's caption/digit updated
+  first paint  page load -> the pad's first decoded digit, next to page load -> the server's digit
+Goals (issue 5): slider p50 <= 150 ms, click <= 300 ms, start <= 8 s. Issue 11: pad >= 30 fps,
+pointer -> painted p50 <= 16 ms, p95 <= 33 ms, 0 frames sent while dragging, first paint <= 1 s extra.
 
 The machine's load (`uptime`) is printed with the figures: on a shared 2-core machine other work
 inflates every number. Uses the same harness as the browser tests (tests/e2e/browser_harness.py).
@@ -29,12 +36,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from browser_harness import (StreamlitServer, isolated_point, launch_browser, new_page,  # noqa: E402
-                             open_app, scatter_points, wait_idle)
+from browser_harness import (StreamlitServer, is_auto_rerun, isolated_point, launch_browser,  # noqa: E402
+                             new_page, open_app, scatter_points, wait_idle)
 
 DIGIT_CAPTION = "decoder(z) for the slider values"
 RECON_CAPTION = "reconstruction"
@@ -130,13 +139,28 @@ def busy_ms(page, t0: float, t1: float) -> float:
                          " acc + Math.max(0, Math.min(b, s + d) - Math.max(a, s)), 0)", [t0, t1])
 
 
+PAD_FRAME = "latent_pad/index.html"
+PAD_READY_JS = ("() => [...document.querySelectorAll('iframe')].some(f => { try {"
+                " return f.contentWindow.latentPad && f.contentWindow.latentPad.ready; } catch (e) { return false; } })")
+
+
+def pad_frame(page):
+    page.wait_for_function(PAD_READY_JS, timeout=120_000)
+    return next(f for f in page.frames if PAD_FRAME in f.url)
+
+
 def slider_moves(page, moves: int, timeout_ms: float = 15_000) -> dict:
-    """Arrow keys on the focused z[0] slider: right for half the moves, then back left."""
-    thumb = page.locator(f'[data-testid="stSlider"] input[type="range"][aria-label="z[0]"]')
+    """Arrow keys on the focused z[0] slider: right for half the moves, then back left. Each press commits
+    (the server reruns and sends its digit): the release path. With the pad, the slider is in its frame."""
+    frame = pad_frame(page) if page.query_selector(f'iframe[src*="{PAD_FRAME}"]') else None
+    thumb = (page.frame_locator(f'iframe[src*="{PAD_FRAME}"]').locator('input[aria-label="z[0]"]') if frame
+             else page.locator('[data-testid="stSlider"] input[type="range"][aria-label="z[0]"]'))
     thumb.focus()
     lat, server_ms, missed, roundtrip, paint, busy = [], [], 0, [], [], []
     for i in range(moves):
         n = len(samples(page, DIGIT_CAPTION))
+        if frame is not None:  # key events in the frame do not reach the page's listener
+            page.evaluate("() => { window.__lat.key = performance.now(); }")
         page.keyboard.press("ArrowRight" if i < moves // 2 else "ArrowLeft")
         s = wait_sample(page, DIGIT_CAPTION, n + 1, timeout_ms)
         wait_idle(page)
@@ -155,6 +179,103 @@ def slider_moves(page, moves: int, timeout_ms: float = 15_000) -> dict:
             "key_to_new_src_ms": summary(roundtrip), "new_src_to_painted_ms": summary(paint),
             "browser_busy_ms": summary(busy),
             "missed": missed, "raw_ms": [round(v, 1) for v in lat]}
+
+
+def pad_drag(page, target: str, moves: int, sent: list, received: list, end: float = 0.25) -> dict:
+    """Press on the pad (or a range input), move the mouse `moves` times as fast as the browser takes the
+    events, release. Figures from the pad's own counters (`window.latentPad.stats`, its frame's clock)."""
+    frame = pad_frame(page)
+    box = page.frame_locator(f'iframe[src*="{PAD_FRAME}"]').locator(target).bounding_box()
+    y_mid = box["y"] + box["height"] / 2
+    path = ([(box["x"] + box["width"] * (0.2 + 0.6 * k / moves),  # `end`: drags must end apart, or the
+              box["y"] + box["height"] * (0.5 + 0.3 * np.sin(6.28 * k / moves) - end * k / moves))  # z is the same
+             for k in range(moves + 1)]
+            if target == "#pad" else
+            [(box["x"] + box["width"] * (0.1 + 0.8 * k / moves), y_mid) for k in range(moves + 1)])
+    page.mouse.move(*path[0])
+    frame.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    n0 = frame.evaluate("() => { const s = window.latentPad.stats;"
+                        " return [s.decodes, s.latency.length, s.decodeMs.length]; }")
+    sent0 = len(sent)
+    page.mouse.down()
+    t0 = frame.evaluate("() => performance.now()")
+    for x, y in path[1:]:
+        page.mouse.move(x, y)
+    frame.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    t1 = frame.evaluate("() => performance.now()")
+    page.wait_for_timeout(300)  # playwright delivers websocket events only while it waits
+    sent_during = len(sent) - sent0
+    st = frame.evaluate(f"() => {{ const s = window.latentPad.stats; return {{decodes: s.decodes - {n0[0]},"
+                        f" latency: s.latency.slice({n0[1]}), decodeMs: s.decodeMs.slice({n0[2]}),"
+                        f" backend: window.latentPad.backend}}; }}")
+    rec0 = len(received)
+    n_img = len(samples(page, DIGIT_CAPTION))
+    up = page.evaluate("() => { window.__lat.down = performance.now(); return window.__lat.down; }")
+    page.mouse.up()
+    s = wait_sample(page, DIGIT_CAPTION, n_img + 1, 30_000)
+    wait_idle(page)
+    page.wait_for_timeout(300)
+    handler_to_drawn = [d - a for a, d, _ in st["latency"]]
+    handler_to_frame = [f - a for a, _, f in st["latency"]]
+    return {"backend": st["backend"], "moves": moves, "drag_ms": round(t1 - t0, 1),
+            "decoded_frames": st["decodes"], "fps": round(1000 * st["decodes"] / max(t1 - t0, 1e-9), 1),
+            "pointer_to_drawn_ms": summary(handler_to_drawn), "pointer_to_next_frame_ms": summary(handler_to_frame),
+            "decode_ms": summary(st["decodeMs"]),
+            "ws_frames_sent_during_drag": sent_during,
+            "ws_frames_sent_on_release": len(sent) - sent0 - sent_during,
+            "release_rerun_bytes_received": sum(received[rec0:]),
+            "release_to_server_digit_ms": None if s is None else round(s["painted"] - up, 1)}
+
+
+PAD_STREAM_JS = """
+async ([ms, hz]) => {  // a pointer held down on the pad, moving at `hz` events per second for `ms`
+  const pad = document.getElementById('pad'), r = pad.getBoundingClientRect(), s = window.latentPad.stats;
+  const ev = (type, k) => pad.dispatchEvent(new PointerEvent(type, {bubbles: true, pointerId: 1,
+    pointerType: 'mouse', button: 0, buttons: type === 'pointerup' ? 0 : 1,
+    clientX: r.left + r.width * (0.2 + 0.6 * ((k * 0.013) % 1)), clientY: r.top + r.height * (0.3 + 0.4 * Math.abs(Math.sin(k * 0.05)))}));
+  const d0 = s.decodes, l0 = s.latency.length;
+  ev('pointerdown', 0);
+  const t0 = performance.now();
+  let k = 0;
+  await new Promise((done) => { const id = setInterval(() => {
+    ev('pointermove', ++k);
+    if (performance.now() - t0 >= ms) { clearInterval(id); done(); } }, 1000 / hz); });
+  await new Promise((r2) => requestAnimationFrame(() => requestAnimationFrame(r2)));
+  const t1 = performance.now();
+  const lat = s.latency.slice(l0);
+  ev('pointerup', k);
+  return {events: k, decodes: s.decodes - d0, ms: t1 - t0, drawn: lat.map(([a, d]) => d - a),
+          frame: lat.map(([a, , f]) => f - a)};
+}
+"""
+
+
+def pad_stream(page, ms: float = 3000, hz: float = 250) -> dict:
+    """Capacity: pointer events dispatched in the pad's frame at `hz` (a fast mouse) while held down; how many
+    distinct frames the pad decodes and paints per second (it decodes the latest z once per frame)."""
+    frame = pad_frame(page)
+    r = frame.evaluate(PAD_STREAM_JS, [ms, hz])
+    wait_idle(page)
+    return {"events_per_s": round(1000 * r["events"] / r["ms"], 1), "decoded_frames": r["decodes"],
+            "fps": round(1000 * r["decodes"] / r["ms"], 1), "pointer_to_drawn_ms": summary(r["drawn"]),
+            "pointer_to_next_frame_ms": summary(r["frame"])}
+
+
+def first_paint(browser, url: str) -> dict:
+    """Page load (navigation start) -> the server's digit painted, and -> the pad's first digit drawn."""
+    page = new_page(browser, init_scripts=(PROBE_JS,))
+    try:
+        open_app(page, url, timeout=120_000)
+        s = wait_sample(page, DIGIT_CAPTION, 1, 60_000)
+        frame = pad_frame(page)
+        frame.wait_for_function("() => window.latentPad.stats.drawnAt.length > 0")
+        # both clocks to epoch milliseconds
+        pad_ms = frame.evaluate("() => performance.timeOrigin + window.latentPad.stats.drawnAt[0]")
+        origin = page.evaluate("() => performance.timeOrigin")
+        return {"server_digit_ms": round(s["painted"], 1) if s else None, "pad_digit_ms": round(pad_ms - origin, 1),
+                "pad_build_ms": frame.evaluate("() => window.latentPad.stats.buildMs || null")}
+    finally:
+        page.context.close()
 
 
 def clicks(page, n_clicks: int, timeout_ms: float = 15_000) -> dict:
@@ -203,7 +324,7 @@ def starts(browser, home: Path, n: int, log_dir: Path) -> dict:
             health = time.perf_counter() - t0
             open_app(page, srv.url, timeout=120_000)
             first_run = time.perf_counter() - t0
-            page.locator('[data-testid="stSlider"] input[aria-label="z[0]"]').wait_for(state="attached")
+            pad_frame(page)  # the latent pad's decoder is ready
             if wait_sample(page, DIGIT_CAPTION, 1, 60_000) is None:
                 raise RuntimeError("the page never painted the decoded digit")
             out.append({"health_s": round(health, 2), "first_run_s": round(first_run, 2),
@@ -242,6 +363,33 @@ def table(result: dict) -> str:
 
     sl, cl, st = result.get("slider"), result.get("click"), result.get("start")
     rows = [("measure", "n", "p50", "p95", "goal")]
+    for name, r in (("pad", result.get("pad_drag")), ("z[0] range input", result.get("slider_drag"))):
+        if not r:
+            continue
+        rows.append((f"drag the {name} ({r['backend']}): decoded fps", str(r["decoded_frames"]),
+                     f"{r['fps']:.0f} fps", "", ">= 30 fps"))
+        for label, key, goal in (("  pointer event -> digit drawn", "pointer_to_drawn_ms", "p50 <= 16 ms"),
+                                 ("  pointer event -> next frame", "pointer_to_next_frame_ms", "p95 <= 33 ms"),
+                                 ("  one decode in the browser", "decode_ms", "")):
+            v = r[key]
+            rows.append((label, str(v["n"]), "—" if v["p50"] is None else f"{v['p50']:.1f} ms",
+                         "—" if v["p95"] is None else f"{v['p95']:.1f} ms", goal))
+        rows.append(("  websocket frames sent: drag / release", "", f"{r['ws_frames_sent_during_drag']} / "
+                     f"{r['ws_frames_sent_on_release']}", "", "0 during"))
+        rows.append(("  release -> server digit painted", "", ms(r["release_to_server_digit_ms"]),
+                     f"{r['release_rerun_bytes_received'] / 1024:.1f} kB in", ""))
+    ps = result.get("pad_stream")
+    if ps:
+        rows.append((f"pad, {ps['events_per_s']:.0f} pointer events/s: decoded fps", str(ps["decoded_frames"]),
+                     f"{ps['fps']:.0f} fps", "", ">= 30 fps"))
+        for label, key in (("  pointer event -> digit drawn", "pointer_to_drawn_ms"),
+                           ("  pointer event -> next frame", "pointer_to_next_frame_ms")):
+            v = ps[key]
+            rows.append((label, str(v["n"]), f"{v['p50']:.1f} ms", f"{v['p95']:.1f} ms", ""))
+    fp = result.get("first_paint")
+    if fp:
+        rows.append(("page load -> server digit / pad digit", "1", ms(fp["server_digit_ms"]),
+                     ms(fp["pad_digit_ms"]), "pad <= +1 s"))
     if sl:
         rows.append(("slider move -> digit painted", str(sl["latency_ms"]["n"]), ms(sl["latency_ms"]["p50"]),
                      ms(sl["latency_ms"]["p95"]), "p50 <= 150 ms"))
@@ -280,7 +428,8 @@ def main(argv=None) -> int:
     p.add_argument("--moves", type=int, default=40, help="slider moves (>= 30 for a p95)")
     p.add_argument("--clicks", type=int, default=12, help="scatter clicks")
     p.add_argument("--starts", type=int, default=3, help="server starts")
-    p.add_argument("--skip", action="append", default=[], choices=("slider", "click", "start"))
+    p.add_argument("--pad-moves", type=int, default=120, help="mouse moves per pad / range-input drag")
+    p.add_argument("--skip", action="append", default=[], choices=("slider", "click", "start", "pad"))
     p.add_argument("--json", help="also write the JSON result to this file")
     args = p.parse_args(argv)
     from playwright.sync_api import sync_playwright
@@ -295,11 +444,27 @@ def main(argv=None) -> int:
         with sync_playwright() as pw:
             browser = launch_browser(pw)
             result["machine"]["chromium"] = browser.version
-            if "slider" not in args.skip or "click" not in args.skip:
+            if {"slider", "click", "pad"} - set(args.skip):
                 with StreamlitServer(home, log_path=tmp / "server.log").start(timeout=120) as srv:
                     page = new_page(browser, init_scripts=(PROBE_JS,))
+                    sent, received = [], []
+
+                    def watch(ws):
+                        ws.on("framesent", lambda payload: None if is_auto_rerun(payload)  # timer reruns
+                              else sent.append(len(payload)))
+                        ws.on("framereceived", lambda payload: received.append(len(payload)))
+
+                    page.on("websocket", watch)
                     open_app(page, srv.url, timeout=120_000)
                     wait_sample(page, DIGIT_CAPTION, 1, 60_000)
+                    if "pad" not in args.skip:
+                        print(f"pad: drags of {args.pad_moves} moves ...", file=sys.stderr)
+                        pad_drag(page, "#pad", 20, sent, received, end=-0.2)  # warm-up (JIT, first calls)
+                        result["pad_drag"] = pad_drag(page, "#pad", args.pad_moves, sent, received)
+                        result["slider_drag"] = pad_drag(page, 'input[aria-label="z[0]"]', args.pad_moves,
+                                                         sent, received)
+                        result["pad_stream"] = pad_stream(page)
+                        result["first_paint"] = first_paint(browser, srv.url)
                     if "slider" not in args.skip:
                         print(f"slider: {args.moves} moves ...", file=sys.stderr)
                         result["slider"] = slider_moves(page, args.moves)

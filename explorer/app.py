@@ -10,7 +10,7 @@ Layout: a sidebar (model picker, config, quality, Retrain) and a main area with
 Session state (created once in `_init_state`):
   pick        test-set row the user picked (int or None); set it to pick from code or tests
   pick_prev   the pick before it (the interpolation's default start)
-  z0..z{d-1}  the latent sliders' values
+  z0..z{d-1}  the latent values (the latent pad writes them on release; without it, the sliders')
   prior_seed  the seed of the prior samples
   _timings    server-side milliseconds of the last explore-panel run (decode_ms, panel_ms)
 """
@@ -23,6 +23,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explorer import extras, retrain, state, views
+from explorer.components import latent_pad
 from explorer.panels import compare, links, projection, selection as sel_panel, tools  # analysis tools (issue 14)
 from model.data import DataError
 from model.store import StoreError
@@ -30,6 +31,7 @@ from model.store import StoreError
 MANIFOLD_N = 30
 PRIOR_N = 10
 DIGIT_SCALE = 10  # 28 px -> 280 px, nearest neighbour
+SMALL_DIGIT_SCALE = 5  # the server's copy beside the live map when the latent pad shows the big one
 MAP_SIZE = 200  # the live map beside the digit (below it when the column is narrow)
 THUMB_SCALE = 3
 
@@ -292,18 +294,26 @@ def explore_panel(ex: state.Explorer) -> None:
     left, right = st.columns([1, 1], gap="medium")
     with left:
         st.subheader("Move through the latent space")
-        box = st.container(height=360) if d > 6 else st.container()
-        with box:
-            for i in range(d):
-                st.slider(f"z[{i}]", -float(bounds[i]), float(bounds[i]), step=0.05, key=f"z{i}",
-                          format="%.2f")
+        # In-browser decoding while dragging; it writes z0..z{d-1} on release. Without it: server sliders.
+        pad_note = latent_pad.latent_pad(
+            [f"z{i}" for i in range(d)], bounds, model_key=ex.stamp, model=ex.model, extent=ex.map_extent,
+            background=state.map_base(ex.stamp, ex.arrays["xy"], ex.arrays["labels"], ex.map_extent, 280)
+            if d == 2 else None)
+        if pad_note is not None:
+            st.caption(f"{pad_note} Using the server's sliders: the digit updates when you release one.")
+            box = st.container(height=360) if d > 6 else st.container()
+            with box:
+                for i in range(d):
+                    st.slider(f"z[{i}]", -float(bounds[i]), float(bounds[i]), step=0.05, key=f"z{i}",
+                              format="%.2f")
         z = np.array([ss[f"z{i}"] for i in range(d)], np.float32)
         t = time.perf_counter()
         digit = ex.model.decode(z)[0]  # (28, 28): one compiled forward pass, no predict()
         decode_ms = 1000 * (time.perf_counter() - t)
         row = st.container(horizontal=True, gap="small")  # wraps: the map goes below on narrow screens
-        row.image(views.to_png(digit, DIGIT_SCALE), width=28 * DIGIT_SCALE, output_format="PNG",
-                        caption="decoder(z) for the slider values")
+        scale = DIGIT_SCALE if pad_note else SMALL_DIGIT_SCALE  # the pad shows the big live digit
+        row.image(views.to_png(digit, scale), width=28 * scale, output_format="PNG",
+                  caption="decoder(z) for the slider values")
         map_box = row.empty()  # drawn below, once the interpolation path is known
         st.caption(f"decoded in {decode_ms:.1f} ms on the server · z = `{_fmt(z, 3)}`")
         extras.digit_download(digit, z)  # features helper: PNG download

@@ -100,6 +100,42 @@ class LatentModel:
         out = [self._decode(z[i:i + CHUNK]).numpy() for i in range(0, max(len(z), 1), CHUNK)]
         return np.concatenate(out)[..., 0] if out else np.zeros((0, 28, 28), np.float32)
 
+    def decoder_weights(self) -> list[dict]:
+        """The decoder as plain data, for re-building it elsewhere (the browser's TensorFlow.js pad).
+
+        One dict per layer after the input, in order: `kind` ("dense", "reshape" or "conv2d_transpose"),
+        its config (`units` / `shape` / `filters`, `kernel_size`, `strides`, `padding`), `activation`,
+        and `weights`: float32 numpy arrays in Keras' own layout (dense kernel (in, out); transposed
+        convolution kernel (kh, kw, out, in)), then the bias. Raises ValueError for any other layer.
+        """
+        out = []
+        for layer in self.decoder.layers[1:]:
+            kind = type(layer).__name__
+            cfg = layer.get_config()
+            weights = [np.asarray(w, np.float32) for w in layer.get_weights()]
+            if kind == "Dense":
+                spec = {"kind": "dense", "units": int(cfg["units"])}
+            elif kind == "Reshape":
+                spec = {"kind": "reshape", "shape": [int(v) for v in cfg["target_shape"]]}
+            elif kind == "Conv2DTranspose":
+                if cfg.get("data_format", "channels_last") != "channels_last" or \
+                        tuple(cfg.get("dilation_rate", (1, 1))) != (1, 1):
+                    raise ValueError(f"Expected a channels_last, undilated Conv2DTranspose. Received: "
+                                     f"layer {layer.name!r} with config {cfg}")
+                spec = {"kind": "conv2d_transpose", "filters": int(cfg["filters"]),
+                        "kernel_size": [int(v) for v in cfg["kernel_size"]],
+                        "strides": [int(v) for v in cfg["strides"]], "padding": str(cfg["padding"])}
+            else:
+                raise ValueError(f"Expected decoder layers Dense, Reshape or Conv2DTranspose. Received: "
+                                 f"layer {layer.name!r} of type {kind}")
+            if kind != "Reshape":
+                spec["activation"] = str(cfg.get("activation", "linear"))
+                if not cfg.get("use_bias", True):
+                    weights.append(np.zeros(weights[0].shape[-1 if kind == "Dense" else -2], np.float32))
+            spec["weights"] = weights
+            out.append(spec)
+        return out
+
     def reconstruct(self, images) -> np.ndarray:
         """Decode each image's posterior mean: (N, 28, 28) float32."""
         return self.decode(self.encode(images)[0])

@@ -117,3 +117,38 @@ def test_reconstruct_prior_interpolate_evaluate(latent, digits):
 def test_identity(latent):
     assert latent.latent_dim == 2 and latent.id == latent.record.id
     assert latent.config.limit == 512 and latent.config.epochs == 1
+
+
+def _numpy_decoder(spec, z):
+    """A plain numpy forward pass over `decoder_weights()` (the recipe the browser's pad follows)."""
+    act = {"relu": lambda v: np.maximum(v, 0), "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
+           "linear": lambda v: v}
+    x = np.asarray(z, np.float64)
+    for layer in spec:
+        if layer["kind"] == "dense":
+            w, b = layer["weights"]
+            x = x @ w + b
+        elif layer["kind"] == "reshape":
+            x = x.reshape(len(x), *layer["shape"])
+        else:  # transposed convolution, padding "same": scatter each input pixel, then crop
+            k, b = layer["weights"]  # (kh, kw, out, in)
+            (kh, kw), (sh, sw) = layer["kernel_size"], layer["strides"]
+            n, h, w_, _ = x.shape
+            full = np.zeros((n, (h - 1) * sh + kh, (w_ - 1) * sw + kw, k.shape[2]))
+            for a in range(kh):
+                for c in range(kw):
+                    full[:, a:a + (h - 1) * sh + 1:sh, c:c + (w_ - 1) * sw + 1:sw] += x @ k[a, c].T
+            ph, pw = max(kh - sh, 0) // 2, max(kw - sw, 0) // 2
+            x = full[:, ph:ph + h * sh, pw:pw + w_ * sw] + b
+        x = act[layer.get("activation", "linear")](x)
+    return x[..., 0]
+
+
+def test_decoder_weights_rebuild_the_decoder(latent):
+    spec = latent.decoder_weights()
+    assert [layer["kind"] for layer in spec] == ["dense", "reshape", "conv2d_transpose",
+                                                 "conv2d_transpose", "conv2d_transpose"]
+    assert spec[0]["weights"][0].shape == (latent.latent_dim, 7 * 7 * 64)
+    assert all(w.dtype == np.float32 for layer in spec for w in layer.get("weights", []))
+    z = np.random.default_rng(0).normal(size=(4, latent.latent_dim)) * 2
+    np.testing.assert_allclose(_numpy_decoder(spec, z), latent.decode(z), atol=1e-5)

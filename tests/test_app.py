@@ -87,8 +87,15 @@ def scatter_spec(at: AppTest) -> dict:
     return spec
 
 
-def sliders(at: AppTest) -> np.ndarray:
-    return np.array([at.slider(key="z0").value, at.slider(key="z1").value], np.float32)
+def sliders(at: AppTest, d: int = 2) -> np.ndarray:
+    """The latent values: session keys z0..z{d-1}, which the in-browser pad writes on release."""
+    return np.array([at.session_state[f"z{i}"] for i in range(d)], np.float32)
+
+
+def pad(at: AppTest) -> tuple[dict, dict]:
+    """The latent pad component's JSON args and {name: bytes} of its binary args."""
+    (el,) = [e for e in at.get("component_instance") if e.proto.component_name.endswith("latent_pad")]
+    return json.loads(el.proto.json_args), {a.key: a.bytes for a in el.proto.special_args}
 
 
 # ----------------------------------------------------------------------------- the page
@@ -99,32 +106,43 @@ def test_page_renders_with_the_model(home, media, reference):
     assert_clean(at)
     assert "Latent explorer" in at.title[0].value
     assert at.get("plotly_chart"), "no scatter"
-    assert [s.label for s in at.slider][:2] == ["z[0]", "z[1]"]
-    # the digit is decoder(z) for the slider values, 280x280 nearest-neighbour upscaled
+    # the latent pad (decoding in the browser) shows the session's z; the weights go once per session
+    args, blobs = pad(at)
+    assert args["d"] == 2 and np.allclose(args["z"], sliders(at)) and len(args["bounds"]) == 2
+    n_weights = sum(w.size for w in latent.decoder.get_weights())
+    assert len(blobs["weights"]) == 4 * n_weights and args["background"].startswith("data:image/png")
+    assert not [s for s in at.slider if s.key and s.key.startswith("z")], "server sliders beside the pad"
+    # the server's digit is decoder(z) for the session's z, 140x140 nearest-neighbour upscaled (the pad
+    # paints the big live one in the browser)
     (digit,) = shown(at, media, DIGIT_CAPTION)
-    assert digit.shape == (280, 280)
-    assert np.array_equal(digit, views.upscale(digit[::10, ::10], 10)), "not a crisp 10x upscale"
+    assert digit.shape == (140, 140)
+    assert np.array_equal(digit, views.upscale(digit[::5, ::5], 5)), "not a crisp 5x upscale"
     expected = views.to_uint8(latent.decode(sliders(at))[0])
-    assert np.abs(digit[::10, ::10].astype(int) - expected).max() <= 1
+    assert np.abs(digit[::5, ::5].astype(int) - expected).max() <= 1
     # sidebar: config and quality of the current model
     text = page_text(at)
     assert "reconstruction" in text and "latent size" in text
     timings = at.session_state["_timings"]
     assert timings["decode_ms"] > 0 and timings["panel_ms"] >= timings["decode_ms"]
+    at.run()
+    args2, blobs2 = pad(at)
+    assert "weights" not in blobs2 and "spec" not in args2, "the weights were sent again on a rerun"
+    assert args2["rev"] == args["rev"], "a rerun without a move told the browser to jump"
 
 
 def test_moving_a_slider_changes_the_decoded_digit(home, media, reference):
     latent, _ = reference
     at = run_app()
-    (before,) = shown(at, media, DIGIT_CAPTION, 10)
+    (before,) = shown(at, media, DIGIT_CAPTION, 5)
     (map_before,) = shown(at, media, "the sliders (red ×)")
     spec_before = scatter_spec(at)
-    z0 = at.slider(key="z0")
-    target = round(z0.min + 0.25 * (z0.max - z0.min), 2)
-    z0.set_value(target)
+    rev = pad(at)[0]["rev"]
+    bound = pad(at)[0]["bounds"][0]
+    target = round(-bound + 0.5 * bound, 2)
+    at.session_state["z0"] = target  # what the pad writes on release (AppTest cannot drag inside it)
     at.run()
     assert_clean(at)
-    (after,) = shown(at, media, DIGIT_CAPTION, 10)
+    (after,) = shown(at, media, DIGIT_CAPTION, 5)
     z = sliders(at)
     assert z[0] == pytest.approx(target)
     assert not np.array_equal(before, after), "the digit did not change"
@@ -134,6 +152,8 @@ def test_moving_a_slider_changes_the_decoded_digit(home, media, reference):
     (map_after,) = shown(at, media, "the sliders (red ×)")
     assert map_after.shape == (200, 200) and not np.array_equal(map_before, map_after)
     assert scatter_spec(at) == spec_before, "a slider move rebuilt the big scatter"
+    args = pad(at)[0]
+    assert args["z"][0] == pytest.approx(target) and args["rev"] > rev, "the pad did not follow the server"
 
 
 def test_a_pick_shows_its_original_reconstruction_and_posterior(home, media, reference):
@@ -196,6 +216,23 @@ def test_manifold_and_prior_samples_appear(home, media, reference):
     assert np.abs(big2[0].astype(int) - views.to_uint8(latent.manifold(n=30, span=1.5))).max() <= 1
 
 
+def test_without_the_pad_the_server_sliders_work_and_say_why(home, media, reference, monkeypatch):
+    latent, _ = reference
+    monkeypatch.setenv("LATENT_EXPLORER_PAD", "0")
+    at = run_app()
+    assert_clean(at)
+    assert not at.get("component_instance")
+    assert "in-browser decoder is turned off (LATENT_EXPLORER_PAD=0)" in page_text(at)
+    z0 = at.slider(key="z0")
+    target = round(z0.min + 0.25 * (z0.max - z0.min), 2)
+    z0.set_value(target)
+    at.run()
+    assert_clean(at)
+    assert sliders(at)[0] == pytest.approx(target)
+    (digit,) = shown(at, media, DIGIT_CAPTION, 10)
+    assert np.abs(digit.astype(int) - views.to_uint8(latent.decode(sliders(at))[0])).max() <= 1
+
+
 def test_eight_latent_dims_get_eight_sliders_and_a_pca_scatter(home, media, reference):
     from model.store import ModelStore
     from model.vae import VAEConfig, build_decoder, build_encoder
@@ -208,11 +245,13 @@ def test_eight_latent_dims_get_eight_sliders_and_a_pca_scatter(home, media, refe
     row = 42
     at = run_app(pick=row)
     assert_clean(at)
-    assert [at.slider(key=f"z{i}").label for i in range(8)] == [f"z[{i}]" for i in range(8)]
-    z_sliders = np.array([at.slider(key=f"z{i}").value for i in range(8)], np.float32)
+    args = pad(at)[0]
+    assert args["d"] == 8 and len(args["bounds"]) == 8 and args["extent"] is None  # 8 sliders, no 2-D pad
+    z_sliders = sliders(at, 8)
+    assert np.allclose(args["z"], z_sliders)
     z_mean = latent.encode(data.x_test[row:row + 1])[0][0]
     assert np.allclose(z_sliders, z_mean, atol=1e-4), "the sliders did not move to the pick"
-    (digit,) = shown(at, media, DIGIT_CAPTION, 10)
+    (digit,) = shown(at, media, DIGIT_CAPTION, 5)
     assert np.abs(digit.astype(int) - views.to_uint8(latent.decode(z_sliders)[0])).max() <= 1
     scatter = scatter_spec(at)
     assert scatter["layout"]["xaxis"]["title"]["text"].startswith("PC1 of z")

@@ -221,6 +221,23 @@ def wait_runs(page, after: int, timeout: float = WAIT_MS) -> None:
     wait_idle(page, timeout)
 
 
+# ----------------------------------------------------------------------------- websocket
+
+def is_auto_rerun(payload) -> bool:
+    """True for a frame the page sends on a timer (a `st.fragment(run_every=...)` rerun), not for a user's
+    action. `payload` is what playwright's `framesent` event gives (bytes; str for a text frame)."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    if isinstance(payload, str):
+        return False
+    msg = BackMsg()
+    try:
+        msg.ParseFromString(bytes(payload))
+    except Exception:  # not a BackMsg: count it as the user's
+        return False
+    return msg.WhichOneof("type") == "rerun_script" and msg.rerun_script.is_auto_rerun
+
+
 # ----------------------------------------------------------------------------- images
 
 def image_srcs(scope) -> list[str]:

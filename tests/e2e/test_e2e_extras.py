@@ -149,6 +149,9 @@ def test_downloads(app_page, served_model):
         page.get_by_role("button", name="PNG 28×28").click()
     png = np.asarray(Image.open(dl.value.path()))
     assert png.shape == (28, 28)
-    z = [float(page.locator(f'[data-testid="stSlider"] input[aria-label="z[{i}]"]')
-               .get_attribute("aria-valuetext")) for i in range(2)]
+    # the z the server decoded is the latent pad's (the sliders live in its frame)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('iframe')].some(f => { try {"
+        " return f.contentWindow.latentPad && f.contentWindow.latentPad.ready; } catch (e) { return false; } })")
+    z = next(f for f in page.frames if "latent_pad/index.html" in f.url).evaluate("() => window.latentPad.z")
     assert np.abs(png / 255.0 - latent.decode(np.array([z], np.float32))[0]).max() <= TOL

@@ -7,12 +7,7 @@ Layout: a sidebar (model picker, config, quality, Retrain) and a main area with
   2. the 30x30 manifold (cached per model and span);
   3. "Sample from prior".
 
-Session state (created once in `_init_state`):
-  pick        test-set row the user picked (int or None); set it to pick from code or tests
-  pick_prev   the pick before it (the interpolation's default start)
-  z0..z{d-1}  the latent values (the latent pad writes them on release; without it, the sliders')
-  prior_seed  the seed of the prior samples
-  _timings    server-side milliseconds of the last explore-panel run (decode_ms, panel_ms)
+Session state: explorer/session.py owns every key.
 """
 from __future__ import annotations
 
@@ -22,7 +17,7 @@ import numpy as np
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from explorer import extras, retrain, state, views
+from explorer import extras, retrain, session, state, views
 from explorer.components import latent_pad
 from explorer.panels import compare, links, projection, selection as sel_panel, tools  # analysis tools (issue 14)
 from model.data import DataError
@@ -39,7 +34,7 @@ THUMB_SCALE = 3
 def main() -> None:
     st.set_page_config(page_title="Latent explorer", page_icon="🔢", layout="wide")
     t0 = time.perf_counter()
-    _init_state()
+    session.init()
     try:
         store = state.get_store()
     except OSError as e:
@@ -78,16 +73,8 @@ def main() -> None:
     st.divider()
     extras.quality_section(store, ex)  # features helper: IWAE, k-NN, model comparison
     compare.compare_panel(store, ex)  # analysis helper: two models' scatters side by side, linked
-    st.session_state["_timings"]["page_ms"] = 1000 * (time.perf_counter() - t0)
+    session.record_timings(page_ms=1000 * (time.perf_counter() - t0))
     state.freeze_gc(ex.stamp)  # after the first full render: see its docstring
-
-
-def _init_state() -> None:
-    ss = st.session_state
-    for key, value in (("pick", None), ("pick_prev", None), ("_applied_pick", None),
-                       ("prior_seed", 0), ("_timings", {}), ("_stamp", None)):
-        if key not in ss:
-            ss[key] = value
 
 
 # ----------------------------------------------------------------------------- sidebar
@@ -99,7 +86,7 @@ def _sidebar(store):
     model that became unreadable first: the page then explores the newest readable one)."""
     with st.sidebar:
         st.header("Model")
-        if note := st.session_state.pop("_delete_note", None):
+        if note := session.pop_delete_note():
             (st.error if note[0] == "error" else st.success)(note[1])
         records = store.list()
         current = store.current()
@@ -121,9 +108,7 @@ def _sidebar(store):
             # retrain). Only a user's pick calls _switch_model; a widget keyed by the current model was
             # remounted on every switch and the browser could send its stale pick back, reverting a retrain.
             key = "model_pick"
-            if st.session_state.get("_seen_current") != current_id or st.session_state.get(key) not in ids:
-                st.session_state["_seen_current"] = current_id
-                st.session_state[key] = current_id
+            session.follow_current_model(key, current_id, ids)
             st.selectbox("Model to explore", ids, index=None, key=key, format_func=labels.get,
                          placeholder="Pick a model", on_change=_switch_model, args=(store, key),
                          help="Every saved model, newest first; the one picked here becomes the current "
@@ -157,27 +142,26 @@ def _store_size(store, n_models: int, n_broken: int) -> None:
 
 def _delete_button(store, model_id: str, *, broken: bool) -> None:
     """"Delete…", then a confirmation ("Yes, delete" / "Keep it") before the model goes."""
-    ss = st.session_state
-    if ss.get("_confirm_delete") == model_id:
+    if session.confirm_delete() == model_id:
         st.warning(f"Delete **{model_id}** for good? Other models are untouched.")
         c1, c2 = st.columns(2)
         c1.button("Yes, delete", key=f"delete_yes_{model_id}", type="primary", on_click=_delete_model,
                   args=(store, model_id))
-        c2.button("Keep it", key=f"delete_no_{model_id}", on_click=ss.pop, args=("_confirm_delete", None))
+        c2.button("Keep it", key=f"delete_no_{model_id}", on_click=session.ask_delete, args=(None,))
     else:
         st.button("Delete this unreadable model…" if broken else "Delete this model…",
                   key=f"delete_{model_id}", icon=":material/delete:",
-                  on_click=ss.__setitem__, args=("_confirm_delete", model_id),
+                  on_click=session.ask_delete, args=(model_id,),
                   help=f"Removes {store.root / model_id} (asks first).")
 
 
 def _delete_model(store, model_id: str) -> None:
-    st.session_state.pop("_confirm_delete", None)
+    session.ask_delete(None)
     was_current = store.current_id() == model_id
     try:
         store.delete(model_id)
     except StoreError as e:
-        st.session_state["_delete_note"] = ("error", str(e))
+        session.set_delete_note("error", str(e))
         return
     if was_current:  # make the fallback explicit: the newest remaining model becomes current
         remaining = store.list()
@@ -186,20 +170,20 @@ def _delete_model(store, model_id: str) -> None:
                 store.set_current(remaining[0].id)
             except StoreError:
                 pass  # current() falls back to the newest readable model anyway
-    st.session_state["_delete_note"] = ("success", f"Deleted the model {model_id}.")
+    session.set_delete_note("success", f"Deleted the model {model_id}.")
 
 
 def _switch_model(store, key: str) -> None:
-    model_id = st.session_state.get(key)
+    model_id = session.widget_value(key)
     if model_id:
         try:
             store.set_current(model_id)
         except StoreError as e:
-            st.session_state["_switch_error"] = str(e)
+            session.set_switch_error(str(e))
 
 
 def _model_card(record) -> None:
-    if err := st.session_state.pop("_switch_error", None):
+    if err := session.pop_switch_error():
         st.error(err)
     c = record.config
     m = record.test_metrics
@@ -238,49 +222,29 @@ def _load_error(store, record, e: Exception) -> None:
 # ----------------------------------------------------------------------------- explore panel
 
 def _sync_sliders(ex: state.Explorer) -> None:
-    """Create, clip or move the slider values in session state before the sliders are drawn."""
-    ss = st.session_state
-    d, bounds = ex.latent_dim, ex.arrays["bounds"]
-    if ss["_stamp"] != ex.stamp:  # a new model: start at the centre of its test set (or at the pick)
-        ss["_stamp"] = ex.stamp
-        ss["_applied_pick"] = None
-        for i in range(d):
-            ss[f"z{i}"] = float(ex.arrays["center"][i])
-    for i in range(d):
-        ss[f"z{i}"] = float(np.clip(ss.get(f"z{i}", 0.0), -bounds[i], bounds[i]))
-    pick = ss.get("pick")
-    if pick is not None and not (isinstance(pick, (int, np.integer)) and 0 <= pick < len(ex.images)):
-        ss["_pick_error"] = (f"Expected a test image index in [0, {len(ex.images) - 1}]. "
-                             f"Received: pick={pick!r}")
-        ss["pick"] = pick = None
-    if pick != ss["_applied_pick"]:
-        if ss["_applied_pick"] is not None and pick is not None:
-            ss["pick_prev"] = ss["_applied_pick"]
-        ss["_applied_pick"] = pick
-        if pick is not None:  # move the sliders to the pick's posterior mean
-            z = ex.arrays["z_mean"][pick]
-            for i in range(d):
-                ss[f"z{i}"] = float(np.clip(z[i], -bounds[i], bounds[i]))
+    """Create, clip or move the latent values before the sliders are drawn."""
+    lat = ex.latents
+    session.sync_latents(ex.stamp, lat.center, lat.bounds, lat.z_mean, len(ex.images))
 
 
 def _on_select() -> None:
     """Plotly selection callback: copy the clicked row into `pick` (the chart forgets it on redraw)."""
-    event = st.session_state.get("scatter")
+    event = session.widget_value("scatter")
     if sel_panel.on_scatter_event(event):  # analysis helper: a box/lasso selection, not a click
         return
     row = views.picked_row(event["selection"]["points"]) if event else None
     if row is not None:
-        st.session_state["pick"] = row
+        session.set_pick(row)
 
 
 def _goto() -> None:
-    value = st.session_state.get("goto")
+    value = session.widget_value("goto")
     if value is not None:
-        st.session_state["pick"] = int(value)
+        session.set_pick(int(value))
 
 
 def _random_pick(n: int) -> None:
-    st.session_state["pick"] = int(np.random.default_rng().integers(n))
+    session.set_pick(int(np.random.default_rng().integers(n)))
 
 
 @st.fragment
@@ -288,25 +252,24 @@ def explore_panel(ex: state.Explorer) -> None:
     """Sliders, live digit, scatter, pick and interpolation: reruns alone on any of its widgets."""
     t0 = time.perf_counter()
     _sync_sliders(ex)  # a click reruns only this fragment: apply the new pick here too
-    ss = st.session_state
-    d, bounds = ex.latent_dim, ex.arrays["bounds"]
+    d, bounds = ex.latent_dim, ex.latents.bounds
 
     left, right = st.columns([1, 1], gap="medium")
     with left:
         st.subheader("Move through the latent space")
         # In-browser decoding while dragging; it writes z0..z{d-1} on release. Without it: server sliders.
         pad_note = latent_pad.latent_pad(
-            [f"z{i}" for i in range(d)], bounds, model_key=ex.stamp, model=ex.model, extent=ex.map_extent,
-            background=state.map_base(ex.stamp, ex.arrays["xy"], ex.arrays["labels"], ex.map_extent, 280)
+            session.z_keys(d), bounds, model_key=ex.stamp, model=ex.model, extent=ex.map_extent,
+            background=state.map_base(ex.stamp, ex.latents.xy, ex.latents.labels, ex.map_extent, 280)
             if d == 2 else None)
         if pad_note is not None:
             st.caption(f"{pad_note} Using the server's sliders: the digit updates when you release one.")
             box = st.container(height=360) if d > 6 else st.container()
             with box:
                 for i in range(d):
-                    st.slider(f"z[{i}]", -float(bounds[i]), float(bounds[i]), step=0.05, key=f"z{i}",
+                    st.slider(f"z[{i}]", -float(bounds[i]), float(bounds[i]), step=0.05, key=session.z_key(i),
                               format="%.2f")
-        z = np.array([ss[f"z{i}"] for i in range(d)], np.float32)
+        z = session.z_values(d)
         t = time.perf_counter()
         digit = ex.model.decode(z)[0]  # (28, 28): one compiled forward pass, no predict()
         decode_ms = 1000 * (time.perf_counter() - t)
@@ -322,7 +285,7 @@ def explore_panel(ex: state.Explorer) -> None:
         scatter_box = st.container()
         st.caption("Hover a point for its index and label; click it to pick it (the sliders jump "
                    "to its posterior mean). Drag to zoom, double-click to reset."
-                   + ("" if d == 2 else f" Axes: PCA of the {d}-D means."))
+                   + ("" if d == 2 else f" Axes: {ex.view_name} of the {d}-D means."))
 
     pick_panel(ex)
     path = interpolation_panel(ex, z)
@@ -331,62 +294,60 @@ def explore_panel(ex: state.Explorer) -> None:
     def overlay(row):
         if row is None or not 0 <= row < len(ex.images):
             return None, []
-        xy, cov = ex.arrays["xy"][row], ex.projected_cov(row)
+        xy, cov = ex.latents.xy[row], ex.projected_cov(row)
         return xy, [views.sigma_ellipse(xy, cov, k) for k in (1, 2)]
 
-    pick = ss["pick"]
+    pick = session.pick()
     picked, ellipses = overlay(pick)
     # A new pick changes the big scatter (its ring and ellipses), and the browser then spends a few
     # hundred ms redrawing 10k WebGL points. In a fragment run (a click, a pick button) draw the scatter
     # as it was, so the pick's images reach the browser and paint first, then rerun the fragment at
     # once to move the ring. Full-app runs draw everything in one go (a fragment rerun is not allowed).
     ctx = get_script_run_ctx()
-    shown = ss.get("_scatter_pick", pick)  # the pick the browser's scatter shows now
+    shown = session.scatter_pick(pick)  # the pick the browser's scatter shows now
     defer = bool(ctx and ctx.fragment_ids_this_run) and pick != shown
-    ss["_scatter_pick"] = pick  # after this run (and its rerun, if deferred)
+    session.set_scatter_pick(pick)  # after this run (and its rerun, if deferred)
     scatter_xy, scatter_ellipses = overlay(shown if defer else pick)
     # The live map follows the sliders; the big scatter does not: Streamlit rebuilds a chart whose
     # figure changed, and rebuilding 10k WebGL points on every slider move costs the browser 0.1-3 s
     # (and the user's zoom). Its figure only changes with the model and the pick.
     extent = ex.map_extent
-    base = state.map_base(ex.stamp, ex.arrays["xy"], ex.arrays["labels"], extent, MAP_SIZE)
+    base = state.map_base(ex.stamp, ex.latents.xy, ex.latents.labels, extent, MAP_SIZE)
     map_box.image(views.map_png(base, extent, current=ex.project(z), picked=picked, ellipses=ellipses[:1],
                                 path=None if path is None else ex.project(path)),
                   width=MAP_SIZE, output_format="PNG",
-                  caption="the sliders (red ×) on the test set" + ("" if d == 2 else " (PCA view)"))
-    fig = views.latent_scatter(ex.arrays["xy"], ex.arrays["labels"], ex.class_names,
+                  caption="the sliders (red ×) on the test set" + ("" if d == 2 else f" ({ex.view_name} view)"))
+    fig = views.latent_scatter(ex.latents.xy, ex.latents.labels, ex.class_names,
                                picked=scatter_xy, ellipses=scatter_ellipses, axis_titles=ex.axis_titles)
     fig = extras.mark_user_digit(fig, ex)  # features helper: your digit + its posterior ellipses
     fig = sel_panel.mark_selection(fig, ex)  # analysis helper: rings around a box/lasso selection
     with scatter_box:
         st.plotly_chart(fig, key="scatter", on_select=_on_select, selection_mode=("points", "box", "lasso"),
                         config={"displaylogo": False, "scrollZoom": False})
-    ss["_timings"] = {**ss["_timings"], "decode_ms": decode_ms,
-                      "panel_ms": 1000 * (time.perf_counter() - t0)}
+    session.record_timings(decode_ms=decode_ms, panel_ms=1000 * (time.perf_counter() - t0))
     links.update_url(ex)  # analysis helper: the URL follows the view
     if defer:
         st.rerun(scope="fragment")
 
 
 def pick_panel(ex: state.Explorer) -> None:
-    ss = st.session_state
     st.subheader("Picked test image")
-    if err := ss.pop("_pick_error", None):
+    if err := session.pop_pick_error():
         st.error(err)
     n = len(ex.images)
     c1, c2, _ = st.columns([1, 1, 3])
     c1.number_input("Go to test image #", min_value=0, max_value=n - 1, value=None, step=1,
                     key="goto", on_change=_goto, placeholder=f"0 … {n - 1}")
     c2.button("Random test image", on_click=_random_pick, args=(n,), width="stretch")
-    pick = ss["pick"]
+    pick = session.pick()
     if pick is None:
         st.info("Click a point in the scatter (or type a test image number) to see the image, its "
                 "reconstruction and its posterior.")
         return
     original, recon = state.pick_pngs(ex.stamp, ex.model, ex.images, int(pick))
-    label = int(ex.arrays["labels"][pick])
-    z_mean = ex.arrays["z_mean"][pick]
-    sigma = np.exp(0.5 * ex.arrays["z_log_var"][pick])
+    label = int(ex.latents.labels[pick])
+    z_mean = ex.latents.z_mean[pick]
+    sigma = np.exp(0.5 * ex.latents.z_log_var[pick])
     cols = st.columns([1, 1, 3])
     cols[0].image(original, caption=f"test #{pick} (original)", width=28 * 6, output_format="PNG")
     cols[1].image(recon, caption="reconstruction", width=28 * 6, output_format="PNG")
@@ -400,10 +361,9 @@ def pick_panel(ex: state.Explorer) -> None:
 
 def interpolation_panel(ex: state.Explorer, z_sliders: np.ndarray) -> np.ndarray | None:
     """A row of digits decoded along the straight line between two points. Returns the path (K, d)."""
-    ss = st.session_state
     st.subheader("Interpolation")
-    zm, labels = ex.arrays["z_mean"], ex.arrays["labels"]
-    pick, prev = ss["pick"], ss["pick_prev"]
+    zm, labels = ex.latents.z_mean, ex.latents.labels
+    pick, prev = session.pick(), session.pick_prev()
 
     def test_point(row):
         if row is None:
@@ -444,7 +404,7 @@ def _manifold_section(ex: state.Explorer) -> None:
     d = ex.latent_dim
     st.subheader(f"Manifold: a {MANIFOLD_N}×{MANIFOLD_N} grid decoded over the latent plane")
     cols = st.columns([2, 1, 1] if d > 2 else [2, 2])
-    default = float(min(ex.arrays["bounds"][:2]))
+    default = float(min(ex.latents.bounds[:2]))
     span = cols[0].slider("Span (the grid covers −span … +span)", 0.5, 10.0, default, step=0.5,
                           key="manifold_span")
     dims = (0, 1)
@@ -465,16 +425,12 @@ def _manifold_section(ex: state.Explorer) -> None:
     st.image(png, width=MANIFOLD_N * 28, output_format="PNG")
 
 
-def _next_prior_seed() -> None:
-    st.session_state["prior_seed"] += 1
-
-
 def _prior_section(ex: state.Explorer) -> None:
     st.subheader("Sample from prior")
     c1, c2 = st.columns([1, 4])
-    c1.button("Sample from prior", on_click=_next_prior_seed, type="primary",
+    c1.button("Sample from prior", on_click=session.next_prior_seed, type="primary",
               help="Draw new z ~ N(0, I) and decode them.")
-    seed = st.session_state["prior_seed"]
+    seed = session.prior_seed()
     c2.caption(f"{PRIOR_N} draws z ~ N(0, I), decoded (seed {seed}).")
     z, pngs = state.prior_samples(ex.stamp, ex.model, PRIOR_N, seed)
     captions = [_fmt(v) if ex.latent_dim <= 2 else f"sample {i + 1}" for i, v in enumerate(z)]

@@ -10,13 +10,7 @@ Hooks the page (explorer/app.py) calls, each one line there:
   quality_section(store, ex)  main area, at the end: IWAE log-likelihood and k-NN accuracy, a table
                               of every stored model and their reconstructions side by side
 
-Session state:
-  user_image   raw picture to process on the next run (PNG/JPEG bytes or an (H, W[, C]) array):
-               set it from code or tests, the panel consumes it
-  user_digit   {"image": (28, 28) uint8, "source": str} the preprocessed picture, or None
-  _user_error  the last picture's error message (shown once)
-  _canvas_sig, _upload_id   what the canvas / uploader last gave, so each input is processed once
-  _user_panel_used   the panel has shown a picture or an error: keep its expander open
+Session state (user_image, user_digit, ...): through explorer/session.py.
 
 The page reruns top to bottom on a drawing or an upload, and this panel runs before the explore panel,
 so the scatter marks the new digit in the same run.
@@ -29,7 +23,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from explorer import views
+from explorer import session, views
 from model import analysis, export, quality
 from model.data import DataError, model_dataset
 from model.preprocess import MAX_BYTES, MAX_PIXELS, ImageError, prepare
@@ -69,23 +63,15 @@ def canvas_component():
 
 def _ingest(source, origin: str, dataset: str) -> None:
     """Preprocess a picture into session state (or record why it cannot be used)."""
-    ss = st.session_state
     try:
         image = prepare(source, dataset)
     except ImageError as e:
-        ss["_user_error"] = f"{origin}: {e}"
+        session.set_user_error(f"{origin}: {e}")
         return
-    ss["user_digit"] = {"image": image, "source": origin}
-    ss.pop("_user_error", None)
-
-
-def _clear_user_digit() -> None:
-    st.session_state["user_digit"] = None
-    st.session_state.pop("_user_error", None)
+    session.set_user_digit(image, origin)
 
 
 def _draw_tab(ex) -> None:
-    ss = st.session_state
     st_canvas, why = canvas_component()
     if st_canvas is None:
         st.info(why)
@@ -99,34 +85,33 @@ def _draw_tab(ex) -> None:
     if png is None:
         return
     sig = hashlib.sha1(png).hexdigest()
-    if sig == ss.get("_canvas_sig"):
+    if sig == session.canvas_sig():
         return
-    ss["_canvas_sig"] = sig
+    session.set_canvas_sig(sig)
     rgba = result.image_data
     if rgba is None or rgba[..., :3].max() < 32:  # an empty canvas (first draw or after the bin)
-        current = ss.get("user_digit")
+        current = session.user_digit()
         if current and current["source"] == "drawing":
-            _clear_user_digit()
+            session.clear_user_digit()
         return
     _ingest(rgba, "drawing", ex.record.config.dataset)
 
 
 def _upload_tab(ex) -> None:
-    ss = st.session_state
     up = st.file_uploader(f"A picture of a {_noun(ex)} (PNG, JPEG, GIF, BMP or WebP)", type=UPLOAD_TYPES,
                           key="user_upload", max_upload_size=MAX_BYTES // 2**20,
                           help=f"Up to {MAX_BYTES // 2**20} MiB and {MAX_PIXELS // 10**6} megapixels. "
                                "Dark on light or light on dark; "
                                "it is cropped, scaled and centred like the training images.")
     if up is None:
-        if ss.get("_upload_id") is not None:  # the user removed the file
-            ss["_upload_id"] = None
-            current = ss.get("user_digit")
+        if session.upload_id() is not None:  # the user removed the file
+            session.set_upload_id(None)
+            current = session.user_digit()
             if current and current["source"].startswith("upload"):
-                _clear_user_digit()
+                session.clear_user_digit()
         return
-    if up.file_id != ss.get("_upload_id"):
-        ss["_upload_id"] = up.file_id
+    if up.file_id != session.upload_id():
+        session.set_upload_id(up.file_id)
         _ingest(up.getvalue(), f"upload {up.name}", ex.record.config.dataset)
 
 
@@ -142,13 +127,13 @@ def _user_latent(stamp: str, image: bytes, _model) -> dict:
 
 def user_latent(ex) -> dict | None:
     """The user's digit through the current model: image, z_mean, z_log_var, recon, xy, cov (2, 2)."""
-    ud = st.session_state.get("user_digit")
+    ud = session.user_digit()
     if not ud:
         return None
     out = dict(_user_latent(ex.stamp, ud["image"].tobytes(), ex.model))
     out["image"], out["source"] = ud["image"], ud["source"]
     out["xy"] = ex.project(out["z_mean"])
-    out["cov"] = projected_cov(ex.arrays["proj_components"], out["z_log_var"])
+    out["cov"] = ex.posterior_cov(out["z_mean"], out["z_log_var"])
     return out
 
 
@@ -163,22 +148,16 @@ def neighbours(z_means, z, k: int = NEIGHBOURS) -> np.ndarray:
     return analysis.nearest(z_means, z, k)[0]
 
 
-def _move_sliders(z, bounds) -> None:
-    for i, v in enumerate(np.asarray(z)):
-        st.session_state[f"z{i}"] = float(np.clip(v, -bounds[i], bounds[i]))
-
-
 def user_digit_panel(ex) -> None:
     """The "Your digit" expander: input (draw / upload), then the digit seen through the model."""
-    ss = st.session_state
-    ss.setdefault("user_digit", None)
+    session.init_user_digit()
     noun = _noun(ex)
     # Open once the panel has been used, then leave it to the user: `expanded` never goes back to
     # False, since a flip (e.g. during the run that swaps one upload for another) collapses it.
-    if ss.get("user_digit") or ss.get("_user_error") or ss.get("user_image") is not None:
-        ss["_user_panel_used"] = True
+    if session.user_digit() or session.user_error() or session.has_user_image():
+        session.mark_user_panel_used()
     with st.expander(f"✏️ Your own {noun}: draw or upload one and see where it lands", key="user_panel",
-                     expanded=ss.get("_user_panel_used", False)):
+                     expanded=session.user_panel_used()):
         left, right = st.columns([2, 3], gap="large")
         with left:
             draw, upload = st.tabs(["Draw", "Upload"])
@@ -186,7 +165,7 @@ def user_digit_panel(ex) -> None:
                 _draw_tab(ex)
             with upload:
                 _upload_tab(ex)
-            raw = ss.pop("user_image", None)  # set from code or tests
+            raw = session.pop_user_image()  # set from code or tests
             if raw is not None:
                 _ingest(raw, "picture", ex.record.config.dataset)
         with right:
@@ -194,8 +173,7 @@ def user_digit_panel(ex) -> None:
 
 
 def _user_result(ex, noun: str) -> None:
-    ss = st.session_state
-    if err := ss.get("_user_error"):
+    if err := session.user_error():
         st.error(err)
     u = user_latent(ex)
     if u is None:
@@ -209,8 +187,8 @@ def _user_result(ex, noun: str) -> None:
     c[1].image(views.to_png(u["recon"], 6), width=28 * 6, output_format="PNG",
                caption="reconstruction: decoder(z_mean)")
     sigma = np.exp(0.5 * u["z_log_var"])
-    rows = neighbours(ex.arrays["z_mean"], u["z_mean"])
-    labels = ex.arrays["labels"][rows]
+    rows = neighbours(ex.latents.z_mean, u["z_mean"])
+    labels = ex.latents.labels[rows]
     names = ex.class_names
     votes = np.bincount(labels, minlength=len(names))
     best = int(votes.argmax())
@@ -220,9 +198,9 @@ def _user_result(ex, noun: str) -> None:
     st.image([views.to_png(ex.images[r], 2) for r in rows], width=56, output_format="PNG",
              caption=[f"#{r} {names[int(lab)]}" for r, lab in zip(rows, labels)])
     b1, b2, b3 = st.columns(3)
-    b1.button("Move the sliders here", on_click=_move_sliders, args=(u["z_mean"], ex.arrays["bounds"]),
+    b1.button("Move the sliders here", on_click=session.set_z, args=(u["z_mean"], ex.latents.bounds),
               key="user_to_sliders", help="Set the latent sliders to this picture's z_mean.")
-    b2.button(f"Clear my {noun}", on_click=_clear_user_digit, key="user_clear")
+    b2.button(f"Clear my {noun}", on_click=session.clear_user_digit, key="user_clear")
     b3.download_button("Preprocessed PNG", export.png_bytes(u["image"]),
                        file_name=f"my-{noun.replace(' ', '-')}-28x28.png", mime="image/png",
                        on_click="ignore", key="user_png",
@@ -280,7 +258,7 @@ def digit_download(digit, z) -> None:
 def export_sidebar(ex) -> None:
     """Sidebar: the test set's latent means as CSV and the model's files (generated on click)."""
     rec = ex.record
-    z_mean, labels = ex.arrays["z_mean"], ex.arrays["labels"]
+    z_mean, labels = ex.latents.z_mean, ex.latents.labels
     with st.sidebar:
         st.divider()
         st.header("Export")
@@ -332,7 +310,7 @@ def quality_section(store, ex) -> None:
     rec = ex.record
     st.subheader("Model quality")
     # an estimate that could not be cached on disk (read-only home) is kept for this session
-    q = quality.cached(rec.id) or st.session_state.get("_quality_uncached", {}).get(rec.id, {})
+    q = quality.cached(rec.id) or session.quality_uncached(rec.id)
     if not q.get("iwae_nll"):
         if st.button("Estimate log-likelihood and k-NN accuracy (20–60 s on a CPU)", key="quality_go",
                      help=f"IWAE bound with K={IWAE_K} on {IWAE_N} test images; {KNN_K}-NN on all latent "
@@ -344,7 +322,7 @@ def quality_section(store, ex) -> None:
                     st.error(f"Could not estimate the quality: {e}")
                 else:
                     if q.get("cache_error"):
-                        st.session_state.setdefault("_quality_uncached", {})[rec.id] = q
+                        session.keep_quality_uncached(rec.id, q)
     if q.get("cache_error"):
         st.caption(f"⚠️ {q['cache_error']}")
     m = rec.test_metrics
@@ -396,7 +374,7 @@ def _compare_models(store, ex, model_stamp) -> None:
                             format_func=labels.get, max_selections=COMPARE_MAX,
                             # a new or deleted model gives a new widget, so its default applies again
                             key="compare_models_" + hashlib.sha1("|".join(ids).encode()).hexdigest()[:8])
-    class_rows = _one_per_class(ex.arrays["labels"])
+    class_rows = _one_per_class(ex.latents.labels)
     cols = st.columns([1, 5])
     cols[0].caption("original")
     cols[1].image([views.to_png(ex.images[r], 3) for r in class_rows], width=84, output_format="PNG")

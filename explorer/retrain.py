@@ -19,6 +19,7 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
+from explorer import session
 from model import jobs
 from model.data import available_datasets
 
@@ -121,12 +122,12 @@ def _start(config: dict, where: str) -> None:
         else:
             notice = ("info", "A training job is already running (started from another tab or "
                       "session); here is its progress. Cancel it to start another.")
-    st.session_state[f"_retrain_notice_{where}"] = notice
+    session.set_retrain_notice(where, notice)
     st.rerun()
 
 
 def _show_notice(where: str) -> None:
-    notice = st.session_state.pop(f"_retrain_notice_{where}", None)
+    notice = session.pop_retrain_notice(where)
     if notice:
         kind, text = notice
         {"error": st.error, "info": st.info, "success": st.success, "warning": st.warning}[kind](text)
@@ -180,23 +181,23 @@ def _live(key: str, wide: bool) -> None:
         st.error(err)
         return
     active = js is not None and js.active
-    if active != st.session_state.get(f"_retrain_active_{key}"):
-        st.session_state[f"_retrain_active_{key}"] = active
+    if active != session.retrain_active(key):
+        session.set_retrain_active(key, active)
         if not active and js is not None:
-            st.session_state["_retrain_ended"] = js.id
+            session.set_retrain_ended(js.id)
         st.rerun()  # the page picks up the new model (store.current()) and the new refresh rate
     if active:
         _job_view(js, wide=wide, key=key)
 
 
 def _live_fragment(key: str, wide: bool, active: bool) -> None:
-    st.session_state[f"_retrain_active_{key}"] = active
+    session.set_retrain_active(key, active)
     st.fragment(_live, run_every=POLL_ACTIVE_S if active else POLL_IDLE_S)(key, wide)
 
 
 def _announce_end() -> None:
     """Once per session, after a job it watched ended: a toast saying what happened."""
-    job_id = st.session_state.pop("_retrain_ended", None)
+    job_id = session.pop_retrain_ended()
     if not job_id:
         return
     try:
@@ -270,23 +271,23 @@ def _trained_already(store, config: dict):
 
 
 def _explore_existing(store, model_id: str) -> None:
-    st.session_state.pop("_retrain_duplicate", None)
+    session.clear_retrain_duplicate()
     try:
         store.set_current(model_id)
     except Exception as e:  # noqa: BLE001 - StoreError: say it, never a traceback
-        st.session_state["_retrain_notice_sidebar"] = ("error", str(e))
+        session.set_retrain_notice("sidebar", ("error", str(e)))
 
 
 def _offer_existing(store, active: bool) -> None:
     """After Start with a config trained already: explore that model, or train again anyway."""
-    dup = st.session_state.get("_retrain_duplicate")
+    dup = session.retrain_duplicate()
     if not dup:
         return
     config, model_id = dup
     try:
         record = store.record(model_id)
     except Exception:  # noqa: BLE001 - deleted or broken since: nothing to offer
-        st.session_state.pop("_retrain_duplicate", None)
+        session.clear_retrain_duplicate()
         return
     st.info(f"This config was trained already: **{record.label}**. Explore that model, or train "
             "another one with the same settings?")
@@ -294,7 +295,7 @@ def _offer_existing(store, active: bool) -> None:
     c1.button("Explore it", key="retrain_dup_explore", type="primary", on_click=_explore_existing,
               args=(store, model_id), icon=":material/visibility:")
     if c2.button("Train again", key="retrain_dup_train", disabled=active, icon=":material/replay:"):
-        st.session_state.pop("_retrain_duplicate", None)
+        session.clear_retrain_duplicate()
         _start(config, "sidebar")
 
 
@@ -317,7 +318,7 @@ def retrain_panel(store) -> None:
         if existing is None:
             _start(config, "sidebar")  # reruns the app
         else:
-            st.session_state["_retrain_duplicate"] = (config, existing.id)
+            session.set_retrain_duplicate((config, existing.id))
     _offer_existing(store, active)
     if js is not None and not active:
         _outcome(js)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
@@ -22,6 +23,9 @@ from model.serving import keep_compiled_functions
 from model.store import FILES, ModelRecord, ModelStore, StoreError
 
 from explorer import views
+
+if TYPE_CHECKING:  # only for the type: explorer/ never imports TensorFlow at run time
+    from model.api import LatentModel
 
 
 def get_store() -> ModelStore:
@@ -81,12 +85,29 @@ def _slider_bound(values: np.ndarray) -> float:
     return float(min(10.0, max(3.0, np.ceil(q * 1.1 * 2) / 2)))
 
 
+@dataclass(frozen=True, eq=False)
+class Latents:
+    """The test set seen through one model: posterior, labels, the scatter's 2-D view, slider ranges."""
+    z_mean: np.ndarray  # (N, d) posterior means
+    z_log_var: np.ndarray  # (N, d) posterior log-variances
+    labels: np.ndarray  # (N,) int64
+    xy: np.ndarray  # (N, 2) float32: the scatter's positions
+    proj_mean: np.ndarray  # (d,) the 2-D view is xy = (z - proj_mean) @ proj_components.T
+    proj_components: np.ndarray  # (2, d)
+    explained: np.ndarray  # variance ratio of each view axis (ones for d <= 2)
+    bounds: np.ndarray  # (d,) float32: slider i covers [-bounds[i], bounds[i]]
+    center: np.ndarray  # (d,) float32: where the sliders start
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.z_mean.shape[1])
+
+
 @st.cache_data(max_entries=4, show_spinner="Encoding the test set…")
-def latents(stamp: str, _model, _images: np.ndarray, _labels: np.ndarray) -> dict[str, np.ndarray]:
+def latents(stamp: str, _model, _images: np.ndarray, _labels: np.ndarray) -> Latents:
     """The test set's posterior means and log-variances, its labels, its 2-D view and slider bounds.
 
-    For latent_dim == 2 the view is the latent plane itself; above 2 it is a PCA projection of the
-    means (`proj_mean` (d,), `proj_components` (2, d): xy = (z - mean) @ components.T).
+    For latent_dim == 2 the view is the latent plane itself; above 2 it is a PCA projection of the means.
     """
     z_mean, z_log_var = _model.encode(_images)  # (N, d) each
     d = z_mean.shape[1]
@@ -100,13 +121,13 @@ def latents(stamp: str, _model, _images: np.ndarray, _labels: np.ndarray) -> dic
         pca = PCA(n_components=2, random_state=0).fit(z_mean)
         mean, comps = pca.mean_.astype(np.float32), pca.components_.astype(np.float32)
         explained = pca.explained_variance_ratio_
-    return {
-        "z_mean": z_mean, "z_log_var": z_log_var, "labels": np.asarray(_labels).astype(np.int64),
-        "xy": ((z_mean - mean) @ comps.T).astype(np.float32),
-        "proj_mean": mean, "proj_components": comps, "explained": np.asarray(explained, np.float64),
-        "bounds": np.array([_slider_bound(z_mean[:, i]) for i in range(d)], np.float32),
-        "center": (np.round(z_mean.mean(axis=0) * 20) / 20).astype(np.float32),  # the sliders' start
-    }
+    return Latents(
+        z_mean=z_mean, z_log_var=z_log_var, labels=np.asarray(_labels).astype(np.int64),
+        xy=((z_mean - mean) @ comps.T).astype(np.float32),
+        proj_mean=mean, proj_components=comps, explained=np.asarray(explained, np.float64),
+        bounds=np.array([_slider_bound(z_mean[:, i]) for i in range(d)], np.float32),
+        center=(np.round(z_mean.mean(axis=0) * 20) / 20).astype(np.float32),  # the sliders' start
+    )
 
 
 @st.cache_data(max_entries=16, show_spinner="Decoding the manifold…")
@@ -167,38 +188,61 @@ class Explorer:
     """Everything the page needs about the current model, all cached."""
     record: ModelRecord
     stamp: str
-    model: object  # model.api.LatentModel
+    model: LatentModel
     images: np.ndarray  # (N, 28, 28) uint8 test images
     class_names: tuple[str, ...]
-    arrays: dict  # `latents(...)`
+    latents: Latents
 
     @property
     def latent_dim(self) -> int:
-        return int(self.arrays["z_mean"].shape[1])
+        return self.latents.latent_dim
+
+    def class_name(self, label) -> str:
+        """The class name of a label, or the label itself when the dataset names fewer classes."""
+        label = int(label)
+        return self.class_names[label] if 0 <= label < len(self.class_names) else str(label)
 
     def project(self, z) -> np.ndarray:
         """Latent vectors (..., d) -> their 2-D scatter position (..., 2)."""
-        a = self.arrays
-        return (np.asarray(z, np.float32) - a["proj_mean"]) @ a["proj_components"].T
+        a = self.latents
+        return (np.asarray(z, np.float32) - a.proj_mean) @ a.proj_components.T
 
     def projected_cov(self, index: int) -> np.ndarray:
         """The posterior covariance of test row `index`, projected to the scatter plane: (2, 2)."""
-        var = np.exp(self.arrays["z_log_var"][index].astype(np.float64))
-        w = self.arrays["proj_components"].astype(np.float64)
-        return (w * var) @ w.T
+        return projected_cov(self.latents.proj_components, self.latents.z_log_var[index])
 
     @property
     def map_extent(self) -> tuple[float, float, float, float]:
         """The live map's window: the sliders' plane for a 2-D model, the bulk of the PCA view above."""
-        a = self.arrays
-        return views.map_extent(a["xy"], a["bounds"] if self.latent_dim == 2 else None)
+        a = self.latents
+        return views.map_extent(a.xy, a.bounds if self.latent_dim == 2 else None)
+
+    def posterior_cov(self, z_mean, z_log_var) -> np.ndarray:
+        """The posterior N(z_mean, diag(exp(z_log_var))) of any picture, seen in the scatter plane: (2, 2)."""
+        return projected_cov(self.latents.proj_components, z_log_var)
 
     @property
     def axis_titles(self) -> tuple[str, str]:
-        if self.latent_dim == 2:
-            return "z[0]", "z[1]"
-        ex = self.arrays["explained"]
-        return tuple(f"PC{i + 1} of z ({100 * ex[i]:.0f}% var)" if i < len(ex) else "" for i in range(2))
+        return axis_titles(self.latents)
+
+    @property
+    def view_name(self) -> str:
+        """What the scatter's plane is: the latent plane itself (2-D), else a projection's name."""
+        return "latent plane" if self.latent_dim == 2 else "PCA"
+
+
+def projected_cov(components, z_log_var) -> np.ndarray:
+    """Diagonal posterior covariance diag(exp(z_log_var)) seen in a linear view's plane: W Σ Wᵀ (2, 2)."""
+    w = np.asarray(components, np.float64)  # (2, d)
+    return (w * np.exp(np.asarray(z_log_var, np.float64))) @ w.T
+
+
+def axis_titles(lat: Latents) -> tuple[str, str]:
+    """The scatter's axis titles: the latent axes for a 2-D model, the principal components above."""
+    if lat.latent_dim == 2:
+        return "z[0]", "z[1]"
+    ex = lat.explained
+    return tuple(f"PC{i + 1} of z ({100 * ex[i]:.0f}% var)" if i < len(ex) else "" for i in range(2))
 
 
 def explorer(store: ModelStore, record: ModelRecord) -> Explorer:
@@ -210,5 +254,5 @@ def explorer(store: ModelStore, record: ModelRecord) -> Explorer:
     data = _dataset(name, str(Path(home()).resolve()), "" if is_builtin(name) else str(record.path))
     if model.latent_dim != record.config.latent_dim:  # pragma: no cover - LatentModel checks this too
         raise StoreError(f"Model {record.id!r} does not match its meta.json. Fix: retrain it.")
-    arrays = latents(stamp, model, data.x_test, data.y_test)
-    return Explorer(record, stamp, model, data.x_test, tuple(data.class_names), arrays)
+    lat = latents(stamp, model, data.x_test, data.y_test)
+    return Explorer(record, stamp, model, data.x_test, tuple(data.class_names), lat)

@@ -248,7 +248,7 @@ def test_fashion_model_with_8_latent_dims(home):
     t = traces(at)
     np.testing.assert_allclose([t["your picture"]["x"][0], t["your picture"]["y"][0]],
                                ex.project(z_mean[0]), atol=1e-4)
-    w = ex.arrays["proj_components"].astype(np.float64)
+    w = ex.latents.proj_components.astype(np.float64)
     cov = (w * np.exp(z_log_var[0].astype(np.float64))) @ w.T
     ring = np.stack([extras_xy(t["your 1σ posterior"][a]) for a in ("x", "y")], 1) - ex.project(z_mean[0])
     # every point of the 1σ contour satisfies p^T cov^-1 p = 1

@@ -1,18 +1,17 @@
 """Attribute vectors: the difference of two groups' mean z (two classes, or two saved selections), and
 the current z moved along it with a strength slider ("turn this 4 into a 9"), path shown on a map.
 
-Session keys (owned here): attr_open, attr_from, attr_to, attr_s, attr_sel_a, attr_sel_b, attr_save_a,
-attr_save_b, attr_apply. Reads `selection` (the selection panel's) and sets the page's sliders z0..
-on "Move the sliders here" (as the user-digit panel does).
+Widget keys: attr_open, attr_from, attr_to, attr_s, attr_save_a, attr_save_b, attr_apply. The saved
+selections (attr_sel_a, attr_sel_b), the selection it reads and the sliders it moves ("Move the sliders
+here") go through explorer.session.
 """
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
-from explorer import state, views
+from explorer import session, state, views
 from explorer.panels.common import class_name, fmt, lazy_expander
-from explorer.panels.selection import selection_rows
 from model import analysis
 
 PATH_STEPS = 7
@@ -22,18 +21,9 @@ MAP_SIZE = 220
 def group_rows(ex, key: str) -> np.ndarray:
     """Test rows of a group key: "class:<label>" or "sel:a" / "sel:b" (a saved selection)."""
     if key.startswith("class:"):
-        return np.flatnonzero(ex.arrays["labels"] == int(key.split(":")[1]))
-    rows = st.session_state.get(f"attr_sel_{key.split(':')[1]}") or []
+        return np.flatnonzero(ex.latents.labels == int(key.split(":")[1]))
+    rows = session.saved_selection(key.split(":")[1])
     return np.array([r for r in rows if 0 <= r < len(ex.images)], np.int64)
-
-
-def _save(which: str) -> None:
-    st.session_state[f"attr_sel_{which}"] = selection_rows() or None
-
-
-def _apply(z, bounds) -> None:
-    for i, v in enumerate(np.asarray(z)):
-        st.session_state[f"z{i}"] = float(np.clip(v, -bounds[i], bounds[i]))
 
 
 def attributes_panel(ex, z_sliders) -> None:
@@ -41,12 +31,11 @@ def attributes_panel(ex, z_sliders) -> None:
                                  ":material/trending_flat:")
     if not is_open:
         return
-    ss = st.session_state
     with box:
-        classes = [int(c) for c in np.unique(ex.arrays["labels"])]
-        options = [f"class:{c}" for c in classes] + [f"sel:{w}" for w in ("a", "b") if ss.get(f"attr_sel_{w}")]
+        classes = [int(c) for c in np.unique(ex.latents.labels)]
+        options = [f"class:{c}" for c in classes] + [f"sel:{w}" for w in ("a", "b") if session.has_saved_selection(w)]
 
-        sizes = {w: len(ss.get(f"attr_sel_{w}") or []) for w in ("a", "b")}
+        sizes = {w: len(session.saved_selection(w)) for w in ("a", "b")}
 
         def label(key):  # pure: AppTest calls it outside the session
             if key.startswith("class:"):
@@ -59,16 +48,16 @@ def attributes_panel(ex, z_sliders) -> None:
         a = c1.selectbox("From the mean of", options, index=default_a, key="attr_from", format_func=label)
         b = c2.selectbox("To the mean of", options, index=default_b, key="attr_to", format_func=label)
         s = c3.slider("Strength s (z + s·v)", -1.0, 2.0, 1.0, step=0.05, key="attr_s")
-        sel = selection_rows()
+        sel = session.selection_rows()
         s1, s2, _ = st.columns([1, 1, 2])
-        s1.button("Save the selection as A", on_click=_save, args=("a",), key="attr_save_a", disabled=not sel,
+        s1.button("Save the selection as A", on_click=session.save_selection, args=("a",), key="attr_save_a", disabled=not sel,
                   help="Box- or lasso-select test images on the scatter first.")
-        s2.button("Save the selection as B", on_click=_save, args=("b",), key="attr_save_b", disabled=not sel)
+        s2.button("Save the selection as B", on_click=session.save_selection, args=("b",), key="attr_save_b", disabled=not sel)
         if a == b:
             st.warning("Pick two different groups: the vector between a group and itself is zero.")
             return
         try:
-            v = analysis.attribute_vector(ex.arrays["z_mean"], group_rows(ex, a), group_rows(ex, b))
+            v = analysis.attribute_vector(ex.latents.z_mean, group_rows(ex, a), group_rows(ex, b))
         except ValueError as e:
             st.warning(str(e))
             return
@@ -83,11 +72,11 @@ def attributes_panel(ex, z_sliders) -> None:
             st.caption(f"v = mean z of {label(b)} − mean z of {label(a)} = `{fmt(v)}` (|v| = "
                        f"{np.linalg.norm(v):.2f}), added to the sliders' z = `{fmt(z)}`. The map shows the "
                        "path (grey) and where z + s·v lands (red ×)"
-                       + ("" if ex.latent_dim == 2 else ", in the PCA view") + ".")
-            st.button("Move the sliders here (z + s·v)", on_click=_apply, args=(path[-1], ex.arrays["bounds"]),
+                       + ("" if ex.latent_dim == 2 else f", in the {ex.view_name} view") + ".")
+            st.button("Move the sliders here (z + s·v)", on_click=session.set_z, args=(path[-1], ex.latents.bounds),
                       key="attr_apply")
         with right:
             extent = ex.map_extent
-            base = state.map_base(ex.stamp, ex.arrays["xy"], ex.arrays["labels"], extent, MAP_SIZE)
+            base = state.map_base(ex.stamp, ex.latents.xy, ex.latents.labels, extent, MAP_SIZE)
             st.image(views.map_png(base, extent, current=ex.project(path[-1]), path=ex.project(path)),
                      width=MAP_SIZE, output_format="PNG", caption="the attribute path on the test set")

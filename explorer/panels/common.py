@@ -1,8 +1,10 @@
-"""Small helpers shared by the analysis panels (no session keys of their own)."""
+"""Small helpers shared by the panels (no session keys of their own)."""
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
+
+from explorer import session
 
 
 def lazy_expander(label: str, key: str, icon: str | None = None, expanded: bool = False):
@@ -22,12 +24,6 @@ def fmt(v, digits: int = 2) -> str:
     return "[" + ", ".join(f"{x:+.{digits}f}" for x in np.asarray(v).ravel()) + "]"
 
 
-def set_pick(row: int) -> None:
-    """Button callback: make test row `row` the pick (the page's `pick` key, as the pick buttons do)."""
-    st.session_state["pick"] = int(row)
-
-
 def current_z(ex) -> np.ndarray:
-    """The latent sliders' values z0..z{d-1} (the page's keys), as (d,) float32."""
-    ss = st.session_state
-    return np.array([float(ss.get(f"z{i}", 0.0)) for i in range(ex.latent_dim)], np.float32)
+    """The latent sliders' values z0..z{d-1}, as (d,) float32."""
+    return session.z_values(ex.latent_dim)

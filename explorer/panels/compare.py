@@ -2,8 +2,8 @@
 (same dataset), linked: a click or a box/lasso selection in either rings the same test images in both.
 
 The second model and its encodings are cached per model stamp (explorer.state caches), so the comparison
-costs one load and one encode per model. Session keys (owned here): cmp_open, cmp_other, cmp_rows,
-cmp_a, cmp_b (the two charts).
+costs one load and one encode per model. Widget keys: cmp_open, cmp_other, cmp_a, cmp_b (the two
+charts), cmp_clear; the ringed rows (cmp_rows) go through explorer.session.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import functools
 import numpy as np
 import streamlit as st
 
-from explorer import state, views
+from explorer import session, state, views
 from explorer.panels.common import lazy_expander
 from model import analysis
 from model.data import DataError
@@ -40,17 +40,17 @@ def neighbour_agreement(z_a, z_b, rows, k: int = K_AGREE) -> float:
 
 
 def _on_chart(key: str) -> None:
-    event = st.session_state.get(key)
+    event = session.widget_value(key)
     rows = views.selected_rows(event)
     if rows is None:
         row = views.picked_row(((event or {}).get("selection") or {}).get("points"))
         rows = None if row is None else [row]
     if rows is not None:
-        st.session_state["cmp_rows"] = rows
+        session.set_cmp_rows(rows)
 
 
 def _clear() -> None:
-    st.session_state["cmp_rows"] = []
+    session.set_cmp_rows([])
 
 
 def compare_panel(store, ex) -> None:
@@ -70,32 +70,32 @@ def compare_panel(store, ex) -> None:
         try:
             stamp = state.model_stamp(record)
             model = _second_model(stamp, str(store.root), record.id)
-            arrays = state.latents(stamp, model, ex.images, ex.arrays["labels"])
+            other = state.latents(stamp, model, ex.images, ex.latents.labels)
         except (StoreError, DataError) as e:
             st.error(f"Cannot open the second model: {e}")
             return
-        _linked(ex, record, arrays)
+        _linked(ex, record, other)
 
 
 @st.fragment
-def _linked(ex, record, arrays) -> None:
-    ss = st.session_state
-    if ss.get("cmp_rows") is None:
-        ss["cmp_rows"] = [] if ss.get("pick") is None else [int(ss["pick"])]
-    rows = [r for r in ss["cmp_rows"] if 0 <= r < len(ex.images)]
-    sides = ((ex.record, ex.arrays, ex.axis_titles, "cmp_a"),
-             (record, arrays, _titles(arrays), "cmp_b"))
+def _linked(ex, record, other: state.Latents) -> None:
+    if session.cmp_rows() is None:
+        pick = session.pick()
+        session.set_cmp_rows([] if pick is None else [int(pick)])
+    rows = [r for r in session.cmp_rows() if 0 <= r < len(ex.images)]
+    sides = ((ex.record, ex.latents, ex.axis_titles, "cmp_a"),
+             (record, other, state.axis_titles(other), "cmp_b"))
     cols = st.columns(2, gap="medium")
     for col, (rec, arr, titles, key) in zip(cols, sides):
         with col:
             st.markdown(f"**{rec.label}**")
-            fig = views.latent_scatter(arr["xy"], arr["labels"], ex.class_names, axis_titles=titles, height=420)
-            fig = views.highlight_rows(fig, arr["xy"], rows, name=f"highlighted ({len(rows)})", color="#000000")
+            fig = views.latent_scatter(arr.xy, arr.labels, ex.class_names, axis_titles=titles, height=420)
+            fig = views.highlight_rows(fig, arr.xy, rows, name=f"highlighted ({len(rows)})", color="#000000")
             st.plotly_chart(fig, key=key, on_select=functools.partial(_on_chart, key),
                             selection_mode=("points", "box", "lasso"),
                             config={"displaylogo": False, "scrollZoom": False})
     if rows:
-        agree = neighbour_agreement(ex.arrays["z_mean"], arrays["z_mean"], rows)
+        agree = neighbour_agreement(ex.latents.z_mean, other.z_mean, rows)
         st.caption(f"{len(rows):,} test image(s) ringed in both. Of their {K_AGREE} nearest test images "
                    f"(full latent space), {100 * agree:.0f}% are the same in both models"
                    + (f" (first {MAX_AGREE} rows)" if len(rows) > MAX_AGREE else "") + ".")
@@ -104,9 +104,3 @@ def _linked(ex, record, arrays) -> None:
         st.caption("Click a point, or drag a box or lasso (toolbar), in either scatter: the same test images "
                    "are ringed in both.")
 
-
-def _titles(arrays) -> tuple[str, str]:
-    if arrays["z_mean"].shape[1] == 2:
-        return "z[0]", "z[1]"
-    e = arrays["explained"]
-    return f"PC1 of z ({100 * e[0]:.0f}% var)", f"PC2 of z ({100 * e[1]:.0f}% var)"

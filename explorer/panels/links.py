@@ -9,9 +9,9 @@ Hooks (one line each in the page):
   update_url(ex)           end of the explore fragment: write the current view into the URL
   link_panel(ex)           "Link to this view" (copy button), a lazy expander
 
-Session keys (owned here): _link_done, _link_switch, _link_msg, link_open.
-Uses the page's keys pick, z0..z{d-1} and _applied_pick (set with pick so the sliders keep the link's z
-instead of jumping to the pick's posterior mean).
+Widget key: link_open. The link's own flags (_link_done, _link_switch, _link_msg), the pick and the
+latent values it applies go through explorer.session (a pick with keep_z, so the sliders keep the
+link's z instead of jumping to the pick's posterior mean).
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from urllib.parse import urlencode, urlparse
 import numpy as np
 import streamlit as st
 
+from explorer import session
 from explorer.panels.common import current_z, lazy_expander
 from model.store import StoreError
 
@@ -97,18 +98,17 @@ def decode_view(params, latent_dim: int | None = None, n_images: int | None = No
 
 
 def restore_view(store, ex) -> None:
-    ss = st.session_state
-    if msg := ss.pop("_link_msg", None):
+    if msg := session.pop_link_msg():
         (st.warning if msg[0] == "warning" else st.info)(msg[1])
-    if ss.get("_link_done"):
+    if session.link_done():
         return
     params = st.query_params.to_dict()
     if not any(k in params for k in ("model", "z", "pick")):
-        ss["_link_done"] = True
+        session.set_link_done()
         return
     link_model = decode_view(params).model
-    if link_model and link_model != ex.record.id and not ss.get("_link_switch"):
-        ss["_link_switch"] = True  # once: never loop if someone else switches the model back
+    if link_model and link_model != ex.record.id and not session.link_switch_tried():
+        session.set_link_switch_tried()  # once: never loop if someone else switches the model back
         try:
             store.set_current(link_model)
         except StoreError:  # gone or unreadable
@@ -116,28 +116,24 @@ def restore_view(store, ex) -> None:
                        f"link comes from another machine). Showing the current model **{ex.record.label}** "
                        "instead; the link's pick and z are applied if they fit.")
         else:
-            ss["_link_msg"] = ("info", f"Opened the link's model `{link_model}` (now the current model).")
+            session.set_link_msg("info", f"Opened the link's model `{link_model}` (now the current model).")
             st.rerun()
-    ss["_link_done"] = True
+    session.set_link_done()
     view = decode_view(params, ex.latent_dim, len(ex.images))
     for p in view.problems:
         st.warning(p)
-    bounds = ex.arrays["bounds"]
     if view.pick is not None:
-        ss["pick"] = view.pick
-        if view.z is not None:
-            ss["_applied_pick"] = view.pick  # keep the link's z rather than the pick's mean
+        session.set_pick(view.pick, keep_z=view.z is not None)  # keep the link's z, not the pick's mean
     if view.z is not None:
-        for i, v in enumerate(view.z):
-            ss[f"z{i}"] = float(np.clip(v, -bounds[i], bounds[i]))
+        session.set_z(view.z, ex.latents.bounds)
 
 
 def current_params(ex) -> dict[str, str]:
-    return encode_view(ex.record.id, current_z(ex), st.session_state.get("pick"))
+    return encode_view(ex.record.id, current_z(ex), session.pick())
 
 
 def update_url(ex) -> None:
-    if not st.session_state.get("_link_done"):
+    if not session.link_done():
         return  # the link has not been read yet: do not overwrite it
     params = current_params(ex)
     if st.query_params.to_dict() != params:

@@ -8,7 +8,8 @@ import numpy as np
 import streamlit as st
 
 from explorer import views
-from explorer.panels.common import class_name, lazy_expander, set_pick
+from explorer import session
+from explorer.panels.common import class_name, lazy_expander
 from model import analysis
 
 THUMB = 3
@@ -26,17 +27,17 @@ def neighbours_panel(ex) -> None:
     if not is_open:
         return
     with box:
-        pick = st.session_state.get("pick")
+        pick = session.pick()
         if pick is None:
             st.info("Pick a test image (click the scatter) to see its nearest test images in latent space.")
             return
         k = st.slider("Neighbours (k)", 1, 30, analysis.NEIGHBOURS, key="nn_k")
-        rows, dist = _neighbours(ex.stamp, int(pick), int(k), ex.arrays["z_mean"])
-        labels = ex.arrays["labels"]
+        rows, dist = _neighbours(ex.stamp, int(pick), int(k), ex.latents.z_mean)
+        labels = ex.latents.labels
         same = int((labels[rows] == labels[pick]).sum())
         st.caption(f"The {len(rows)} test images whose posterior means are nearest to test #{pick}'s, by "
                    f"Euclidean distance in the full {ex.latent_dim}-D latent space"
-                   + ("" if ex.latent_dim == 2 else " (not in the 2-D PCA view)")
+                   + ("" if ex.latent_dim == 2 else f" (not in the 2-D {ex.view_name} view)")
                    + f"; {same} of {len(rows)} share its label "
                    f"**{class_name(ex, labels[pick])}**. Press a button to pick that image.")
         per_row = 10
@@ -46,5 +47,5 @@ def neighbours_panel(ex) -> None:
                 with cols[i]:
                     st.image(views.to_png(ex.images[r], THUMB), width=28 * THUMB, output_format="PNG",
                              caption=f"#{r} · {class_name(ex, labels[r])} · d={d:.3g}")
-                    st.button("pick", key=f"nn_pick_{start + i}", on_click=set_pick, args=(int(r),),
+                    st.button("pick", key=f"nn_pick_{start + i}", on_click=session.set_pick, args=(int(r),),
                               help=f"Make test #{r} the pick.")

@@ -11,7 +11,7 @@ Session keys (owned here): proj_method, _tsne_seen.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import streamlit as st
@@ -26,21 +26,31 @@ EXPECTED_S_PER_1K = 12.0  # a rough guide for the progress bar: ~2 min for 10k p
 
 @dataclass(frozen=True, eq=False)
 class TsneExplorer(state.Explorer):
-    """The explorer with the test set shown in a t-SNE plane (arrays["xy"] is the t-SNE)."""
+    """The explorer with the test set shown in a t-SNE plane (latents.xy is the t-SNE)."""
 
     def project(self, z) -> np.ndarray:
         z = np.asarray(z, np.float32)
         flat = z.reshape(-1, z.shape[-1])  # (K, d)
-        return place(self.arrays["z_mean"], self.arrays["xy"], flat).reshape(*z.shape[:-1], 2)
+        return place(self.latents.z_mean, self.latents.xy, flat).reshape(*z.shape[:-1], 2)
 
     def projected_cov(self, index: int) -> np.ndarray:
-        jac = local_jacobian(self.arrays["z_mean"], self.arrays["xy"], int(index))  # (d, 2)
-        var = np.exp(self.arrays["z_log_var"][index].astype(np.float64))
+        jac = local_jacobian(self.latents.z_mean, self.latents.xy, int(index))  # (d, 2)
+        var = np.exp(self.latents.z_log_var[index].astype(np.float64))
+        return (jac.T * var) @ jac
+
+    def posterior_cov(self, z_mean, z_log_var) -> np.ndarray:
+        """Any picture's posterior through the local linear map around its latent mean, as for a pick."""
+        jac = point_jacobian(self.latents.z_mean, self.latents.xy, z_mean)  # (d, 2)
+        var = np.exp(np.asarray(z_log_var, np.float64))
         return (jac.T * var) @ jac
 
     @property
+    def view_name(self) -> str:
+        return "t-SNE"
+
+    @property
     def map_extent(self):
-        return views.map_extent(self.arrays["xy"])
+        return views.map_extent(self.latents.xy)
 
     @property
     def axis_titles(self):
@@ -70,9 +80,21 @@ def local_jacobian(z_means, xy, row: int, k: int = K_LOCAL) -> np.ndarray:
     return jac
 
 
+def point_jacobian(z_means, xy, z, k: int = K_LOCAL) -> np.ndarray:
+    """`local_jacobian` around any latent point z (d,), placed in the view by `place` (pure)."""
+    zm = np.asarray(z_means, np.float64)
+    z = np.asarray(z, np.float64)
+    rows, _ = analysis.nearest(zm, z, k=min(k, len(zm)))
+    anchor = place(z_means, xy, z[None])[0].astype(np.float64)
+    dz = zm[rows] - z  # (k, d)
+    dxy = np.asarray(xy, np.float64)[rows] - anchor  # (k, 2)
+    jac, *_ = np.linalg.lstsq(dz, dxy, rcond=None)
+    return jac
+
+
 def with_tsne(ex, xy) -> TsneExplorer:
     values = {f.name: getattr(ex, f.name) for f in fields(ex)}
-    values["arrays"] = {**ex.arrays, "xy": np.asarray(xy, np.float32)}
+    values["latents"] = replace(ex.latents, xy=np.asarray(xy, np.float32))
     return TsneExplorer(**values)
 
 
@@ -101,7 +123,7 @@ def projection_panel(ex):
     if method != "t-SNE":
         return ex
     model_id = ex.record.id
-    n = len(ex.arrays["z_mean"])
+    n = len(ex.latents.z_mean)
     xy = analysis.tsne_cached(model_id, n)
     if xy is None:
         status = analysis.TSNE_JOBS.status(model_id)
@@ -109,7 +131,7 @@ def projection_panel(ex):
             st.error(f"The t-SNE failed: {status['error']}. Fix: free memory and retry, or use PCA.")
             st.button("Retry the t-SNE", on_click=analysis.TSNE_JOBS.forget, args=(model_id,), key="proj_retry")
             return ex
-        analysis.TSNE_JOBS.start(model_id, ex.arrays["z_mean"])
+        analysis.TSNE_JOBS.start(model_id, ex.latents.z_mean)
         _progress(model_id, n)
         return ex
     st.caption("t-SNE view (scikit-learn, seed 0, perplexity 30): nearby points are similar, but distances and "

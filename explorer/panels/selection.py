@@ -1,7 +1,7 @@
 """Box and lasso selection on the test-set scatter: the selected images, counts per label, the mean
 image beside the decoded mean z, and a CSV download.
 
-Session keys (owned here): selection (list of test rows, or None), sel_clear, sel_csv.
+Session keys: selection (through explorer.session), widgets sel_clear, sel_csv.
 Hooks the explore panel calls (one line each):
   on_scatter_event(event)   in the scatter's on_select callback: True when it was a box/lasso
                             selection (stored here), False for a click (the page picks the point)
@@ -14,7 +14,7 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from explorer import views
+from explorer import session, views
 from explorer.panels.common import class_name, fmt
 from model import analysis, export
 
@@ -26,26 +26,18 @@ def on_scatter_event(event) -> bool:
     rows = views.selected_rows(event)
     if rows is None:
         return False
-    st.session_state["selection"] = rows or None  # an empty box clears the selection
+    session.set_selection(rows)  # an empty box clears the selection
     return True
 
 
-def clear_selection() -> None:
-    st.session_state["selection"] = None
-
-
-def selection_rows() -> list[int]:
-    return list(st.session_state.get("selection") or [])
-
-
 def mark_selection(fig, ex):
-    rows = [r for r in selection_rows() if 0 <= r < len(ex.images)]
-    return views.highlight_rows(fig, ex.arrays["xy"], rows, name=f"selection ({len(rows):,})") if rows else fig
+    rows = [r for r in session.selection_rows() if 0 <= r < len(ex.images)]
+    return views.highlight_rows(fig, ex.latents.xy, rows, name=f"selection ({len(rows):,})") if rows else fig
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _summary(stamp: str, digest: str, _rows: tuple, _ex) -> dict:
-    s = analysis.selection_summary(np.array(_rows, np.int64), _ex.arrays["labels"], _ex.arrays["z_mean"],
+    s = analysis.selection_summary(np.array(_rows, np.int64), _ex.latents.labels, _ex.latents.z_mean,
                                    _ex.images, len(_ex.class_names))
     shown = s["rows"][:SHOW]
     s["grid_png"] = views.to_png(views.mosaic(_ex.images[shown], GRID_COLS), 2)
@@ -61,7 +53,7 @@ def summary(ex, rows) -> dict:
 
 
 def selection_panel(ex) -> None:
-    rows = [r for r in selection_rows() if 0 <= r < len(ex.images)]
+    rows = [r for r in session.selection_rows() if 0 <= r < len(ex.images)]
     if not rows:
         st.caption("Tip: drag a box or a lasso on the scatter (toolbar, top right) to select many test "
                    "images at once.")
@@ -88,7 +80,7 @@ def selection_panel(ex) -> None:
         sel = s["rows"]
         b1.download_button(
             "Download selection (CSV)",
-            lambda: export.latents_csv(ex.arrays["z_mean"][sel], ex.arrays["labels"][sel], index=sel),
+            lambda: export.latents_csv(ex.latents.z_mean[sel], ex.latents.labels[sel], index=sel),
             file_name=f"selection-{n}-{ex.record.id}.csv", mime="text/csv", on_click="ignore", key="sel_csv",
             help=f"Columns index,label,z0..z{ex.latent_dim - 1}: the selected test images' posterior means.")
-        b2.button("Clear selection", on_click=clear_selection, key="sel_clear")
+        b2.button("Clear selection", on_click=session.clear_selection, key="sel_clear")

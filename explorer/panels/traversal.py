@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explorer import views
+from explorer import session, views
 from explorer.panels.common import fmt, lazy_expander
 from model import analysis
 
@@ -27,9 +27,9 @@ def _grid_png(stamp: str, z: tuple, span: float, steps: int, scale: int, _model)
 
 def traversal_base(ex, z_sliders, source: str) -> tuple[np.ndarray, str]:
     """The traversal's centre: the pick's posterior mean, or the sliders (also when there is no pick)."""
-    pick = st.session_state.get("pick")
+    pick = session.pick()
     if source == "pick" and pick is not None:
-        return ex.arrays["z_mean"][pick], f"test #{pick}'s z_mean"
+        return ex.latents.z_mean[pick], f"test #{pick}'s z_mean"
     return np.asarray(z_sliders, np.float32), "the sliders"
 
 
@@ -53,7 +53,7 @@ def traversal_panel(ex, z_sliders) -> None:
                          f"columns t = −{span:g} … +{span:g} in {steps} steps")
         st.caption(f"Centre: {what} = `{fmt(z)}`"
                    + (" (no pick yet: using the sliders)" if source == "pick"
-                      and st.session_state.get("pick") is None else "")
+                      and session.pick() is None else "")
                    + f". All {ex.latent_dim * steps} digits come from one batched decode.")
         d1, d2, d3 = st.columns([2, 2, 2])
         d1.download_button("Traversal PNG", png, file_name=f"traversal_{ex.record.id}.png", mime="image/png",

@@ -199,8 +199,7 @@ class Explorer:
 
     def class_name(self, label) -> str:
         """The class name of a label, or the label itself when the dataset names fewer classes."""
-        label = int(label)
-        return self.class_names[label] if 0 <= label < len(self.class_names) else str(label)
+        return views.class_name(self.class_names, label)
 
     def project(self, z) -> np.ndarray:
         """Latent vectors (..., d) -> their 2-D scatter position (..., 2)."""

@@ -150,6 +150,12 @@ def map_png(base: np.ndarray, extent, current=None, picked=None, ellipses=(), pa
 
 # ----------------------------------------------------------------------------- scatter
 
+def class_name(class_names, label) -> str:
+    """The class name of a label, or the label itself when the dataset names fewer classes."""
+    label = int(label)
+    return class_names[label] if 0 <= label < len(class_names) else str(label)
+
+
 def latent_scatter(xy, labels, class_names, *, current=None, picked=None, ellipses=(),
                    path=None, axis_titles=("z[0]", "z[1]"), height: int = 560) -> go.Figure:
     """The test set in the latent plane: one WebGL trace per class, plus overlays.
@@ -176,7 +182,7 @@ def latent_scatter(xy, labels, class_names, *, current=None, picked=None, ellips
     rows = np.arange(len(xy), dtype=np.int32)
     for c in np.unique(labels):
         mask = labels == c
-        name = class_names[int(c)] if int(c) < len(class_names) else str(int(c))
+        name = class_name(class_names, c)
         fig.add_trace(go.Scattergl(
             x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=name,
             marker=dict(size=4, opacity=0.65, color=PALETTE[int(c) % len(PALETTE)]),
@@ -233,7 +239,7 @@ def picked_row(points) -> int | None:
     return None
 
 
-# ----------------------------------------------------------------------------- analysis tools (issue 14)
+# ----------------------------------------------------------------------------- grids and selections
 
 def image_grid(images, pad: int = 1, pad_value: float = 0.35) -> np.ndarray:
     """A (R, C, H, W) array of grey images as one (R*(H+pad)-pad, C*(W+pad)-pad) float image in [0, 1],

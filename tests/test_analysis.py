@@ -55,10 +55,10 @@ def test_nearest_excludes_the_query_row_and_handles_small_sets():
 
 
 def test_the_user_digit_shares_the_nearest_function():
-    from explorer import extras
+    from explorer.panels import user_digit
 
     zm = np.random.default_rng(1).normal(size=(100, 3))
-    assert extras.neighbours(zm, zm[5], k=4).tolist() == analysis.nearest(zm, zm[5], k=4)[0].tolist()
+    assert user_digit.neighbours(zm, zm[5], k=4).tolist() == analysis.nearest(zm, zm[5], k=4)[0].tolist()
 
 
 # ----------------------------------------------------------------------------- traversals

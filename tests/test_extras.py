@@ -1,4 +1,4 @@
-"""explorer/extras.py in the running page (Streamlit AppTest): your digit, quality panel, downloads."""
+"""The user-digit, quality and download panels (explorer/panels/) in the running page (Streamlit AppTest)."""
 import io
 import json
 from pathlib import Path
@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from explorer import extras
+from explorer import state
+from explorer.panels import quality as quality_panel
+from explorer.panels import user_digit
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 TIMEOUT = 120
@@ -145,8 +147,8 @@ def test_canvas_drawing_through_session_state(app):
 
 
 def test_quality_panel_estimates_and_compares(app, monkeypatch):
-    monkeypatch.setattr(extras, "IWAE_N", 100)
-    monkeypatch.setattr(extras, "IWAE_K", 4)
+    monkeypatch.setattr(quality_panel, "IWAE_N", 100)
+    monkeypatch.setattr(quality_panel, "IWAE_K", 4)
     table = next(m.value for m in app.markdown if m.value.startswith("| "))
     assert table.count("\n") == 2  # header, rule, one model
     assert "▶" in table and "| – | – |" in table  # not estimated yet
@@ -193,7 +195,7 @@ def test_comparison_table_is_pure_markdown():
     rows = [{"id": "a", "dataset": "mnist", "latent_dim": 2, "loss": "bce", "epochs": 1, "train_images": None,
              "test_loss": 200.0, "reconstruction": 195.5, "kl": 4.5, "iwae_nll": 190.25, "knn_accuracy": 0.5,
              "train_seconds": 3.2}]
-    md = extras.comparison_table(rows, current_id="a").splitlines()
+    md = quality_panel.comparison_table(rows, current_id="a").splitlines()
     assert md[0].startswith("|  | dataset | latent |")
     assert md[2] == "| ▶ | mnist | 2 | bce | 1 | all | 200.0 | 195.5 | 4.50 | 190.2 | 50.0% | 3 s | `a` |"
 
@@ -201,14 +203,14 @@ def test_comparison_table_is_pure_markdown():
 def test_overlay_and_projection_helpers():
     import plotly.graph_objects as go
 
-    fig = extras.overlay_user_digit(go.Figure(), [1.0, 2.0], [np.zeros((5, 2))])
+    fig = user_digit.overlay_user_digit(go.Figure(), [1.0, 2.0], [np.zeros((5, 2))])
     assert [t.name for t in fig.data] == ["your 1σ posterior", "your picture"]
     # An 8-D posterior seen through a 2-D PCA plane: W diag(var) W^T.
     w = np.zeros((2, 8))
     w[0, 0] = w[1, 1] = 1.0
-    cov = extras.projected_cov(w, np.log(np.arange(1, 9, dtype=float)))
+    cov = state.projected_cov(w, np.log(np.arange(1, 9, dtype=float)))
     np.testing.assert_allclose(cov, np.diag([1.0, 2.0]))
-    rows = extras.neighbours(np.array([[0, 0], [5, 5], [1, 1], [0.1, 0]]), [0, 0], k=3)
+    rows = user_digit.neighbours(np.array([[0, 0], [5, 5], [1, 1], [0.1, 0]]), [0, 0], k=3)
     assert rows.tolist() == [0, 3, 2]
 
 
@@ -241,8 +243,6 @@ def test_fashion_model_with_8_latent_dims(home):
     rows, cols = np.nonzero(seen > 127)
     assert cols.max() - cols.min() + 1 == 28  # Fashion-MNIST framing: longest side 28 px
 
-    from explorer import state
-
     ex = state.explorer(store, rec)
     z_mean, z_log_var = model.encode(seen[None])
     t = traces(at)
@@ -261,7 +261,7 @@ def test_without_the_canvas_package_the_draw_tab_says_how_to_get_it(home, monkey
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", None)  # `import` now raises ImportError
-    st_canvas, why = extras.canvas_component()
+    st_canvas, why = user_digit.canvas_component()
     assert st_canvas is None and "pip install streamlit-drawable-canvas==0.13.0" in why
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert not at.exception
@@ -276,8 +276,8 @@ def test_quality_estimate_is_shown_when_it_cannot_be_cached(app, home, monkeypat
 
     from model import quality
 
-    monkeypatch.setattr(extras, "IWAE_N", 100)
-    monkeypatch.setattr(extras, "IWAE_K", 4)
+    monkeypatch.setattr(quality_panel, "IWAE_N", 100)
+    monkeypatch.setattr(quality_panel, "IWAE_K", 4)
     if how == "read-only file system":  # root ignores permissions: fail the write as EROFS does
         def read_only(path, text):
             raise OSError(errno.EROFS, "Read-only file system", str(path))

@@ -1,4 +1,4 @@
-"""Background training jobs (model.jobs) and the retrain panel (explorer.retrain), with real processes.
+"""Background training jobs (model.jobs) and the retrain panel (explorer.panels.retrain), with real processes.
 
 Each job trains a tiny model (256 images, 1 epoch); a job process spends most of its ~10-20 s loading
 TensorFlow and validating on the 10k test images. Every test runs in its own temporary home.
@@ -348,7 +348,7 @@ def test_death_messages_name_the_cause_and_the_fix():
 
 
 def test_loss_curve_breaks_between_epochs():
-    from explorer.retrain import loss_figure
+    from explorer.panels.retrain import loss_figure
 
     js = jobs.JobStatus(id="j", state="running", phase="training", config={}, epochs=3, steps=10,
                         curve=[(0.5, 5.0), (1.0, 4.0), (1.5, 3.0), (2.0, 2.5), (2.5, 2.0)],
@@ -375,7 +375,7 @@ def test_eta_from_step_rate_and_validation_time():
 def _panel_app():
     import streamlit as st
 
-    from explorer.retrain import first_run, retrain_panel
+    from explorer.panels.retrain import first_run, retrain_panel
     from model.store import ModelStore
 
     store = ModelStore()
@@ -456,7 +456,7 @@ def test_first_run_explains_and_offers_two_presets(empty_home):
 
 
 def test_describe_names_the_config_and_its_schedule():
-    from explorer.retrain import describe
+    from explorer.panels.retrain import describe
 
     config = dict(dataset="mnist", latent_dim=2, loss="bce", epochs=30, batch_size=128, limit=None)
     assert describe(config) == "MNIST digits · z2 · BCE · 30 epochs · batch 128 · all images"

@@ -1,7 +1,21 @@
-"""Page panels. Each module exposes one `*_panel(ex, ...)` function and owns its session-state keys.
+"""The page's panels, siblings composed in order by explorer/app.py. Each module draws one section
+(a `*_panel(ex, ...)` function), keeps its widget keys, and reads or writes shared state only through
+explorer.session.
 
-The analysis tools of issue 14 (selection, neighbours, traversals, animation, attribute vectors, links,
-comparing two models) live here; `tools.explore_tools` composes the ones that follow the pick and the
-sliders, called from the explore panel (a fragment) so a click or slider move updates them too. Each is
-a lazy expander (`on_change="rerun"`): closed, it costs the slider/click path nothing.
+  sidebar       model picker, quality and config of the current model, store size, then Retrain
+  retrain       the Retrain panel and the first-run screen (background training jobs)
+  downloads     digit PNG under the live digit; test latents CSV and model files in the sidebar
+  projection    PCA or t-SNE for the scatter above 2-D (returns the explorer to use)
+  user_digit    draw or upload your own digit; its star and ellipses on the scatter
+  explore       the explore fragment: latent pad or sliders, live digit and map, the scatter
+  pick          the picked test image (inside the explore fragment)
+  interpolation the interpolation row (inside the explore fragment)
+  tools         the analysis tools that follow the pick and the sliders (inside the explore fragment):
+                animation, selection, neighbours, traversal, attributes, links; each is a lazy expander
+                (`on_change="rerun"`): closed, it costs the slider/click path nothing
+  manifold      the decoded grid over a latent plane
+  prior         samples from the prior
+  quality       IWAE and k-NN of the current model, every stored model side by side
+  compare       two models' scatters side by side, linked
+  common        small shared helpers (number formatting, lazy expanders, the sliders' z)
 """

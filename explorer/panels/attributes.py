@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 
 from explorer import session, state, views
-from explorer.panels.common import class_name, fmt, lazy_expander
+from explorer.panels.common import fmt, lazy_expander
 from model import analysis
 
 PATH_STEPS = 7
@@ -39,7 +39,7 @@ def attributes_panel(ex, z_sliders) -> None:
 
         def label(key):  # pure: AppTest calls it outside the session
             if key.startswith("class:"):
-                return f"class {class_name(ex, int(key.split(':')[1]))}"
+                return f"class {ex.class_name(int(key.split(':')[1]))}"
             return f"saved selection {key[-1].upper()} ({sizes[key[-1]]:,} images)"
 
         default_a = options.index("class:4") if "class:4" in options else 0

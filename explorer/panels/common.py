@@ -15,11 +15,6 @@ def lazy_expander(label: str, key: str, icon: str | None = None, expanded: bool 
     return box, bool(box.open)
 
 
-def class_name(ex, label: int) -> str:
-    label = int(label)
-    return ex.class_names[label] if 0 <= label < len(ex.class_names) else str(label)
-
-
 def fmt(v, digits: int = 2) -> str:
     return "[" + ", ".join(f"{x:+.{digits}f}" for x in np.asarray(v).ravel()) + "]"
 

@@ -9,7 +9,7 @@ import streamlit as st
 
 from explorer import views
 from explorer import session
-from explorer.panels.common import class_name, lazy_expander
+from explorer.panels.common import lazy_expander
 from model import analysis
 
 THUMB = 3
@@ -39,13 +39,13 @@ def neighbours_panel(ex) -> None:
                    f"Euclidean distance in the full {ex.latent_dim}-D latent space"
                    + ("" if ex.latent_dim == 2 else f" (not in the 2-D {ex.view_name} view)")
                    + f"; {same} of {len(rows)} share its label "
-                   f"**{class_name(ex, labels[pick])}**. Press a button to pick that image.")
+                   f"**{ex.class_name(labels[pick])}**. Press a button to pick that image.")
         per_row = 10
         for start in range(0, len(rows), per_row):
             cols = st.columns(per_row)
             for i, (r, d) in enumerate(zip(rows[start:start + per_row], dist[start:start + per_row])):
                 with cols[i]:
                     st.image(views.to_png(ex.images[r], THUMB), width=28 * THUMB, output_format="PNG",
-                             caption=f"#{r} · {class_name(ex, labels[r])} · d={d:.3g}")
+                             caption=f"#{r} · {ex.class_name(labels[r])} · d={d:.3g}")
                     st.button("pick", key=f"nn_pick_{start + i}", on_click=session.set_pick, args=(int(r),),
                               help=f"Make test #{r} the pick.")

@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 
 from explorer import session, views
-from explorer.panels.common import class_name, fmt
+from explorer.panels.common import fmt
 from model import analysis, export
 
 SHOW = 100  # images in the grid
@@ -71,7 +71,7 @@ def selection_panel(ex) -> None:
             counts = s["counts"]
             present = [i for i in range(len(counts)) if counts[i]]
             st.markdown("| label | count |\n|---|---:|\n" + "\n".join(
-                f"| {class_name(ex, i)} | {counts[i]:,} |" for i in present))
+                f"| {ex.class_name(i)} | {counts[i]:,} |" for i in present))
             c = st.columns(2)
             c[0].image(s["mean_png"], caption="mean image", output_format="PNG")
             c[1].image(s["decoded_png"], caption="decoder(mean z)", output_format="PNG")

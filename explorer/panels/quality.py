@@ -1,0 +1,171 @@
+"""Model quality: the current model's IWAE log-likelihood and k-NN accuracy, a table of every stored
+model, and their reconstructions of the same test images side by side.
+
+Widget keys: quality_go, quality_all, compare_models_<hash>; estimates that could not be cached on disk
+are kept for the session through explorer.session.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import streamlit as st
+
+from explorer import session, state, views
+from model import quality
+from model.data import DataError, model_dataset
+from model.store import StoreError
+
+IWAE_N, IWAE_K = 1000, 64  # test images and samples per image for the log-likelihood estimate
+KNN_K = 5
+COMPARE_MAX = 4  # models shown side by side
+
+
+def _estimate(store, model_id: str, current_model=None) -> dict:
+    """IWAE + k-NN for one stored model (cached on disk by model.quality)."""
+    model = current_model if current_model is not None else store.load(model_id)
+    rec = store.record(model_id)
+    data = model_dataset(rec.config.dataset, rec.path, rec.extra, need_train=True)  # k-NN needs train
+    return quality.evaluate_quality(model, data, n_iwae=IWAE_N, k_iwae=IWAE_K, k_nn=KNN_K)
+
+
+def _metric(col, label, value, fmt, help=None):
+    col.metric(label, fmt.format(value) if isinstance(value, (int, float)) else "–", help=help)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _recon_pngs(stamp: str, root: str, model_id: str, rows: tuple[int, ...], _images) -> list[bytes]:
+    """Reconstructions of test rows by one stored model, as PNGs (the model is loaded, used, dropped)."""
+    from model.store import ModelStore
+
+    model = ModelStore(root).load(model_id)
+    return [views.to_png(im, 3) for im in model.reconstruct(_images[list(rows)])]
+
+
+def quality_panel(store, ex) -> None:
+    """Quality of the current model, a table of every stored model and their reconstructions."""
+    rec = ex.record
+    st.subheader("Model quality")
+    # an estimate that could not be cached on disk (read-only home) is kept for this session
+    q = quality.cached(rec.id) or session.quality_uncached(rec.id)
+    if not q.get("iwae_nll"):
+        if st.button("Estimate log-likelihood and k-NN accuracy (20–60 s on a CPU)", key="quality_go",
+                     help=f"IWAE bound with K={IWAE_K} on {IWAE_N} test images; {KNN_K}-NN on all latent "
+                          "means. Saved, so it runs once per model."):
+            with st.spinner("Estimating… (IWAE: one batched decode per 64 images)"):
+                try:
+                    q = _estimate(store, rec.id, ex.model)
+                except (DataError, StoreError, ValueError) as e:
+                    st.error(f"Could not estimate the quality: {e}")
+                else:
+                    if q.get("cache_error"):
+                        session.keep_quality_uncached(rec.id, q)
+    if q.get("cache_error"):
+        st.caption(f"⚠️ {q['cache_error']}")
+    m = rec.test_metrics
+    cols = st.columns(5)
+    _metric(cols[0], "test loss", m.get("loss"), "{:.1f}", "negative ELBO per image = reconstruction + KL")
+    _metric(cols[1], "reconstruction", m.get("reconstruction_loss"), "{:.1f}")
+    _metric(cols[2], "KL", m.get("kl_loss"), "{:.2f}")
+    _metric(cols[3], f"−log p(x) (IWAE, K={q.get('iwae_k', IWAE_K)})", q.get("iwae_nll"), "{:.1f}",
+            "Importance-weighted estimate of the negative log-likelihood in nats per image (lower "
+            "is better); never above the test loss on average.")
+    _metric(cols[4], f"{KNN_K}-NN accuracy", None if q.get("knn_accuracy") is None else 100 * q["knn_accuracy"],
+            "{:.1f}%", "Labels of test images predicted from their 5 nearest training images in latent "
+            "space (latent means). Chance is about 10%.")
+    if q.get("iwae_nll"):
+        st.caption(f"log-likelihood under the model's likelihood: {q['likelihood']}; on the first "
+                   f"{q['iwae_n']} test images. k-NN fit on {q['knn_n_train']:,} training means, scored on "
+                   f"{q['knn_n_test']:,} test means (chance {100 * q['knn_chance']:.0f}%).")
+    _compare_models(store, ex, state.model_stamp)
+
+
+def _compare_models(store, ex, model_stamp) -> None:
+    records = store.list()
+    st.markdown(f"**All stored models** ({len(records)})")
+    st.markdown(comparison_table(quality.compare(records), ex.record.id))
+    st.caption("recon + KL = test loss (the negative ELBO); −log p(x) is the IWAE estimate (≤ test loss); "
+               "k-NN acc: test labels from the 5 nearest training means. – = not estimated yet.")
+    missing = [r for r in records if quality.cached(r.id).get("iwae_nll") is None]
+    if missing and st.button(f"Estimate the missing numbers for {len(missing)} model(s)", key="quality_all"):
+        bar, failed = st.progress(0.0), []
+        for i, r in enumerate(missing):
+            bar.progress(i / len(missing), text=f"{r.label}…")
+            try:
+                _estimate(store, r.id, ex.model if r.id == ex.record.id else None)
+            except (DataError, StoreError, ValueError) as e:
+                failed.append(f"{r.id}: {e}")
+        bar.progress(1.0, text="done")
+        for msg in failed:
+            st.error(f"Could not estimate the quality of {msg}")
+        if not failed:
+            st.rerun()  # redraw the table with the new numbers
+
+    same = [r for r in records if r.config.dataset == ex.record.config.dataset]
+    if not same:
+        return
+    ids = [r.id for r in same]
+    labels = {r.id: r.label for r in same}
+    default = [ex.record.id] + [i for i in ids if i != ex.record.id][:COMPARE_MAX - 1]
+    picked = st.multiselect("Reconstructions side by side (same test images)", ids, default=default,
+                            format_func=labels.get, max_selections=COMPARE_MAX,
+                            # a new or deleted model gives a new widget, so its default applies again
+                            key="compare_models_" + hashlib.sha1("|".join(ids).encode()).hexdigest()[:8])
+    class_rows = _one_per_class(ex.latents.labels)
+    cols = st.columns([1, 5])
+    cols[0].caption("original")
+    cols[1].image([views.to_png(ex.images[r], 3) for r in class_rows], width=84, output_format="PNG")
+    by_id = {r.id: r for r in same}
+    for model_id in picked:
+        r = by_id[model_id]
+        cols = st.columns([1, 5])
+        cols[0].caption(f"z{r.config.latent_dim} · {r.config.loss} · {r.config.epochs} ep"
+                        + (f" · {r.config.limit} img" if r.config.limit else ""))
+        try:
+            pngs = _recon_pngs(model_stamp(r), str(store.root), r.id, tuple(int(i) for i in class_rows),
+                               ex.images)
+        except StoreError as e:
+            cols[1].error(str(e))
+            continue
+        cols[1].image(pngs, width=84, output_format="PNG")
+
+
+TABLE = (("", "current"), ("dataset", "dataset"), ("latent", "latent_dim"), ("loss", "loss"),
+         ("epochs", "epochs"), ("train images", "train_images"), ("test loss", "test_loss"),
+         ("recon", "reconstruction"), ("KL", "kl"), ("−log p(x) IWAE", "iwae_nll"),
+         ("k-NN acc", "knn_accuracy"), ("train time", "train_seconds"), ("id", "id"))
+
+
+def comparison_table(rows: list[dict], current_id: str | None = None) -> str:
+    """`quality.compare` rows as a Markdown table, the current model marked with ▶ (pure, no st.*).
+
+    (A Markdown table, not st.dataframe: this environment's pyarrow needs NumPy 2, TensorFlow's
+    NumPy here is 1.26, and st.dataframe needs pyarrow.)
+    """
+    def cell(key, v, row):
+        if key == "current":
+            return "▶" if row["id"] == current_id else ""
+        if v is None:
+            return "all" if key == "train_images" else "–"
+        if key == "knn_accuracy":
+            return f"{100 * v:.1f}%"
+        if key == "train_seconds":
+            return f"{v:.0f} s"
+        if key in ("test_loss", "reconstruction", "iwae_nll"):
+            return f"{v:.1f}"
+        if key == "kl":
+            return f"{v:.2f}"
+        if key == "id":
+            return f"`{v}`"
+        return str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(h for h, _ in TABLE) + " |", "|" + "---|" * len(TABLE)]
+    for row in rows:
+        lines.append("| " + " | ".join(cell(k, row.get(k), row) for _, k in TABLE) + " |")
+    return "\n".join(lines)
+
+
+def _one_per_class(labels) -> list[int]:
+    """The first test row of each class present, in class order."""
+    labels = np.asarray(labels)
+    return [int(np.argmax(labels == c)) for c in np.unique(labels)]

@@ -11,9 +11,20 @@ import time
 
 import streamlit as st
 
-from explorer import session, state
-from explorer.panels import (compare, downloads, explore, links, manifold, prior, projection, quality, retrain,
-                             sidebar, user_digit)
+from explorer import cache, session
+from explorer.panels import (
+    compare,
+    downloads,
+    explore,
+    links,
+    manifold,
+    prior,
+    projection,
+    quality,
+    retrain,
+    sidebar,
+    user_digit,
+)
 from model.data import DataError
 from model.store import StoreError
 
@@ -23,7 +34,7 @@ def main() -> None:
     t0 = time.perf_counter()
     session.init()
     try:
-        store = state.get_store()
+        store = cache.get_store()
     except OSError as e:
         st.error(f"Cannot use the latent explorer's home directory: {e}. "
                  "Fix: set LATENT_EXPLORER_HOME to a writable directory and restart.")
@@ -31,12 +42,12 @@ def main() -> None:
     record = sidebar.sidebar(store)
     st.title("Latent explorer")
     if record is None:
-        for msg in state.broken_models(store):
+        for msg in cache.broken_models(store):
             st.error(f"Unreadable model: {msg}")
         retrain.first_run(store)
         return
     try:
-        ex = state.explorer(store, record)
+        ex = cache.explorer(store, record)
     except (StoreError, DataError) as e:
         _load_error(store, record, e)
         return
@@ -55,10 +66,10 @@ def main() -> None:
     quality.quality_panel(store, ex)
     compare.compare_panel(store, ex)
     session.record_timings(page_ms=1000 * (time.perf_counter() - t0))
-    state.freeze_gc(ex.stamp)  # after the first full render: see its docstring
+    cache.freeze_gc(ex.stamp)  # after the first full render: see its docstring
 
 
-def _intro(record, ex: state.Explorer) -> None:
+def _intro(record, ex: cache.Explorer) -> None:
     st.caption(f"Exploring **{record.label}** — {len(ex.images):,} test images, "
                f"{ex.latent_dim}-D latent space.")
     if record.extra.get("bundled"):

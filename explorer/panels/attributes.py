@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explorer import session, state, views
+from explorer import cache, session, views
 from explorer.panels.common import fmt, lazy_expander
 from model import analysis
 
@@ -77,6 +77,6 @@ def attributes_panel(ex, z_sliders) -> None:
                       key="attr_apply")
         with right:
             extent = ex.map_extent
-            base = state.map_base(ex.stamp, ex.latents.xy, ex.latents.labels, extent, MAP_SIZE)
+            base = cache.map_base(ex.stamp, ex.latents.xy, ex.latents.labels, extent, MAP_SIZE)
             st.image(views.map_png(base, extent, current=ex.project(path[-1]), path=ex.project(path)),
                      width=MAP_SIZE, output_format="PNG", caption="the attribute path on the test set")

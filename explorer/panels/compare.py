@@ -1,7 +1,7 @@
 """Compare two models' latent spaces: the current model's test-set scatter beside a second stored model's
 (same dataset), linked: a click or a box/lasso selection in either rings the same test images in both.
 
-The second model and its encodings are cached per model stamp (explorer.state caches), so the comparison
+The second model and its encodings are cached per model stamp (explorer.cache caches), so the comparison
 costs one load and one encode per model. Widget keys: cmp_open, cmp_other, cmp_a, cmp_b (the two
 charts), cmp_clear; the ringed rows (cmp_rows) go through explorer.session.
 """
@@ -12,7 +12,7 @@ import functools
 import numpy as np
 import streamlit as st
 
-from explorer import session, state, views
+from explorer import cache, session, views
 from explorer.panels.common import lazy_expander
 from model import analysis
 from model.data import DataError
@@ -68,9 +68,9 @@ def compare_panel(store, ex) -> None:
         other_id = st.selectbox("Second model", list(labels), key="cmp_other", format_func=labels.get)
         record = next(r for r in others if r.id == other_id)
         try:
-            stamp = state.model_stamp(record)
+            stamp = cache.model_stamp(record)
             model = _second_model(stamp, str(store.root), record.id)
-            other = state.latents(stamp, model, ex.images, ex.latents.labels)
+            other = cache.latents(stamp, model, ex.images, ex.latents.labels)
         except (StoreError, DataError) as e:
             st.error(f"Cannot open the second model: {e}")
             return
@@ -78,13 +78,13 @@ def compare_panel(store, ex) -> None:
 
 
 @st.fragment
-def _linked(ex, record, other: state.Latents) -> None:
+def _linked(ex, record, other: cache.Latents) -> None:
     if session.cmp_rows() is None:
         pick = session.pick()
         session.set_cmp_rows([] if pick is None else [int(pick)])
     rows = [r for r in session.cmp_rows() if 0 <= r < len(ex.images)]
     sides = ((ex.record, ex.latents, ex.axis_titles, "cmp_a"),
-             (record, other, state.axis_titles(other), "cmp_b"))
+             (record, other, cache.axis_titles(other), "cmp_b"))
     cols = st.columns(2, gap="medium")
     for col, (rec, arr, titles, key) in zip(cols, sides):
         with col:

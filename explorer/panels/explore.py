@@ -13,7 +13,7 @@ import numpy as np
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from explorer import session, state, views
+from explorer import cache, session, views
 from explorer.components import latent_pad
 from explorer.panels import downloads, links, tools, user_digit
 from explorer.panels import selection as sel_panel
@@ -27,7 +27,7 @@ MAP_SIZE = 200  # the live map beside the digit (below it when the column is nar
 PAD_MAP_SIZE = 280  # the latent pad's background map (2-D models)
 
 
-def sync_sliders(ex: state.Explorer) -> None:
+def sync_sliders(ex: cache.Explorer) -> None:
     """Create, clip or move the latent values before the sliders are drawn."""
     lat = ex.latents
     session.sync_latents(ex.stamp, lat.center, lat.bounds, lat.z_mean, len(ex.images))
@@ -43,14 +43,14 @@ def _on_select() -> None:
         session.set_pick(row)
 
 
-def _live_digit(ex: state.Explorer):
+def _live_digit(ex: cache.Explorer):
     """The pad or the sliders, and the decoded digit. Returns (z (d,), decode_ms, the map's placeholder)."""
     d, bounds = ex.latent_dim, ex.latents.bounds
     st.subheader("Move through the latent space")
     # In-browser decoding while dragging; it writes z0..z{d-1} on release. Without it: server sliders.
     pad_note = latent_pad.latent_pad(
         session.z_keys(d), bounds, model_key=ex.stamp, model=ex.model, extent=ex.map_extent,
-        background=state.map_base(ex.stamp, ex.latents.xy, ex.latents.labels, ex.map_extent, PAD_MAP_SIZE)
+        background=cache.map_base(ex.stamp, ex.latents.xy, ex.latents.labels, ex.map_extent, PAD_MAP_SIZE)
         if d == 2 else None)
     if pad_note is not None:
         st.caption(f"{pad_note} Using the server's sliders: the digit updates when you release one.")
@@ -73,7 +73,7 @@ def _live_digit(ex: state.Explorer):
     return z, decode_ms, map_box
 
 
-def _overlay(ex: state.Explorer, row):
+def _overlay(ex: cache.Explorer, row):
     """The pick's position and its 1σ/2σ posterior ellipses in the scatter's plane (None, [] without one)."""
     if row is None or not 0 <= row < len(ex.images):
         return None, []
@@ -95,11 +95,11 @@ def _scatter_row(pick) -> tuple[int | None, bool]:
     return (shown if defer else pick), defer
 
 
-def _draw_map(ex: state.Explorer, map_box, z: np.ndarray, path, pick) -> None:
+def _draw_map(ex: cache.Explorer, map_box, z: np.ndarray, path, pick) -> None:
     """The live map beside the digit: the sliders, the pick, the interpolation path on the test set."""
     picked, ellipses = _overlay(ex, pick)
     extent = ex.map_extent
-    base = state.map_base(ex.stamp, ex.latents.xy, ex.latents.labels, extent, MAP_SIZE)
+    base = cache.map_base(ex.stamp, ex.latents.xy, ex.latents.labels, extent, MAP_SIZE)
     map_box.image(views.map_png(base, extent, current=ex.project(z), picked=picked, ellipses=ellipses[:1],
                                 path=None if path is None else ex.project(path)),
                   width=MAP_SIZE, output_format="PNG",
@@ -107,7 +107,7 @@ def _draw_map(ex: state.Explorer, map_box, z: np.ndarray, path, pick) -> None:
                           + ("" if ex.latent_dim == 2 else f" ({ex.view_name} view)"))
 
 
-def _draw_scatter(ex: state.Explorer, scatter_box, row) -> None:
+def _draw_scatter(ex: cache.Explorer, scatter_box, row) -> None:
     """The big test-set scatter with the pick `row`, the user's digit and the selection marked.
 
     The live map follows the sliders; the big scatter does not: Streamlit rebuilds a chart whose figure
@@ -124,7 +124,7 @@ def _draw_scatter(ex: state.Explorer, scatter_box, row) -> None:
 
 
 @st.fragment
-def explore_panel(ex: state.Explorer) -> None:
+def explore_panel(ex: cache.Explorer) -> None:
     """Sliders, live digit, scatter, pick and interpolation: reruns alone on any of its widgets."""
     t0 = time.perf_counter()
     sync_sliders(ex)  # a click reruns only this fragment: apply the new pick here too

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explorer import session, state, views
+from explorer import cache, session, views
 
 THUMB_SCALE = 3
 
 
-def interpolation_panel(ex: state.Explorer, z_sliders: np.ndarray) -> np.ndarray | None:
+def interpolation_panel(ex: cache.Explorer, z_sliders: np.ndarray) -> np.ndarray | None:
     """A row of digits decoded along the straight line between two points. Returns the path (K, d)."""
     st.subheader("Interpolation")
     zm, labels = ex.latents.z_mean, ex.latents.labels

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer import state
+from explorer import cache
 
 MANIFOLD_N = 30
 
 
-def manifold_panel(ex: state.Explorer) -> None:
+def manifold_panel(ex: cache.Explorer) -> None:
     d = ex.latent_dim
     st.subheader(f"Manifold: a {MANIFOLD_N}×{MANIFOLD_N} grid decoded over the latent plane")
     cols = st.columns([2, 1, 1] if d > 2 else [2, 2])
@@ -31,5 +31,5 @@ def manifold_panel(ex: state.Explorer) -> None:
                f"Top → bottom: z[{dims[1]}] from +{span:g} to −{span:g}."
                + (" The other dimensions are held at 0." if d > 2 else "")
                + f" All {MANIFOLD_N * MANIFOLD_N} digits come from one batched decode, cached per model.")
-    png = state.manifold_png(ex.stamp, ex.model, MANIFOLD_N, float(span), dims)
+    png = cache.manifold_png(ex.stamp, ex.model, MANIFOLD_N, float(span), dims)
     st.image(png, width=MANIFOLD_N * 28, output_format="PNG")

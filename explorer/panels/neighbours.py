@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explorer import views
-from explorer import session
+from explorer import session, views
 from explorer.panels.common import lazy_expander
 from model import analysis
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explorer import session, state
+from explorer import cache, session
 from explorer.panels.common import fmt
 
 
@@ -22,7 +22,7 @@ def _random_pick(n: int) -> None:
     session.set_pick(int(np.random.default_rng().integers(n)))
 
 
-def pick_panel(ex: state.Explorer) -> None:
+def pick_panel(ex: cache.Explorer) -> None:
     """The "Picked test image" section (inside the explore fragment)."""
     st.subheader("Picked test image")
     if err := session.pop_pick_error():
@@ -37,7 +37,7 @@ def pick_panel(ex: state.Explorer) -> None:
         st.info("Click a point in the scatter (or type a test image number) to see the image, its "
                 "reconstruction and its posterior.")
         return
-    original, recon = state.pick_pngs(ex.stamp, ex.model, ex.images, int(pick))
+    original, recon = cache.pick_pngs(ex.stamp, ex.model, ex.images, int(pick))
     label = ex.latents.labels[pick]
     z_mean = ex.latents.z_mean[pick]
     sigma = np.exp(0.5 * ex.latents.z_log_var[pick])

@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer import session, state
+from explorer import cache, session
 from explorer.panels.common import fmt
 
 PRIOR_N = 10
 THUMB_SCALE = 3
 
 
-def prior_panel(ex: state.Explorer) -> None:
+def prior_panel(ex: cache.Explorer) -> None:
     st.subheader("Sample from prior")
     c1, c2 = st.columns([1, 4])
     c1.button("Sample from prior", on_click=session.next_prior_seed, type="primary",
               help="Draw new z ~ N(0, I) and decode them.")
     seed = session.prior_seed()
     c2.caption(f"{PRIOR_N} draws z ~ N(0, I), decoded (seed {seed}).")
-    z, pngs = state.prior_samples(ex.stamp, ex.model, PRIOR_N, seed)
+    z, pngs = cache.prior_samples(ex.stamp, ex.model, PRIOR_N, seed)
     captions = [fmt(v) if ex.latent_dim <= 2 else f"sample {i + 1}" for i, v in enumerate(z)]
     st.image(pngs, width=28 * THUMB_SCALE, caption=captions, output_format="PNG")

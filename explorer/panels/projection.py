@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import streamlit as st
 
-from explorer import state, views
+from explorer import cache, views
 from model import analysis
 
 K_PLACE = 10  # nearest test means used to place a latent point in the t-SNE plane
@@ -25,7 +25,7 @@ EXPECTED_S_PER_1K = 12.0  # a rough guide for the progress bar: ~2 min for 10k p
 
 
 @dataclass(frozen=True, eq=False)
-class TsneExplorer(state.Explorer):
+class TsneExplorer(cache.Explorer):
     """The explorer with the test set shown in a t-SNE plane (latents.xy is the t-SNE)."""
 
     def project(self, z) -> np.ndarray:

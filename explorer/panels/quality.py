@@ -11,7 +11,7 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from explorer import session, state, views
+from explorer import cache, session, views
 from model import quality
 from model.data import DataError, model_dataset
 from model.store import StoreError
@@ -77,7 +77,7 @@ def quality_panel(store, ex) -> None:
         st.caption(f"log-likelihood under the model's likelihood: {q['likelihood']}; on the first "
                    f"{q['iwae_n']} test images. k-NN fit on {q['knn_n_train']:,} training means, scored on "
                    f"{q['knn_n_test']:,} test means (chance {100 * q['knn_chance']:.0f}%).")
-    _compare_models(store, ex, state.model_stamp)
+    _compare_models(store, ex, cache.model_stamp)
 
 
 def _compare_models(store, ex, model_stamp) -> None:

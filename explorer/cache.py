@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
+from explorer import views
 from model import bundle
 from model.data import Dataset, is_builtin, model_dataset
 from model.paths import home
 from model.serving import keep_compiled_functions
 from model.store import FILES, ModelRecord, ModelStore, StoreError
-
-from explorer import views
 
 if TYPE_CHECKING:  # only for the type: explorer/ never imports TensorFlow at run time
     from model.api import LatentModel

@@ -253,3 +253,16 @@ def test_tsne_placement_and_local_linear_map_recover_a_linear_view():
     assert np.allclose(place(zm, xy, zm[[3, 9]]), xy[[3, 9]], atol=1e-3)  # a test mean sits on its point
     between = place(zm, xy, (zm[[3]] + zm[[9]]) / 2)
     assert between.shape == (1, 2) and np.all(np.isfinite(between))
+
+
+def test_the_users_digit_in_tsne_gets_the_local_map_not_the_pca_one():
+    """A picture that is not a test row (the user's digit) is carried into the t-SNE plane by the local
+    linear map around it, as the pick is; in a linear view that map is the view itself."""
+    from explorer.panels.projection import point_jacobian
+
+    rng = np.random.default_rng(6)
+    zm = rng.normal(size=(400, 5))
+    w = rng.normal(size=(5, 2))
+    xy = zm @ w
+    z = zm[17] + 0.01 * rng.normal(size=5)  # near a test mean, not on one
+    assert np.allclose(point_jacobian(zm, xy, z), w, atol=1e-2)

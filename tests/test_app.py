@@ -92,6 +92,14 @@ def sliders(at: AppTest, d: int = 2) -> np.ndarray:
     return np.array([at.session_state[f"z{i}"] for i in range(d)], np.float32)
 
 
+def page_z(at: AppTest, d: int = 2) -> np.ndarray:
+    """The latent values the page shows: the session keys, which the latent pad is also told to show."""
+    z = sliders(at, d)
+    args, _ = pad(at)
+    assert np.allclose(args["z"], z), (args["z"], z)
+    return z
+
+
 def pad(at: AppTest) -> tuple[dict, dict]:
     """The latent pad component's JSON args and {name: bytes} of its binary args."""
     (el,) = [e for e in at.get("component_instance") if e.proto.component_name.endswith("latent_pad")]

@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw
 from explorer import cache
 from explorer.panels import quality as quality_panel
 from explorer.panels import user_digit
+from tests.test_app import page_z
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 TIMEOUT = 120
@@ -107,8 +108,8 @@ def test_move_sliders_and_clear(app):
     assert not app.exception
     assert app.session_state["z0"] == pytest.approx(star["x"][0], abs=1e-6)
     assert app.session_state["z1"] == pytest.approx(star["y"][0], abs=1e-6)
-    # the slider widgets (and so the decoded digit) follow; the live map, not the scatter, marks them
-    assert app.slider(key="z0").value == pytest.approx(star["x"][0], abs=1e-6)
+    # the latent pad (and so the decoded digit) follows; the live map, not the scatter, marks them
+    assert list(page_z(app)) == pytest.approx([star["x"][0], star["y"][0]], abs=1e-6)
 
     app.button(key="user_clear").click().run()
     assert app.session_state["user_digit"] is None

@@ -1,4 +1,4 @@
-"""Inference speed of the numpy facade (model.api.LatentModel) beside the seed's way (not a test).
+"""Inference speed of the numpy facade (model.latent.LatentModel) beside the seed's way (not a test).
 
     python bench/inference_speed.py                    # fresh float32 model, latent 2
     python bench/inference_speed.py --rounds 7 --json inference.json
@@ -55,7 +55,7 @@ def seed_models(data):
 
 
 def our_model(latent_dim: int, precision: str):
-    from model.api import LatentModel
+    from model.latent import LatentModel
     from model.vae import VAEConfig, build_vae
 
     config = VAEConfig(latent_dim=latent_dim, precision=precision)

@@ -10,7 +10,7 @@
     tsne_path / tsne_cached / TsneJobs     a seeded 2-D t-SNE of the latent means, computed once per
                                            model in a background thread, cached on disk atomically
 
-`model` is anything with `decode(z (N, d)) -> (N, 28, 28)` and `latent_dim` (a `model.api.LatentModel`).
+`model` is anything with `decode(z (N, d)) -> (N, 28, 28)` and `latent_dim` (a `model.latent.LatentModel`).
 """
 from __future__ import annotations
 

@@ -103,10 +103,10 @@ def install(store: ModelStore | None = None, bundle_dir: Path = BUNDLE_DIR) -> s
         verify_files(bundle_dir, meta)  # ~2 ms: never install damaged files
     except (StoreError, KeyError, TypeError, ValueError, OSError):
         return None  # no (usable) bundle in this checkout: the first-run page offers training
-    store._writable()
+    store.check_writable()
     store.sweep()
     model_id = meta["id"]
-    final = store._path(model_id)
+    final = store.model_dir(model_id)
     if not final.is_dir():
         tmp = store.root / f".tmp-{os.getpid()}-bundle-{model_id}"
         meta = {**meta, "format": min(int(meta.get("format", FORMAT)), FORMAT), "created": time.time(),
@@ -194,7 +194,7 @@ def build(out: Path = BUNDLE_DIR, config: VAEConfig | None = None, verbose: int 
     import keras
     import tensorflow as tf
 
-    from model.api import LatentModel
+    from model.latent import LatentModel
     from model.train import train
 
     config = config or VAEConfig()
@@ -228,7 +228,7 @@ def build(out: Path = BUNDLE_DIR, config: VAEConfig | None = None, verbose: int 
 
 def check(bundle_dir: Path = BUNDLE_DIR) -> dict:
     """Verify the fingerprints, load the model with safe_mode and recompute the slice loss."""
-    from model.api import LatentModel
+    from model.latent import LatentModel
     from model.store import ModelRecord
 
     meta = read_meta(bundle_dir)

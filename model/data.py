@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from model.errors import DataError
 from model.paths import atomic_write_bytes, home
 
 MNIST_CLASSES = tuple(str(d) for d in range(10))
@@ -25,10 +26,6 @@ FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 TEST_SET = "test.npz"  # in a model's directory: its test set, when it was trained on a user's data
-
-
-class DataError(RuntimeError):
-    """A dataset is missing or malformed; the message says how to fix it."""
 
 
 @dataclass(frozen=True)

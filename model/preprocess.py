@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
+from model.errors import ImageError
+
 MAX_BYTES = 10 * 1024 * 1024  # largest accepted upload: 10 MiB
 MAX_PIXELS = 16_000_000  # largest accepted picture: 16 megapixels (a 12 MP phone photo fits); checked
 # from the header, before decoding: a PNG of this size decodes to up to 64 MB (RGBA), the bulk of the
@@ -37,10 +39,6 @@ CENTRE = 14.0  # MNIST's mean centre of mass (row, column), pixel indices
 MIN_CONTRAST = 40  # ink must stand this many grey levels (of 255) above the background
 INK_LEVEL = 0.25  # a pixel is ink if it reaches this fraction of the strongest stroke
 NOISE_LEVEL = 0.10  # below this fraction of the strongest stroke, a pixel is background
-
-
-class ImageError(ValueError):
-    """The picture cannot be used as a digit; the message says why and what to do."""
 
 
 def _mb(n: int) -> str:

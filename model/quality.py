@@ -41,7 +41,7 @@ ROWS_PER_PASS = 4096  # decoded images per forward pass (K samples x images)
 MSE_CONSTANT = 392.0 * math.log(math.pi)  # nats left out of the MSE likelihood, as the loss does
 
 
-def _log_likelihood(x: np.ndarray, x_hat: np.ndarray, loss: str) -> np.ndarray:
+def log_likelihood(x: np.ndarray, x_hat: np.ndarray, loss: str) -> np.ndarray:
     """log p(x | z) per row: x (B, 784), x_hat (..., B, 784) -> (..., B), in the loss's units."""
     if loss == "bce":
         p = np.clip(x_hat.astype(np.float64), BCE_EPS, 1.0 - BCE_EPS)
@@ -55,7 +55,7 @@ def log_weights(model, images, k: int = 64, seed: int | None = 0) -> np.ndarray:
     """Importance log-weights log p(x|z_k) + log p(z_k) - log q(z_k|x), z_k ~ q(z|x).
 
     Args:
-        model: a `model.api.LatentModel`.
+        model: a `model.latent.LatentModel`.
         images: (N, 28, 28) uint8 or floats in [0, 1].
         k: samples per image.
         seed: seed of the sampling noise.
@@ -74,7 +74,7 @@ def log_weights(model, images, k: int = 64, seed: int | None = 0) -> np.ndarray:
         eps = rng.standard_normal((k,) + mu.shape)  # (k, B, d)
         z = mu + np.exp(0.5 * lv) * eps  # (k, B, d)
         x_hat = model.decode(z.reshape(-1, mu.shape[1]).astype(np.float32))  # (k*B, 28, 28)
-        log_px = _log_likelihood(x, x_hat.reshape(k, len(x), 784), model.config.loss)  # (k, B)
+        log_px = log_likelihood(x, x_hat.reshape(k, len(x), 784), model.config.loss)  # (k, B)
         log_pz = -0.5 * (np.square(z) + LOG_2PI).sum(-1)  # (k, B)
         log_qz = -0.5 * (np.square(eps) + LOG_2PI + lv).sum(-1)  # (k, B)
         out[:, i:i + batch] = log_px + log_pz - log_qz
@@ -115,7 +115,7 @@ def knn_accuracy(model, data: Dataset, k: int = 5, n_train: int | None = None,
     """k-NN label accuracy on latent means: fit on training z_mean, score on test z_mean.
 
     Args:
-        model: a `model.api.LatentModel`.
+        model: a `model.latent.LatentModel`.
         data: the dataset (its labels are used only here, never in training).
         k: neighbours.
         n_train, n_test: use only the first n images of each split (None = all).

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from model.errors import StoreError
 from model.paths import atomic_write_text, home, pid_alive
 from model.config import VAEConfig  # not model.vae: reading the store needs no Keras
 from model.data import TEST_SET  # noqa: F401 - a model's own test set (user data), see model.data
@@ -24,10 +25,6 @@ from model.data import TEST_SET  # noqa: F401 - a model's own test set (user dat
 FORMAT = 1
 FILES = ("encoder.keras", "decoder.keras", "meta.json")
 MAX_CREATED = 2**33  # seconds since 1970 (year 2242): a later "created" is corrupt, not a date
-
-
-class StoreError(RuntimeError):
-    """A model is missing, corrupt or incompatible; the message says how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +121,7 @@ class ModelStore:
                                  "LATENT_EXPLORER_HOME to a writable directory.") from None
         self.root = Path(root)
 
-    def _path(self, model_id: str) -> Path:
+    def model_dir(self, model_id: str) -> Path:
         """The directory of `model_id`, refusing ids that are not plain names inside the store."""
         if (not isinstance(model_id, str) or not model_id or model_id.startswith(".")
                 or "/" in model_id or "\\" in model_id or "\0" in model_id):
@@ -135,9 +132,6 @@ class ModelStore:
     # ------------------------------------------------------------------ writing
     def check_writable(self) -> None:
         """Raise StoreError (with the fix) unless models can be saved here."""
-        self._writable()
-
-    def _writable(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -157,7 +151,7 @@ class ModelStore:
 
         `files` are more files to keep in the model directory ({name: bytes}, e.g. TEST_SET), written
         into the same temp directory, so they appear with the model or not at all."""
-        self._writable()
+        self.check_writable()
         self.sweep()
         model_id = self.new_id(config)
         tmp = self.root / f".tmp-{os.getpid()}-{model_id}"
@@ -204,7 +198,7 @@ class ModelStore:
         """Remove a model (readable or broken) at once: renamed away first, so no one sees half of it.
 
         If it was the current model, `current()` falls back to the newest remaining one."""
-        path = self._path(model_id)
+        path = self.model_dir(model_id)
         if path.is_dir():
             trash = self.root / f".tmp-{os.getpid()}-del-{uuid.uuid4().hex[:6]}-{model_id}"
             try:
@@ -235,7 +229,7 @@ class ModelStore:
 
     # ------------------------------------------------------------------ reading
     def record(self, model_id: str) -> ModelRecord:
-        path = self._path(model_id)
+        path = self.model_dir(model_id)
         meta_path = path / "meta.json"
         if not path.is_dir():
             raise StoreError(f"No model {model_id!r} in {self.root}. "
@@ -321,7 +315,9 @@ class ModelStore:
         return models[0] if models else None
 
     def load(self, model_id: str):
-        """Load a model for inference: a `model.api.LatentModel`. Raises StoreError with the fix."""
-        from model.api import LatentModel
+        """Load a model for inference: `LatentModel.from_record(self.record(model_id))`.
+
+        Raises StoreError with the fix. model.latent imports nothing from here, so there is no cycle."""
+        from model.latent import LatentModel  # lazy: loading needs Keras, reading the store does not
 
         return LatentModel.from_record(self.record(model_id))

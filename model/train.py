@@ -21,9 +21,10 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from model.config import LOSSES, LR_SCHEDULES, PRECISIONS, VAEConfig  # noqa: E402
-from model.data import DataError, Dataset, is_builtin, load_dataset, test_set_bytes, to_float  # noqa: E402
+from model.errors import DataError, StoreError, TrainingError  # noqa: E402
+from model.data import Dataset, is_builtin, load_dataset, test_set_bytes, to_float  # noqa: E402
 from model.paths import atomic_write_bytes  # noqa: E402
-from model.store import TEST_SET, ModelStore, StoreError  # noqa: E402
+from model.store import TEST_SET, ModelStore  # noqa: E402
 
 
 # Training steps per call of Keras' compiled train function: the same steps and results, ~5-10% less
@@ -36,10 +37,6 @@ STEPS_PER_EXECUTION = 16
 def steps_per_execution(steps_per_epoch: int) -> int:
     """STEPS_PER_EXECUTION, lowered so that an epoch still reports progress at least 8 times."""
     return max(1, min(STEPS_PER_EXECUTION, steps_per_epoch // 8))
-
-
-class TrainingError(RuntimeError):
-    """Training failed (NaN loss, bad weights file...); the message says what to do."""
 
 
 def _quiet_tf():
@@ -151,7 +148,7 @@ def load_weights(vae, path: Path) -> None:
     """
     import warnings
 
-    from model.api import _load_keras
+    from model.latent import load_keras
 
     path = Path(path)
     check_weights_path(path)
@@ -161,8 +158,8 @@ def load_weights(vae, path: Path) -> None:
             raise TrainingError(f"{path} is a directory without {' and '.join(missing)}, so it is not a "
                                 f"saved model. {WEIGHTS_FIX}")
         try:
-            enc = _load_keras(path / "encoder.keras", "encoder", path.name)
-            dec = _load_keras(path / "decoder.keras", "decoder", path.name)
+            enc = load_keras(path / "encoder.keras", "encoder", path.name)
+            dec = load_keras(path / "decoder.keras", "decoder", path.name)
         except StoreError as e:
             raise TrainingError(str(e)) from None
         try:
@@ -206,7 +203,7 @@ def train(config: VAEConfig, data: Dataset | None = None, *, store: ModelStore |
     """
     import keras
 
-    from model.api import LatentModel
+    from model.latent import LatentModel
     from model.progress import JsonlProgress
     from model.vae import build_vae
 
@@ -433,7 +430,7 @@ def main(argv=None, *, extra: dict | None = None) -> int:
         out = Path(args.out)
         store = None if args.no_store else ModelStore()
         if store is not None:
-            store._writable()
+            store.check_writable()
         if args.weights:
             check_weights_path(args.weights)  # fail fast, before TensorFlow loads
         if args.no_files:

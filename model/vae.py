@@ -123,7 +123,7 @@ class VAE(keras.Model):
         _, _, z = self.encoder(x, training=training)
         return self.decoder(z, training=training)
 
-    def _loss_terms(self, x, training):
+    def loss_terms(self, x, training):
         """Batch means of (total, reconstruction, KL).
 
         With `self.chains` = K > 1 the batch is cut into K slices that go through the network as K
@@ -167,7 +167,7 @@ class VAE(keras.Model):
 
         x = data[0] if isinstance(data, (tuple, list)) else data
         with tf.GradientTape() as tape:
-            total, recon, kl = self._loss_terms(x, training=True)
+            total, recon, kl = self.loss_terms(x, training=True)
             scaled = self.optimizer.scale_loss(total)
         grads = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
@@ -175,7 +175,7 @@ class VAE(keras.Model):
 
     def test_step(self, data):
         x = data[0] if isinstance(data, (tuple, list)) else data
-        return self._update(x, *self._loss_terms(x, training=False))
+        return self._update(x, *self.loss_terms(x, training=False))
 
     def get_config(self):
         return {

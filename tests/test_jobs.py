@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 from model import jobs
+from model.jobs import files, procs
+from model.jobs import status as status_mod
 from model.config import VAEConfig
 from model.store import ModelStore
 
@@ -36,7 +38,7 @@ def _no_stray_jobs(monkeypatch):
         return
     for job_id in jobs.list_jobs():
         status = json.loads((root / job_id / "status.json").read_text())
-        if jobs._process_alive(status.get("pid"), status.get("pid_start")):
+        if procs.process_alive(status.get("pid"), status.get("pid_start")):
             os.kill(status["pid"], signal.SIGKILL)
 
 
@@ -89,7 +91,7 @@ def test_job_progress_then_new_model_becomes_current(home):
     assert store.record(final.model_id).config == TINY
     assert store.load(old).decode(np.zeros((1, 2), "float32")).shape == (1, 28, 28)
     assert jobs.active_job() is None
-    assert not jobs._lock_held(jobs.jobs_root() / "job.lock")
+    assert not procs.lock_held(jobs.jobs_root() / "job.lock")
     deadline = time.time() + 30  # the process may take a few seconds to exit after its last event
     while time.time() < deadline and json.loads((info.path / "status.json").read_text())["returncode"] is None:
         time.sleep(0.1)
@@ -154,7 +156,7 @@ def test_cancel_mid_epoch_keeps_the_current_model_even_if_the_launcher_died(home
     assert final.state == "cancelled" and final.model_id is None
     assert final.epochs_done == 0  # it really stopped mid-epoch
     assert_untouched(store, old, dirs)
-    assert not jobs._lock_held(jobs.jobs_root() / "job.lock")
+    assert not procs.lock_held(jobs.jobs_root() / "job.lock")
 
 
 def test_kill_9_mid_epoch_fails_the_job_and_keeps_the_old_model(home):
@@ -162,14 +164,14 @@ def test_kill_9_mid_epoch_fails_the_job_and_keeps_the_old_model(home):
     old, dirs = store.current().id, model_dirs(store)
     info = jobs.start_job(VAEConfig(epochs=1, limit=4096, batch_size=32))
     wait_for(info.id, lambda js: js.step >= 1 or not js.active)
-    assert jobs._lock_held(jobs.jobs_root() / "job.lock")  # the job process holds the lock
+    assert procs.lock_held(jobs.jobs_root() / "job.lock")  # the job process holds the lock
     os.kill(info.pid, signal.SIGKILL)
     final = wait_for(info.id, lambda js: not js.active, timeout=10)[-1]
     assert final.state == "failed"
     assert "killed (SIGKILL)" in final.error and "previous models are untouched" in final.error
     assert final.epochs_done == 0
     assert_untouched(store, old, dirs)
-    assert not jobs._lock_held(jobs.jobs_root() / "job.lock")  # the kernel released it
+    assert not procs.lock_held(jobs.jobs_root() / "job.lock")  # the kernel released it
     # another process (say a second server) sees the same verdict
     out = subprocess.run([sys.executable, "-m", "model.jobs", "status"], cwd=REPO, capture_output=True,
                          text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60).stdout
@@ -256,10 +258,10 @@ def _ended_job(job_id, *, events=(), returncode=-9, cancel=False, saved=None):
 
     job_dir = jobs.jobs_root() / job_id
     job_dir.mkdir()
-    jobs._write_json(job_dir / "status.json", {
+    files.write_json(job_dir / "status.json", {
         "id": job_id, "state": "running", "config": TINY.to_dict(), "pid": _dead_pid(), "pid_start": None,
         "started": time.time() - 30, "ended": None, "returncode": returncode, "model_id": None, "error": None})
-    jobs._write_json(jobs.jobs_root() / "latest.json", {"id": job_id})
+    files.write_json(jobs.jobs_root() / "latest.json", {"id": job_id})
     write_event(job_dir / "progress.jsonl", "start", epochs=1, steps=2, pid=0)
     for kind, fields in events:
         write_event(job_dir / "progress.jsonl", kind, **fields)
@@ -365,9 +367,9 @@ def test_eta_from_step_rate_and_validation_time():
                {"epoch": 0, "step": 20, "time": 102.9}, {"epoch": 1, "step": 10, "time": 106.0}]
     epochs = [{"epoch": 0, "time": 105.0}]  # 2.1 s of validation after the last batch
     # per step 0.1 s; left: 30 steps of epoch 2 and 20 of epoch 3, two validations + the final one + save
-    eta = jobs._eta(start, batches, epochs, epochs=3, steps=20, batch_size=128, now=106.0)
+    eta = status_mod.eta(start, batches, epochs, epochs=3, steps=20, batch_size=128, now=106.0)
     assert eta == pytest.approx(30 * 0.1 + 3 * 2.1 + jobs.SAVE_S)
-    assert jobs._eta(start, batches[:1], [], epochs=3, steps=20, batch_size=128) is None
+    assert status_mod.eta(start, batches[:1], [], epochs=3, steps=20, batch_size=128) is None
 
 
 # ----------------------------------------------------------------------------- the Streamlit panel

@@ -40,7 +40,7 @@ def test_likelihood_is_the_training_loss(loss):
     x = rng.random((6, 28, 28, 1)).astype(np.float32)
     x_hat = rng.random((6, 28, 28, 1)).astype(np.float32)
     recon, _ = vae_losses(x, x_hat, np.zeros((6, 2)), np.zeros((6, 2)), loss)
-    ll = quality._log_likelihood(x.reshape(6, 784).astype(np.float64), x_hat.reshape(6, 784), loss)
+    ll = quality.log_likelihood(x.reshape(6, 784).astype(np.float64), x_hat.reshape(6, 784), loss)
     np.testing.assert_allclose(-ll, keras.ops.convert_to_numpy(recon), rtol=1e-4)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from model import store as store_mod
-from model.api import LatentModel
+from model.latent import LatentModel
 from model.paths import HOME_ENV
 from model.store import ModelStore, StoreError
 from model.vae import VAEConfig, build_decoder, build_vae

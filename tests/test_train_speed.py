@@ -33,7 +33,7 @@ def test_chains_give_the_whole_batchs_loss_and_gradients(chains, images, monkeyp
     for k in (1, chains):
         vae.chains = k
         with tf.GradientTape() as tape:
-            total, recon, kl = vae._loss_terms(x, training=True)
+            total, recon, kl = vae.loss_terms(x, training=True)
         grads = tape.gradient(total, vae.trainable_weights)
         results[k] = [float(total), float(recon), float(kl)], [g.numpy() for g in grads]
     (terms1, grads1), (terms_k, grads_k) = results[1], results[chains]

@@ -10,14 +10,11 @@ import os
 import time
 from pathlib import Path
 
+from model.errors import JobError
 from model.jobs import procs
 from model.jobs.status import JobStatus, Verdict, build, derive
 from model.paths import HOME_ENV, atomic_write_text, home
 from model.progress import read_events
-
-
-class JobError(RuntimeError):
-    """A job cannot be started or found; the message says how to fix it."""
 
 
 def jobs_root() -> Path:

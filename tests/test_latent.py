@@ -1,8 +1,8 @@
-"""model.api.LatentModel: the numpy facade the UI uses (batched encode/decode, manifold, views)."""
+"""model.latent.LatentModel: the numpy facade the UI uses (batched encode/decode, manifold, views)."""
 import numpy as np
 import pytest
 
-from model import api
+from model import latent as latent_module
 from model.data import load_dataset
 from model.paths import HOME_ENV
 from model.store import ModelStore
@@ -80,7 +80,7 @@ def test_encode_in_chunks_equals_one_call(latent, digits, monkeypatch):
     assert whole_mean.shape == whole_log_var.shape == (50, 2) and whole_mean.dtype == np.float32
     z = np.random.default_rng(1).normal(0, 2, (50, 2)).astype(np.float32)
     whole_decoded = latent.decode(z)
-    monkeypatch.setattr(api, "CHUNK", 7)  # 50 = 7 * 7 + 1: uneven chunks, a last chunk of one
+    monkeypatch.setattr(latent_module, "CHUNK", 7)  # 50 = 7 * 7 + 1: uneven chunks, a last chunk of one
     chunk_mean, chunk_log_var = latent.encode(images)
     np.testing.assert_allclose(chunk_mean, whole_mean, atol=1e-5)
     np.testing.assert_allclose(chunk_log_var, whole_log_var, atol=1e-5)

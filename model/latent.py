@@ -1,27 +1,35 @@
-"""The numpy facade the UI uses: images and latent vectors in, numpy arrays out.
+"""LatentModel: a trained encoder/decoder pair as a numpy facade (images and latent vectors in, arrays out).
 
 Every call is one batched, compiled forward pass (a `tf.function` with a fixed input signature), never
-`Model.predict` per vector: one latent vector decodes in ~1 ms instead of ~37 ms.
+`Model.predict` per vector, whose per-call overhead dwarfs a small decoder (bench/inference_speed.py).
+Importing this module loads Keras and TensorFlow; `model.store` reads records without it and its
+`ModelStore.load` imports this module lazily (this module never imports the store: no cycle).
 """
 from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import keras
 import numpy as np
+import tensorflow as tf
 
+from model.config import VAEConfig
 from model.data import to_float
-from model.store import ModelRecord, StoreError
-from model.vae import VAEConfig
+from model.errors import StoreError
+from model.vae import vae_losses  # importing model.vae also registers Sampling and VAE for loading
+
+if TYPE_CHECKING:
+    from model.store import ModelRecord
 
 CHUNK = 2048  # rows per forward pass when encoding/decoding large arrays
 
 
-def _load_keras(path: Path, what: str, model_id: str):
-    import keras
+def load_keras(path: Path, what: str, model_id: str):
+    """Load one `.keras` file of a saved model with safe_mode on; StoreError (with the fix) if it fails.
 
-    import model.vae  # noqa: F401  registers Sampling and VAE for deserialisation
-
+    `what` ("encoder"/"decoder") and `model_id` only word the message."""
     fix = f"Fix: delete {path.parent} (or pick another model) and retrain."
     if not path.exists():
         raise StoreError(f"Model {model_id!r} is missing {path.name}. {fix}")
@@ -45,8 +53,6 @@ class LatentModel:
     """
 
     def __init__(self, encoder, decoder, config: VAEConfig, record: ModelRecord | None = None):
-        import tensorflow as tf
-
         self.encoder, self.decoder, self.config, self.record = encoder, decoder, config, record
         self.latent_dim = int(decoder.inputs[0].shape[-1])
         enc_in, enc_out = tuple(encoder.inputs[0].shape[1:]), encoder.outputs
@@ -67,8 +73,9 @@ class LatentModel:
 
     @classmethod
     def from_record(cls, record: ModelRecord) -> "LatentModel":
-        encoder = _load_keras(record.path / "encoder.keras", "encoder", record.id)
-        decoder = _load_keras(record.path / "decoder.keras", "decoder", record.id)
+        """Load a store record's encoder.keras and decoder.keras (safe_mode); StoreError with the fix."""
+        encoder = load_keras(record.path / "encoder.keras", "encoder", record.id)
+        decoder = load_keras(record.path / "decoder.keras", "decoder", record.id)
         return cls(encoder, decoder, record.config, record)
 
     @property
@@ -178,10 +185,6 @@ class LatentModel:
 
     def evaluate(self, images, batch_size: int = 1000) -> dict[str, float]:
         """Mean test loss terms on `images`, as the training reports them (z sampled once each)."""
-        import keras
-
-        from model.vae import vae_losses
-
         x = to_float(images)
         totals = {"loss": 0.0, "reconstruction_loss": 0.0, "kl_loss": 0.0}
         for i in range(0, len(x), batch_size):

@@ -25,6 +25,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from explorer import extras, retrain, state, views
 from explorer.components import latent_pad
 from explorer.panels import compare, links, projection, selection as sel_panel, tools  # analysis tools (issue 14)
+from model import serving
 from model.data import DataError
 from model.store import StoreError
 
@@ -79,7 +80,7 @@ def main() -> None:
     extras.quality_section(store, ex)  # features helper: IWAE, k-NN, model comparison
     compare.compare_panel(store, ex)  # analysis helper: two models' scatters side by side, linked
     st.session_state["_timings"]["page_ms"] = 1000 * (time.perf_counter() - t0)
-    state.freeze_gc(ex.stamp)  # after the first full render: see its docstring
+    serving.freeze_gc(ex.stamp)  # after the first full render: see its docstring
 
 
 def _init_state() -> None:

@@ -1,4 +1,4 @@
-"""Server-side cost of the analysis tools (issue 14) on the slider and click paths (not a test).
+"""Server-side cost of the analysis tools on the slider and click paths (not a test).
 
     python bench/analysis_overhead.py --home /tmp/home-x/home --runs 30
 

@@ -16,7 +16,7 @@ the first, cold call of each is printed too. The CPU column is the process CPU t
 (all threads): what the call costs, steadier than wall time on a shared machine. Ours and the seed's
 alternate over --rounds so both see the same load; each figure is the median over the rounds (for
 decode one, of all its calls).
-Goals (issue 6): decode one <= 2 ms, manifold <= 0.15 s, encode 10k <= 1 s.
+Goals: decode one <= 2 ms, manifold <= 0.15 s, encode 10k <= 1 s.
 """
 from __future__ import annotations
 

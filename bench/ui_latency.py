@@ -9,13 +9,13 @@ Three figures, each from the browser's own clock (`performance.now()` in the pag
   click    mouse pressed on a point of the test-set scatter -> that point's reconstruction painted
   start    `streamlit run` launched -> page interactive: first run over, digit painted, sliders there
            (a fresh server each time, the model already trained and on disk)
-  pad      the latent pad (in-browser TensorFlow.js decoder, issue 11): drag the 2-D pad and the z[0]
+  pad      the latent pad (in-browser TensorFlow.js decoder): drag the 2-D pad and the z[0]
            range input with the mouse held down; decoded frames per second, pointer event -> digit
            painted (the pad's own clock: pointer handler -> after drawImage, and -> the next frame),
            websocket frames the page sent during the drag (expect 0) and on release, bytes the server
            sent for the release's rerun, and release -> the server's caption/digit updated
   first paint  page load -> the pad's first decoded digit, next to page load -> the server's digit
-Goals (issue 5): slider p50 <= 150 ms, click <= 300 ms, start <= 8 s. Issue 11: pad >= 30 fps,
+Goals: slider p50 <= 150 ms, click <= 300 ms, start <= 8 s; pad >= 30 fps,
 pointer -> painted p50 <= 16 ms, p95 <= 33 ms, 0 frames sent while dragging, first paint <= 1 s extra.
 
 The machine's load (`uptime`) is printed with the figures: on a shared 2-core machine other work

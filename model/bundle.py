@@ -100,7 +100,7 @@ def install(store: ModelStore | None = None, bundle_dir: Path = BUNDLE_DIR) -> s
         if store.list(config.dataset):
             _mark(store, None, "the store already had a model for " + config.dataset)
             return None
-        verify_files(bundle_dir, meta)  # ~2 ms: never install damaged files
+        verify_files(bundle_dir, meta)  # cheap (hashing two small files): never install damaged files
     except (StoreError, KeyError, TypeError, ValueError, OSError):
         return None  # no (usable) bundle in this checkout: the first-run page offers training
     store.check_writable()

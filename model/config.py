@@ -16,7 +16,7 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 LR_SCHEDULES = ("constant", "cosine")
 # VAEConfig.fast(): batches of 64 (twice the updates per epoch at the same time per epoch) at twice the
 # learning rate, decayed to 0 by a cosine over 20 epochs, reach the test loss the seed reaches in 30
-# (bench/train_speed.py, issue 6; at 14 epochs two seeds gave 147.3 and 148.4, around the seed's mean).
+# (bench/train_speed.py; README "Performance" has the runs).
 FAST_PRESET = {"batch_size": 64, "epochs": 20, "learning_rate": 2e-3, "lr_schedule": "cosine"}
 
 

@@ -42,6 +42,46 @@ def load_keras(path: Path, what: str, model_id: str):
                          f"{type(e).__name__}: {str(e).splitlines()[0][:300]}. {fix}") from None
 
 
+def _shapes(model) -> tuple[list[tuple], list[tuple]]:
+    """(input shapes, output shapes) of a Keras model, without the batch dimension."""
+    return ([tuple(t.shape[1:]) for t in model.inputs], [tuple(t.shape[1:]) for t in model.outputs])
+
+
+def _describe(model) -> str:
+    ins, outs = _shapes(model)
+    out = f"output {outs[0]}" if len(outs) == 1 else f"{len(outs)} outputs"
+    return f"input {ins[0] if len(ins) == 1 else ins}, {out}"
+
+
+def _looks_like_decoder(model) -> bool:
+    ins, outs = _shapes(model)
+    return len(ins) == 1 and len(ins[0]) == 1 and outs == [(28, 28, 1)]
+
+
+def _looks_like_encoder(model) -> bool:
+    ins, outs = _shapes(model)
+    return ins == [(28, 28, 1)] and len(outs) == 3
+
+
+def _check_swapped(encoder, decoder, record) -> None:
+    """StoreError naming the mix-up when the encoder is a decoder or the decoder an encoder."""
+    enc_wrong, dec_wrong = _looks_like_decoder(encoder), _looks_like_encoder(decoder)
+    if not (enc_wrong or dec_wrong):
+        return
+    where = f" in {record.path}" if record is not None else ""
+    if enc_wrong and dec_wrong:
+        raise StoreError(
+            f"Incompatible encoder/decoder: encoder.keras and decoder.keras are swapped: encoder.keras looks "
+            f"like a decoder ({_describe(encoder)}) and decoder.keras like an encoder ({_describe(decoder)}). "
+            f"Fix: swap the two files back{where} (rename each to the other's name), or retrain the model.")
+    name, kind, model, other = (("encoder.keras", "a decoder", encoder, "decoder.keras") if enc_wrong
+                                else ("decoder.keras", "an encoder", decoder, "encoder.keras"))
+    raise StoreError(
+        f"Incompatible encoder/decoder: {name} looks like {kind} ({_describe(model)}), so both files hold "
+        f"the same half of a model. Fix: put the right file back as {name}{where} (a copy of {other}?), "
+        "or retrain the model.")
+
+
 class LatentModel:
     """A trained encoder/decoder pair with numpy in/out.
 
@@ -54,6 +94,7 @@ class LatentModel:
 
     def __init__(self, encoder, decoder, config: VAEConfig, record: ModelRecord | None = None):
         self.encoder, self.decoder, self.config, self.record = encoder, decoder, config, record
+        _check_swapped(encoder, decoder, record)
         self.latent_dim = int(decoder.inputs[0].shape[-1])
         enc_in, enc_out = tuple(encoder.inputs[0].shape[1:]), encoder.outputs
         if enc_in != (28, 28, 1) or len(enc_out) != 3 or int(enc_out[0].shape[-1]) != self.latent_dim:

@@ -27,10 +27,10 @@ from model.paths import atomic_write_bytes  # noqa: E402
 from model.store import TEST_SET, ModelStore  # noqa: E402
 
 
-# Training steps per call of Keras' compiled train function: the same steps and results, ~5-10% less
-# time per epoch on 2 CPU cores (fewer Python round trips; bench/train_speed.py, issue 6). Callbacks,
-# and so progress events, see every that-many batches (and the last), so small runs use fewer:
-# at least 8 reports per epoch.
+# Training steps per call of Keras' compiled train function: the same steps and results, less time per
+# epoch (fewer Python round trips; bench/train_speed.py, README "Performance"). Callbacks, and so
+# progress events, see every that-many batches (and the last), so small runs use fewer: at least 8
+# reports per epoch.
 STEPS_PER_EXECUTION = 16
 
 
@@ -52,8 +52,9 @@ def batches(x: np.ndarray, batch_size: int, *, shuffle_seed: int | None = None):
     `shuffle_seed` is given (the same order for the same seed).
 
     tf.data's autotuning is off: with it on (as in the pipeline Keras builds from numpy arrays), dropping
-    each epoch's iterator waited for the autotune thread's sleep, leaving the CPU idle for 7-10 s at the
-    start of most epochs (~12 s of work). Nothing here needs tuning: batches are gathers from memory.
+    each epoch's iterator waited for the autotune thread's sleep, leaving the CPU idle for a large part
+    of most epochs (README "Performance" has the figures). Nothing here needs tuning: batches are
+    gathers from memory.
     """
     import tensorflow as tf
 
@@ -77,9 +78,9 @@ def parallel_chains() -> int:
     """How many parallel chains to cut each training batch into (VAE.chains), setting TF's threads.
 
     TensorFlow's default on a small CPU splits every op over all cores; this tiny network's ops are too
-    small for that to pay (2 cores did a step in 28 ms wall, 51 ms CPU). Cutting the batch into one slice
-    per core, each op on one thread, keeps every core busy with its own slice: 21 ms wall, 41 ms CPU
-    (bench/train_speed.py measures whole epochs). Same gradients, same model.
+    small for that to pay. Cutting the batch into one slice per core, each op on one thread, keeps
+    every core busy with its own slice, in less wall and CPU time per step (README "Performance";
+    bench/train_speed.py measures whole epochs). Same gradients, same model.
 
     Uses one chain per CPU when there are 2..MAX_CHAINS of them and no GPU, and only while TensorFlow's
     threads can still be set (before its first op in this process); else 1 (TF's defaults). The

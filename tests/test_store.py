@@ -161,6 +161,25 @@ def test_incompatible_weights_give_store_error(store, tmp_path):
         store.load(rec.id)
 
 
+def test_swapped_encoder_and_decoder_are_named(store, tmp_path):
+    rec = store.current()
+    enc, dec = rec.path / "encoder.keras", rec.path / "decoder.keras"
+    os.rename(enc, tmp_path / "enc.keras")
+    os.rename(dec, enc)
+    os.rename(tmp_path / "enc.keras", dec)
+    with pytest.raises(StoreError, match=r"encoder.keras and decoder.keras are swapped: encoder.keras looks "
+                                         r"like a decoder \(input \(2,\), output \(28, 28, 1\)\) .* Fix: swap"):
+        store.load(rec.id)
+    os.rename(enc, tmp_path / "enc.keras")  # swapped back, it loads
+    os.rename(dec, enc)
+    os.rename(tmp_path / "enc.keras", dec)
+    assert store.load(rec.id).decode(np.zeros((1, 2))).shape == (1, 28, 28)
+    shutil.copy(dec, enc)  # two decoders
+    with pytest.raises(StoreError, match=r"encoder.keras looks like a decoder \(input \(2,\), output "
+                                         r"\(28, 28, 1\)\), so both files hold the same half"):
+        store.load(rec.id)
+
+
 def test_meta_latent_size_must_match_the_files(store):
     rec = store.current()
     meta = json.loads((rec.path / "meta.json").read_text())

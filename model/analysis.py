@@ -15,11 +15,13 @@
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from model.paths import atomic_write_bytes, home
 
@@ -155,8 +157,6 @@ def gif_bytes(frames, scale: int = 4, duration_ms: int = 120, bounce: bool = Tru
         duration_ms: time per frame.
         bounce: play forwards then backwards (the ends are not repeated), so the loop has no jump.
     """
-    from PIL import Image
-
     a = np.asarray(frames)
     if a.ndim != 3 or len(a) == 0:
         raise ValueError(f"Expected frames of shape (T, H, W) with T >= 1. Received: shape={a.shape}")
@@ -191,7 +191,7 @@ def tsne_path(model_id: str, seed: int = TSNE_SEED) -> Path:
 
 def tsne_2d(z_means, seed: int = TSNE_SEED, perplexity: float = TSNE_PERPLEXITY) -> np.ndarray:
     """A seeded 2-D t-SNE of (N, d) latent means (PCA init, so it is reproducible): (N, 2) float32."""
-    from sklearn.manifold import TSNE
+    from sklearn.manifold import TSNE  # lazy: scikit-learn is slow to import, and only t-SNE needs it
 
     z = np.asarray(z_means, np.float32)
     if z.ndim != 2 or len(z) < 5:
@@ -219,8 +219,6 @@ def save_npy(path: Path, array: np.ndarray) -> None:
 def _lower_thread_priority(niceness: int = 10) -> None:
     """Run the calling thread `niceness` steps lower in CPU priority (Linux: each thread has its own nice value), so a
     t-SNE in the app's process leaves the CPU to the page's requests, as training jobs do (nice 10)."""
-    import os
-
     try:
         tid = threading.get_native_id()
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + niceness))

@@ -20,14 +20,19 @@ import argparse
 import hashlib
 import json
 import os
+import platform
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from model.config import VAEConfig
+from model.data import load_dataset, to_float
 from model.paths import atomic_write_text
-from model.store import FORMAT, ModelStore, StoreError
+from model.store import FORMAT, ModelRecord, ModelStore, StoreError
 
 BUNDLE_DIR = Path(__file__).resolve().parent / "bundled" / "mnist-seed"
 WEIGHT_FILES = ("encoder.keras", "decoder.keras")
@@ -157,8 +162,6 @@ def _mark(store: ModelStore, model_id: str | None, why: str) -> None:
 # ---------------------------------------------------------------------------------------- build
 def slice_images():
     """The fixed evaluation slice: the first SLICE_SIZE MNIST test images (uint8)."""
-    from model.data import load_dataset
-
     return load_dataset("mnist").x_test[:SLICE_SIZE]
 
 
@@ -168,10 +171,8 @@ def slice_loss(latent, images=None) -> dict[str, float]:
     z = z_mean + exp(z_log_var / 2) * eps with eps = numpy default_rng(SLICE_SEED).standard_normal(
     (SLICE_SIZE, latent_dim)), one draw per image; reconstruction and KL as in training (vae_losses).
     """
-    import keras
-    import numpy as np
+    import keras  # lazy, as below: installing the bundle must not load Keras (tests/test_bundle.py)
 
-    from model.data import to_float
     from model.vae import vae_losses
 
     x = to_float(slice_images() if images is None else images)
@@ -188,10 +189,7 @@ def build(out: Path = BUNDLE_DIR, config: VAEConfig | None = None, verbose: int 
     """Train `config` (default VAEConfig(): the seed's) with model.train.train into a private temp store,
     then write encoder.keras, decoder.keras and meta.json (with fingerprints and the slice loss) to `out`.
     Returns the meta written."""
-    import platform
-    import tempfile
-
-    import keras
+    import keras  # lazy: installing the bundle must not load Keras/TensorFlow
     import tensorflow as tf
 
     from model.latent import LatentModel
@@ -228,8 +226,7 @@ def build(out: Path = BUNDLE_DIR, config: VAEConfig | None = None, verbose: int 
 
 def check(bundle_dir: Path = BUNDLE_DIR) -> dict:
     """Verify the fingerprints, load the model with safe_mode and recompute the slice loss."""
-    from model.latent import LatentModel
-    from model.store import ModelRecord
+    from model.latent import LatentModel  # lazy: loads Keras
 
     meta = read_meta(bundle_dir)
     verify_files(bundle_dir, meta)

@@ -8,6 +8,7 @@ Any dataset can also be given as a user `.npz` with `x_train`, `y_train`, `x_tes
 from __future__ import annotations
 
 import gzip
+import hashlib
 import importlib.metadata
 import io
 import os
@@ -250,8 +251,6 @@ def load_test_set(name: str, path: str | os.PathLike) -> Dataset:
 
 
 def _sha256(path: Path) -> str | None:
-    import hashlib
-
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as f:

@@ -1,6 +1,7 @@
 """The seed's two figures, as pure functions: arrays in, a PNG file out (matplotlib, no pyplot state)."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,6 @@ from model.paths import atomic_write_bytes
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    import io
-
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

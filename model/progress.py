@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def _make_callback_class():
-    import keras
+    import keras  # lazy: reading and writing events (model.jobs, the page) needs no Keras
 
     class JsonlProgress(keras.callbacks.Callback):
         """Append progress events to `path`; batch events at most every `every_s` seconds."""

@@ -25,15 +25,21 @@ modified), so the comparison table can show them without recomputing.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
-from model.data import Dataset, to_float
+from model.data import Dataset, load_dataset, to_float
+from model.errors import DataError, StoreError
 from model.paths import atomic_write_text, home
+from model.store import ModelStore
 
 LOG_2PI = math.log(2.0 * math.pi)
 BCE_EPS = 1e-7  # Keras clips probabilities to [eps, 1 - eps] in binary_crossentropy; so do we
@@ -123,7 +129,7 @@ def knn_accuracy(model, data: Dataset, k: int = 5, n_train: int | None = None,
     Returns a dict: `knn_accuracy` in [0, 1], `chance` (the most frequent test class' share),
     `k`, `n_train`, `n_test`, `seconds`.
     """
-    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neighbors import KNeighborsClassifier  # lazy: scikit-learn is slow to import
 
     t0 = time.perf_counter()
     x_tr, y_tr = data.x_train[:n_train], data.y_train[:n_train]
@@ -155,8 +161,6 @@ def cached(model_id: str) -> dict:
 
 
 def _store_result(model_id: str, result: dict) -> None:
-    from filelock import FileLock
-
     path = cache_path(model_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock", timeout=30):
@@ -227,13 +231,7 @@ def compare(records) -> list[dict]:
 
 def main(argv=None) -> int:
     """`python -m model.quality [--all | --model ID] [--n 1000] [--k 64]`: estimate and print the table."""
-    import argparse
-    import os
-    import sys
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from model.data import DataError, load_dataset
-    from model.store import ModelStore, StoreError
 
     p = argparse.ArgumentParser(prog="python -m model.quality", description=main.__doc__)
     p.add_argument("--model", help="model id (default: the current model)")

@@ -10,22 +10,32 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import hashlib
+import io
+import logging
 import math
 import os
 import sys
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
+import h5py
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from model.config import LOSSES, LR_SCHEDULES, PRECISIONS, VAEConfig
+from model.data import Dataset, is_builtin, load_dataset, test_set_bytes, to_float
+from model.errors import DataError, StoreError, TrainingError
+from model.paths import atomic_write_bytes
+from model.progress import write_event
+from model.store import TEST_SET, ModelStore
 
-from model.config import LOSSES, LR_SCHEDULES, PRECISIONS, VAEConfig  # noqa: E402
-from model.errors import DataError, StoreError, TrainingError  # noqa: E402
-from model.data import Dataset, is_builtin, load_dataset, test_set_bytes, to_float  # noqa: E402
-from model.paths import atomic_write_bytes  # noqa: E402
-from model.store import TEST_SET, ModelStore  # noqa: E402
-
+# Keras and TensorFlow are imported inside the functions that use them: the CLI checks its arguments,
+# the store and the weights file before that slow import (fail fast), and model.jobs imports this
+# module without loading TensorFlow.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow's first import
 
 # Training steps per call of Keras' compiled train function: the same steps and results, less time per
 # epoch (fewer Python round trips; bench/train_speed.py, README "Performance"). Callbacks, and so
@@ -40,8 +50,6 @@ def steps_per_execution(steps_per_epoch: int) -> int:
 
 
 def _quiet_tf():
-    import logging
-
     import tensorflow as tf
 
     tf.get_logger().setLevel(logging.ERROR)
@@ -120,8 +128,6 @@ WEIGHTS_FIX = ("Fix: give a .weights.h5 file written by `python -m model.train` 
 
 def check_weights_path(path) -> None:
     """Cheap checks of a --weights path (no TensorFlow needed): it exists and, if a file, is HDF5."""
-    import h5py
-
     path = Path(path)
     if path.is_dir():
         return
@@ -147,8 +153,6 @@ def load_weights(vae, path: Path) -> None:
     reader fills the encoder and decoder exactly), or a model directory of the store.
     Raises TrainingError naming the problem and the fix.
     """
-    import warnings
-
     from model.latent import load_keras
 
     path = Path(path)
@@ -258,8 +262,6 @@ def weights_bytes(vae) -> bytes:
     partial file); in memory nothing can fail that way, and the bytes then go through
     `atomic_write_bytes`, where a full disk is a plain OSError. Falls back to a temp file if this
     Keras has no in-memory H5 store."""
-    import io
-
     try:
         from keras.src.saving import saving_lib
 
@@ -269,8 +271,6 @@ def weights_bytes(vae) -> bytes:
         h5.close()
         return buf.getvalue()
     except (ImportError, AttributeError, TypeError):  # a Keras whose internals moved
-        import tempfile
-
         with tempfile.TemporaryDirectory() as d:
             vae.save_weights(Path(d) / "vae.weights.h5")
             return (Path(d) / "vae.weights.h5").read_bytes()
@@ -373,8 +373,6 @@ def _progress_arg(argv) -> str | None:
 
 
 def _npz_digest(path: str) -> str:
-    import hashlib
-
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as f:
@@ -393,8 +391,6 @@ def _npz_name(path: str, digest: str | None = None) -> str:
 
 def main(argv=None, *, extra: dict | None = None) -> int:
     """The command line; `extra` (more facts for the model's meta.json) is for callers such as tests."""
-    from model.progress import write_event
-
     argv = list(sys.argv[1:] if argv is None else argv)
     p = parser()
     try:
@@ -465,8 +461,6 @@ def main(argv=None, *, extra: dict | None = None) -> int:
     except (DataError, StoreError, TrainingError, ValueError) as e:
         return fail(str(e))
     except OSError as e:  # e.g. an unwritable --out or --progress file, a full disk
-        import errno
-
         where = f" {e.filename}" if e.filename else ""
         if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             saved = f" The model {record.id} was saved before that." if record is not None else ""

@@ -9,6 +9,7 @@ loss:    784 * mean pixel BCE (or MSE) + KL(q(z|x) || N(0, I)), averaged over th
 from __future__ import annotations
 
 import keras
+import tensorflow as tf  # the training step (VAE.train_step) is the TensorFlow backend's
 from keras import layers, ops
 
 from model.config import IMAGE_SHAPE, LOSSES, PRECISIONS, VAEConfig  # noqa: F401  (re-exported)
@@ -163,8 +164,6 @@ class VAE(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
-        import tensorflow as tf  # the training step is the TensorFlow backend's
-
         x = data[0] if isinstance(data, (tuple, list)) else data
         with tf.GradientTape() as tape:
             total, recon, kl = self.loss_terms(x, training=True)

@@ -28,9 +28,9 @@ def test_fast_preset_changes_only_batch_size_learning_rate_and_epochs():
 def test_fast_model_is_the_seeds_model():
     fast, seed = build_vae(VAEConfig.fast(), steps_per_epoch=938), build_vae(VAEConfig())
     for a, b in ((fast.encoder, seed.encoder), (fast.decoder, seed.decoder)):
-        assert [type(l).__name__ for l in a.layers] == [type(l).__name__ for l in b.layers]
+        assert [type(layer).__name__ for layer in a.layers] == [type(layer).__name__ for layer in b.layers]
         assert [w.shape for w in a.weights] == [w.shape for w in b.weights]
-        assert {l.compute_dtype for l in a.layers} == {"float32"}
+        assert {layer.compute_dtype for layer in a.layers} == {"float32"}
     assert sum(m.count_params() for m in (fast.encoder, fast.decoder)) == 69_076 + 65_089
 
 

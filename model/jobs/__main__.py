@@ -7,15 +7,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from model.jobs import JobError, cancel_job, latest_job
+from model.jobs.worker import run
+
 
 def main(argv=None) -> int:
     args = list(sys.argv[1:] if argv is None else argv) or ["status"]
     if args[0] == "run" and len(args) == 2:
-        from model.jobs.worker import run
-
         return run(Path(args[1]))
-    from model.jobs import JobError, cancel_job, latest_job
-
     try:
         if args[0] == "cancel":
             js = cancel_job()

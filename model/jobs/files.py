@@ -10,11 +10,13 @@ import os
 import time
 from pathlib import Path
 
-from model.errors import JobError
+from model.config import VAEConfig
+from model.errors import JobError, StoreError
 from model.jobs import procs
 from model.jobs.status import JobStatus, Verdict, build, derive
 from model.paths import HOME_ENV, atomic_write_text, home
 from model.progress import read_events
+from model.store import ModelStore
 
 
 def jobs_root() -> Path:
@@ -86,9 +88,6 @@ def log_tail(job_dir: Path, n: int = 8000) -> str:
 def saved_model(job_id: str, config: dict) -> tuple[str, bool] | None:
     """(id, is it current) of the model this job saved (its meta.json names the job), or None. Reads
     only the meta.json of models with the job config's id prefix (every model's, if the config is bad)."""
-    from model.config import VAEConfig
-    from model.store import ModelStore, StoreError
-
     try:
         store = ModelStore()
     except StoreError:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from model.config import VAEConfig
 from model.jobs import procs
 from model.jobs.files import (JobError, active_job, finalize, job_status, jobs_root, latest_job_id, list_jobs,
                               read_json, write_json)
@@ -46,8 +47,6 @@ class JobInfo:
 
 def config_dict(config) -> dict:
     """A VAEConfig (or a dict of its fields) as a checked dict; JobError if a field is bad."""
-    from model.config import VAEConfig  # no Keras needed
-
     if isinstance(config, VAEConfig):
         return config.to_dict()
     try:

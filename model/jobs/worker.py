@@ -16,15 +16,18 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from model import train  # TensorFlow loads only inside train.train()
+from model.config import VAEConfig
+from model.data import load_dataset
+from model.errors import DataError, StoreError, TrainingError
 from model.paths import HOME_ENV
 from model.progress import write_event
+from model.store import ModelStore
 
 CONFIG = "config.json"
 
 
 def _config(job_dir: Path):
-    from model.config import VAEConfig
-
     path = job_dir / CONFIG
     try:
         return VAEConfig.from_dict(json.loads(path.read_text()))
@@ -34,14 +37,10 @@ def _config(job_dir: Path):
 
 
 def _train(job_dir: Path, progress: Path) -> None:
-    from model.data import load_dataset
-    from model.store import ModelStore
-
     config = _config(job_dir)
     store = ModelStore()
     store.check_writable()  # before TensorFlow loads: fail fast
     data = load_dataset(config.dataset)
-    from model import train  # TensorFlow loads here
 
     latent, record, _ = train.train(config, data, store=store, progress=progress, verbose=2,
                                     extra={"job": job_dir.name})
@@ -54,10 +53,6 @@ def _train(job_dir: Path, progress: Path) -> None:
 def run(job_dir: Path) -> int:
     """Train the job in `job_dir`; returns the process exit code. Anything that stops it is written as
     an `error` event, so the job's status always says why it stopped."""
-    from model.data import DataError
-    from model.store import StoreError
-    from model.train import TrainingError  # cheap: model.train loads TensorFlow only when training
-
     job_dir = Path(job_dir)
     progress = job_dir / "progress.jsonl"
 

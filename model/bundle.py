@@ -14,6 +14,7 @@ and writes JSON only: no Keras import. A marker `models/.bundle-installed` recor
 offered the bundle once, so a deleted bundled model does not come back. LATENT_EXPLORER_BUNDLE=0 turns
 installing off (the test suite does, to keep its empty stores empty).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,8 +65,10 @@ def read_meta(bundle_dir: Path = BUNDLE_DIR) -> dict:
             raise ValueError("no extra.bundle entry")
         return meta
     except (OSError, ValueError, AttributeError) as e:
-        raise StoreError(f"The bundled model in {bundle_dir} is missing or unreadable ({e}). "
-                         f"Fix: restore model/bundled/ from git or regenerate it with `{COMMAND}`.") from None
+        raise StoreError(
+            f"The bundled model in {bundle_dir} is missing or unreadable ({e}). "
+            f"Fix: restore model/bundled/ from git or regenerate it with `{COMMAND}`."
+        ) from None
 
 
 def verify_files(bundle_dir: Path = BUNDLE_DIR, meta: dict | None = None) -> None:
@@ -76,9 +79,11 @@ def verify_files(bundle_dir: Path = BUNDLE_DIR, meta: dict | None = None) -> Non
         path = Path(bundle_dir) / name
         got = sha256(path) if path.is_file() else "missing"
         if expected.get(name) != got:
-            raise StoreError(f"The bundled {name} does not match its fingerprint in meta.json "
-                             f"(expected {expected.get(name)}, received {got}). Fix: restore "
-                             f"model/bundled/ from git or regenerate it with `{COMMAND}`.")
+            raise StoreError(
+                f"The bundled {name} does not match its fingerprint in meta.json "
+                f"(expected {expected.get(name)}, received {got}). Fix: restore "
+                f"model/bundled/ from git or regenerate it with `{COMMAND}`."
+            )
 
 
 # ---------------------------------------------------------------------------------------- install
@@ -114,9 +119,16 @@ def install(store: ModelStore | None = None, bundle_dir: Path = BUNDLE_DIR) -> s
     final = store.model_dir(model_id)
     if not final.is_dir():
         tmp = store.root / f".tmp-{os.getpid()}-bundle-{model_id}"
-        meta = {**meta, "format": min(int(meta.get("format", FORMAT)), FORMAT), "created": time.time(),
-                "extra": {**meta["extra"], "bundled": True,
-                          "bundle": {**meta["extra"]["bundle"], "built": meta.get("created")}}}
+        meta = {
+            **meta,
+            "format": min(int(meta.get("format", FORMAT)), FORMAT),
+            "created": time.time(),
+            "extra": {
+                **meta["extra"],
+                "bundled": True,
+                "bundle": {**meta["extra"]["bundle"], "built": meta.get("created")},
+            },
+        }
         try:
             tmp.mkdir()
             for name in WEIGHT_FILES:
@@ -131,9 +143,11 @@ def install(store: ModelStore | None = None, bundle_dir: Path = BUNDLE_DIR) -> s
             if final.is_dir():  # another process (a second session) installed it first
                 pass
             else:
-                raise StoreError(f"Could not install the bundled model into {store.root}: "
-                                 f"{e.strerror or e}. Fix: free disk space or set LATENT_EXPLORER_HOME "
-                                 "to a writable directory.") from None
+                raise StoreError(
+                    f"Could not install the bundled model into {store.root}: "
+                    f"{e.strerror or e}. Fix: free disk space or set LATENT_EXPLORER_HOME "
+                    "to a writable directory."
+                ) from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -203,14 +217,24 @@ def build(out: Path = BUNDLE_DIR, config: VAEConfig | None = None, verbose: int 
         latent = LatentModel.from_record(record)  # what users get: the saved files, loaded with safe_mode
         sl = slice_loss(latent)
         meta = json.loads((record.path / "meta.json").read_text(encoding="utf-8"))
-        meta["extra"] = {**meta.get("extra", {}), "bundled": True, "bundle": {
-            "command": COMMAND,
-            "sha256": {name: sha256(record.path / name) for name in WEIGHT_FILES},
-            "slice": {"images": f"mnist x_test[:{SLICE_SIZE}]", "eps": f"numpy default_rng({SLICE_SEED})"
-                      ".standard_normal((n, latent_dim))", **sl},
-            "versions": {"keras": keras.__version__, "tensorflow": tf.__version__,
-                         "python": platform.python_version()},
-        }}
+        meta["extra"] = {
+            **meta.get("extra", {}),
+            "bundled": True,
+            "bundle": {
+                "command": COMMAND,
+                "sha256": {name: sha256(record.path / name) for name in WEIGHT_FILES},
+                "slice": {
+                    "images": f"mnist x_test[:{SLICE_SIZE}]",
+                    "eps": f"numpy default_rng({SLICE_SEED}).standard_normal((n, latent_dim))",
+                    **sl,
+                },
+                "versions": {
+                    "keras": keras.__version__,
+                    "tensorflow": tf.__version__,
+                    "python": platform.python_version(),
+                },
+            },
+        }
         meta["extra"].pop("weights_from", None)
         stage = out.with_name(f".{out.name}.tmp-{os.getpid()}")
         shutil.rmtree(stage, ignore_errors=True)
@@ -230,14 +254,22 @@ def check(bundle_dir: Path = BUNDLE_DIR) -> dict:
 
     meta = read_meta(bundle_dir)
     verify_files(bundle_dir, meta)
-    record = ModelRecord(id=meta["id"], path=Path(bundle_dir), config=VAEConfig.from_dict(meta["config"]),
-                         test_metrics=meta.get("test_metrics", {}), extra=meta.get("extra", {}))
+    record = ModelRecord(
+        id=meta["id"],
+        path=Path(bundle_dir),
+        config=VAEConfig.from_dict(meta["config"]),
+        test_metrics=meta.get("test_metrics", {}),
+        extra=meta.get("extra", {}),
+    )
     return {"recorded": meta["extra"]["bundle"]["slice"], "now": slice_loss(LatentModel.from_record(record))}
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m model.bundle", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m model.bundle",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="train the seed's config and write the bundle")
     b.add_argument("--out", default=str(BUNDLE_DIR), help="default %(default)s")
@@ -252,12 +284,17 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             meta = build(Path(args.out), VAEConfig(**overrides))
             m, s = meta["test_metrics"], meta["extra"]["bundle"]["slice"]
-            print(f"wrote {args.out} in {time.perf_counter() - t0:.0f} s: test loss {m['loss']:.2f} "
-                  f"(reconstruction {m['reconstruction_loss']:.2f}, KL {m['kl_loss']:.2f}); "
-                  f"{SLICE_SIZE}-image slice loss {s['loss']:.2f}")
+            print(
+                f"wrote {args.out} in {time.perf_counter() - t0:.0f} s: test loss {m['loss']:.2f} "
+                f"(reconstruction {m['reconstruction_loss']:.2f}, KL {m['kl_loss']:.2f}); "
+                f"{SLICE_SIZE}-image slice loss {s['loss']:.2f}"
+            )
         else:
             r = check(Path(args.dir))
-            print(f"fingerprints ok; slice loss recorded {r['recorded']['loss']:.3f}, now {r['now']['loss']:.3f}")
+            print(
+                f"fingerprints ok; slice loss recorded {r['recorded']['loss']:.3f}, "
+                f"now {r['now']['loss']:.3f}"
+            )
         return 0
     except StoreError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -4,6 +4,7 @@ Each line is one event: {"event": "start"|"batch"|"epoch"|"done"|"error", "time"
 The file is append-only, so a reader can tail it while the trainer writes. Reading and writing events
 needs no Keras; the Keras callback `JsonlProgress` is built on first access (importing Keras then).
 """
+
 from __future__ import annotations
 
 import json

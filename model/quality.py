@@ -23,6 +23,7 @@
 Results are cached per model in `home()/quality/<model id>.json` (the model directory itself is never
 modified), so the comparison table can show them without recomputing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,14 +77,14 @@ def log_weights(model, images, k: int = 64, seed: int | None = 0) -> np.ndarray:
     batch = max(1, ROWS_PER_PASS // k)
     out = np.empty((k, len(x_all)), np.float64)
     for i in range(0, len(x_all), batch):
-        x, mu, lv = x_all[i:i + batch], z_mean[i:i + batch], z_log_var[i:i + batch]
+        x, mu, lv = x_all[i : i + batch], z_mean[i : i + batch], z_log_var[i : i + batch]
         eps = rng.standard_normal((k,) + mu.shape)  # (k, B, d)
         z = mu + np.exp(0.5 * lv) * eps  # (k, B, d)
         x_hat = model.decode(z.reshape(-1, mu.shape[1]).astype(np.float32))  # (k*B, 28, 28)
         log_px = log_likelihood(x, x_hat.reshape(k, len(x), 784), model.config.loss)  # (k, B)
         log_pz = -0.5 * (np.square(z) + LOG_2PI).sum(-1)  # (k, B)
         log_qz = -0.5 * (np.square(eps) + LOG_2PI + lv).sum(-1)  # (k, B)
-        out[:, i:i + batch] = log_px + log_pz - log_qz
+        out[:, i : i + batch] = log_px + log_pz - log_qz
     return out
 
 
@@ -112,12 +113,13 @@ def iwae(model, images, k: int = 64, seed: int | None = 0) -> dict:
 LIKELIHOODS = {
     "bce": "Bernoulli on grey-level pixels (the BCE loss)",
     "mse": f"Gaussian, variance 1/2 per pixel (the squared-error loss), constant {MSE_CONSTANT:.1f} "
-           "nats left out as in the loss",
+    "nats left out as in the loss",
 }
 
 
-def knn_accuracy(model, data: Dataset, k: int = 5, n_train: int | None = None,
-                 n_test: int | None = None) -> dict:
+def knn_accuracy(
+    model, data: Dataset, k: int = 5, n_train: int | None = None, n_test: int | None = None
+) -> dict:
     """k-NN label accuracy on latent means: fit on training z_mean, score on test z_mean.
 
     Args:
@@ -141,11 +143,18 @@ def knn_accuracy(model, data: Dataset, k: int = 5, n_train: int | None = None,
     clf = KNeighborsClassifier(n_neighbors=k).fit(z_tr, y_tr)
     acc = float(clf.score(z_te, y_te))
     chance = float(np.bincount(y_te).max() / len(y_te))
-    return {"knn_accuracy": acc, "chance": chance, "k": int(k), "n_train": int(len(x_tr)),
-            "n_test": int(len(x_te)), "seconds": time.perf_counter() - t0}
+    return {
+        "knn_accuracy": acc,
+        "chance": chance,
+        "k": int(k),
+        "n_train": int(len(x_tr)),
+        "n_test": int(len(x_te)),
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 # ----------------------------------------------------------------------------- cache + report
+
 
 def cache_path(model_id: str) -> Path:
     return home() / "quality" / f"{model_id}.json"
@@ -169,8 +178,17 @@ def _store_result(model_id: str, result: dict) -> None:
         atomic_write_text(path, json.dumps(data, indent=1))
 
 
-def evaluate_quality(model, data: Dataset, *, n_iwae: int = 1000, k_iwae: int = 64, k_nn: int = 5,
-                     n_knn_train: int | None = None, seed: int = 0, save: bool = True) -> dict:
+def evaluate_quality(
+    model,
+    data: Dataset,
+    *,
+    n_iwae: int = 1000,
+    k_iwae: int = 64,
+    k_nn: int = 5,
+    n_knn_train: int | None = None,
+    seed: int = 0,
+    save: bool = True,
+) -> dict:
     """Both estimates for one model: IWAE on the first `n_iwae` test images with `k_iwae` samples,
     k-NN on all test images. Cached under the model's id when it has one (and `save`).
 
@@ -179,30 +197,53 @@ def evaluate_quality(model, data: Dataset, *, n_iwae: int = 1000, k_iwae: int = 
     note) when the result could not be cached (read-only or full home).
     """
     if data.name != model.config.dataset:
-        raise ValueError(f"Expected the {model.config.dataset!r} dataset the model was trained on. "
-                         f"Received: {data.name!r}")
+        raise ValueError(
+            f"Expected the {model.config.dataset!r} dataset the model was trained on. Received: {data.name!r}"
+        )
     t0 = time.perf_counter()
     est = iwae(model, data.x_test[:n_iwae], k=k_iwae, seed=seed)
     knn = knn_accuracy(model, data, k=k_nn, n_train=n_knn_train)
     result = {
-        "iwae_nll": est["iwae_nll"], "elbo_nll": est["elbo_nll"], "iwae_k": est["k"], "iwae_n": est["n"],
+        "iwae_nll": est["iwae_nll"],
+        "elbo_nll": est["elbo_nll"],
+        "iwae_k": est["k"],
+        "iwae_n": est["n"],
         "likelihood": est["likelihood"],
-        "knn_accuracy": knn["knn_accuracy"], "knn_chance": knn["chance"], "knn_k": knn["k"],
-        "knn_n_train": knn["n_train"], "knn_n_test": knn["n_test"],
-        "seconds": time.perf_counter() - t0, "computed": time.time(),
+        "knn_accuracy": knn["knn_accuracy"],
+        "knn_chance": knn["chance"],
+        "knn_k": knn["k"],
+        "knn_n_train": knn["n_train"],
+        "knn_n_test": knn["n_test"],
+        "seconds": time.perf_counter() - t0,
+        "computed": time.time(),
     }
     if save and model.id:
         try:
             _store_result(model.id, result)
         except (OSError, TimeoutError) as e:  # a read-only or full home: the estimate still stands
             where = getattr(e, "filename", None) or "the quality cache"
-            result["cache_error"] = (f"Not cached ({where}: {getattr(e, 'strerror', None) or e}): it will be "
-                                     "computed again next time. Fix: make LATENT_EXPLORER_HOME writable.")
+            result["cache_error"] = (
+                f"Not cached ({where}: {getattr(e, 'strerror', None) or e}): it will be "
+                "computed again next time. Fix: make LATENT_EXPLORER_HOME writable."
+            )
     return result
 
 
-COLUMNS = ("model", "dataset", "latent_dim", "loss", "epochs", "train_images", "train_seconds",
-           "test_loss", "reconstruction", "kl", "iwae_nll", "knn_accuracy", "id")
+COLUMNS = (
+    "model",
+    "dataset",
+    "latent_dim",
+    "loss",
+    "epochs",
+    "train_images",
+    "train_seconds",
+    "test_loss",
+    "reconstruction",
+    "kl",
+    "iwae_nll",
+    "knn_accuracy",
+    "id",
+)
 
 
 def compare(records) -> list[dict]:
@@ -218,16 +259,28 @@ def compare(records) -> list[dict]:
     rows = []
     for r in records:
         c, m, q = r.config, r.test_metrics, cached(r.id)
-        rows.append({
-            "model": r.label, "dataset": c.dataset, "latent_dim": c.latent_dim, "loss": c.loss,
-            "epochs": c.epochs, "train_images": c.limit, "train_seconds": round(float(r.train_seconds), 1),
-            "test_loss": m.get("loss"), "reconstruction": m.get("reconstruction_loss"), "kl": m.get("kl_loss"),
-            "iwae_nll": q.get("iwae_nll"), "knn_accuracy": q.get("knn_accuracy"), "id": r.id,
-        })
+        rows.append(
+            {
+                "model": r.label,
+                "dataset": c.dataset,
+                "latent_dim": c.latent_dim,
+                "loss": c.loss,
+                "epochs": c.epochs,
+                "train_images": c.limit,
+                "train_seconds": round(float(r.train_seconds), 1),
+                "test_loss": m.get("loss"),
+                "reconstruction": m.get("reconstruction_loss"),
+                "kl": m.get("kl_loss"),
+                "iwae_nll": q.get("iwae_nll"),
+                "knn_accuracy": q.get("knn_accuracy"),
+                "id": r.id,
+            }
+        )
     return rows
 
 
 # ----------------------------------------------------------------------------- CLI
+
 
 def main(argv=None) -> int:
     """`python -m model.quality [--all | --model ID] [--n 1000] [--k 64]`: estimate and print the table."""
@@ -252,18 +305,35 @@ def main(argv=None) -> int:
         for model_id in ids:
             model = store.load(model_id)
             r = evaluate_quality(model, load_dataset(model.config.dataset), n_iwae=args.n, k_iwae=args.k)
-            print(f"{model_id}: -log p(x) <= {r['iwae_nll']:.2f} nats (IWAE K={r['iwae_k']}, "
-                  f"{r['iwae_n']} test images; ELBO {r['elbo_nll']:.2f}), k-NN accuracy "
-                  f"{100 * r['knn_accuracy']:.1f}% (chance {100 * r['knn_chance']:.1f}%), {r['seconds']:.1f} s")
+            print(
+                f"{model_id}: -log p(x) <= {r['iwae_nll']:.2f} nats (IWAE K={r['iwae_k']}, "
+                f"{r['iwae_n']} test images; ELBO {r['elbo_nll']:.2f}), k-NN accuracy "
+                f"{100 * r['knn_accuracy']:.1f}% (chance {100 * r['knn_chance']:.1f}%), {r['seconds']:.1f} s"
+            )
     except (StoreError, DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    cols = ("dataset", "latent_dim", "loss", "epochs", "train_images", "test_loss", "reconstruction", "kl",
-            "iwae_nll", "knn_accuracy", "id")
+    cols = (
+        "dataset",
+        "latent_dim",
+        "loss",
+        "epochs",
+        "train_images",
+        "test_loss",
+        "reconstruction",
+        "kl",
+        "iwae_nll",
+        "knn_accuracy",
+        "id",
+    )
     print("\t".join(cols))
     for row in compare(store.list()):
-        print("\t".join("-" if row[c] is None else f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])
-                        for c in cols))
+        print(
+            "\t".join(
+                "-" if row[c] is None else f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])
+                for c in cols
+            )
+        )
     return 0
 
 

@@ -11,6 +11,7 @@ README ("Performance") has the measured effect of each.
 Never imports streamlit; imports Keras only inside `keep_compiled_functions` (explorer/ imports this module
 and must stay free of TensorFlow). Nothing happens at import.
 """
+
 from __future__ import annotations
 
 import gc

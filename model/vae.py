@@ -6,6 +6,7 @@ decoder: Dense(7*7*64,relu) -> Reshape -> Conv2DTranspose(64,3,s2,relu) -> Conv2
          -> Conv2DTranspose(1,3,sigmoid)                                  (65,089 parameters for latent 2)
 loss:    784 * mean pixel BCE (or MSE) + KL(q(z|x) || N(0, I)), averaged over the batch, as in the seed.
 """
+
 from __future__ import annotations
 
 import keras
@@ -67,10 +68,15 @@ def build_decoder(config: VAEConfig = VAEConfig()) -> keras.Model:
     latent_inputs = keras.Input(shape=(config.latent_dim,), name="z_sampling")
     x = layers.Dense(7 * 7 * 64, activation="relu", dtype=dt)(latent_inputs)  # (N, 3136)
     x = layers.Reshape((7, 7, 64), dtype=dt)(x)  # (N, 7, 7, 64)
-    x = layers.Conv2DTranspose(64, 3, strides=2, padding="same", activation="relu", dtype=dt)(x)  # (N,14,14,64)
-    x = layers.Conv2DTranspose(32, 3, strides=2, padding="same", activation="relu", dtype=dt)(x)  # (N,28,28,32)
-    outputs = layers.Conv2DTranspose(1, 3, padding="same", activation="sigmoid", name="decoder_output",
-                                     dtype="float32")(x)  # (N, 28, 28, 1)
+    x = layers.Conv2DTranspose(64, 3, strides=2, padding="same", activation="relu", dtype=dt)(
+        x
+    )  # (N,14,14,64)
+    x = layers.Conv2DTranspose(32, 3, strides=2, padding="same", activation="relu", dtype=dt)(
+        x
+    )  # (N,28,28,32)
+    outputs = layers.Conv2DTranspose(
+        1, 3, padding="same", activation="sigmoid", name="decoder_output", dtype="float32"
+    )(x)  # (N, 28, 28, 1)
     return keras.Model(latent_inputs, outputs, name="decoder")
 
 
@@ -111,7 +117,9 @@ class VAE(keras.Model):
         self.encoder = encoder
         self.decoder = decoder
         self.loss_kind = loss
-        self.chains = 1  # batch slices run as parallel chains in train/test steps (a speed setting, not saved)
+        self.chains = (
+            1  # batch slices run as parallel chains in train/test steps (a speed setting, not saved)
+        )
         self.total_loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
@@ -132,6 +140,7 @@ class VAE(keras.Model):
         when intra-op threads = 1, see `model.train.parallel_chains`). The loss is the same batch mean
         (sums over the slices / batch size), so the gradients are the whole batch's.
         """
+
         def sums(xi):
             z_mean, z_log_var, z = self.encoder(xi, training=training)
             x_hat = self.decoder(z, training=training)
@@ -139,7 +148,7 @@ class VAE(keras.Model):
             return ops.sum(recon), ops.sum(kl)
 
         def sliced():
-            parts = [sums(x[n * i // k: n * (i + 1) // k]) for i in range(k)]
+            parts = [sums(x[n * i // k : n * (i + 1) // k]) for i in range(k)]
             return sum(p[0] for p in parts), sum(p[1] for p in parts)
 
         k = self.chains
@@ -192,8 +201,9 @@ class VAE(keras.Model):
         return cls(encoder, decoder, **config)
 
 
-def build_vae(config: VAEConfig = VAEConfig(), *, steps_per_execution: int = 1,
-              steps_per_epoch: int | None = None) -> VAE:
+def build_vae(
+    config: VAEConfig = VAEConfig(), *, steps_per_execution: int = 1, steps_per_epoch: int | None = None
+) -> VAE:
     """Encoder, decoder and the VAE around them, compiled with RMSprop as in the seed.
 
     `steps_per_execution` > 1 runs that many training steps per call of the compiled function (the

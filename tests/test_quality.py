@@ -1,4 +1,5 @@
 """model.quality: the IWAE log-likelihood bound, k-NN accuracy on latent means, the comparison table."""
+
 import json
 import os
 
@@ -122,8 +123,14 @@ def test_corrupt_cache_is_ignored_and_wrong_dataset_refused(home, tiny):
     model, data = tiny
     from model.data import Dataset
 
-    other = Dataset("fashion_mnist", data.x_train[:10], data.y_train[:10], data.x_test[:10],
-                    data.y_test[:10], data.class_names)
+    other = Dataset(
+        "fashion_mnist",
+        data.x_train[:10],
+        data.y_train[:10],
+        data.x_test[:10],
+        data.y_test[:10],
+        data.class_names,
+    )
     with pytest.raises(ValueError, match="Expected the 'mnist' dataset .* Received: 'fashion_mnist'"):
         quality.evaluate_quality(model, other)
 

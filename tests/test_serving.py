@@ -3,6 +3,7 @@
 The `streamlit_*` tests read the installed Streamlit: when an upgrade renames or changes what the tweaks
 lean on, they fail and say what to re-check in model/serving.py.
 """
+
 import gc
 import inspect
 import sys
@@ -65,18 +66,23 @@ def test_freeze_gc_freezes_once_per_stamp(monkeypatch):
 
 # ------------------------------------------------------------------ the Streamlit internals relied on
 
+
 def test_streamlit_clears_keras_from_the_function_serving_skips(restore_clear_session):
     """Streamlit's own `_clean_problem_modules` must call keras.backend.clear_session() directly (that
     frame's name is what keep_compiled_functions checks); run it with the wrapper on and see it skipped."""
     caller = getattr(script_runner, serving.STREAMLIT_CALLER, None)
     assert callable(caller), (
         f"streamlit {script_runner.__name__} has no {serving.STREAMLIT_CALLER}() any more: find where this "
-        "Streamlit clears the Keras session after a script run and update model/serving.py")
+        "Streamlit clears the Keras session after a script run and update model/serving.py"
+    )
     source = inspect.getsource(caller)
     assert "keras" in source and ".backend.clear_session()" in source, (
-        f"{serving.STREAMLIT_CALLER}() no longer calls keras.backend.clear_session(): re-check model/serving.py")
+        f"{serving.STREAMLIT_CALLER}() no longer calls keras.backend.clear_session(): "
+        "re-check model/serving.py"
+    )
     assert serving.STREAMLIT_CALLER in inspect.getsource(script_runner.ScriptRunner), (
-        "Streamlit's ScriptRunner no longer calls it after a run: re-check model/serving.py")
+        "Streamlit's ScriptRunner no longer calls it after a run: re-check model/serving.py"
+    )
     assert "keras" in sys.modules
     keep_compiled_functions()
     keras.backend.clear_session(free_memory=False)
@@ -92,5 +98,6 @@ def test_streamlit_collects_garbage_after_every_run():
     assert finished is not None, "Streamlit's ScriptRunner._on_script_finished is gone: re-check freeze_gc"
     source = inspect.getsource(finished)
     assert "gc.collect(" in source and "runner.postScriptGC" in source, (
-        "Streamlit no longer collects garbage after a script run: re-check model/serving.py freeze_gc")
+        "Streamlit no longer collects garbage after a script run: re-check model/serving.py freeze_gc"
+    )
     assert st_config.get_option("runner.postScriptGC") is True

@@ -2,6 +2,7 @@
 
 (`python -m model.jobs run JOB_DIR` is the job process itself, started by `model.jobs.start_job`.)
 """
+
 from __future__ import annotations
 
 import sys
@@ -30,8 +31,10 @@ def main(argv=None) -> int:
         print("no training job yet")
         return 0
     eta = f", ETA {js.eta:.0f} s" if js.eta is not None else ""
-    print(f"{js.id}: {js.state} ({js.phase}), epoch {js.epoch}/{js.epochs}, batch {js.step}/{js.steps}, "
-          f"loss {js.loss}, val_loss {js.val_loss}, elapsed {js.elapsed:.0f} s{eta}")
+    print(
+        f"{js.id}: {js.state} ({js.phase}), epoch {js.epoch}/{js.epochs}, batch {js.step}/{js.steps}, "
+        f"loss {js.loss}, val_loss {js.val_loss}, elapsed {js.elapsed:.0f} s{eta}"
+    )
     if js.model_id:
         print(f"model: {js.model_id}")
     if js.warning:

@@ -6,6 +6,7 @@ goes to `progress.jsonl`; the end is a `done` event naming the model, or an `err
 how to fix it. A job keeps only the model in the store: no vae.weights.h5, TensorBoard logs or figures
 (`python -m model.train` writes those).
 """
+
 from __future__ import annotations
 
 import errno
@@ -32,8 +33,10 @@ def _config(job_dir: Path):
     try:
         return VAEConfig.from_dict(json.loads(path.read_text()))
     except (OSError, ValueError, TypeError, AttributeError) as e:
-        raise ValueError(f"Cannot read the job's config {path} ({type(e).__name__}: {e}). "
-                         "Fix: start the job again from the app or with model.jobs.start_job.") from None
+        raise ValueError(
+            f"Cannot read the job's config {path} ({type(e).__name__}: {e}). "
+            "Fix: start the job again from the app or with model.jobs.start_job."
+        ) from None
 
 
 def _train(job_dir: Path, progress: Path) -> None:
@@ -42,8 +45,9 @@ def _train(job_dir: Path, progress: Path) -> None:
     store.check_writable()  # before TensorFlow loads: fail fast
     data = load_dataset(config.dataset)
 
-    latent, record, _ = train.train(config, data, store=store, progress=progress, verbose=2,
-                                    extra={"job": job_dir.name})
+    latent, record, _ = train.train(
+        config, data, store=store, progress=progress, verbose=2, extra={"job": job_dir.name}
+    )
     m = record.test_metrics
     print(f"test loss {m['loss']:.2f} (reconstruction {m['reconstruction_loss']:.2f}, KL {m['kl_loss']:.2f})")
     print(f"saved model {record.id} in {store.root}", flush=True)
@@ -68,10 +72,15 @@ def run(job_dir: Path) -> int:
     try:
         lock.acquire(timeout=30)
     except Timeout:
-        return fail(f"Another training job holds {lock.lock_file}. Fix: wait for it to finish or cancel it.", 2)
+        return fail(
+            f"Another training job holds {lock.lock_file}. Fix: wait for it to finish or cancel it.", 2
+        )
     except OSError as e:
-        return fail(f"Cannot create the job lock {lock.lock_file}: {e.strerror or e}. "
-                    f"Fix: set {HOME_ENV} to a writable directory.", 2)
+        return fail(
+            f"Cannot create the job lock {lock.lock_file}: {e.strerror or e}. "
+            f"Fix: set {HOME_ENV} to a writable directory.",
+            2,
+        )
     try:
         _train(job_dir, progress)
         return 0
@@ -84,13 +93,22 @@ def run(job_dir: Path) -> int:
     except OSError as e:
         traceback.print_exc()
         where = f" {e.filename}" if e.filename else ""
-        fix = ("free disk space" if e.errno in (errno.ENOSPC, errno.EDQUOT)
-               else f"set {HOME_ENV} to a writable directory")
-        return fail(f"File system error on{where}: {e.strerror or e}. Fix: {fix}, then start again; "
-                    "the previous models are untouched.", 1)
+        fix = (
+            "free disk space"
+            if e.errno in (errno.ENOSPC, errno.EDQUOT)
+            else f"set {HOME_ENV} to a writable directory"
+        )
+        return fail(
+            f"File system error on{where}: {e.strerror or e}. Fix: {fix}, then start again; "
+            "the previous models are untouched.",
+            1,
+        )
     except Exception as e:
         traceback.print_exc()
-        return fail(f"Training crashed: {type(e).__name__}: {str(e)[:300]}. Fix: see the job log "
-                    f"{job_dir / 'log'}; the previous models are untouched.", 1)
+        return fail(
+            f"Training crashed: {type(e).__name__}: {str(e)[:300]}. Fix: see the job log "
+            f"{job_dir / 'log'}; the previous models are untouched.",
+            1,
+        )
     finally:
         lock.release()

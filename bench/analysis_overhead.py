@@ -1,4 +1,4 @@
-"""Server-side cost of the analysis tools (issue 14) on the slider and click paths (not a test).
+"""Server-side cost of the analysis tools on the slider and click paths (not a test).
 
     python bench/analysis_overhead.py --home /tmp/home-x/home --runs 30
 
@@ -8,6 +8,7 @@ the analysis hooks on and replaced by no-ops, so machine load drifts hit both al
 as a user first sees them; `--open` also opens neighbours, traversals and attribute vectors.
 Prints medians and the load average (`uptime`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,11 +60,16 @@ def main() -> None:
     use(real)
     assert not at.exception, [e.value for e in at.exception]
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    print(f"explore panel server time, median of {args.runs} runs each ({'panels open' if args.open else 'panels closed'}):")
+    print(
+        f"explore panel server time, median of {args.runs} runs each "
+        f"({'panels open' if args.open else 'panels closed'}):"
+    )
     for path in ("slider", "pick"):
         on, off = statistics.median(times[(path, "on")]), statistics.median(times[(path, "off")])
-        print(f"  {path:6s} with analysis hooks {on:7.1f} ms   hooks as no-ops {off:7.1f} ms   "
-              f"difference {on - off:+6.1f} ms")
+        print(
+            f"  {path:6s} with analysis hooks {on:7.1f} ms   hooks as no-ops {off:7.1f} ms   "
+            f"difference {on - off:+6.1f} ms"
+        )
     print(f"  load: {load}")
 
 

@@ -12,6 +12,7 @@ Figures (wall clock, this process; the machine's load average is printed with th
              so this is an upper bound of the fragment rerun)
 For the time a user sees in a browser, use bench/ui_latency.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,12 @@ def main() -> None:
         tmp = tempfile.mkdtemp(prefix="le-bench-")
         os.environ["LATENT_EXPLORER_HOME"] = tmp
         print(f"training a quick model in {tmp} ...", flush=True)
-        subprocess.run([sys.executable, "-m", "model.train", "--limit", "2000", "--epochs", "1",
-                        "--no-figures"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "model.train", "--limit", "2000", "--epochs", "1", "--no-figures"],
+            cwd=ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
 
     from streamlit.testing.v1 import AppTest
 
@@ -72,12 +77,19 @@ def main() -> None:
 
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}  ({os.cpu_count()} CPUs)")
     print(f"cold first render (load + encode + page): {cold / 1000:.2f} s")
-    print(f"cached first render, new session:         median {statistics.median(cached):.0f} ms "
-          f"(min {min(cached):.0f}, max {max(cached):.0f}, n={len(cached)})")
-    for name, values in (("decode per slider move", decode), ("explore fragment per move", panel),
-                         ("whole AppTest run per move", runs)):
-        print(f"{name:27s} median {statistics.median(values):6.1f} ms   p90 {pct(values, 0.9):6.1f} ms   "
-              f"min {min(values):6.1f} ms   (n={len(values)})")
+    print(
+        f"cached first render, new session:         median {statistics.median(cached):.0f} ms "
+        f"(min {min(cached):.0f}, max {max(cached):.0f}, n={len(cached)})"
+    )
+    for name, values in (
+        ("decode per slider move", decode),
+        ("explore fragment per move", panel),
+        ("whole AppTest run per move", runs),
+    ):
+        print(
+            f"{name:27s} median {statistics.median(values):6.1f} ms   p90 {pct(values, 0.9):6.1f} ms   "
+            f"min {min(values):6.1f} ms   (n={len(values)})"
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ and tracing, times `LatentModel.decode` of one vector (what one slider move cost
 Blocks of 20 calls alternate between the job running and the job stopped (SIGSTOP), so the machine's
 other load (other users, other agents) affects both figures alike. The job is cancelled at the end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,10 +80,14 @@ def main() -> int:
                 return round(float(np.percentile(v, pct)), 2)
 
             results[f"nice {nice}"] = {
-                "training p50 ms": q(running, 50), "training p90 ms": q(running, 90),
-                "paused p50 ms": q(paused, 50), "paused p90 ms": q(paused, 90),
-                "calls each": len(running), "job steps/s": round(steps / run_s, 1),
-                "load avg": round(os.getloadavg()[0], 1)}
+                "training p50 ms": q(running, 50),
+                "training p90 ms": q(running, 90),
+                "paused p50 ms": q(paused, 50),
+                "paused p90 ms": q(paused, 90),
+                "calls each": len(running),
+                "job steps/s": round(steps / run_s, 1),
+                "load avg": round(os.getloadavg()[0], 1),
+            }
             print(f"nice {nice}: {results[f'nice {nice}']}", flush=True)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1))

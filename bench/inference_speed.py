@@ -1,4 +1,4 @@
-"""Inference speed of the numpy facade (model.api.LatentModel) beside the seed's way (not a test).
+"""Inference speed of the numpy facade (model.latent.LatentModel) beside the seed's way (not a test).
 
     python bench/inference_speed.py                    # fresh float32 model, latent 2
     python bench/inference_speed.py --rounds 7 --json inference.json
@@ -8,7 +8,7 @@ Three tasks, each timed in our way and in the seed's way (its Keras 2 code on tf
 built by ../shared/bench/seed_baseline.py's `seed_code`, untrained: weights do not change the timings):
   decode one    one latent vector -> one image     ours: LatentModel.decode(z)      seed: decoder.predict(z)
   manifold      the 30x30 grid of digits           ours: LatentModel.manifold(30)   seed: 900 decoder.predict
-                                                                                     calls (its plot_results loop)
+                                                                                     calls (plot_results loop)
   encode 10k    the 10k MNIST test images -> z     ours: LatentModel.encode(x)      seed: encoder.predict(x,
                                                                                      batch_size=128)
 Our figures are warm (the compiled functions already traced: the app loads a model once and keeps it);
@@ -16,8 +16,9 @@ the first, cold call of each is printed too. The CPU column is the process CPU t
 (all threads): what the call costs, steadier than wall time on a shared machine. Ours and the seed's
 alternate over --rounds so both see the same load; each figure is the median over the rounds (for
 decode one, of all its calls).
-Goals (issue 6): decode one <= 2 ms, manifold <= 0.15 s, encode 10k <= 1 s.
+Goals: decode one <= 2 ms, manifold <= 0.15 s, encode 10k <= 1 s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,7 +56,7 @@ def seed_models(data):
 
 
 def our_model(latent_dim: int, precision: str):
-    from model.api import LatentModel
+    from model.latent import LatentModel
     from model.vae import VAEConfig, build_vae
 
     config = VAEConfig(latent_dim=latent_dim, precision=precision)
@@ -86,8 +87,9 @@ def seed_manifold(decoder, n=30, digit_size=28):
     for i, yi in enumerate(grid_y):
         for j, xi in enumerate(grid_x):
             x_decoded = decoder.predict(np.array([[xi, yi]]), verbose=0)
-            figure[i * digit_size: (i + 1) * digit_size, j * digit_size: (j + 1) * digit_size] = \
-                x_decoded[0].reshape(digit_size, digit_size)
+            figure[i * digit_size : (i + 1) * digit_size, j * digit_size : (j + 1) * digit_size] = x_decoded[
+                0
+            ].reshape(digit_size, digit_size)
     return figure
 
 
@@ -96,8 +98,12 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=5, help="alternating rounds (default %(default)s)")
     p.add_argument("--calls", type=int, default=50, help="decode-one calls per round (default %(default)s)")
     p.add_argument("--precision", default="float32", choices=("float32", "mixed_bfloat16"))
-    p.add_argument("--seed-manifold-rounds", type=int, default=1,
-                   help="rounds of the seed's 900-call manifold (default %(default)s; ~30 s each)")
+    p.add_argument(
+        "--seed-manifold-rounds",
+        type=int,
+        default=1,
+        help="rounds of the seed's 900-call manifold (default %(default)s; ~30 s each)",
+    )
     p.add_argument("--no-seed", action="store_true", help="time ours only (no tf_keras needed)")
     p.add_argument("--json", help="also write the results to this file")
     args = p.parse_args(argv)
@@ -112,10 +118,15 @@ def main(argv=None) -> int:
     ours = our_model(2, args.precision)
     rng = np.random.default_rng(0)
     z_one = rng.standard_normal((1, 2)).astype(np.float32)
-    cold = {"decode_one_ms": timed(lambda: ours.decode(z_one)), "manifold_ms": timed(lambda: ours.manifold(30)),
-            "encode_10k_ms": timed(lambda: ours.encode(x_test))}
+    cold = {
+        "decode_one_ms": timed(lambda: ours.decode(z_one)),
+        "manifold_ms": timed(lambda: ours.manifold(30)),
+        "encode_10k_ms": timed(lambda: ours.encode(x_test)),
+    }
     tasks = {
-        "decode_one_ms": lambda: [timed(lambda: ours.decode(z_one), "decode_one_ms") for _ in range(args.calls)],
+        "decode_one_ms": lambda: [
+            timed(lambda: ours.decode(z_one), "decode_one_ms") for _ in range(args.calls)
+        ],
         "manifold_ms": lambda: [timed(lambda: ours.manifold(30), "manifold_ms")],
         "encode_10k_ms": lambda: [timed(lambda: ours.encode(x_test), "encode_10k_ms")],
     }
@@ -126,8 +137,9 @@ def main(argv=None) -> int:
         z64 = z_one.astype(np.float64)
         s_dec.predict(z64, verbose=0), s_enc.predict(xs[:128], batch_size=128, verbose=0)  # warm up
         seed_tasks = {
-            "decode_one_ms": lambda: [timed(lambda: s_dec.predict(z64, verbose=0))
-                                      for _ in range(max(1, args.calls // 5))],
+            "decode_one_ms": lambda: [
+                timed(lambda: s_dec.predict(z64, verbose=0)) for _ in range(max(1, args.calls // 5))
+            ],
             "manifold_ms": lambda: [timed(lambda: seed_manifold(s_dec))],
             "encode_10k_ms": lambda: [timed(lambda: s_enc.predict(xs, batch_size=128, verbose=0))],
         }
@@ -136,27 +148,51 @@ def main(argv=None) -> int:
     for r in range(args.rounds):
         for k in tasks:
             pair = [(ours_t, tasks[k])] + ([(seed_t, seed_tasks[k])] if seed_tasks else [])
-            for store, fn in (pair if r % 2 == 0 else pair[::-1]):
+            for store, fn in pair if r % 2 == 0 else pair[::-1]:
                 if store is seed_t and k == "manifold_ms" and r >= args.seed_manifold_rounds:
                     continue  # 900 predict calls take ~30 s (minutes under load)
                 store[k] += fn()
     result = {"load": [load0, _load()], "precision": args.precision, "cold_ms": cold, "rows": []}
-    names = {"decode_one_ms": "decode one vector", "manifold_ms": "30x30 manifold", "encode_10k_ms": "encode 10k test"}
-    seed_way = {"decode_one_ms": "decoder.predict(z)", "manifold_ms": "900 x decoder.predict",
-                "encode_10k_ms": "encoder.predict(x, 128)"}
-    print(f"load {load0:.1f} -> {_load():.1f}; ours = LatentModel ({args.precision}), warm; median over rounds")
-    print("| task | ours (ms) | ours CPU (ms) | goal (ms) | seed's way | seed (ms) | speed-up |\n"
-          "|---|---|---|---|---|---|---|")
+    names = {
+        "decode_one_ms": "decode one vector",
+        "manifold_ms": "30x30 manifold",
+        "encode_10k_ms": "encode 10k test",
+    }
+    seed_way = {
+        "decode_one_ms": "decoder.predict(z)",
+        "manifold_ms": "900 x decoder.predict",
+        "encode_10k_ms": "encoder.predict(x, 128)",
+    }
+    print(
+        f"load {load0:.1f} -> {_load():.1f}; ours = LatentModel ({args.precision}), warm; median over rounds"
+    )
+    print(
+        "| task | ours (ms) | ours CPU (ms) | goal (ms) | seed's way | seed (ms) | speed-up |\n"
+        "|---|---|---|---|---|---|---|"
+    )
     for k in tasks:
         o = statistics.median(ours_t[k])
         s = statistics.median(seed_t[k]) if seed_t[k] else None
-        row = {"task": k, "ours_ms": o, "ours_p90_ms": float(np.percentile(ours_t[k], 90)), "goal_ms": GOALS[k],
-               "ours_cpu_ms": statistics.median(CPU_MS[k]), "meets_goal": o <= GOALS[k], "seed_ms": s,
-               "speedup": s / o if s else None, "cold_ms": cold[k]}
+        row = {
+            "task": k,
+            "ours_ms": o,
+            "ours_p90_ms": float(np.percentile(ours_t[k], 90)),
+            "goal_ms": GOALS[k],
+            "ours_cpu_ms": statistics.median(CPU_MS[k]),
+            "meets_goal": o <= GOALS[k],
+            "seed_ms": s,
+            "speedup": s / o if s else None,
+            "cold_ms": cold[k],
+        }
         result["rows"].append(row)
-        print(f"| {names[k]} | {o:.2f} | {row['ours_cpu_ms']:.2f} | {GOALS[k]:g} | {seed_way[k]} | "
-              f"{'-' if s is None else f'{s:.1f}'} | {'-' if s is None else f'{s / o:.0f}x'} |")
-    print("cold (first call, traces the function): " + ", ".join(f"{names[k]} {v:.0f} ms" for k, v in cold.items()))
+        print(
+            f"| {names[k]} | {o:.2f} | {row['ours_cpu_ms']:.2f} | {GOALS[k]:g} | {seed_way[k]} | "
+            f"{'-' if s is None else f'{s:.1f}'} | {'-' if s is None else f'{s / o:.0f}x'} |"
+        )
+    print(
+        "cold (first call, traces the function): "
+        + ", ".join(f"{names[k]} {v:.0f} ms" for k, v in cold.items())
+    )
     result["command"] = "python bench/inference_speed.py " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))

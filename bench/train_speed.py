@@ -23,6 +23,7 @@ test images of 784 * pixel BCE + KL, z sampled once per image), after each run's
 `to_seed_speedup_cpu` (`_wall`) = the seed's CPU (wall) time for all its epochs / ours up to that epoch
 (time to the seed's quality; wall figures mean something for back-to-back runs, not --concurrent ones).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,6 +52,7 @@ def _load() -> list[float]:
 
 # ----------------------------------------------------------------------------- workers (subprocesses)
 
+
 def _epoch_timer(base):
     """A Keras callback class (tf_keras or keras 3) recording per-epoch wall and CPU seconds."""
 
@@ -65,8 +67,12 @@ def _epoch_timer(base):
         def on_epoch_end(self, epoch, logs=None):
             self.wall.append(time.perf_counter() - self._t)
             self.cpu.append(time.process_time() - self._c)
-            print(f"epoch {epoch + 1}: {self.wall[-1]:.1f} s wall, {self.cpu[-1]:.1f} s CPU, "
-                  f"val_loss {float((logs or {}).get('val_loss', float('nan'))):.2f}", file=sys.stderr, flush=True)
+            print(
+                f"epoch {epoch + 1}: {self.wall[-1]:.1f} s wall, {self.cpu[-1]:.1f} s CPU, "
+                f"val_loss {float((logs or {}).get('val_loss', float('nan'))):.2f}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     return EpochTimer()
 
@@ -79,8 +85,10 @@ def run_seed(epochs: int) -> dict:
     sb = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(sb)
     code = sb.seed_code(epochs)
-    for old, new in [("validation_data=(x_test, None))", "validation_data=(x_test, None), callbacks=[_TIMER])"),
-                     ("plot_results(models, data,", "None and plot_results(models, data,")]:
+    for old, new in [
+        ("validation_data=(x_test, None))", "validation_data=(x_test, None), callbacks=[_TIMER])"),
+        ("plot_results(models, data,", "None and plot_results(models, data,"),
+    ]:
         assert old in code, f"seed text changed: {old!r} not found"
         code = code.replace(old, new, 1)
     data = sb.load_mnist()
@@ -95,8 +103,13 @@ def run_seed(epochs: int) -> dict:
     g = {"__name__": "__main__", "time": time, "_T": {}, "_load_mnist": lambda: data, "_TIMER": timer}
     exec(compile(code, "seed_vae_cnn", "exec"), g)
     hist = {k: [float(x) for x in v] for k, v in g["_T"].items() if isinstance(v, list)}
-    return {"epoch_wall_s": timer.wall, "epoch_cpu_s": timer.cpu, "history": hist,
-            "val_loss": hist["val_loss"][-1], "loss": hist["loss"][-1]}
+    return {
+        "epoch_wall_s": timer.wall,
+        "epoch_cpu_s": timer.cpu,
+        "history": hist,
+        "val_loss": hist["val_loss"][-1],
+        "loss": hist["loss"][-1],
+    }
 
 
 def make_config(spec: str, epochs: int | None):
@@ -114,8 +127,10 @@ def make_config(spec: str, epochs: int | None):
         for item in filter(None, spec.split(",")):
             key, _, value = item.partition("=")
             if key not in names:
-                raise SystemExit(f"error: unknown VAEConfig field {key!r} in {spec!r}. Expected 'default', "
-                                 f"'fast' or key=value pairs of {sorted(names)}.")
+                raise SystemExit(
+                    f"error: unknown VAEConfig field {key!r} in {spec!r}. Expected 'default', "
+                    f"'fast' or key=value pairs of {sorted(names)}."
+                )
             try:
                 kw[key] = json.loads(value)  # numbers, null
             except ValueError:
@@ -135,8 +150,15 @@ def run_ours(spec: str, epochs: int | None) -> dict:
     latent, _, vae = train(config, store=None, verbose=0, callbacks=[timer])
     hist = {k: [float(x) for x in v] for k, v in vae.history.history.items()}
     test = latent.evaluate(latent_test_images())
-    return {"epoch_wall_s": timer.wall, "epoch_cpu_s": timer.cpu, "history": hist, "config": config.to_dict(),
-            "val_loss": hist["val_loss"][-1], "loss": hist["loss"][-1], "test_metrics": test}
+    return {
+        "epoch_wall_s": timer.wall,
+        "epoch_cpu_s": timer.cpu,
+        "history": hist,
+        "config": config.to_dict(),
+        "val_loss": hist["val_loss"][-1],
+        "loss": hist["loss"][-1],
+        "test_metrics": test,
+    }
 
 
 def latent_test_images():
@@ -148,26 +170,38 @@ def latent_test_images():
 def worker(name: str, epochs: int | None) -> None:
     t0, load0 = time.perf_counter(), _load()
     result = run_seed(epochs or SEED_EPOCHS) if name == "seed" else run_ours(name, epochs)
-    result.update(name=name, epochs=len(result["epoch_wall_s"]), total_s=time.perf_counter() - t0,
-                  load_before=load0, load_after=_load())
+    result.update(
+        name=name,
+        epochs=len(result["epoch_wall_s"]),
+        total_s=time.perf_counter() - t0,
+        load_before=load0,
+        load_after=_load(),
+    )
     print(MARK + json.dumps(result), flush=True)
 
 
 # ----------------------------------------------------------------------------- driver
 
+
 def launch(name: str, epochs: int | None, log_dir: Path) -> subprocess.Popen:
     log = open(log_dir / f"{len(list(log_dir.iterdir())):02d}-{name.replace('/', '_')[:40]}.log", "w")
-    return subprocess.Popen([sys.executable, __file__, "--worker", name,
-                             *(["--epochs", str(epochs)] if epochs else [])],
-                            stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, __file__, "--worker", name, *(["--epochs", str(epochs)] if epochs else [])],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        cwd=ROOT,
+    )
 
 
 def collect(proc: subprocess.Popen, name: str) -> dict:
     out, _ = proc.communicate()
     for line in out.splitlines():
         if line.startswith(MARK):
-            return json.loads(line[len(MARK):])
-    raise SystemExit(f"error: run {name!r} failed (exit {proc.returncode}); see its log. Output:\n{out[-2000:]}")
+            return json.loads(line[len(MARK) :])
+    raise SystemExit(
+        f"error: run {name!r} failed (exit {proc.returncode}); see its log. Output:\n{out[-2000:]}"
+    )
 
 
 def steady(xs: list[float]) -> float:
@@ -195,47 +229,94 @@ def summarise(runs: list[dict], names: list[str]) -> dict:
                 to_seed = seed_total / sum(rs[0]["epoch_cpu_s"][:reach])
                 seed_total_wall = statistics.median(sum(r["epoch_wall_s"]) for r in seed)
                 to_seed_wall = seed_total_wall / sum(rs[0]["epoch_wall_s"][:reach])
-        rows.append({
-            "name": n, "runs": len(rs), "epoch_wall_s": wall, "epoch_cpu_s": cpu,
-            "first_epoch_wall_s": statistics.median(r["epoch_wall_s"][0] for r in rs),
-            "speedup_wall": seed_wall / wall if seed_wall else None,
-            "speedup_cpu": seed_cpu / cpu if seed_cpu else None,
-            "epochs": rs[0]["epochs"], "val_loss": val, "loss": statistics.median(r["loss"] for r in rs),
-            "total_cpu_s": statistics.median(sum(r["epoch_cpu_s"]) for r in rs),
-            "total_wall_s": statistics.median(sum(r["epoch_wall_s"]) for r in rs),
-            "test_loss": rs[0].get("test_metrics", {}).get("loss"),
-            "epochs_to_seed": reach, "to_seed_speedup_cpu": to_seed, "to_seed_speedup_wall": to_seed_wall,
-            "load": [r["load_before"][0] for r in rs] + [rs[-1]["load_after"][0]],
-        })
+        rows.append(
+            {
+                "name": n,
+                "runs": len(rs),
+                "epoch_wall_s": wall,
+                "epoch_cpu_s": cpu,
+                "first_epoch_wall_s": statistics.median(r["epoch_wall_s"][0] for r in rs),
+                "speedup_wall": seed_wall / wall if seed_wall else None,
+                "speedup_cpu": seed_cpu / cpu if seed_cpu else None,
+                "epochs": rs[0]["epochs"],
+                "val_loss": val,
+                "loss": statistics.median(r["loss"] for r in rs),
+                "total_cpu_s": statistics.median(sum(r["epoch_cpu_s"]) for r in rs),
+                "total_wall_s": statistics.median(sum(r["epoch_wall_s"]) for r in rs),
+                "test_loss": rs[0].get("test_metrics", {}).get("loss"),
+                "epochs_to_seed": reach,
+                "to_seed_speedup_cpu": to_seed,
+                "to_seed_speedup_wall": to_seed_wall,
+                "load": [r["load_before"][0] for r in rs] + [rs[-1]["load_after"][0]],
+            }
+        )
     return {"rows": rows}
 
 
 def print_table(summary: dict) -> None:
     f = lambda v, p=2: "-" if v is None else f"{v:.{p}f}"  # noqa: E731
-    print("\nper-epoch time = median of epochs 2..N; speed-up = seed / run; test loss after the run's last epoch")
-    head = ("run", "epochs", "s/epoch wall", "s/epoch CPU", "speed-up/epoch wall", "speed-up/epoch CPU",
-            "training wall s", "training CPU s", "test loss (val_loss)", "epochs to seed's loss",
-            "speed-up to seed's loss (wall)", "speed-up to seed's loss (CPU)", "load 1-min")
+    print(
+        "\nper-epoch time = median of epochs 2..N; speed-up = seed / run; "
+        "test loss after the run's last epoch"
+    )
+    head = (
+        "run",
+        "epochs",
+        "s/epoch wall",
+        "s/epoch CPU",
+        "speed-up/epoch wall",
+        "speed-up/epoch CPU",
+        "training wall s",
+        "training CPU s",
+        "test loss (val_loss)",
+        "epochs to seed's loss",
+        "speed-up to seed's loss (wall)",
+        "speed-up to seed's loss (CPU)",
+        "load 1-min",
+    )
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for r in summary["rows"]:
-        print("| " + " | ".join([
-            r["name"], str(r["epochs"]), f(r["epoch_wall_s"]), f(r["epoch_cpu_s"]), f(r["speedup_wall"]),
-            f(r["speedup_cpu"]), f(r["total_wall_s"], 0), f(r["total_cpu_s"], 0), f(r["val_loss"]),
-            "-" if r["epochs_to_seed"] is None else str(r["epochs_to_seed"]),
-            f(r.get("to_seed_speedup_wall")), f(r["to_seed_speedup_cpu"]),
-            "/".join(f"{x:.1f}" for x in r["load"])]) + " |")
+        print(
+            "| "
+            + " | ".join(
+                [
+                    r["name"],
+                    str(r["epochs"]),
+                    f(r["epoch_wall_s"]),
+                    f(r["epoch_cpu_s"]),
+                    f(r["speedup_wall"]),
+                    f(r["speedup_cpu"]),
+                    f(r["total_wall_s"], 0),
+                    f(r["total_cpu_s"], 0),
+                    f(r["val_loss"]),
+                    "-" if r["epochs_to_seed"] is None else str(r["epochs_to_seed"]),
+                    f(r.get("to_seed_speedup_wall")),
+                    f(r["to_seed_speedup_cpu"]),
+                    "/".join(f"{x:.1f}" for x in r["load"]),
+                ]
+            )
+            + " |"
+        )
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, help="epochs for every run (default: the seed 30, each config its own)")
-    p.add_argument("--configs", nargs="+", default=["default", "fast"],
-                   help="our configs: default, fast, or key=value,... (default: %(default)s)")
+    p.add_argument(
+        "--epochs", type=int, help="epochs for every run (default: the seed 30, each config its own)"
+    )
+    p.add_argument(
+        "--configs",
+        nargs="+",
+        default=["default", "fast"],
+        help="our configs: default, fast, or key=value,... (default: %(default)s)",
+    )
     p.add_argument("--no-seed", action="store_true", help="skip the seed baseline")
     p.add_argument("--reps", type=int, default=1, help="repeat the whole set, alternating the order")
     p.add_argument("--concurrent", action="store_true", help="start each repetition's runs at once")
     p.add_argument("--json", help="also write the results to this file")
-    p.add_argument("--summarise", metavar="JSON", help="print the table of an earlier --json file; run nothing")
+    p.add_argument(
+        "--summarise", metavar="JSON", help="print the table of an earlier --json file; run nothing"
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.summarise:
@@ -264,13 +345,22 @@ def main(argv=None) -> int:
             for n in order:
                 runs.append(collect(launch(n, args.epochs, log_dir), n))
                 r = runs[-1]
-                print(f"  rep {rep + 1} {n}: {steady(r['epoch_wall_s']):.2f} s/epoch wall, "
-                      f"{steady(r['epoch_cpu_s']):.2f} s CPU, val_loss {r['val_loss']:.2f}, "
-                      f"load {r['load_before'][0]:.1f}->{r['load_after'][0]:.1f}", flush=True)
+                print(
+                    f"  rep {rep + 1} {n}: {steady(r['epoch_wall_s']):.2f} s/epoch wall, "
+                    f"{steady(r['epoch_cpu_s']):.2f} s CPU, val_loss {r['val_loss']:.2f}, "
+                    f"load {r['load_before'][0]:.1f}->{r['load_after'][0]:.1f}",
+                    flush=True,
+                )
     summary = summarise(runs, names)
-    summary.update(epochs=args.epochs, reps=args.reps, concurrent=args.concurrent, runs=runs,
-                   command="python bench/train_speed.py " + " ".join(sys.argv[1:] if argv is None else argv),
-                   cpus=os.cpu_count(), date=time.strftime("%Y-%m-%d %H:%M:%S"))
+    summary.update(
+        epochs=args.epochs,
+        reps=args.reps,
+        concurrent=args.concurrent,
+        runs=runs,
+        command="python bench/train_speed.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        cpus=os.cpu_count(),
+        date=time.strftime("%Y-%m-%d %H:%M:%S"),
+    )
     print_table(summary)
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=1))

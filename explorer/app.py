@@ -25,6 +25,7 @@ from explorer.panels import (
     sidebar,
     user_digit,
 )
+from model import serving
 from model.data import DataError
 from model.store import StoreError
 
@@ -66,7 +67,7 @@ def main() -> None:
     quality.quality_panel(store, ex)
     compare.compare_panel(store, ex)
     session.record_timings(page_ms=1000 * (time.perf_counter() - t0))
-    cache.freeze_gc(ex.stamp)  # after the first full render: see its docstring
+    serving.freeze_gc(ex.stamp)  # after the first full render: see its docstring
 
 
 def _intro(record, ex: cache.Explorer) -> None:

@@ -8,7 +8,6 @@ not hash: the stamp alone is the key.
 """
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +23,7 @@ from model.serving import keep_compiled_functions
 from model.store import FILES, ModelRecord, ModelStore, StoreError
 
 if TYPE_CHECKING:  # only for the type: explorer/ never imports TensorFlow at run time
-    from model.api import LatentModel
+    from model.latent import LatentModel
 
 
 def get_store() -> ModelStore:
@@ -154,30 +153,6 @@ def pick_pngs(stamp: str, _model, _images: np.ndarray, index: int, scale: int = 
     original = _images[index]
     recon = _model.reconstruct(original[None])[0]
     return views.to_png(original, scale), views.to_png(recon, scale)
-
-
-# ----------------------------------------------------------------------------- garbage collection
-
-_frozen: set[str] = set()
-
-
-def freeze_gc(stamp: str) -> bool:
-    """Move everything alive now (TensorFlow, Keras, the loaded model, cached arrays) out of the GC's reach,
-    once per model stamp per process. Returns True when it froze.
-
-    Why: after *every* script run (a slider move included) Streamlit runs `gc.collect(2)` (and, unless
-    `model.serving.keep_compiled_functions` is active, `keras.backend.clear_session()` runs another full
-    one). With TensorFlow loaded each walks millions of objects: ~0.3-0.8 s of GIL-held CPU per
-    interaction on this machine, during which the server answers nothing. After `gc.freeze()` a
-    collection only walks the objects created since (~0.2 ms).
-    Garbage that exists at the moment of freezing is kept, so this runs once per model, not per run.
-    """
-    if stamp in _frozen:
-        return False
-    _frozen.add(stamp)
-    gc.collect()
-    gc.freeze()
-    return True
 
 
 # ----------------------------------------------------------------------------- the explorer's context

@@ -10,16 +10,19 @@
     tsne_path / tsne_cached / TsneJobs     a seeded 2-D t-SNE of the latent means, computed once per
                                            model in a background thread, cached on disk atomically
 
-`model` is anything with `decode(z (N, d)) -> (N, 28, 28)` and `latent_dim` (a `model.api.LatentModel`).
+`model` is anything with `decode(z (N, d)) -> (N, 28, 28)` and `latent_dim` (a `model.latent.LatentModel`).
 """
+
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from model.paths import atomic_write_bytes, home
 
@@ -29,6 +32,7 @@ TRAVERSAL_STEPS = 9
 
 
 # ----------------------------------------------------------------------------- nearest neighbours
+
 
 def nearest(z_means, z, k: int = NEIGHBOURS, exclude=None) -> tuple[np.ndarray, np.ndarray]:
     """The k rows of `z_means` nearest to `z` (Euclidean, in the full latent space), nearest first.
@@ -44,8 +48,9 @@ def nearest(z_means, z, k: int = NEIGHBOURS, exclude=None) -> tuple[np.ndarray, 
     zm = np.asarray(z_means, np.float32)
     q = np.asarray(z, np.float32).reshape(-1)
     if zm.ndim != 2 or q.shape != (zm.shape[1],):
-        raise ValueError(f"Expected z_means (N, d) and z (d,). Received: z_means.shape={zm.shape}, "
-                         f"z.shape={np.shape(z)}")
+        raise ValueError(
+            f"Expected z_means (N, d) and z (d,). Received: z_means.shape={zm.shape}, z.shape={np.shape(z)}"
+        )
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"Expected an integer k >= 1. Received: k={k!r}")
     d2 = np.square(zm - q).sum(1)  # (N,)
@@ -60,6 +65,7 @@ def nearest(z_means, z, k: int = NEIGHBOURS, exclude=None) -> tuple[np.ndarray, 
 
 
 # ----------------------------------------------------------------------------- traversals
+
 
 def _check_span_steps(span, steps) -> tuple[float, int]:
     if not isinstance(steps, (int, np.integer)) or steps < 2:
@@ -96,6 +102,7 @@ def traversal(model, z, span: float = TRAVERSAL_SPAN, steps: int = TRAVERSAL_STE
 
 # ----------------------------------------------------------------------------- attribute vectors
 
+
 def attribute_vector(z_means, rows_a, rows_b) -> np.ndarray:
     """mean(z_means[rows_b]) - mean(z_means[rows_a]): the direction from group a to group b, (d,).
 
@@ -106,8 +113,10 @@ def attribute_vector(z_means, rows_a, rows_b) -> np.ndarray:
     for name, rows in (("a", rows_a), ("b", rows_b)):
         sel = zm[np.asarray(rows)] if np.size(rows) else zm[:0]
         if len(sel) == 0:
-            raise ValueError(f"Expected a non-empty group {name}. Received: no rows. "
-                             "Fix: pick a class or a selection with at least one test image.")
+            raise ValueError(
+                f"Expected a non-empty group {name}. Received: no rows. "
+                "Fix: pick a class or a selection with at least one test image."
+            )
         groups.append(sel.mean(axis=0))
     return (groups[1] - groups[0]).astype(np.float32)
 
@@ -124,6 +133,7 @@ def attribute_path(z, v, strengths) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- selections
 
+
 def selection_summary(rows, labels, z_means, images, n_classes: int) -> dict:
     """What a set of test rows holds.
 
@@ -135,16 +145,21 @@ def selection_summary(rows, labels, z_means, images, n_classes: int) -> dict:
     r = np.unique(np.asarray(list(rows) if not isinstance(rows, np.ndarray) else rows, np.int64).reshape(-1))
     r = r[(r >= 0) & (r < n)]
     lab = np.asarray(labels)[r].astype(np.int64)
-    counts = np.bincount(lab, minlength=n_classes)[:max(n_classes, int(lab.max(initial=-1)) + 1)]
+    counts = np.bincount(lab, minlength=n_classes)[: max(n_classes, int(lab.max(initial=-1)) + 1)]
     if len(r) == 0:
         return {"rows": r, "counts": counts, "mean_image": None, "mean_z": None}
     imgs = np.asarray(images)[r]
     mean_image = imgs.astype(np.float64).mean(axis=0) / (255.0 if imgs.dtype == np.uint8 else 1.0)
-    return {"rows": r, "counts": counts, "mean_image": mean_image.astype(np.float32),
-            "mean_z": np.asarray(z_means, np.float64)[r].mean(axis=0).astype(np.float32)}
+    return {
+        "rows": r,
+        "counts": counts,
+        "mean_image": mean_image.astype(np.float32),
+        "mean_z": np.asarray(z_means, np.float64)[r].mean(axis=0).astype(np.float32),
+    }
 
 
 # ----------------------------------------------------------------------------- animation
+
 
 def gif_bytes(frames, scale: int = 4, duration_ms: int = 120, bounce: bool = True) -> bytes:
     """An endlessly looping animated GIF of grey frames.
@@ -155,8 +170,6 @@ def gif_bytes(frames, scale: int = 4, duration_ms: int = 120, bounce: bool = Tru
         duration_ms: time per frame.
         bounce: play forwards then backwards (the ends are not repeated), so the loop has no jump.
     """
-    from PIL import Image
-
     a = np.asarray(frames)
     if a.ndim != 3 or len(a) == 0:
         raise ValueError(f"Expected frames of shape (T, H, W) with T >= 1. Received: shape={a.shape}")
@@ -169,8 +182,16 @@ def gif_bytes(frames, scale: int = 4, duration_ms: int = 120, bounce: bool = Tru
     a = np.repeat(np.repeat(a, scale, axis=1), scale, axis=2)
     ims = [Image.fromarray(f, mode="L") for f in a]
     buf = io.BytesIO()
-    ims[0].save(buf, format="GIF", save_all=True, append_images=ims[1:], duration=int(duration_ms),
-                loop=0, optimize=False, disposal=1)
+    ims[0].save(
+        buf,
+        format="GIF",
+        save_all=True,
+        append_images=ims[1:],
+        duration=int(duration_ms),
+        loop=0,
+        optimize=False,
+        disposal=1,
+    )
     return buf.getvalue()
 
 
@@ -191,14 +212,17 @@ def tsne_path(model_id: str, seed: int = TSNE_SEED) -> Path:
 
 def tsne_2d(z_means, seed: int = TSNE_SEED, perplexity: float = TSNE_PERPLEXITY) -> np.ndarray:
     """A seeded 2-D t-SNE of (N, d) latent means (PCA init, so it is reproducible): (N, 2) float32."""
-    from sklearn.manifold import TSNE
+    from sklearn.manifold import TSNE  # lazy: scikit-learn is slow to import, and only t-SNE needs it
 
     z = np.asarray(z_means, np.float32)
     if z.ndim != 2 or len(z) < 5:
         raise ValueError(f"Expected at least 5 latent means (N, d). Received: shape={z.shape}")
     perplexity = float(min(perplexity, (len(z) - 1) / 3))
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=int(seed),
-                n_jobs=1).fit_transform(z).astype(np.float32)
+    return (
+        TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=int(seed), n_jobs=1)
+        .fit_transform(z)
+        .astype(np.float32)
+    )
 
 
 def tsne_cached(model_id: str, n: int, seed: int = TSNE_SEED) -> np.ndarray | None:
@@ -217,10 +241,9 @@ def save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def _lower_thread_priority(niceness: int = 10) -> None:
-    """Run the calling thread `niceness` steps lower in CPU priority (Linux: each thread has its own nice value), so a
-    t-SNE in the app's process leaves the CPU to the page's requests, as training jobs do (nice 10)."""
-    import os
-
+    """Run the calling thread `niceness` steps lower in CPU priority (Linux: each thread has its own nice
+    value), so a t-SNE in the app's process leaves the CPU to the page's requests, as training jobs do
+    (nice 10)."""
     try:
         tid = threading.get_native_id()
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + niceness))

@@ -14,20 +14,26 @@ and writes JSON only: no Keras import. A marker `models/.bundle-installed` recor
 offered the bundle once, so a deleted bundled model does not come back. LATENT_EXPLORER_BUNDLE=0 turns
 installing off (the test suite does, to keep its empty stores empty).
 """
+
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
 import os
+import platform
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from model.config import VAEConfig
+from model.data import load_dataset, to_float
 from model.paths import atomic_write_text
-from model.store import FORMAT, ModelStore, StoreError
+from model.store import FORMAT, ModelRecord, ModelStore, StoreError
 
 BUNDLE_DIR = Path(__file__).resolve().parent / "bundled" / "mnist-seed"
 WEIGHT_FILES = ("encoder.keras", "decoder.keras")
@@ -59,8 +65,10 @@ def read_meta(bundle_dir: Path = BUNDLE_DIR) -> dict:
             raise ValueError("no extra.bundle entry")
         return meta
     except (OSError, ValueError, AttributeError) as e:
-        raise StoreError(f"The bundled model in {bundle_dir} is missing or unreadable ({e}). "
-                         f"Fix: restore model/bundled/ from git or regenerate it with `{COMMAND}`.") from None
+        raise StoreError(
+            f"The bundled model in {bundle_dir} is missing or unreadable ({e}). "
+            f"Fix: restore model/bundled/ from git or regenerate it with `{COMMAND}`."
+        ) from None
 
 
 def verify_files(bundle_dir: Path = BUNDLE_DIR, meta: dict | None = None) -> None:
@@ -71,9 +79,11 @@ def verify_files(bundle_dir: Path = BUNDLE_DIR, meta: dict | None = None) -> Non
         path = Path(bundle_dir) / name
         got = sha256(path) if path.is_file() else "missing"
         if expected.get(name) != got:
-            raise StoreError(f"The bundled {name} does not match its fingerprint in meta.json "
-                             f"(expected {expected.get(name)}, received {got}). Fix: restore "
-                             f"model/bundled/ from git or regenerate it with `{COMMAND}`.")
+            raise StoreError(
+                f"The bundled {name} does not match its fingerprint in meta.json "
+                f"(expected {expected.get(name)}, received {got}). Fix: restore "
+                f"model/bundled/ from git or regenerate it with `{COMMAND}`."
+            )
 
 
 # ---------------------------------------------------------------------------------------- install
@@ -100,18 +110,25 @@ def install(store: ModelStore | None = None, bundle_dir: Path = BUNDLE_DIR) -> s
         if store.list(config.dataset):
             _mark(store, None, "the store already had a model for " + config.dataset)
             return None
-        verify_files(bundle_dir, meta)  # ~2 ms: never install damaged files
+        verify_files(bundle_dir, meta)  # cheap (hashing two small files): never install damaged files
     except (StoreError, KeyError, TypeError, ValueError, OSError):
         return None  # no (usable) bundle in this checkout: the first-run page offers training
-    store._writable()
+    store.check_writable()
     store.sweep()
     model_id = meta["id"]
-    final = store._path(model_id)
+    final = store.model_dir(model_id)
     if not final.is_dir():
         tmp = store.root / f".tmp-{os.getpid()}-bundle-{model_id}"
-        meta = {**meta, "format": min(int(meta.get("format", FORMAT)), FORMAT), "created": time.time(),
-                "extra": {**meta["extra"], "bundled": True,
-                          "bundle": {**meta["extra"]["bundle"], "built": meta.get("created")}}}
+        meta = {
+            **meta,
+            "format": min(int(meta.get("format", FORMAT)), FORMAT),
+            "created": time.time(),
+            "extra": {
+                **meta["extra"],
+                "bundled": True,
+                "bundle": {**meta["extra"]["bundle"], "built": meta.get("created")},
+            },
+        }
         try:
             tmp.mkdir()
             for name in WEIGHT_FILES:
@@ -126,9 +143,11 @@ def install(store: ModelStore | None = None, bundle_dir: Path = BUNDLE_DIR) -> s
             if final.is_dir():  # another process (a second session) installed it first
                 pass
             else:
-                raise StoreError(f"Could not install the bundled model into {store.root}: "
-                                 f"{e.strerror or e}. Fix: free disk space or set LATENT_EXPLORER_HOME "
-                                 "to a writable directory.") from None
+                raise StoreError(
+                    f"Could not install the bundled model into {store.root}: "
+                    f"{e.strerror or e}. Fix: free disk space or set LATENT_EXPLORER_HOME "
+                    "to a writable directory."
+                ) from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -157,8 +176,6 @@ def _mark(store: ModelStore, model_id: str | None, why: str) -> None:
 # ---------------------------------------------------------------------------------------- build
 def slice_images():
     """The fixed evaluation slice: the first SLICE_SIZE MNIST test images (uint8)."""
-    from model.data import load_dataset
-
     return load_dataset("mnist").x_test[:SLICE_SIZE]
 
 
@@ -168,10 +185,8 @@ def slice_loss(latent, images=None) -> dict[str, float]:
     z = z_mean + exp(z_log_var / 2) * eps with eps = numpy default_rng(SLICE_SEED).standard_normal(
     (SLICE_SIZE, latent_dim)), one draw per image; reconstruction and KL as in training (vae_losses).
     """
-    import keras
-    import numpy as np
+    import keras  # lazy, as below: installing the bundle must not load Keras (tests/test_bundle.py)
 
-    from model.data import to_float
     from model.vae import vae_losses
 
     x = to_float(slice_images() if images is None else images)
@@ -188,13 +203,10 @@ def build(out: Path = BUNDLE_DIR, config: VAEConfig | None = None, verbose: int 
     """Train `config` (default VAEConfig(): the seed's) with model.train.train into a private temp store,
     then write encoder.keras, decoder.keras and meta.json (with fingerprints and the slice loss) to `out`.
     Returns the meta written."""
-    import platform
-    import tempfile
-
-    import keras
+    import keras  # lazy: installing the bundle must not load Keras/TensorFlow
     import tensorflow as tf
 
-    from model.api import LatentModel
+    from model.latent import LatentModel
     from model.train import train
 
     config = config or VAEConfig()
@@ -205,14 +217,24 @@ def build(out: Path = BUNDLE_DIR, config: VAEConfig | None = None, verbose: int 
         latent = LatentModel.from_record(record)  # what users get: the saved files, loaded with safe_mode
         sl = slice_loss(latent)
         meta = json.loads((record.path / "meta.json").read_text(encoding="utf-8"))
-        meta["extra"] = {**meta.get("extra", {}), "bundled": True, "bundle": {
-            "command": COMMAND,
-            "sha256": {name: sha256(record.path / name) for name in WEIGHT_FILES},
-            "slice": {"images": f"mnist x_test[:{SLICE_SIZE}]", "eps": f"numpy default_rng({SLICE_SEED})"
-                      ".standard_normal((n, latent_dim))", **sl},
-            "versions": {"keras": keras.__version__, "tensorflow": tf.__version__,
-                         "python": platform.python_version()},
-        }}
+        meta["extra"] = {
+            **meta.get("extra", {}),
+            "bundled": True,
+            "bundle": {
+                "command": COMMAND,
+                "sha256": {name: sha256(record.path / name) for name in WEIGHT_FILES},
+                "slice": {
+                    "images": f"mnist x_test[:{SLICE_SIZE}]",
+                    "eps": f"numpy default_rng({SLICE_SEED}).standard_normal((n, latent_dim))",
+                    **sl,
+                },
+                "versions": {
+                    "keras": keras.__version__,
+                    "tensorflow": tf.__version__,
+                    "python": platform.python_version(),
+                },
+            },
+        }
         meta["extra"].pop("weights_from", None)
         stage = out.with_name(f".{out.name}.tmp-{os.getpid()}")
         shutil.rmtree(stage, ignore_errors=True)
@@ -228,19 +250,26 @@ def build(out: Path = BUNDLE_DIR, config: VAEConfig | None = None, verbose: int 
 
 def check(bundle_dir: Path = BUNDLE_DIR) -> dict:
     """Verify the fingerprints, load the model with safe_mode and recompute the slice loss."""
-    from model.api import LatentModel
-    from model.store import ModelRecord
+    from model.latent import LatentModel  # lazy: loads Keras
 
     meta = read_meta(bundle_dir)
     verify_files(bundle_dir, meta)
-    record = ModelRecord(id=meta["id"], path=Path(bundle_dir), config=VAEConfig.from_dict(meta["config"]),
-                         test_metrics=meta.get("test_metrics", {}), extra=meta.get("extra", {}))
+    record = ModelRecord(
+        id=meta["id"],
+        path=Path(bundle_dir),
+        config=VAEConfig.from_dict(meta["config"]),
+        test_metrics=meta.get("test_metrics", {}),
+        extra=meta.get("extra", {}),
+    )
     return {"recorded": meta["extra"]["bundle"]["slice"], "now": slice_loss(LatentModel.from_record(record))}
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m model.bundle", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m model.bundle",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="train the seed's config and write the bundle")
     b.add_argument("--out", default=str(BUNDLE_DIR), help="default %(default)s")
@@ -255,12 +284,17 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             meta = build(Path(args.out), VAEConfig(**overrides))
             m, s = meta["test_metrics"], meta["extra"]["bundle"]["slice"]
-            print(f"wrote {args.out} in {time.perf_counter() - t0:.0f} s: test loss {m['loss']:.2f} "
-                  f"(reconstruction {m['reconstruction_loss']:.2f}, KL {m['kl_loss']:.2f}); "
-                  f"{SLICE_SIZE}-image slice loss {s['loss']:.2f}")
+            print(
+                f"wrote {args.out} in {time.perf_counter() - t0:.0f} s: test loss {m['loss']:.2f} "
+                f"(reconstruction {m['reconstruction_loss']:.2f}, KL {m['kl_loss']:.2f}); "
+                f"{SLICE_SIZE}-image slice loss {s['loss']:.2f}"
+            )
         else:
             r = check(Path(args.dir))
-            print(f"fingerprints ok; slice loss recorded {r['recorded']['loss']:.3f}, now {r['now']['loss']:.3f}")
+            print(
+                f"fingerprints ok; slice loss recorded {r['recorded']['loss']:.3f}, "
+                f"now {r['now']['loss']:.3f}"
+            )
         return 0
     except StoreError as e:
         print(f"error: {e}", file=sys.stderr)

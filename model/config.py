@@ -2,6 +2,7 @@
 
 `model.vae` re-exports everything here, so `from model.vae import VAEConfig` keeps working.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,13 +17,14 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 LR_SCHEDULES = ("constant", "cosine")
 # VAEConfig.fast(): batches of 64 (twice the updates per epoch at the same time per epoch) at twice the
 # learning rate, decayed to 0 by a cosine over 20 epochs, reach the test loss the seed reaches in 30
-# (bench/train_speed.py, issue 6; at 14 epochs two seeds gave 147.3 and 148.4, around the seed's mean).
+# (bench/train_speed.py; README "Performance" has the runs).
 FAST_PRESET = {"batch_size": 64, "epochs": 20, "learning_rate": 2e-3, "lr_schedule": "cosine"}
 
 
 @dataclass(frozen=True)
 class VAEConfig:
     """Everything that defines a trained model. Defaults are the seed's."""
+
     dataset: str = "mnist"  # "mnist", "fashion_mnist" (or a user .npz, named by the caller)
     latent_dim: int = 2  # size of z; the seed uses 2 (a plane you can explore with two sliders)
     loss: str = "bce"  # reconstruction term: "bce" (seed default) or "mse" (seed's --mse)
@@ -71,7 +73,7 @@ class VAEConfig:
             bad("seed", "to be an integer in [0, 2**32)")
 
     @classmethod
-    def fast(cls, **overrides) -> "VAEConfig":
+    def fast(cls, **overrides) -> VAEConfig:
         """The fast preset (`python -m model.train --fast`): the seed's quality in less time.
 
         The seed's architecture, loss, optimizer (RMSprop) and float32; batches of 64 instead of 128,
@@ -81,7 +83,7 @@ class VAEConfig:
         return cls(**{**FAST_PRESET, **overrides})
 
     @classmethod
-    def from_dict(cls, d: dict) -> "VAEConfig":
+    def from_dict(cls, d: dict) -> VAEConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -97,7 +99,8 @@ class VAEConfig:
         return hashlib.sha256(blob).hexdigest()[:10]
 
     def slug(self) -> str:
-        """A readable, file-name-safe prefix of the model id: dataset, latent size, loss, epochs, fingerprint."""
+        """A readable, file-name-safe prefix of the model id: dataset, latent size, loss, epochs and
+        fingerprint."""
         lim = f"-n{self.limit}" if self.limit else ""
         dataset = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.dataset).strip("._") or "data"
         return f"{dataset}-z{self.latent_dim}-{self.loss}-e{self.epochs}{lim}-{self.fingerprint()}"

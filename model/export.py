@@ -3,6 +3,7 @@
 All functions return bytes (ready for `st.download_button`) and touch no Keras code, so the UI can
 call them freely.
 """
+
 from __future__ import annotations
 
 import io
@@ -53,8 +54,10 @@ def latents_csv(z_mean, labels, index=None) -> bytes:
     z = np.asarray(z_mean, np.float64)
     y = np.asarray(labels)
     if z.ndim != 2 or y.shape != (len(z),):
-        raise ValueError(f"Expected z_mean (N, d) and labels (N,). Received: z_mean.shape={z.shape}, "
-                         f"labels.shape={y.shape}")
+        raise ValueError(
+            f"Expected z_mean (N, d) and labels (N,). Received: z_mean.shape={z.shape}, "
+            f"labels.shape={y.shape}"
+        )
     idx = np.arange(len(z)) if index is None else np.asarray(index)
     if idx.shape != (len(z),):
         raise ValueError(f"Expected index of shape ({len(z)},). Received: {idx.shape}")
@@ -103,7 +106,5 @@ def model_zip(record: ModelRecord) -> bytes:
                 zf.writestr(f"{record.id}/{name}", path.read_bytes())
             except OSError as e:
                 raise StoreError(f"Cannot read {path}: {e.strerror or e}. Fix: retrain the model.") from None
-        zf.writestr(f"{record.id}/README.txt",
-                    README.format(id=record.id, d=record.config.latent_dim))
+        zf.writestr(f"{record.id}/README.txt", README.format(id=record.id, d=record.config.latent_dim))
     return buf.getvalue()
-

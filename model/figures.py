@@ -1,6 +1,8 @@
 """The seed's two figures, as pure functions: arrays in, a PNG file out (matplotlib, no pyplot state)."""
+
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +13,6 @@ from model.paths import atomic_write_bytes
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    import io
-
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -26,8 +26,15 @@ def latent_scatter(z_mean: np.ndarray, labels: np.ndarray, path, class_names=Non
     k = max(len(class_names) if class_names is not None else 0, int(labels.max()) + 1 if labels.size else 1)
     fig = Figure(figsize=(12, 10))
     ax = fig.add_subplot()
-    sc = ax.scatter(z_mean[:, 0], z_mean[:, 1], c=labels, cmap="tab10" if k <= 10 else "turbo", s=4,
-                    vmin=-0.5, vmax=k - 0.5)
+    sc = ax.scatter(
+        z_mean[:, 0],
+        z_mean[:, 1],
+        c=labels,
+        cmap="tab10" if k <= 10 else "turbo",
+        s=4,
+        vmin=-0.5,
+        vmax=k - 0.5,
+    )
     cbar = fig.colorbar(sc, ax=ax, ticks=range(k))
     if class_names is not None and len(class_names) == k:
         cbar.ax.set_yticklabels(list(class_names))

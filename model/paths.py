@@ -1,4 +1,5 @@
 """Where latent explorer keeps its files (data cache, trained models, jobs)."""
+
 import contextlib
 import os
 import uuid

@@ -15,6 +15,7 @@ inverted; the background level (the median of the border) is subtracted and the 
     item = prepare(photo_bytes, "fashion_mnist")        # Fashion-MNIST's framing: longest side 28 px,
                                                         # box centred (Xiao et al., 2017)
 """
+
 from __future__ import annotations
 
 import io
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from model.errors import ImageError
 
 MAX_BYTES = 10 * 1024 * 1024  # largest accepted upload: 10 MiB
 MAX_PIXELS = 16_000_000  # largest accepted picture: 16 megapixels (a 12 MP phone photo fits); checked
@@ -37,10 +40,6 @@ CENTRE = 14.0  # MNIST's mean centre of mass (row, column), pixel indices
 MIN_CONTRAST = 40  # ink must stand this many grey levels (of 255) above the background
 INK_LEVEL = 0.25  # a pixel is ink if it reaches this fraction of the strongest stroke
 NOISE_LEVEL = 0.10  # below this fraction of the strongest stroke, a pixel is background
-
-
-class ImageError(ValueError):
-    """The picture cannot be used as a digit; the message says why and what to do."""
 
 
 def _mb(n: int) -> str:
@@ -61,8 +60,10 @@ def open_image(data: bytes) -> Image.Image:
     if size == 0:
         raise ImageError("The file is empty (0 bytes). Fix: choose a PNG or JPEG picture of a digit.")
     if size > MAX_BYTES:
-        raise ImageError(f"The file is too large ({_mb(size)}; the limit is {_mb(MAX_BYTES)}). "
-                         "Fix: crop the picture to the digit or save it smaller.")
+        raise ImageError(
+            f"The file is too large ({_mb(size)}; the limit is {_mb(MAX_BYTES)}). "
+            "Fix: crop the picture to the digit or save it smaller."
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -76,18 +77,25 @@ def open_image(data: bytes) -> Image.Image:
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"The picture is too large (over {MAX_PIXELS / 1e6:.0f} megapixels). "
-                         "Fix: crop it to the digit or scale it down.") from None
+        raise ImageError(
+            f"The picture is too large (over {MAX_PIXELS / 1e6:.0f} megapixels). "
+            "Fix: crop it to the digit or scale it down."
+        ) from None
     except Image.UnidentifiedImageError:
-        raise ImageError(f"This file is not a picture Pillow can read as {', '.join(FORMATS)} "
-                         f"({size} bytes starting {bytes(data[:8])!r}). "
-                         "Fix: upload a PNG or JPEG image of a digit.") from None
+        raise ImageError(
+            f"This file is not a picture Pillow can read as {', '.join(FORMATS)} "
+            f"({size} bytes starting {bytes(data[:8])!r}). "
+            "Fix: upload a PNG or JPEG image of a digit."
+        ) from None
     except MemoryError:
-        raise ImageError("The picture is too large to decode here. Fix: crop it to the digit or scale "
-                         "it down.") from None
+        raise ImageError(
+            "The picture is too large to decode here. Fix: crop it to the digit or scale it down."
+        ) from None
     except (OSError, SyntaxError, ValueError) as e:  # truncated or corrupt image data
-        raise ImageError(f"The picture is damaged and cannot be decoded ({type(e).__name__}: {e}). "
-                         "Fix: re-save it as PNG or JPEG and upload it again.") from None
+        raise ImageError(
+            f"The picture is damaged and cannot be decoded ({type(e).__name__}: {e}). "
+            "Fix: re-save it as PNG or JPEG and upload it again."
+        ) from None
     try:
         img = ImageOps.exif_transpose(img)
     except Exception:  # a broken EXIF block is no reason to refuse the picture
@@ -97,9 +105,11 @@ def open_image(data: bytes) -> Image.Image:
 
 def _check_pixels(w: int, h: int) -> None:
     if w * h > MAX_PIXELS:
-        raise ImageError(f"The picture is too large ({w}x{h} = {w * h / 1e6:.1f} megapixels; "
-                         f"the limit is {MAX_PIXELS / 1e6:.0f}). Fix: crop it to the digit "
-                         "or scale it down.")
+        raise ImageError(
+            f"The picture is too large ({w}x{h} = {w * h / 1e6:.1f} megapixels; "
+            f"the limit is {MAX_PIXELS / 1e6:.0f}). Fix: crop it to the digit "
+            "or scale it down."
+        )
     if w < 1 or h < 1:
         raise ImageError(f"The picture has no pixels ({w}x{h}). Fix: upload a picture of a digit.")
 
@@ -127,11 +137,14 @@ def _from_array(a: np.ndarray) -> np.ndarray:
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
-        raise ImageError(f"Expected an image array of shape (H, W), (H, W, 3) or (H, W, 4). "
-                         f"Received: shape={a.shape}.")
+        raise ImageError(
+            f"Expected an image array of shape (H, W), (H, W, 3) or (H, W, 4). Received: shape={a.shape}."
+        )
     if a.shape[0] * a.shape[1] > MAX_PIXELS:
-        raise ImageError(f"The picture is too large ({a.shape[1]}x{a.shape[0]}; the limit is "
-                         f"{MAX_PIXELS / 1e6:.0f} megapixels). Fix: scale it down.")
+        raise ImageError(
+            f"The picture is too large ({a.shape[1]}x{a.shape[0]}; the limit is "
+            f"{MAX_PIXELS / 1e6:.0f} megapixels). Fix: scale it down."
+        )
     if a.size == 0:
         raise ImageError(f"The picture has no pixels (shape {a.shape}). Fix: draw or upload a digit.")
     if a.dtype == bool:
@@ -186,6 +199,7 @@ def _border_median(g: np.ndarray) -> float:
 @dataclass(frozen=True)
 class Recipe:
     """How a dataset framed its objects: the longest side's length, and how it was centred."""
+
     box: int  # longest side of the object, pixels
     by_mass: bool  # centre of mass at CENTRE (MNIST) or bounding box in the middle (Fashion-MNIST)
 
@@ -232,8 +246,9 @@ def prepare(source, dataset: str = "mnist") -> np.ndarray:
     elif isinstance(source, np.ndarray):
         a = _from_array(source)
     else:
-        raise ImageError(f"Expected image bytes, a PIL image or a numpy array. "
-                         f"Received: {type(source).__name__}.")
+        raise ImageError(
+            f"Expected image bytes, a PIL image or a numpy array. Received: {type(source).__name__}."
+        )
     g = _grey(a)  # (H, W) in [0, 255]
 
     # Ink is light on dark: invert a light background (a dark pen on paper), then remove the
@@ -245,13 +260,15 @@ def prepare(source, dataset: str = "mnist") -> np.ndarray:
     g = np.clip(g - background, 0.0, None)
     peak = float(g.max())
     if peak < MIN_CONTRAST:
-        raise ImageError("No digit found: the picture is blank or has too little contrast "
-                         f"(the strongest stroke is {peak:.0f} grey levels from the background; at "
-                         f"least {MIN_CONTRAST} needed). Fix: draw a digit, or upload a clear dark-on-"
-                         "light or light-on-dark picture.")
+        raise ImageError(
+            "No digit found: the picture is blank or has too little contrast "
+            f"(the strongest stroke is {peak:.0f} grey levels from the background; at "
+            f"least {MIN_CONTRAST} needed). Fix: draw a digit, or upload a clear dark-on-"
+            "light or light-on-dark picture."
+        )
     g[g < NOISE_LEVEL * peak] = 0.0
     rows, cols = np.nonzero(g >= INK_LEVEL * peak)
-    g = g[rows.min(): rows.max() + 1, cols.min(): cols.max() + 1]  # crop to the ink's bounding box
+    g = g[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]  # crop to the ink's bounding box
 
     # Longest side to 20 px (MNIST; 28 for Fashion-MNIST), aspect kept, anti-aliased
     # (a box filter when shrinking, Lanczos when growing).
@@ -276,7 +293,7 @@ def prepare(source, dataset: str = "mnist") -> np.ndarray:
     else:
         top, left = (SIZE - nh) // 2, (SIZE - nw) // 2
     out = np.zeros((SIZE, SIZE), np.float64)
-    out[top: top + nh, left: left + nw] = d
+    out[top : top + nh, left : left + nw] = d
     return np.rint(out).astype(np.uint8)
 
 
@@ -286,5 +303,7 @@ def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
     m = x.sum()
     if m <= 0:
         raise ValueError("Expected an image with some ink. Received: an all-zero image.")
-    return (float((x.sum(1) * np.arange(x.shape[0])).sum() / m),
-            float((x.sum(0) * np.arange(x.shape[1])).sum() / m))
+    return (
+        float((x.sum(1) * np.arange(x.shape[0])).sum() / m),
+        float((x.sum(0) * np.arange(x.shape[1])).sum() / m),
+    )

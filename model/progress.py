@@ -4,6 +4,7 @@ Each line is one event: {"event": "start"|"batch"|"epoch"|"done"|"error", "time"
 The file is append-only, so a reader can tail it while the trainer writes. Reading and writing events
 needs no Keras; the Keras callback `JsonlProgress` is built on first access (importing Keras then).
 """
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ from pathlib import Path
 
 
 def _make_callback_class():
-    import keras
+    import keras  # lazy: reading and writing events (model.jobs, the page) needs no Keras
 
     class JsonlProgress(keras.callbacks.Callback):
         """Append progress events to `path`; batch events at most every `every_s` seconds."""

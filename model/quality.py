@@ -23,17 +23,24 @@
 Results are cached per model in `home()/quality/<model id>.json` (the model directory itself is never
 modified), so the comparison table can show them without recomputing.
 """
+
 from __future__ import annotations
 
+import argparse
 import json
 import math
+import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
-from model.data import Dataset, to_float
+from model.data import Dataset, load_dataset, to_float
+from model.errors import DataError, StoreError
 from model.paths import atomic_write_text, home
+from model.store import ModelStore
 
 LOG_2PI = math.log(2.0 * math.pi)
 BCE_EPS = 1e-7  # Keras clips probabilities to [eps, 1 - eps] in binary_crossentropy; so do we
@@ -41,7 +48,7 @@ ROWS_PER_PASS = 4096  # decoded images per forward pass (K samples x images)
 MSE_CONSTANT = 392.0 * math.log(math.pi)  # nats left out of the MSE likelihood, as the loss does
 
 
-def _log_likelihood(x: np.ndarray, x_hat: np.ndarray, loss: str) -> np.ndarray:
+def log_likelihood(x: np.ndarray, x_hat: np.ndarray, loss: str) -> np.ndarray:
     """log p(x | z) per row: x (B, 784), x_hat (..., B, 784) -> (..., B), in the loss's units."""
     if loss == "bce":
         p = np.clip(x_hat.astype(np.float64), BCE_EPS, 1.0 - BCE_EPS)
@@ -55,7 +62,7 @@ def log_weights(model, images, k: int = 64, seed: int | None = 0) -> np.ndarray:
     """Importance log-weights log p(x|z_k) + log p(z_k) - log q(z_k|x), z_k ~ q(z|x).
 
     Args:
-        model: a `model.api.LatentModel`.
+        model: a `model.latent.LatentModel`.
         images: (N, 28, 28) uint8 or floats in [0, 1].
         k: samples per image.
         seed: seed of the sampling noise.
@@ -70,14 +77,14 @@ def log_weights(model, images, k: int = 64, seed: int | None = 0) -> np.ndarray:
     batch = max(1, ROWS_PER_PASS // k)
     out = np.empty((k, len(x_all)), np.float64)
     for i in range(0, len(x_all), batch):
-        x, mu, lv = x_all[i:i + batch], z_mean[i:i + batch], z_log_var[i:i + batch]
+        x, mu, lv = x_all[i : i + batch], z_mean[i : i + batch], z_log_var[i : i + batch]
         eps = rng.standard_normal((k,) + mu.shape)  # (k, B, d)
         z = mu + np.exp(0.5 * lv) * eps  # (k, B, d)
         x_hat = model.decode(z.reshape(-1, mu.shape[1]).astype(np.float32))  # (k*B, 28, 28)
-        log_px = _log_likelihood(x, x_hat.reshape(k, len(x), 784), model.config.loss)  # (k, B)
+        log_px = log_likelihood(x, x_hat.reshape(k, len(x), 784), model.config.loss)  # (k, B)
         log_pz = -0.5 * (np.square(z) + LOG_2PI).sum(-1)  # (k, B)
         log_qz = -0.5 * (np.square(eps) + LOG_2PI + lv).sum(-1)  # (k, B)
-        out[:, i:i + batch] = log_px + log_pz - log_qz
+        out[:, i : i + batch] = log_px + log_pz - log_qz
     return out
 
 
@@ -106,16 +113,17 @@ def iwae(model, images, k: int = 64, seed: int | None = 0) -> dict:
 LIKELIHOODS = {
     "bce": "Bernoulli on grey-level pixels (the BCE loss)",
     "mse": f"Gaussian, variance 1/2 per pixel (the squared-error loss), constant {MSE_CONSTANT:.1f} "
-           "nats left out as in the loss",
+    "nats left out as in the loss",
 }
 
 
-def knn_accuracy(model, data: Dataset, k: int = 5, n_train: int | None = None,
-                 n_test: int | None = None) -> dict:
+def knn_accuracy(
+    model, data: Dataset, k: int = 5, n_train: int | None = None, n_test: int | None = None
+) -> dict:
     """k-NN label accuracy on latent means: fit on training z_mean, score on test z_mean.
 
     Args:
-        model: a `model.api.LatentModel`.
+        model: a `model.latent.LatentModel`.
         data: the dataset (its labels are used only here, never in training).
         k: neighbours.
         n_train, n_test: use only the first n images of each split (None = all).
@@ -123,7 +131,7 @@ def knn_accuracy(model, data: Dataset, k: int = 5, n_train: int | None = None,
     Returns a dict: `knn_accuracy` in [0, 1], `chance` (the most frequent test class' share),
     `k`, `n_train`, `n_test`, `seconds`.
     """
-    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neighbors import KNeighborsClassifier  # lazy: scikit-learn is slow to import
 
     t0 = time.perf_counter()
     x_tr, y_tr = data.x_train[:n_train], data.y_train[:n_train]
@@ -135,11 +143,18 @@ def knn_accuracy(model, data: Dataset, k: int = 5, n_train: int | None = None,
     clf = KNeighborsClassifier(n_neighbors=k).fit(z_tr, y_tr)
     acc = float(clf.score(z_te, y_te))
     chance = float(np.bincount(y_te).max() / len(y_te))
-    return {"knn_accuracy": acc, "chance": chance, "k": int(k), "n_train": int(len(x_tr)),
-            "n_test": int(len(x_te)), "seconds": time.perf_counter() - t0}
+    return {
+        "knn_accuracy": acc,
+        "chance": chance,
+        "k": int(k),
+        "n_train": int(len(x_tr)),
+        "n_test": int(len(x_te)),
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 # ----------------------------------------------------------------------------- cache + report
+
 
 def cache_path(model_id: str) -> Path:
     return home() / "quality" / f"{model_id}.json"
@@ -155,8 +170,6 @@ def cached(model_id: str) -> dict:
 
 
 def _store_result(model_id: str, result: dict) -> None:
-    from filelock import FileLock
-
     path = cache_path(model_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock", timeout=30):
@@ -165,8 +178,17 @@ def _store_result(model_id: str, result: dict) -> None:
         atomic_write_text(path, json.dumps(data, indent=1))
 
 
-def evaluate_quality(model, data: Dataset, *, n_iwae: int = 1000, k_iwae: int = 64, k_nn: int = 5,
-                     n_knn_train: int | None = None, seed: int = 0, save: bool = True) -> dict:
+def evaluate_quality(
+    model,
+    data: Dataset,
+    *,
+    n_iwae: int = 1000,
+    k_iwae: int = 64,
+    k_nn: int = 5,
+    n_knn_train: int | None = None,
+    seed: int = 0,
+    save: bool = True,
+) -> dict:
     """Both estimates for one model: IWAE on the first `n_iwae` test images with `k_iwae` samples,
     k-NN on all test images. Cached under the model's id when it has one (and `save`).
 
@@ -175,30 +197,53 @@ def evaluate_quality(model, data: Dataset, *, n_iwae: int = 1000, k_iwae: int = 
     note) when the result could not be cached (read-only or full home).
     """
     if data.name != model.config.dataset:
-        raise ValueError(f"Expected the {model.config.dataset!r} dataset the model was trained on. "
-                         f"Received: {data.name!r}")
+        raise ValueError(
+            f"Expected the {model.config.dataset!r} dataset the model was trained on. Received: {data.name!r}"
+        )
     t0 = time.perf_counter()
     est = iwae(model, data.x_test[:n_iwae], k=k_iwae, seed=seed)
     knn = knn_accuracy(model, data, k=k_nn, n_train=n_knn_train)
     result = {
-        "iwae_nll": est["iwae_nll"], "elbo_nll": est["elbo_nll"], "iwae_k": est["k"], "iwae_n": est["n"],
+        "iwae_nll": est["iwae_nll"],
+        "elbo_nll": est["elbo_nll"],
+        "iwae_k": est["k"],
+        "iwae_n": est["n"],
         "likelihood": est["likelihood"],
-        "knn_accuracy": knn["knn_accuracy"], "knn_chance": knn["chance"], "knn_k": knn["k"],
-        "knn_n_train": knn["n_train"], "knn_n_test": knn["n_test"],
-        "seconds": time.perf_counter() - t0, "computed": time.time(),
+        "knn_accuracy": knn["knn_accuracy"],
+        "knn_chance": knn["chance"],
+        "knn_k": knn["k"],
+        "knn_n_train": knn["n_train"],
+        "knn_n_test": knn["n_test"],
+        "seconds": time.perf_counter() - t0,
+        "computed": time.time(),
     }
     if save and model.id:
         try:
             _store_result(model.id, result)
         except (OSError, TimeoutError) as e:  # a read-only or full home: the estimate still stands
             where = getattr(e, "filename", None) or "the quality cache"
-            result["cache_error"] = (f"Not cached ({where}: {getattr(e, 'strerror', None) or e}): it will be "
-                                     "computed again next time. Fix: make LATENT_EXPLORER_HOME writable.")
+            result["cache_error"] = (
+                f"Not cached ({where}: {getattr(e, 'strerror', None) or e}): it will be "
+                "computed again next time. Fix: make LATENT_EXPLORER_HOME writable."
+            )
     return result
 
 
-COLUMNS = ("model", "dataset", "latent_dim", "loss", "epochs", "train_images", "train_seconds",
-           "test_loss", "reconstruction", "kl", "iwae_nll", "knn_accuracy", "id")
+COLUMNS = (
+    "model",
+    "dataset",
+    "latent_dim",
+    "loss",
+    "epochs",
+    "train_images",
+    "train_seconds",
+    "test_loss",
+    "reconstruction",
+    "kl",
+    "iwae_nll",
+    "knn_accuracy",
+    "id",
+)
 
 
 def compare(records) -> list[dict]:
@@ -214,26 +259,32 @@ def compare(records) -> list[dict]:
     rows = []
     for r in records:
         c, m, q = r.config, r.test_metrics, cached(r.id)
-        rows.append({
-            "model": r.label, "dataset": c.dataset, "latent_dim": c.latent_dim, "loss": c.loss,
-            "epochs": c.epochs, "train_images": c.limit, "train_seconds": round(float(r.train_seconds), 1),
-            "test_loss": m.get("loss"), "reconstruction": m.get("reconstruction_loss"), "kl": m.get("kl_loss"),
-            "iwae_nll": q.get("iwae_nll"), "knn_accuracy": q.get("knn_accuracy"), "id": r.id,
-        })
+        rows.append(
+            {
+                "model": r.label,
+                "dataset": c.dataset,
+                "latent_dim": c.latent_dim,
+                "loss": c.loss,
+                "epochs": c.epochs,
+                "train_images": c.limit,
+                "train_seconds": round(float(r.train_seconds), 1),
+                "test_loss": m.get("loss"),
+                "reconstruction": m.get("reconstruction_loss"),
+                "kl": m.get("kl_loss"),
+                "iwae_nll": q.get("iwae_nll"),
+                "knn_accuracy": q.get("knn_accuracy"),
+                "id": r.id,
+            }
+        )
     return rows
 
 
 # ----------------------------------------------------------------------------- CLI
 
+
 def main(argv=None) -> int:
     """`python -m model.quality [--all | --model ID] [--n 1000] [--k 64]`: estimate and print the table."""
-    import argparse
-    import os
-    import sys
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from model.data import DataError, load_dataset
-    from model.store import ModelStore, StoreError
 
     p = argparse.ArgumentParser(prog="python -m model.quality", description=main.__doc__)
     p.add_argument("--model", help="model id (default: the current model)")
@@ -254,18 +305,35 @@ def main(argv=None) -> int:
         for model_id in ids:
             model = store.load(model_id)
             r = evaluate_quality(model, load_dataset(model.config.dataset), n_iwae=args.n, k_iwae=args.k)
-            print(f"{model_id}: -log p(x) <= {r['iwae_nll']:.2f} nats (IWAE K={r['iwae_k']}, "
-                  f"{r['iwae_n']} test images; ELBO {r['elbo_nll']:.2f}), k-NN accuracy "
-                  f"{100 * r['knn_accuracy']:.1f}% (chance {100 * r['knn_chance']:.1f}%), {r['seconds']:.1f} s")
+            print(
+                f"{model_id}: -log p(x) <= {r['iwae_nll']:.2f} nats (IWAE K={r['iwae_k']}, "
+                f"{r['iwae_n']} test images; ELBO {r['elbo_nll']:.2f}), k-NN accuracy "
+                f"{100 * r['knn_accuracy']:.1f}% (chance {100 * r['knn_chance']:.1f}%), {r['seconds']:.1f} s"
+            )
     except (StoreError, DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    cols = ("dataset", "latent_dim", "loss", "epochs", "train_images", "test_loss", "reconstruction", "kl",
-            "iwae_nll", "knn_accuracy", "id")
+    cols = (
+        "dataset",
+        "latent_dim",
+        "loss",
+        "epochs",
+        "train_images",
+        "test_loss",
+        "reconstruction",
+        "kl",
+        "iwae_nll",
+        "knn_accuracy",
+        "id",
+    )
     print("\t".join(cols))
     for row in compare(store.list()):
-        print("\t".join("-" if row[c] is None else f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])
-                        for c in cols))
+        print(
+            "\t".join(
+                "-" if row[c] is None else f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c])
+                for c in cols
+            )
+        )
     return 0
 
 

@@ -1,14 +1,35 @@
-"""Settings for a long-running process that serves a trained model (the Streamlit explorer).
+"""Two tweaks for a long-running process that serves a trained model (the Streamlit explorer), behind one
+switch: LATENT_EXPLORER_SERVING_TWEAKS=0 turns both off (the app then runs as Streamlit does by default).
 
-Never imports streamlit. The UI calls `keep_compiled_functions()` once; nothing happens at import.
+Both lean on Streamlit internals; tests/test_serving.py fails loudly when a Streamlit upgrade changes them:
+- `keep_compiled_functions()`: skip the `keras.backend.clear_session()` that Streamlit's
+  `_clean_problem_modules` (streamlit/runtime/scriptrunner/script_runner.py) makes after every script run.
+- `freeze_gc(stamp)`: `gc.freeze()` once per model, so the `gc.collect(2)` that Streamlit's script runner
+  makes after every run (option `runner.postScriptGC`) walks only objects created since.
+README ("Performance") has the measured effect of each.
+
+Never imports streamlit; imports Keras only inside `keep_compiled_functions` (explorer/ imports this module
+and must stay free of TensorFlow). Nothing happens at import.
 """
+
 from __future__ import annotations
 
+import gc
+import os
 import sys
+
+ENV = "LATENT_EXPLORER_SERVING_TWEAKS"  # "0" turns both tweaks off
 
 # The function in streamlit/runtime/scriptrunner/script_runner.py that calls keras.backend.clear_session()
 # after every script run ("some modules are stateful, so we have to clear their state").
-_STREAMLIT_CALLER = "_clean_problem_modules"
+STREAMLIT_CALLER = "_clean_problem_modules"
+
+_frozen: set[str] = set()
+
+
+def enabled() -> bool:
+    """Whether the tweaks are on (the default); LATENT_EXPLORER_SERVING_TWEAKS=0 turns them off."""
+    return os.environ.get(ENV, "1").strip() != "0"
 
 
 def keep_compiled_functions() -> bool:
@@ -16,25 +37,45 @@ def keep_compiled_functions() -> bool:
 
     Streamlit clears the Keras session after each run (every slider move) for apps that build models in
     their script. That call also clears TensorFlow's kernel cache, so the next decode re-instantiates
-    and re-optimises the compiled decoder (~25 ms instead of ~1-2 ms), and runs a full `gc.collect()`.
-    This app only builds models when loading them, so the call brings nothing. Only calls made from
-    Streamlit's `_clean_problem_modules` are skipped; any other caller gets the real clear_session.
+    and re-optimises the compiled decoder (many times slower than a warm decode), and runs a full
+    `gc.collect()`. This app only builds models when loading them, so the call brings nothing. Only calls
+    made from Streamlit's `_clean_problem_modules` are skipped; any other caller gets the real clear_session.
 
-    Returns True when it installed the wrapper, False when it was already installed.
+    Returns True when it installed the wrapper, False when it was already installed or the tweaks are off.
     """
-    import keras
+    if not enabled():
+        return False
+    import keras  # lazy: explorer/ imports this module and never loads TensorFlow itself
 
     current = keras.backend.clear_session
-    if getattr(current, "_skips_streamlit", False):
+    if getattr(current, "skips_streamlit", False):
         return False
 
     def clear_session(*args, **kwargs):
-        if sys._getframe(1).f_code.co_name == _STREAMLIT_CALLER:
+        if sys._getframe(1).f_code.co_name == STREAMLIT_CALLER:
             return None
         return current(*args, **kwargs)
 
     clear_session.__doc__ = current.__doc__
-    clear_session._skips_streamlit = True
+    clear_session.skips_streamlit = True
     clear_session.wrapped = current
     keras.backend.clear_session = clear_session
+    return True
+
+
+def freeze_gc(stamp: str) -> bool:
+    """Move everything alive now (TensorFlow, Keras, the loaded model, cached arrays) out of the GC's reach,
+    once per model stamp per process. Call it after the first full render. Returns True when it froze.
+
+    Why: after *every* script run (a slider move included) Streamlit runs `gc.collect(2)` (and, unless
+    `keep_compiled_functions` is active, `keras.backend.clear_session()` runs another full one). With
+    TensorFlow loaded each walks millions of objects, holding the GIL, so the server answers nothing
+    meanwhile. After `gc.freeze()` a collection only walks the objects created since.
+    Garbage that exists at the moment of freezing is kept, so this runs once per model, not per run.
+    """
+    if not enabled() or stamp in _frozen:
+        return False
+    _frozen.add(stamp)
+    gc.collect()
+    gc.freeze()
     return True

@@ -6,6 +6,7 @@ Layout under `home()/models/`:
 A save writes everything into a hidden temp directory and renames it into place, so a crash or kill
 at any moment leaves either the complete new model or nothing (stale temp directories are swept).
 """
+
 from __future__ import annotations
 
 import json
@@ -17,22 +18,20 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model.paths import atomic_write_text, home, pid_alive
 from model.config import VAEConfig  # not model.vae: reading the store needs no Keras
 from model.data import TEST_SET  # noqa: F401 - a model's own test set (user data), see model.data
+from model.errors import StoreError
+from model.paths import atomic_write_text, home, pid_alive
 
 FORMAT = 1
 FILES = ("encoder.keras", "decoder.keras", "meta.json")
 MAX_CREATED = 2**33  # seconds since 1970 (year 2242): a later "created" is corrupt, not a date
 
 
-class StoreError(RuntimeError):
-    """A model is missing, corrupt or incompatible; the message says how to fix it."""
-
-
 @dataclass(frozen=True)
 class ModelRecord:
     """What the store knows about one saved model (its meta.json), without loading Keras."""
+
     id: str
     path: Path
     config: VAEConfig
@@ -61,8 +60,10 @@ def _number(value, what: str, *, finite: bool = True) -> float:
     try:
         value = float(value)
     except OverflowError:
-        raise ValueError(f"expected {what} to be a number of sensible size, received a "
-                         f"{len(str(abs(value)))}-digit integer") from None
+        raise ValueError(
+            f"expected {what} to be a number of sensible size, received a "
+            f"{len(str(abs(value)))}-digit integer"
+        ) from None
     if finite and not math.isfinite(value):
         raise ValueError(f"expected {what} to be finite, received {value!r}")
     return value
@@ -92,10 +93,13 @@ def _parse_meta(meta) -> dict:
     for k, vs in out["history"].items():
         if not isinstance(vs, list):
             raise TypeError(f"expected history[{k!r}] to be a list, received {vs!r:.60}")
-    out["history"] = {k: [_number(v, f"history[{k!r}] values", finite=False) for v in vs]
-                      for k, vs in out["history"].items()}
-    out["test_metrics"] = {k: _number(v, f"test_metrics[{k!r}]", finite=False)
-                           for k, v in out["test_metrics"].items()}
+    out["history"] = {
+        k: [_number(v, f"history[{k!r}] values", finite=False) for v in vs]
+        for k, vs in out["history"].items()
+    }
+    out["test_metrics"] = {
+        k: _number(v, f"test_metrics[{k!r}]", finite=False) for k, v in out["test_metrics"].items()
+    }
     for k in ("weights_from", "npz", "npz_sha256", "job"):  # read by the label, the page and model.jobs
         if out["extra"].get(k) is not None and not isinstance(out["extra"][k], str):
             raise TypeError(f"expected extra[{k!r}] to be a string, received {out['extra'][k]!r:.60}")
@@ -120,52 +124,76 @@ class ModelStore:
             try:
                 root = home() / "models"
             except OSError as e:
-                raise StoreError(f"Cannot create the latent explorer home: {e}. Fix: set "
-                                 "LATENT_EXPLORER_HOME to a writable directory.") from None
+                raise StoreError(
+                    f"Cannot create the latent explorer home: {e}. Fix: set "
+                    "LATENT_EXPLORER_HOME to a writable directory."
+                ) from None
         self.root = Path(root)
 
-    def _path(self, model_id: str) -> Path:
+    def model_dir(self, model_id: str) -> Path:
         """The directory of `model_id`, refusing ids that are not plain names inside the store."""
-        if (not isinstance(model_id, str) or not model_id or model_id.startswith(".")
-                or "/" in model_id or "\\" in model_id or "\0" in model_id):
-            raise StoreError(f"Invalid model id {model_id!r}: expected the name of a directory in "
-                             f"{self.root}. Fix: pick a model from ModelStore.list().")
+        if (
+            not isinstance(model_id, str)
+            or not model_id
+            or model_id.startswith(".")
+            or "/" in model_id
+            or "\\" in model_id
+            or "\0" in model_id
+        ):
+            raise StoreError(
+                f"Invalid model id {model_id!r}: expected the name of a directory in "
+                f"{self.root}. Fix: pick a model from ModelStore.list()."
+            )
         return self.root / model_id
 
     # ------------------------------------------------------------------ writing
     def check_writable(self) -> None:
         """Raise StoreError (with the fix) unless models can be saved here."""
-        self._writable()
-
-    def _writable(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise StoreError(f"Cannot create the model store {self.root}: {e.strerror}. "
-                             "Fix: set LATENT_EXPLORER_HOME to a writable directory.") from None
+            raise StoreError(
+                f"Cannot create the model store {self.root}: {e.strerror}. "
+                "Fix: set LATENT_EXPLORER_HOME to a writable directory."
+            ) from None
         if not os.access(self.root, os.W_OK):
-            raise StoreError(f"The model store {self.root} is not writable. "
-                             "Fix: set LATENT_EXPLORER_HOME to a writable directory.")
+            raise StoreError(
+                f"The model store {self.root} is not writable. "
+                "Fix: set LATENT_EXPLORER_HOME to a writable directory."
+            )
 
     def new_id(self, config: VAEConfig) -> str:
         return f"{config.slug()}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
 
-    def save(self, encoder, decoder, config: VAEConfig, history: dict | None = None,
-             test_metrics: dict | None = None, train_seconds: float = 0.0, extra: dict | None = None,
-             make_current: bool = True, files: dict[str, bytes] | None = None) -> ModelRecord:
+    def save(
+        self,
+        encoder,
+        decoder,
+        config: VAEConfig,
+        history: dict | None = None,
+        test_metrics: dict | None = None,
+        train_seconds: float = 0.0,
+        extra: dict | None = None,
+        make_current: bool = True,
+        files: dict[str, bytes] | None = None,
+    ) -> ModelRecord:
         """Save a trained pair atomically and (by default) make it the current model.
 
         `files` are more files to keep in the model directory ({name: bytes}, e.g. TEST_SET), written
         into the same temp directory, so they appear with the model or not at all."""
-        self._writable()
+        self.check_writable()
         self.sweep()
         model_id = self.new_id(config)
         tmp = self.root / f".tmp-{os.getpid()}-{model_id}"
         meta = {
-            "format": FORMAT, "id": model_id, "config": config.to_dict(),
+            "format": FORMAT,
+            "id": model_id,
+            "config": config.to_dict(),
             "history": {k: [float(v) for v in vs] for k, vs in (history or {}).items()},
             "test_metrics": {k: float(v) for k, v in (test_metrics or {}).items()},
-            "created": time.time(), "train_seconds": float(train_seconds), "extra": extra or {},
+            "created": time.time(),
+            "train_seconds": float(train_seconds),
+            "extra": extra or {},
         }
         try:
             tmp.mkdir()
@@ -173,7 +201,9 @@ class ModelStore:
             decoder.save(tmp / "decoder.keras")
             for name, data in (files or {}).items():
                 if name in FILES or "/" in name or name.startswith("."):
-                    raise ValueError(f"Expected a plain extra file name, not one of {FILES}. Received: {name!r}")
+                    raise ValueError(
+                        f"Expected a plain extra file name, not one of {FILES}. Received: {name!r}"
+                    )
                 (tmp / name).write_bytes(data)
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
             for name in [*FILES, *(files or {})]:
@@ -182,9 +212,11 @@ class ModelStore:
             os.rename(tmp, self.root / model_id)
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise StoreError(f"Could not save the model to {self.root}: {e.strerror or e}. "
-                             "Fix: free disk space or set LATENT_EXPLORER_HOME to a writable directory; "
-                             "the previous model is untouched.") from None
+            raise StoreError(
+                f"Could not save the model to {self.root}: {e.strerror or e}. "
+                "Fix: free disk space or set LATENT_EXPLORER_HOME to a writable directory; "
+                "the previous model is untouched."
+            ) from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -197,21 +229,25 @@ class ModelStore:
         try:
             atomic_write_text(self.root / "current.json", json.dumps({"id": model_id}))
         except OSError as e:
-            raise StoreError(f"Could not write {self.root / 'current.json'}: {e.strerror or e}. "
-                             "Fix: set LATENT_EXPLORER_HOME to a writable directory.") from None
+            raise StoreError(
+                f"Could not write {self.root / 'current.json'}: {e.strerror or e}. "
+                "Fix: set LATENT_EXPLORER_HOME to a writable directory."
+            ) from None
 
     def delete(self, model_id: str) -> None:
         """Remove a model (readable or broken) at once: renamed away first, so no one sees half of it.
 
         If it was the current model, `current()` falls back to the newest remaining one."""
-        path = self._path(model_id)
+        path = self.model_dir(model_id)
         if path.is_dir():
             trash = self.root / f".tmp-{os.getpid()}-del-{uuid.uuid4().hex[:6]}-{model_id}"
             try:
                 os.rename(path, trash)
             except OSError as e:
-                raise StoreError(f"Could not delete {path}: {e.strerror or e}. Fix: check the permissions "
-                                 "of the model store (LATENT_EXPLORER_HOME).") from None
+                raise StoreError(
+                    f"Could not delete {path}: {e.strerror or e}. Fix: check the permissions "
+                    "of the model store (LATENT_EXPLORER_HOME)."
+                ) from None
             shutil.rmtree(trash, ignore_errors=True)
 
     def size_bytes(self) -> int:
@@ -235,31 +271,45 @@ class ModelStore:
 
     # ------------------------------------------------------------------ reading
     def record(self, model_id: str) -> ModelRecord:
-        path = self._path(model_id)
+        path = self.model_dir(model_id)
         meta_path = path / "meta.json"
         if not path.is_dir():
-            raise StoreError(f"No model {model_id!r} in {self.root}. "
-                             "Fix: train one with `python -m model.train` or pick another model.")
+            raise StoreError(
+                f"No model {model_id!r} in {self.root}. "
+                "Fix: train one with `python -m model.train` or pick another model."
+            )
         try:
             meta = _parse_meta(json.loads(meta_path.read_text(encoding="utf-8")))
             if meta["format"] > FORMAT:
-                raise StoreError(f"Model {model_id!r} was saved by a newer latent explorer "
-                                 f"(format {meta['format']} > {FORMAT}). Fix: upgrade, or retrain here.")
+                raise StoreError(
+                    f"Model {model_id!r} was saved by a newer latent explorer "
+                    f"(format {meta['format']} > {FORMAT}). Fix: upgrade, or retrain here."
+                )
             config = VAEConfig.from_dict(meta["config"])
             record = ModelRecord(
-                id=model_id, path=path, config=config, history=meta["history"],
-                test_metrics=meta["test_metrics"], created=meta["created"],
-                train_seconds=meta["train_seconds"], extra=meta["extra"])
+                id=model_id,
+                path=path,
+                config=config,
+                history=meta["history"],
+                test_metrics=meta["test_metrics"],
+                created=meta["created"],
+                train_seconds=meta["train_seconds"],
+                extra=meta["extra"],
+            )
         except FileNotFoundError:
-            raise StoreError(f"Model {model_id!r} has no meta.json: it is incomplete. "
-                             f"Fix: delete {path} and retrain.") from None
+            raise StoreError(
+                f"Model {model_id!r} has no meta.json: it is incomplete. Fix: delete {path} and retrain."
+            ) from None
         except KeyError as e:
-            raise StoreError(f"Model {model_id!r} has a corrupt meta.json (no {e.args[0]!r} entry). "
-                             f"Fix: delete {path} and retrain.") from None
+            raise StoreError(
+                f"Model {model_id!r} has a corrupt meta.json (no {e.args[0]!r} entry). "
+                f"Fix: delete {path} and retrain."
+            ) from None
         except (ValueError, TypeError, OverflowError, RecursionError, OSError) as e:
             # bad JSON / UTF-8, a bad field or config value, an absurd number, unreadable
-            raise StoreError(f"Model {model_id!r} has a corrupt meta.json ({e}). "
-                             f"Fix: delete {path} and retrain.") from None
+            raise StoreError(
+                f"Model {model_id!r} has a corrupt meta.json ({e}). Fix: delete {path} and retrain."
+            ) from None
         return record
 
     def list(self, dataset: str | None = None) -> list[ModelRecord]:
@@ -283,8 +333,9 @@ class ModelStore:
         Models whose weights were loaded from a file (`python -m model.train --weights`) are left out:
         their config describes the network, not how the weights were trained."""
         fp = config.fingerprint()
-        return next((r for r in self.list()
-                     if r.config.fingerprint() == fp and not r.extra.get("weights_from")), None)
+        return next(
+            (r for r in self.list() if r.config.fingerprint() == fp and not r.extra.get("weights_from")), None
+        )
 
     def broken(self) -> dict[str, str]:
         """{model id: why it cannot be read} for every model directory `list()` leaves out."""
@@ -321,7 +372,9 @@ class ModelStore:
         return models[0] if models else None
 
     def load(self, model_id: str):
-        """Load a model for inference: a `model.api.LatentModel`. Raises StoreError with the fix."""
-        from model.api import LatentModel
+        """Load a model for inference: `LatentModel.from_record(self.record(model_id))`.
+
+        Raises StoreError with the fix. model.latent imports nothing from here, so there is no cycle."""
+        from model.latent import LatentModel  # lazy: loading needs Keras, reading the store does not
 
         return LatentModel.from_record(self.record(model_id))

@@ -1,35 +1,47 @@
 """Train the VAE (or load trained weights), save it to the model store and draw the seed's figures.
 
-    python -m model.train                         # the seed: MNIST, BCE, 30 epochs, batch 128
-    python -m model.train --mse                   # MSE reconstruction term (seed's -m)
-    python -m model.train --limit 512 --epochs 1  # a quick run on the first 512 images
-    python -m model.train --fast                  # fast preset: batch 64, lr 2e-3 cosine-decayed, 20 epochs
-    python -m model.train --weights vae_cnn/vae.weights.h5   # load instead of train (seed's -w)
-    python -m model.train --weights vae_cnn_mnist.h5         # ... also the seed's own Keras 2 weights
+python -m model.train                         # the seed: MNIST, BCE, 30 epochs, batch 128
+python -m model.train --mse                   # MSE reconstruction term (seed's -m)
+python -m model.train --limit 512 --epochs 1  # a quick run on the first 512 images
+python -m model.train --fast                  # fast preset: batch 64, lr 2e-3 cosine-decayed, 20 epochs
+python -m model.train --weights vae_cnn/vae.weights.h5   # load instead of train (seed's -w)
+python -m model.train --weights vae_cnn_mnist.h5         # ... also the seed's own Keras 2 weights
 """
+
 from __future__ import annotations
 
 import argparse
+import errno
+import hashlib
+import io
+import logging
 import math
 import os
 import sys
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
+import h5py
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from model.config import LOSSES, LR_SCHEDULES, PRECISIONS, VAEConfig
+from model.data import Dataset, is_builtin, load_dataset, test_set_bytes, to_float
+from model.errors import DataError, StoreError, TrainingError
+from model.paths import atomic_write_bytes
+from model.progress import write_event
+from model.store import TEST_SET, ModelStore
 
-from model.config import LOSSES, LR_SCHEDULES, PRECISIONS, VAEConfig  # noqa: E402
-from model.data import DataError, Dataset, is_builtin, load_dataset, test_set_bytes, to_float  # noqa: E402
-from model.paths import atomic_write_bytes  # noqa: E402
-from model.store import TEST_SET, ModelStore, StoreError  # noqa: E402
+# Keras and TensorFlow are imported inside the functions that use them: the CLI checks its arguments,
+# the store and the weights file before that slow import (fail fast), and model.jobs imports this
+# module without loading TensorFlow.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow's first import
 
-
-# Training steps per call of Keras' compiled train function: the same steps and results, ~5-10% less
-# time per epoch on 2 CPU cores (fewer Python round trips; bench/train_speed.py, issue 6). Callbacks,
-# and so progress events, see every that-many batches (and the last), so small runs use fewer:
-# at least 8 reports per epoch.
+# Training steps per call of Keras' compiled train function: the same steps and results, less time per
+# epoch (fewer Python round trips; bench/train_speed.py, README "Performance"). Callbacks, and so
+# progress events, see every that-many batches (and the last), so small runs use fewer: at least 8
+# reports per epoch.
 STEPS_PER_EXECUTION = 16
 
 
@@ -38,13 +50,7 @@ def steps_per_execution(steps_per_epoch: int) -> int:
     return max(1, min(STEPS_PER_EXECUTION, steps_per_epoch // 8))
 
 
-class TrainingError(RuntimeError):
-    """Training failed (NaN loss, bad weights file...); the message says what to do."""
-
-
 def _quiet_tf():
-    import logging
-
     import tensorflow as tf
 
     tf.get_logger().setLevel(logging.ERROR)
@@ -55,8 +61,9 @@ def batches(x: np.ndarray, batch_size: int, *, shuffle_seed: int | None = None):
     `shuffle_seed` is given (the same order for the same seed).
 
     tf.data's autotuning is off: with it on (as in the pipeline Keras builds from numpy arrays), dropping
-    each epoch's iterator waited for the autotune thread's sleep, leaving the CPU idle for 7-10 s at the
-    start of most epochs (~12 s of work). Nothing here needs tuning: batches are gathers from memory.
+    each epoch's iterator waited for the autotune thread's sleep, leaving the CPU idle for a large part
+    of most epochs (README "Performance" has the figures). Nothing here needs tuning: batches are
+    gathers from memory.
     """
     import tensorflow as tf
 
@@ -67,8 +74,12 @@ def batches(x: np.ndarray, batch_size: int, *, shuffle_seed: int | None = None):
         ds = tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
     else:
         n = len(x)
-        ds = (tf.data.Dataset.range(n).shuffle(n, seed=shuffle_seed, reshuffle_each_iteration=True)
-              .batch(batch_size).map(lambda i: tf.gather(images, i)))
+        ds = (
+            tf.data.Dataset.range(n)
+            .shuffle(n, seed=shuffle_seed, reshuffle_each_iteration=True)
+            .batch(batch_size)
+            .map(lambda i: tf.gather(images, i))
+        )
     return ds.prefetch(2).with_options(options)
 
 
@@ -80,9 +91,9 @@ def parallel_chains() -> int:
     """How many parallel chains to cut each training batch into (VAE.chains), setting TF's threads.
 
     TensorFlow's default on a small CPU splits every op over all cores; this tiny network's ops are too
-    small for that to pay (2 cores did a step in 28 ms wall, 51 ms CPU). Cutting the batch into one slice
-    per core, each op on one thread, keeps every core busy with its own slice: 21 ms wall, 41 ms CPU
-    (bench/train_speed.py measures whole epochs). Same gradients, same model.
+    small for that to pay. Cutting the batch into one slice per core, each op on one thread, keeps
+    every core busy with its own slice, in less wall and CPU time per step (README "Performance";
+    bench/train_speed.py measures whole epochs). Same gradients, same model.
 
     Uses one chain per CPU when there are 2..MAX_CHAINS of them and no GPU, and only while TensorFlow's
     threads can still be set (before its first op in this process); else 1 (TF's defaults). The
@@ -97,8 +108,10 @@ def parallel_chains() -> int:
     forced = os.environ.get(CHAINS_ENV, "").strip()
     if forced:
         if not forced.isdigit() or not 1 <= int(forced) <= 64:
-            raise ValueError(f"Expected {CHAINS_ENV} to be an integer in [1, 64]. Received: {forced!r}. "
-                             f"Fix: unset it or set e.g. {CHAINS_ENV}=1.")
+            raise ValueError(
+                f"Expected {CHAINS_ENV} to be an integer in [1, 64]. Received: {forced!r}. "
+                f"Fix: unset it or set e.g. {CHAINS_ENV}=1."
+            )
         chains = int(forced)
     elif 2 <= cpus <= MAX_CHAINS and not tf.config.list_physical_devices("GPU"):
         chains = cpus
@@ -115,30 +128,33 @@ def parallel_chains() -> int:
     return chains
 
 
-WEIGHTS_FIX = ("Fix: give a .weights.h5 file written by `python -m model.train` (e.g. vae_cnn/vae.weights.h5), "
-               "the seed's Keras 2 .h5 (e.g. vae_cnn_mnist.h5), or a model directory from the store, "
-               "trained with the same --latent-dim.")
+WEIGHTS_FIX = (
+    "Fix: give a .weights.h5 file written by `python -m model.train` (e.g. vae_cnn/vae.weights.h5), "
+    "the seed's Keras 2 .h5 (e.g. vae_cnn_mnist.h5), or a model directory from the store, "
+    "trained with the same --latent-dim."
+)
 
 
 def check_weights_path(path) -> None:
     """Cheap checks of a --weights path (no TensorFlow needed): it exists and, if a file, is HDF5."""
-    import h5py
-
     path = Path(path)
     if path.is_dir():
         return
     if not path.is_file():
         raise TrainingError(f"Weights file not found: {path}. {WEIGHTS_FIX}")
     if not path.name.endswith((".h5", ".hdf5")):
-        raise TrainingError(f"{path} is not an HDF5 weights file (expected a name ending in .weights.h5 "
-                            f"or .h5). {WEIGHTS_FIX}")
+        raise TrainingError(
+            f"{path} is not an HDF5 weights file (expected a name ending in .weights.h5 "
+            f"or .h5). {WEIGHTS_FIX}"
+        )
     try:
         ok = h5py.is_hdf5(str(path))
     except OSError:
         ok = False
     if not ok:
-        raise TrainingError(f"Could not read {path}: it is not a valid HDF5 weights file (corrupt or "
-                            f"not HDF5). {WEIGHTS_FIX}")
+        raise TrainingError(
+            f"Could not read {path}: it is not a valid HDF5 weights file (corrupt or not HDF5). {WEIGHTS_FIX}"
+        )
 
 
 def load_weights(vae, path: Path) -> None:
@@ -149,45 +165,59 @@ def load_weights(vae, path: Path) -> None:
     reader fills the encoder and decoder exactly), or a model directory of the store.
     Raises TrainingError naming the problem and the fix.
     """
-    import warnings
-
-    from model.api import _load_keras
+    from model.latent import load_keras
 
     path = Path(path)
     check_weights_path(path)
     if path.is_dir():
         missing = [n for n in ("encoder.keras", "decoder.keras") if not (path / n).is_file()]
         if missing:
-            raise TrainingError(f"{path} is a directory without {' and '.join(missing)}, so it is not a "
-                                f"saved model. {WEIGHTS_FIX}")
+            raise TrainingError(
+                f"{path} is a directory without {' and '.join(missing)}, so it is not a "
+                f"saved model. {WEIGHTS_FIX}"
+            )
         try:
-            enc = _load_keras(path / "encoder.keras", "encoder", path.name)
-            dec = _load_keras(path / "decoder.keras", "decoder", path.name)
+            enc = load_keras(path / "encoder.keras", "encoder", path.name)
+            dec = load_keras(path / "decoder.keras", "decoder", path.name)
         except StoreError as e:
             raise TrainingError(str(e)) from None
         try:
             vae.encoder.set_weights(enc.get_weights())
             vae.decoder.set_weights(dec.get_weights())
         except ValueError as e:
-            raise TrainingError(f"Weights in {path} do not fit this model ({e}). Fix: use the same "
-                                "--latent-dim as the saved model.") from None
+            raise TrainingError(
+                f"Weights in {path} do not fit this model ({e}). Fix: use the same "
+                "--latent-dim as the saved model."
+            ) from None
         return
     try:
         with warnings.catch_warnings():  # Keras warns per skipped layer before raising on a mismatch
             warnings.simplefilter("ignore")
             vae.load_weights(path)
     except OSError as e:  # h5py: not an HDF5 file, truncated, unreadable
-        raise TrainingError(f"Could not read {path}: it is not a valid HDF5 weights file (corrupt or "
-                            f"truncated: {str(e).splitlines()[0][:200]}). {WEIGHTS_FIX}") from None
+        raise TrainingError(
+            f"Could not read {path}: it is not a valid HDF5 weights file (corrupt or "
+            f"truncated: {str(e).splitlines()[0][:200]}). {WEIGHTS_FIX}"
+        ) from None
     except Exception as e:  # ValueError on shape/layer mismatches, KeyError on foreign layouts
-        raise TrainingError(f"Weights in {path} do not fit this model ({type(e).__name__}: "
-                            f"{str(e).splitlines()[0][:300]}). {WEIGHTS_FIX}") from None
+        raise TrainingError(
+            f"Weights in {path} do not fit this model ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:300]}). {WEIGHTS_FIX}"
+        ) from None
 
 
-def train(config: VAEConfig, data: Dataset | None = None, *, store: ModelStore | None = None,
-          verbose: int | str = "auto", progress: str | os.PathLike | None = None,
-          log_dir: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
-          callbacks=(), extra: dict | None = None):
+def train(
+    config: VAEConfig,
+    data: Dataset | None = None,
+    *,
+    store: ModelStore | None = None,
+    verbose: int | str = "auto",
+    progress: str | os.PathLike | None = None,
+    log_dir: str | os.PathLike | None = None,
+    weights: str | os.PathLike | None = None,
+    callbacks=(),
+    extra: dict | None = None,
+):
     """Train (or load) a VAE, evaluate it on the test set and save it to the store.
 
     Args:
@@ -206,7 +236,7 @@ def train(config: VAEConfig, data: Dataset | None = None, *, store: ModelStore |
     """
     import keras
 
-    from model.api import LatentModel
+    from model.latent import LatentModel
     from model.progress import JsonlProgress
     from model.vae import build_vae
 
@@ -229,14 +259,21 @@ def train(config: VAEConfig, data: Dataset | None = None, *, store: ModelStore |
             cbs.append(JsonlProgress(progress, config.epochs, steps))
         if log_dir:
             cbs.append(keras.callbacks.TensorBoard(log_dir=str(log_dir)))
-        hist = vae.fit(batches(x_train, config.batch_size, shuffle_seed=config.seed), epochs=config.epochs,
-                       validation_data=batches(x_test, config.batch_size), shuffle=False,  # shuffled above
-                       callbacks=cbs, verbose=verbose)
+        hist = vae.fit(
+            batches(x_train, config.batch_size, shuffle_seed=config.seed),
+            epochs=config.epochs,
+            validation_data=batches(x_test, config.batch_size),
+            shuffle=False,  # shuffled above
+            callbacks=cbs,
+            verbose=verbose,
+        )
         history = hist.history
         losses = history.get("loss", [])
         if not losses or not all(math.isfinite(v) for v in losses):
-            raise TrainingError(f"Training diverged (loss became NaN/inf at epoch {len(losses)}). "
-                                "Fix: lower the learning rate (--lr) or use a larger batch size.")
+            raise TrainingError(
+                f"Training diverged (loss became NaN/inf at epoch {len(losses)}). "
+                "Fix: lower the learning rate (--lr) or use a larger batch size."
+            )
     train_seconds = time.perf_counter() - t0
     latent = LatentModel(vae.encoder, vae.decoder, config)
     metrics = latent.evaluate(data.x_test)
@@ -246,9 +283,16 @@ def train(config: VAEConfig, data: Dataset | None = None, *, store: ModelStore |
     if store is not None:
         # a model trained on a user's data keeps its test set, so the page can explore it later
         files = None if is_builtin(config.dataset) else {TEST_SET: test_set_bytes(data)}
-        record = store.save(vae.encoder, vae.decoder, config, history=history, test_metrics=metrics,
-                            train_seconds=train_seconds, files=files,
-                            extra={"weights_from": str(weights) if weights else None, **(extra or {})})
+        record = store.save(
+            vae.encoder,
+            vae.decoder,
+            config,
+            history=history,
+            test_metrics=metrics,
+            train_seconds=train_seconds,
+            files=files,
+            extra={"weights_from": str(weights) if weights else None, **(extra or {})},
+        )
         latent.record = record
     return latent, record, vae
 
@@ -260,19 +304,17 @@ def weights_bytes(vae) -> bytes:
     partial file); in memory nothing can fail that way, and the bytes then go through
     `atomic_write_bytes`, where a full disk is a plain OSError. Falls back to a temp file if this
     Keras has no in-memory H5 store."""
-    import io
-
     try:
         from keras.src.saving import saving_lib
 
         buf = io.BytesIO()
         h5 = saving_lib.H5IOStore(buf, mode="w")
-        saving_lib._save_state(vae, weights_store=h5, assets_store=None, inner_path="", visited_saveables=set())
+        saving_lib._save_state(
+            vae, weights_store=h5, assets_store=None, inner_path="", visited_saveables=set()
+        )
         h5.close()
         return buf.getvalue()
     except (ImportError, AttributeError, TypeError):  # a Keras whose internals moved
-        import tempfile
-
         with tempfile.TemporaryDirectory() as d:
             vae.save_weights(Path(d) / "vae.weights.h5")
             return (Path(d) / "vae.weights.h5").read_bytes()
@@ -292,12 +334,16 @@ def write_figures(latent, data: Dataset, out: Path, span: float = 4.0, n: int = 
     from model.figures import latent_scatter, manifold_figure
 
     if latent.latent_dim < 2:
-        raise ValueError(f"Expected a latent space of at least 2 dimensions for the figures. Received: "
-                         f"latent_dim={latent.latent_dim}. Fix: use --latent-dim 2 or more, or --no-figures.")
+        raise ValueError(
+            f"Expected a latent space of at least 2 dimensions for the figures. Received: "
+            f"latent_dim={latent.latent_dim}. Fix: use --latent-dim 2 or more, or --no-figures."
+        )
     out.mkdir(parents=True, exist_ok=True)
     z_mean, _ = latent.encode(data.x_test)
-    return [latent_scatter(z_mean, data.y_test, out / "vae_mean.png", data.class_names),
-            manifold_figure(latent.manifold(n, span), span, out / "digits_over_latent.png")]
+    return [
+        latent_scatter(z_mean, data.y_test, out / "vae_mean.png", data.class_names),
+        manifold_figure(latent.manifold(n, span), span, out / "digits_over_latent.png"),
+    ]
 
 
 def _positive_int(s: str) -> int:
@@ -332,34 +378,62 @@ class _Parser(argparse.ArgumentParser):
 
 def parser() -> argparse.ArgumentParser:
     d = VAEConfig()
-    p = _Parser(prog="python -m model.train", description=__doc__,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(
+        prog="python -m model.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     f = VAEConfig.fast()
-    p.add_argument("--epochs", type=_positive_int, help=f"epochs (default {d.epochs}; {f.epochs} with --fast)")
-    p.add_argument("--batch-size", type=_positive_int, help=f"default {d.batch_size} ({f.batch_size} with --fast)")
+    p.add_argument(
+        "--epochs", type=_positive_int, help=f"epochs (default {d.epochs}; {f.epochs} with --fast)"
+    )
+    p.add_argument(
+        "--batch-size", type=_positive_int, help=f"default {d.batch_size} ({f.batch_size} with --fast)"
+    )
     p.add_argument("--mse", action="store_true", help="MSE reconstruction loss instead of BCE")
-    p.add_argument("-w", "--weights", help="load these trained weights (.weights.h5 or a model "
-                   "directory) instead of training")
+    p.add_argument(
+        "-w",
+        "--weights",
+        help="load these trained weights (.weights.h5 or a model directory) instead of training",
+    )
     p.add_argument("--limit", type=_positive_int, help="train on the first N training images only")
-    p.add_argument("--out", default="vae_cnn", help="directory for figures, weights and TensorBoard "
-                   "logs (default %(default)s)")
+    p.add_argument(
+        "--out",
+        default="vae_cnn",
+        help="directory for figures, weights and TensorBoard logs (default %(default)s)",
+    )
     p.add_argument("--latent-dim", type=_positive_int, default=d.latent_dim, help="default %(default)s")
     p.add_argument("--dataset", default=d.dataset, choices=("mnist", "fashion_mnist"))
     p.add_argument("--npz", help="train on a user .npz (x_train, y_train, x_test, y_test)")
-    p.add_argument("--fast", action="store_true", help="the fast preset VAEConfig.fast(): "
-                   f"--batch-size {f.batch_size} --lr {f.learning_rate:g} --lr-schedule {f.lr_schedule} "
-                   f"--epochs {f.epochs}, the rest as the seed; explicit flags override it")
-    p.add_argument("--lr", type=_learning_rate,
-                   help=f"RMSprop learning rate (default {d.learning_rate:g}; {f.learning_rate:g} with --fast)")
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="the fast preset VAEConfig.fast(): "
+        f"--batch-size {f.batch_size} --lr {f.learning_rate:g} --lr-schedule {f.lr_schedule} "
+        f"--epochs {f.epochs}, the rest as the seed; explicit flags override it",
+    )
+    p.add_argument(
+        "--lr",
+        type=_learning_rate,
+        help=f"RMSprop learning rate (default {d.learning_rate:g}; {f.learning_rate:g} with --fast)",
+    )
     p.add_argument("--precision", choices=PRECISIONS, help=f"default {d.precision}")
-    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, help=f"learning rate over the run: constant "
-                   f"(default, the seed) or cosine decay to 0 ({f.lr_schedule} with --fast)")
+    p.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        help=f"learning rate over the run: constant "
+        f"(default, the seed) or cosine decay to 0 ({f.lr_schedule} with --fast)",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--progress", help="append JSON-lines progress events to this file")
     p.add_argument("--no-store", action="store_true", help="do not save the model to the store")
     p.add_argument("--no-figures", action="store_true", help="skip the two PNG figures")
-    p.add_argument("--no-files", action="store_true", help="write nothing to --out (no weights file, "
-                   "TensorBoard logs or figures): only the model store (background jobs use this)")
+    p.add_argument(
+        "--no-files",
+        action="store_true",
+        help="write nothing to --out (no weights file, "
+        "TensorBoard logs or figures): only the model store (background jobs use this)",
+    )
     p.add_argument("--summary", action="store_true", help="print the Keras model summaries")
     return p
 
@@ -375,8 +449,6 @@ def _progress_arg(argv) -> str | None:
 
 
 def _npz_digest(path: str) -> str:
-    import hashlib
-
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as f:
@@ -395,8 +467,6 @@ def _npz_name(path: str, digest: str | None = None) -> str:
 
 def main(argv=None, *, extra: dict | None = None) -> int:
     """The command line; `extra` (more facts for the model's meta.json) is for callers such as tests."""
-    from model.progress import write_event
-
     argv = list(sys.argv[1:] if argv is None else argv)
     p = parser()
     try:
@@ -424,29 +494,47 @@ def main(argv=None, *, extra: dict | None = None) -> int:
         digest = _npz_digest(args.npz) if args.npz else None
         dataset = _npz_name(args.npz, digest) if args.npz else args.dataset
         base = VAEConfig.fast() if args.fast else VAEConfig()
-        given = {"epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
-                 "precision": args.precision, "lr_schedule": args.lr_schedule}
-        config = VAEConfig(dataset=dataset, latent_dim=args.latent_dim, loss="mse" if args.mse else LOSSES[0],
-                           limit=args.limit, seed=args.seed,
-                           **{k: getattr(base, k) if v is None else v for k, v in given.items()})
+        given = {
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "learning_rate": args.lr,
+            "precision": args.precision,
+            "lr_schedule": args.lr_schedule,
+        }
+        config = VAEConfig(
+            dataset=dataset,
+            latent_dim=args.latent_dim,
+            loss="mse" if args.mse else LOSSES[0],
+            limit=args.limit,
+            seed=args.seed,
+            **{k: getattr(base, k) if v is None else v for k, v in given.items()},
+        )
         data = load_dataset(dataset, npz=args.npz)
         out = Path(args.out)
         store = None if args.no_store else ModelStore()
         if store is not None:
-            store._writable()
+            store.check_writable()
         if args.weights:
             check_weights_path(args.weights)  # fail fast, before TensorFlow loads
         if args.no_files:
             args.no_figures = True
         if not args.no_figures and args.latent_dim < 2:
-            raise ValueError("Expected --latent-dim of at least 2 for the figures. Received: "
-                             f"--latent-dim {args.latent_dim}. Fix: add --no-figures.")
+            raise ValueError(
+                "Expected --latent-dim of at least 2 for the figures. Received: "
+                f"--latent-dim {args.latent_dim}. Fix: add --no-figures."
+            )
         facts = dict(extra or {})
         if args.npz:  # a checked reference to the user's file (its test set is kept with the model)
             facts.update(npz=str(Path(args.npz).resolve()), npz_sha256=digest)
-        latent, record, vae = train(config, data, store=store, progress=args.progress,
-                                    log_dir=None if args.weights or args.no_files else out / "logs",
-                                    weights=args.weights, extra=facts or None)
+        latent, record, vae = train(
+            config,
+            data,
+            store=store,
+            progress=args.progress,
+            log_dir=None if args.weights or args.no_files else out / "logs",
+            weights=args.weights,
+            extra=facts or None,
+        )
         if args.summary:
             vae.encoder.summary()
             vae.decoder.summary()
@@ -454,8 +542,10 @@ def main(argv=None, *, extra: dict | None = None) -> int:
         if not args.weights and not args.no_files:
             save_weights(vae, out / "vae.weights.h5")
         m = latent.evaluate(data.x_test) if record is None else record.test_metrics
-        print(f"test loss {m['loss']:.2f} (reconstruction {m['reconstruction_loss']:.2f}, "
-              f"KL {m['kl_loss']:.2f})")
+        print(
+            f"test loss {m['loss']:.2f} (reconstruction {m['reconstruction_loss']:.2f}, "
+            f"KL {m['kl_loss']:.2f})"
+        )
         if record is not None:
             print(f"saved model {record.id} in {store.root}")
         if not args.no_figures:
@@ -467,14 +557,16 @@ def main(argv=None, *, extra: dict | None = None) -> int:
     except (DataError, StoreError, TrainingError, ValueError) as e:
         return fail(str(e))
     except OSError as e:  # e.g. an unwritable --out or --progress file, a full disk
-        import errno
-
         where = f" {e.filename}" if e.filename else ""
         if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             saved = f" The model {record.id} was saved before that." if record is not None else ""
-            return fail(f"cannot write{where}: the disk is full ({e.strerror}). Fix: free disk space, "
-                        f"or use --no-files to write only the model store.{saved}")
-        return fail(f"cannot write{where}: {e.strerror or e}. Fix: choose a writable --out / --progress path.")
+            return fail(
+                f"cannot write{where}: the disk is full ({e.strerror}). Fix: free disk space, "
+                f"or use --no-files to write only the model store.{saved}"
+            )
+        return fail(
+            f"cannot write{where}: {e.strerror or e}. Fix: choose a writable --out / --progress path."
+        )
     except KeyboardInterrupt:
         return fail("interrupted; nothing was saved and the previous models are untouched")
 

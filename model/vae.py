@@ -6,9 +6,11 @@ decoder: Dense(7*7*64,relu) -> Reshape -> Conv2DTranspose(64,3,s2,relu) -> Conv2
          -> Conv2DTranspose(1,3,sigmoid)                                  (65,089 parameters for latent 2)
 loss:    784 * mean pixel BCE (or MSE) + KL(q(z|x) || N(0, I)), averaged over the batch, as in the seed.
 """
+
 from __future__ import annotations
 
 import keras
+import tensorflow as tf  # the training step (VAE.train_step) is the TensorFlow backend's
 from keras import layers, ops
 
 from model.config import IMAGE_SHAPE, LOSSES, PRECISIONS, VAEConfig  # noqa: F401  (re-exported)
@@ -66,10 +68,15 @@ def build_decoder(config: VAEConfig = VAEConfig()) -> keras.Model:
     latent_inputs = keras.Input(shape=(config.latent_dim,), name="z_sampling")
     x = layers.Dense(7 * 7 * 64, activation="relu", dtype=dt)(latent_inputs)  # (N, 3136)
     x = layers.Reshape((7, 7, 64), dtype=dt)(x)  # (N, 7, 7, 64)
-    x = layers.Conv2DTranspose(64, 3, strides=2, padding="same", activation="relu", dtype=dt)(x)  # (N,14,14,64)
-    x = layers.Conv2DTranspose(32, 3, strides=2, padding="same", activation="relu", dtype=dt)(x)  # (N,28,28,32)
-    outputs = layers.Conv2DTranspose(1, 3, padding="same", activation="sigmoid", name="decoder_output",
-                                     dtype="float32")(x)  # (N, 28, 28, 1)
+    x = layers.Conv2DTranspose(64, 3, strides=2, padding="same", activation="relu", dtype=dt)(
+        x
+    )  # (N,14,14,64)
+    x = layers.Conv2DTranspose(32, 3, strides=2, padding="same", activation="relu", dtype=dt)(
+        x
+    )  # (N,28,28,32)
+    outputs = layers.Conv2DTranspose(
+        1, 3, padding="same", activation="sigmoid", name="decoder_output", dtype="float32"
+    )(x)  # (N, 28, 28, 1)
     return keras.Model(latent_inputs, outputs, name="decoder")
 
 
@@ -110,7 +117,9 @@ class VAE(keras.Model):
         self.encoder = encoder
         self.decoder = decoder
         self.loss_kind = loss
-        self.chains = 1  # batch slices run as parallel chains in train/test steps (a speed setting, not saved)
+        self.chains = (
+            1  # batch slices run as parallel chains in train/test steps (a speed setting, not saved)
+        )
         self.total_loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
@@ -123,7 +132,7 @@ class VAE(keras.Model):
         _, _, z = self.encoder(x, training=training)
         return self.decoder(z, training=training)
 
-    def _loss_terms(self, x, training):
+    def loss_terms(self, x, training):
         """Batch means of (total, reconstruction, KL).
 
         With `self.chains` = K > 1 the batch is cut into K slices that go through the network as K
@@ -131,6 +140,7 @@ class VAE(keras.Model):
         when intra-op threads = 1, see `model.train.parallel_chains`). The loss is the same batch mean
         (sums over the slices / batch size), so the gradients are the whole batch's.
         """
+
         def sums(xi):
             z_mean, z_log_var, z = self.encoder(xi, training=training)
             x_hat = self.decoder(z, training=training)
@@ -138,7 +148,7 @@ class VAE(keras.Model):
             return ops.sum(recon), ops.sum(kl)
 
         def sliced():
-            parts = [sums(x[n * i // k: n * (i + 1) // k]) for i in range(k)]
+            parts = [sums(x[n * i // k : n * (i + 1) // k]) for i in range(k)]
             return sum(p[0] for p in parts), sum(p[1] for p in parts)
 
         k = self.chains
@@ -163,11 +173,9 @@ class VAE(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
-        import tensorflow as tf  # the training step is the TensorFlow backend's
-
         x = data[0] if isinstance(data, (tuple, list)) else data
         with tf.GradientTape() as tape:
-            total, recon, kl = self._loss_terms(x, training=True)
+            total, recon, kl = self.loss_terms(x, training=True)
             scaled = self.optimizer.scale_loss(total)
         grads = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
@@ -175,7 +183,7 @@ class VAE(keras.Model):
 
     def test_step(self, data):
         x = data[0] if isinstance(data, (tuple, list)) else data
-        return self._update(x, *self._loss_terms(x, training=False))
+        return self._update(x, *self.loss_terms(x, training=False))
 
     def get_config(self):
         return {
@@ -193,8 +201,9 @@ class VAE(keras.Model):
         return cls(encoder, decoder, **config)
 
 
-def build_vae(config: VAEConfig = VAEConfig(), *, steps_per_execution: int = 1,
-              steps_per_epoch: int | None = None) -> VAE:
+def build_vae(
+    config: VAEConfig = VAEConfig(), *, steps_per_execution: int = 1, steps_per_epoch: int | None = None
+) -> VAE:
     """Encoder, decoder and the VAE around them, compiled with RMSprop as in the seed.
 
     `steps_per_execution` > 1 runs that many training steps per call of the compiled function (the

@@ -3,6 +3,7 @@
 The tiny model (512 MNIST images, 1 epoch, ~5 s) is trained once per test session and its store is
 copied into each test's own home, so tests never touch the user's cache and never retrain needlessly.
 """
+
 import os
 import shutil
 

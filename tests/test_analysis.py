@@ -1,5 +1,6 @@
 """The analysis tools' pure cores (model/analysis.py, the issue-14 builders in explorer/views.py and the
 panels' pure helpers): no Streamlit runtime, no trained model (a fake decoder records its calls)."""
+
 from __future__ import annotations
 
 import io
@@ -22,11 +23,12 @@ class FakeModel:
         z = np.asarray(z, np.float32)
         self.calls.append(z.shape)
         out = np.zeros((len(z), 28, 28), np.float32)
-        out[:, 0, :z.shape[1]] = z
+        out[:, 0, : z.shape[1]] = z
         return out
 
 
 # ----------------------------------------------------------------------------- neighbours
+
 
 def test_nearest_is_brute_force_in_the_full_space():
     rng = np.random.default_rng(0)
@@ -63,6 +65,7 @@ def test_the_user_digit_shares_the_nearest_function():
 
 # ----------------------------------------------------------------------------- traversals
 
+
 def test_traversal_latents_move_one_dimension_per_row():
     z = np.array([0.5, -1.0, 2.0], np.float32)
     zs = analysis.traversal_latents(z, span=3, steps=9)
@@ -94,6 +97,7 @@ def test_traversal_decodes_the_whole_grid_in_one_call():
 
 # ----------------------------------------------------------------------------- attribute vectors
 
+
 def test_attribute_vector_is_the_difference_of_group_means():
     zm = np.array([[0, 0], [2, 0], [10, 10], [12, 14]], np.float32)
     labels = np.array([4, 4, 9, 9])
@@ -109,6 +113,7 @@ def test_attribute_vector_is_the_difference_of_group_means():
 
 
 # ----------------------------------------------------------------------------- selections
+
 
 def test_selection_summary_counts_means_and_bad_rows():
     rng = np.random.default_rng(2)
@@ -134,8 +139,11 @@ def test_selected_rows_reads_box_and_lasso_events_only():
 
 # ----------------------------------------------------------------------------- images and GIFs
 
+
 def test_image_grid_and_mosaic_layout():
-    cells = np.stack([np.full((2, 3), v, np.float32) for v in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)]).reshape(2, 3, 2, 3)
+    cells = np.stack([np.full((2, 3), v, np.float32) for v in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)]).reshape(
+        2, 3, 2, 3
+    )
     g = views.image_grid(cells, pad=1, pad_value=1.0)
     assert g.shape == (2 * 3 - 1, 3 * 4 - 1)
     assert g[0, 0] == pytest.approx(0.1) and g[3, 8] == pytest.approx(0.6) and g[2, 0] == 1.0
@@ -164,6 +172,7 @@ def test_gif_bytes_is_a_looping_animation_of_the_frames():
 
 
 # ----------------------------------------------------------------------------- t-SNE
+
 
 def test_tsne_is_seeded_and_separates_clusters():
     rng = np.random.default_rng(3)
@@ -220,6 +229,7 @@ def test_tsne_jobs_run_in_the_background_and_cache_atomically(tmp_path, monkeypa
 
 # ----------------------------------------------------------------------------- links
 
+
 def test_link_params_round_trip_and_refuse_bad_values():
     from explorer.panels.links import decode_view, encode_view
 
@@ -233,14 +243,17 @@ def test_link_params_round_trip_and_refuse_bad_values():
     assert decode_view({"pick": ["3", "5"]}).pick == 5  # repeated keys: the last one wins
     bad = decode_view({"model": "../etc", "z": "1,nan", "pick": "100"}, latent_dim=2, n_images=100)
     assert bad.model is None and bad.z is None and bad.pick is None
-    assert [m.split(".")[0] for m in bad.problems] == ["Expected a model id in the link",
-                                                       "Expected z as comma-separated numbers in the link",
-                                                       "Expected a test image index in [0, 99] in the link"]
+    assert [m.split(".")[0] for m in bad.problems] == [
+        "Expected a model id in the link",
+        "Expected z as comma-separated numbers in the link",
+        "Expected a test image index in [0, 99] in the link",
+    ]
     wrong = decode_view({"z": "1,2,3"}, latent_dim=2)
     assert wrong.z is None and "Expected 2 latent values" in wrong.problems[0]
 
 
 # ----------------------------------------------------------------------------- projections
+
 
 def test_tsne_placement_and_local_linear_map_recover_a_linear_view():
     from explorer.panels.projection import local_jacobian, place

@@ -3,6 +3,7 @@
 Images are checked by content: a spy on Streamlit's in-memory media storage keeps the bytes of every
 image the page shows, so a test can decode the PNG and compare it with the model's own output.
 """
+
 from __future__ import annotations
 
 import io
@@ -70,8 +71,11 @@ def shown(at: AppTest, media: dict, caption: str, scale: int | None = None) -> l
 
 
 def page_text(at: AppTest) -> str:
-    parts = [e.value for kind in ("markdown", "caption", "info", "error", "warning", "subheader", "title")
-             for e in at.get(kind)]
+    parts = [
+        e.value
+        for kind in ("markdown", "caption", "info", "error", "warning", "subheader", "title")
+        for e in at.get(kind)
+    ]
     return "\n".join(str(p) for p in parts)
 
 
@@ -107,6 +111,7 @@ def pad(at: AppTest) -> tuple[dict, dict]:
 
 
 # ----------------------------------------------------------------------------- the page
+
 
 def test_page_renders_with_the_model(home, media, reference):
     latent, data = reference
@@ -172,9 +177,9 @@ def test_a_pick_shows_its_original_reconstruction_and_posterior(home, media, ref
     (original,) = shown(at, media, f"test #{row} (original)", 6)
     assert np.array_equal(original, data.x_test[row]), "the original is not test image #1234"
     (recon,) = shown(at, media, "reconstruction", 6)
-    expected = views.to_uint8(latent.reconstruct(data.x_test[row:row + 1])[0])
+    expected = views.to_uint8(latent.reconstruct(data.x_test[row : row + 1])[0])
     assert np.abs(recon.astype(int) - expected).max() <= 1
-    z_mean, z_log_var = latent.encode(data.x_test[row:row + 1])
+    z_mean, z_log_var = latent.encode(data.x_test[row : row + 1])
     text = page_text(at)
     assert f"**Label:** {data.y_test[row]}" in text and f"**Index:** {row}" in text
     assert views.picked_row([{"customdata": {"0": row}}]) == row  # the click path's decoding
@@ -257,7 +262,7 @@ def test_eight_latent_dims_get_eight_sliders_and_a_pca_scatter(home, media, refe
     assert args["d"] == 8 and len(args["bounds"]) == 8 and args["extent"] is None  # 8 sliders, no 2-D pad
     z_sliders = sliders(at, 8)
     assert np.allclose(args["z"], z_sliders)
-    z_mean = latent.encode(data.x_test[row:row + 1])[0][0]
+    z_mean = latent.encode(data.x_test[row : row + 1])[0][0]
     assert np.allclose(z_sliders, z_mean, atol=1e-4), "the sliders did not move to the pick"
     (digit,) = shown(at, media, DIGIT_CAPTION, 5)
     assert np.abs(digit.astype(int) - views.to_uint8(latent.decode(z_sliders)[0])).max() <= 1
@@ -267,6 +272,7 @@ def test_eight_latent_dims_get_eight_sliders_and_a_pca_scatter(home, media, refe
 
 
 # ----------------------------------------------------------------------------- model changes and bad state
+
 
 def test_a_new_current_model_replaces_the_old_one_without_restart(home):
     import dataclasses
@@ -278,8 +284,12 @@ def test_a_new_current_model_replaces_the_old_one_without_restart(home):
     store = ModelStore()
     old = store.current()
     latent = store.load(old.id)
-    new = store.save(latent.encoder, latent.decoder, dataclasses.replace(old.config, seed=7),
-                     test_metrics={"loss": 1.0, "reconstruction_loss": 0.5, "kl_loss": 0.5})
+    new = store.save(
+        latent.encoder,
+        latent.decoder,
+        dataclasses.replace(old.config, seed=7),
+        test_metrics={"loss": 1.0, "reconstruction_loss": 0.5, "kl_loss": 0.5},
+    )
     at.run()  # what any rerun (e.g. the retrain panel finishing) does
     assert_clean(at)
     assert at.session_state["_stamp"].startswith(new.id + "|"), "still exploring the old model"
@@ -343,6 +353,7 @@ def test_a_missing_dataset_gives_a_clear_message(home):
 
 # ----------------------------------------------------------------------------- issue 12: the sidebar
 
+
 def _second_model(store):
     """Copy the current model under a new id (an older model to fall back to)."""
     import shutil
@@ -357,12 +368,24 @@ def _second_model(store):
 
 
 def sidebar_text(at: AppTest) -> str:
-    return "\n".join(str(e.value) for kind in ("error", "warning", "caption", "markdown", "success")
-                     for e in at.sidebar.get(kind))
+    return "\n".join(
+        str(e.value)
+        for kind in ("error", "warning", "caption", "markdown", "success")
+        for e in at.sidebar.get(kind)
+    )
 
 
-@pytest.mark.parametrize("meta", ["garbage", '{"format": 1, "con', "[1, 2]", None,
-                                  '{"format": 1, "config": {"loss": "l1"}}', '{"format": 99, "config": {}}'])
+@pytest.mark.parametrize(
+    "meta",
+    [
+        "garbage",
+        '{"format": 1, "con',
+        "[1, 2]",
+        None,
+        '{"format": 1, "config": {"loss": "l1"}}',
+        '{"format": 99, "config": {}}',
+    ],
+)
 def test_an_unreadable_current_model_is_named_with_delete_while_another_is_explored(home, meta):
     """Before issue 12 the page silently explored another model."""
     from model.store import ModelStore
@@ -429,8 +452,13 @@ def test_a_model_trained_on_a_user_npz_is_explorable(home, tmp_path, capsys):
 
     mnist = load_dataset("mnist")
     npz = tmp_path / "my digits.npz"
-    np.savez(npz, x_train=mnist.x_train[:256], y_train=mnist.y_train[:256],
-             x_test=mnist.x_test[:300], y_test=mnist.y_test[:300])
+    np.savez(
+        npz,
+        x_train=mnist.x_train[:256],
+        y_train=mnist.y_train[:256],
+        x_test=mnist.x_test[:300],
+        y_test=mnist.y_test[:300],
+    )
     assert main(["--npz", str(npz), "--epochs", "1", "--no-files"]) == 0, capsys.readouterr().err
     store = ModelStore()
     rec = store.current()
@@ -445,11 +473,14 @@ def test_a_model_trained_on_a_user_npz_is_explorable(home, tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- pure builders
 
+
 def test_views_upscale_png_ellipse_and_scatter():
     img = np.linspace(0, 1, 28 * 28, dtype=np.float32).reshape(28, 28)
     big = views.upscale(img, 4)
     assert big.shape == (112, 112) and big.dtype == np.uint8
-    assert np.array_equal(big[::4, ::4], views.to_uint8(img)) and np.array_equal(big[1::4, 3::4], big[::4, ::4])
+    assert np.array_equal(big[::4, ::4], views.to_uint8(img)) and np.array_equal(
+        big[1::4, 3::4], big[::4, ::4]
+    )
     png = views.to_png(img, 2)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(png)))[::2, ::2], views.to_uint8(img))
@@ -459,7 +490,7 @@ def test_views_upscale_png_ellipse_and_scatter():
     e = views.sigma_ellipse((1.0, -2.0), (0.5, 2.0), n_std=2)
     assert np.allclose(np.abs(e - (1.0, -2.0)).max(axis=0), (1.0, 4.0), atol=1e-3)  # 2 sigma radii
     rot = np.array([[2.0, 1.0], [1.0, 2.0]])  # eigenvalues 1 and 3 along the diagonals
-    r = np.linalg.norm(views.sigma_ellipse((0, 0), rot) , axis=1)
+    r = np.linalg.norm(views.sigma_ellipse((0, 0), rot), axis=1)
     assert r.min() == pytest.approx(1.0, abs=1e-2) and r.max() == pytest.approx(np.sqrt(3), abs=1e-2)
 
     xy = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)

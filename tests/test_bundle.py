@@ -3,6 +3,7 @@
 tests/conftest.py turns installing off for the suite (LATENT_EXPLORER_BUNDLE=0); the `bundle_on`
 fixture turns it back on here.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,11 +30,15 @@ def bundle_on(monkeypatch):
 
 
 def page_text(at: AppTest) -> str:
-    return "\n".join(str(e.value) for kind in ("markdown", "caption", "info", "error", "warning", "subheader",
-                                                "title") for e in at.get(kind))
+    return "\n".join(
+        str(e.value)
+        for kind in ("markdown", "caption", "info", "error", "warning", "subheader", "title")
+        for e in at.get(kind)
+    )
 
 
 # ----------------------------------------------------------------------------- the committed files
+
 
 def test_bundle_is_the_seed_config_small_and_matches_its_fingerprints():
     meta = bundle.read_meta()
@@ -59,7 +64,9 @@ def test_a_changed_file_fails_the_fingerprint(tmp_path):
         bundle.verify_files(copy)
 
 
-def test_installed_bundle_loads_with_safe_mode_and_reproduces_its_slice_loss(empty_home, bundle_on, monkeypatch):
+def test_installed_bundle_loads_with_safe_mode_and_reproduces_its_slice_loss(
+    empty_home, bundle_on, monkeypatch
+):
     import keras
 
     calls = []
@@ -78,6 +85,7 @@ def test_installed_bundle_loads_with_safe_mode_and_reproduces_its_slice_loss(emp
 
 
 # ----------------------------------------------------------------------------- installing
+
 
 def test_install_into_an_empty_store_makes_it_current_and_explorable(empty_home, bundle_on):
     at = AppTest.from_file(APP, default_timeout=180).run()
@@ -131,8 +139,11 @@ def _fake_record(store: ModelStore, model_id: str, dataset: str) -> None:
     """A meta.json-only model directory: enough for ModelStore.list/current (no Keras files needed)."""
     path = store.root / model_id
     path.mkdir(parents=True)
-    (path / "meta.json").write_text(json.dumps({"format": 1, "id": model_id, "created": 1.0,
-                                                "config": VAEConfig(dataset=dataset).to_dict()}))
+    (path / "meta.json").write_text(
+        json.dumps(
+            {"format": 1, "id": model_id, "created": 1.0, "config": VAEConfig(dataset=dataset).to_dict()}
+        )
+    )
 
 
 def test_a_store_with_only_another_dataset_gets_it_but_keeps_its_current_model(empty_home, bundle_on):
@@ -174,8 +185,11 @@ def test_a_failure_mid_install_leaves_no_visible_record(empty_home, bundle_on, m
     # the next start installs it completely
     monkeypatch.setattr(bundle.shutil, "copyfile", real)
     model_id = bundle.install(store)
-    assert sorted(p.name for p in (store.root / model_id).iterdir()) == ["decoder.keras", "encoder.keras",
-                                                                           "meta.json"]
+    assert sorted(p.name for p in (store.root / model_id).iterdir()) == [
+        "decoder.keras",
+        "encoder.keras",
+        "meta.json",
+    ]
     bundle.verify_files(store.root / model_id, bundle.read_meta())
 
 
@@ -191,10 +205,18 @@ def test_a_killed_install_leaves_a_temp_dir_that_is_never_listed_and_is_swept(em
 
 
 def test_installing_needs_no_keras(tmp_path):
-    code = ("import sys; from model import bundle; from model.store import ModelStore; "
-            "s = ModelStore(sys.argv[1]); i = bundle.install(s); assert i and s.current().id == i, i; "
-            "bad = [m for m in ('keras', 'tensorflow') if m in sys.modules]; assert not bad, bad")
+    code = (
+        "import sys; from model import bundle; from model.store import ModelStore; "
+        "s = ModelStore(sys.argv[1]); i = bundle.install(s); assert i and s.current().id == i, i; "
+        "bad = [m for m in ('keras', 'tensorflow') if m in sys.modules]; assert not bad, bad"
+    )
     env = {**os.environ, bundle.ENV: "1"}
-    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "models")], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "models")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr[-2000:]

@@ -1,4 +1,5 @@
 """model.data: offline MNIST (lossless, cached), Fashion-MNIST from Debian, user .npz files."""
+
 import gzip
 import importlib.metadata
 import pickle
@@ -59,7 +60,9 @@ def test_mnist_conversion_is_lossless(fresh_mnist, raw_pkl):
     x_train = ds.x_train.reshape(-1, 784).astype(np.float64) / 256.0
     np.testing.assert_array_equal(x_train[:50000], tx.astype(np.float64))
     np.testing.assert_array_equal(x_train[50000:], vx.astype(np.float64))
-    np.testing.assert_array_equal(ds.x_test.reshape(-1, 784).astype(np.float64) / 256.0, sx.astype(np.float64))
+    np.testing.assert_array_equal(
+        ds.x_test.reshape(-1, 784).astype(np.float64) / 256.0, sx.astype(np.float64)
+    )
     np.testing.assert_array_equal(ds.y_train, np.concatenate([ty, vy]))
     np.testing.assert_array_equal(ds.y_test, sy)
 
@@ -83,10 +86,12 @@ def _no_source():
 
 def _tiny_arrays(n=6, m=4, seed=0):
     rng = np.random.default_rng(seed)
-    return {"x_train": rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
-            "y_train": np.arange(n, dtype=np.int64) % 10,
-            "x_test": rng.integers(0, 256, (m, 28, 28), dtype=np.uint8),
-            "y_test": np.arange(m, dtype=np.int64) % 10}
+    return {
+        "x_train": rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+        "y_train": np.arange(n, dtype=np.int64) % 10,
+        "x_test": rng.integers(0, 256, (m, 28, 28), dtype=np.uint8),
+        "y_test": np.arange(m, dtype=np.int64) % 10,
+    }
 
 
 def test_corrupt_cache_is_rebuilt(tmp_path, monkeypatch):
@@ -168,21 +173,24 @@ def _write_bad(tmp_path, kind) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind, expected", [
-    ("missing_keys", "missing ['x_test', 'y_test']"),
-    ("wrong_image_shape", "expected x_train of shape (N, 28, 28), received (6, 32, 32)"),
-    ("label_count", "expected y_test of shape (4,), received (3,)"),
-    ("float_labels", "y_train must hold integer class labels in [0, 255], received float32"),
-    ("out_of_range", "x_test values must be in [0, 255]"),
-    ("nan", "x_test values must be in [0, 255]"),
-    ("empty", "x_train is empty"),
-    ("empty_float", "x_test is empty"),
-    ("negative_labels", "y_test must hold integer class labels in [0, 255], received int64 in [-1, -1]"),
-    ("object_array", "not a readable .npz file"),
-    ("not_npz", "not a readable .npz file"),
-    ("single_array", "not an .npz archive"),
-    ("missing_file", "Dataset file not found"),
-])
+@pytest.mark.parametrize(
+    "kind, expected",
+    [
+        ("missing_keys", "missing ['x_test', 'y_test']"),
+        ("wrong_image_shape", "expected x_train of shape (N, 28, 28), received (6, 32, 32)"),
+        ("label_count", "expected y_test of shape (4,), received (3,)"),
+        ("float_labels", "y_train must hold integer class labels in [0, 255], received float32"),
+        ("out_of_range", "x_test values must be in [0, 255]"),
+        ("nan", "x_test values must be in [0, 255]"),
+        ("empty", "x_train is empty"),
+        ("empty_float", "x_test is empty"),
+        ("negative_labels", "y_test must hold integer class labels in [0, 255], received int64 in [-1, -1]"),
+        ("object_array", "not a readable .npz file"),
+        ("not_npz", "not a readable .npz file"),
+        ("single_array", "not an .npz archive"),
+        ("missing_file", "Dataset file not found"),
+    ],
+)
 def test_wrong_npz_gives_a_clear_data_error(tmp_path, kind, expected):
     path = _write_bad(tmp_path, kind)
     with pytest.raises(DataError) as info:
@@ -194,7 +202,9 @@ def test_wrong_npz_gives_a_clear_data_error(tmp_path, kind, expected):
 
 
 def test_unknown_dataset_name():
-    with pytest.raises(DataError, match=r"Unknown dataset 'emnist'. Expected one of \['fashion_mnist', 'mnist'\]"):
+    with pytest.raises(
+        DataError, match=r"Unknown dataset 'emnist'. Expected one of \['fashion_mnist', 'mnist'\]"
+    ):
         load_dataset("emnist")
 
 

@@ -1,4 +1,5 @@
 """model.export: PNG of a decoded digit, CSV of latent means, the model's .keras files."""
+
 import csv
 import io
 import zipfile
@@ -27,12 +28,15 @@ def test_png_of_a_decoded_digit_round_trips():
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(export.png_bytes(u8)))), u8[..., 0])
 
 
-@pytest.mark.parametrize("image, scale, words", [
-    (np.zeros((2, 28, 28)), 1, r"Expected a 2-D image \(H, W\). Received: shape=\(2, 28, 28\)"),
-    (np.zeros((28, 28)), 0, "Expected an integer scale"),
-    (np.zeros((28, 28)), 2.5, "Expected an integer scale"),
-    (np.full((28, 28), np.nan), 1, "finite"),
-])
+@pytest.mark.parametrize(
+    "image, scale, words",
+    [
+        (np.zeros((2, 28, 28)), 1, r"Expected a 2-D image \(H, W\). Received: shape=\(2, 28, 28\)"),
+        (np.zeros((28, 28)), 0, "Expected an integer scale"),
+        (np.zeros((28, 28)), 2.5, "Expected an integer scale"),
+        (np.full((28, 28), np.nan), 1, "finite"),
+    ],
+)
 def test_png_bad_input(image, scale, words):
     with pytest.raises(ValueError, match=words):
         export.png_bytes(image, scale)

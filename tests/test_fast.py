@@ -1,6 +1,8 @@
 """The fast preset (issue 6): VAEConfig.fast() and `python -m model.train --fast` keep the seed's model,
 loss, optimizer and precision; only the batch size, the learning rate (and its schedule) and the number of
-epochs change, and explicit flags override the preset. Its speed and quality are measured by bench/train_speed.py, not here."""
+epochs change, and explicit flags override the preset. Its speed and quality are measured by
+bench/train_speed.py, not here."""
+
 import numpy as np
 import pytest
 
@@ -16,11 +18,17 @@ def test_fast_preset_changes_only_batch_size_learning_rate_and_epochs():
     assert (fast.batch_size, fast.epochs, fast.learning_rate, fast.lr_schedule) == (64, 20, 2e-3, "cosine")
     others = lambda c: {k: v for k, v in c.to_dict().items() if k not in FAST_PRESET}  # noqa: E731
     assert others(fast) == others(seed)  # loss, float32, latent 2, dataset, seed
-    assert (seed.batch_size, seed.epochs, seed.learning_rate, seed.precision, seed.lr_schedule) == \
-        (128, 30, 1e-3, "float32", "constant")
+    assert (seed.batch_size, seed.epochs, seed.learning_rate, seed.precision, seed.lr_schedule) == (
+        128,
+        30,
+        1e-3,
+        "float32",
+        "constant",
+    )
     assert fast.fingerprint() != seed.fingerprint()  # a fast model never passes for a seed-config one
-    assert VAEConfig.fast(epochs=30, learning_rate=5e-4) == \
-        VAEConfig(batch_size=64, epochs=30, learning_rate=5e-4, lr_schedule="cosine")
+    assert VAEConfig.fast(epochs=30, learning_rate=5e-4) == VAEConfig(
+        batch_size=64, epochs=30, learning_rate=5e-4, lr_schedule="cosine"
+    )
     with pytest.raises(ValueError, match="batch_size"):
         VAEConfig.fast(batch_size=0)
 
@@ -28,24 +36,41 @@ def test_fast_preset_changes_only_batch_size_learning_rate_and_epochs():
 def test_fast_model_is_the_seeds_model():
     fast, seed = build_vae(VAEConfig.fast(), steps_per_epoch=938), build_vae(VAEConfig())
     for a, b in ((fast.encoder, seed.encoder), (fast.decoder, seed.decoder)):
-        assert [type(l).__name__ for l in a.layers] == [type(l).__name__ for l in b.layers]
+        assert [type(layer).__name__ for layer in a.layers] == [type(layer).__name__ for layer in b.layers]
         assert [w.shape for w in a.weights] == [w.shape for w in b.weights]
-        assert {l.compute_dtype for l in a.layers} == {"float32"}
+        assert {layer.compute_dtype for layer in a.layers} == {"float32"}
     assert sum(m.count_params() for m in (fast.encoder, fast.decoder)) == 69_076 + 65_089
 
 
 def test_cli_fast_flag_trains_the_preset_and_explicit_flags_win(empty_home, tmp_path):
     out = ["--limit", "256", "--no-figures", "--out", str(tmp_path / "out")]
     assert main(["--fast", "--epochs", "1", *out]) == 0
-    assert main(["--fast", "--epochs", "1", "--batch-size", "32", "--lr", "0.0005", "--lr-schedule", "constant",
-                 *out]) == 0
+    assert (
+        main(
+            [
+                "--fast",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "32",
+                "--lr",
+                "0.0005",
+                "--lr-schedule",
+                "constant",
+                *out,
+            ]
+        )
+        == 0
+    )
     assert main(["--epochs", "1", *out]) == 0
     assert main(["--epochs", "1", "--lr-schedule", "cosine", *out]) == 0
     records = sorted(ModelStore().list(), key=lambda r: r.created)
-    assert [r.config for r in records] == [VAEConfig.fast(epochs=1, limit=256),
-                                          VAEConfig(epochs=1, limit=256, batch_size=32, learning_rate=0.0005),
-                                          VAEConfig(epochs=1, limit=256),
-                                          VAEConfig(epochs=1, limit=256, lr_schedule="cosine")]
+    assert [r.config for r in records] == [
+        VAEConfig.fast(epochs=1, limit=256),
+        VAEConfig(epochs=1, limit=256, batch_size=32, learning_rate=0.0005),
+        VAEConfig(epochs=1, limit=256),
+        VAEConfig(epochs=1, limit=256, lr_schedule="cosine"),
+    ]
     assert [len(r.history["loss"]) for r in records] == [1, 1, 1, 1]
     fast = ModelStore().load(records[0].id)
     images = fast.decode(np.zeros((2, 2), np.float32))

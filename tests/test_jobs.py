@@ -3,6 +3,7 @@
 Each job trains a tiny model (256 images, 1 epoch); a job process spends most of its ~10-20 s loading
 TensorFlow and validating on the 10k test images. Every test runs in its own temporary home.
 """
+
 import json
 import os
 import signal
@@ -18,6 +19,8 @@ import pytest
 
 from model import jobs
 from model.config import VAEConfig
+from model.jobs import files, procs
+from model.jobs import status as status_mod
 from model.store import ModelStore
 
 TINY = VAEConfig(epochs=1, limit=256)
@@ -36,7 +39,7 @@ def _no_stray_jobs(monkeypatch):
         return
     for job_id in jobs.list_jobs():
         status = json.loads((root / job_id / "status.json").read_text())
-        if jobs._process_alive(status.get("pid"), status.get("pid_start")):
+        if procs.process_alive(status.get("pid"), status.get("pid_start")):
             os.kill(status["pid"], signal.SIGKILL)
 
 
@@ -89,9 +92,11 @@ def test_job_progress_then_new_model_becomes_current(home):
     assert store.record(final.model_id).config == TINY
     assert store.load(old).decode(np.zeros((1, 2), "float32")).shape == (1, 28, 28)
     assert jobs.active_job() is None
-    assert not jobs._lock_held(jobs.jobs_root() / "job.lock")
+    assert not procs.lock_held(jobs.jobs_root() / "job.lock")
     deadline = time.time() + 30  # the process may take a few seconds to exit after its last event
-    while time.time() < deadline and json.loads((info.path / "status.json").read_text())["returncode"] is None:
+    while (
+        time.time() < deadline and json.loads((info.path / "status.json").read_text())["returncode"] is None
+    ):
         time.sleep(0.1)
     status = json.loads((info.path / "status.json").read_text())  # the reaper thread recorded the exit
     assert status["state"] == "succeeded" and status["returncode"] == 0
@@ -100,14 +105,23 @@ def test_job_progress_then_new_model_becomes_current(home):
 def test_concurrent_starts_from_threads_and_a_process_give_one_job(home, tmp_path):
     go = tmp_path / "go"
     child = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import os, time
             from model.jobs import start_job
             while not os.path.exists({str(go)!r}):
                 time.sleep(0.005)
             info = start_job(dict(epochs=1, limit=256))
             print(info.id, info.new)
-        """)], cwd=REPO, stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+        """),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
     time.sleep(1.0)  # let the child import model.jobs and wait for the signal
     barrier = threading.Barrier(5)
     results = []
@@ -141,10 +155,19 @@ def test_cancel_mid_epoch_keeps_the_current_model_even_if_the_launcher_died(home
     store = ModelStore()
     old, dirs = store.current().id, model_dirs(store)
     # another process starts the job and exits at once (a Streamlit server that went away)
-    out = subprocess.run([sys.executable, "-c", "from model.jobs import start_job; "
-                          "print(start_job(dict(epochs=1, limit=4096, batch_size=32)).id)"],  # 128 steps
-                         cwd=REPO, capture_output=True, text=True, timeout=60,
-                         env=dict(os.environ, PYTHONPATH=str(REPO)))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from model.jobs import start_job; "
+            "print(start_job(dict(epochs=1, limit=4096, batch_size=32)).id)",
+        ],  # 128 steps
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
     job_id = out.stdout.strip()
     assert jobs.active_job().id == job_id  # the job outlives its launcher
     wait_for(job_id, lambda js: js.step >= 1 or not js.active)
@@ -154,7 +177,7 @@ def test_cancel_mid_epoch_keeps_the_current_model_even_if_the_launcher_died(home
     assert final.state == "cancelled" and final.model_id is None
     assert final.epochs_done == 0  # it really stopped mid-epoch
     assert_untouched(store, old, dirs)
-    assert not jobs._lock_held(jobs.jobs_root() / "job.lock")
+    assert not procs.lock_held(jobs.jobs_root() / "job.lock")
 
 
 def test_kill_9_mid_epoch_fails_the_job_and_keeps_the_old_model(home):
@@ -162,17 +185,23 @@ def test_kill_9_mid_epoch_fails_the_job_and_keeps_the_old_model(home):
     old, dirs = store.current().id, model_dirs(store)
     info = jobs.start_job(VAEConfig(epochs=1, limit=4096, batch_size=32))
     wait_for(info.id, lambda js: js.step >= 1 or not js.active)
-    assert jobs._lock_held(jobs.jobs_root() / "job.lock")  # the job process holds the lock
+    assert procs.lock_held(jobs.jobs_root() / "job.lock")  # the job process holds the lock
     os.kill(info.pid, signal.SIGKILL)
     final = wait_for(info.id, lambda js: not js.active, timeout=10)[-1]
     assert final.state == "failed"
     assert "killed (SIGKILL)" in final.error and "previous models are untouched" in final.error
     assert final.epochs_done == 0
     assert_untouched(store, old, dirs)
-    assert not jobs._lock_held(jobs.jobs_root() / "job.lock")  # the kernel released it
+    assert not procs.lock_held(jobs.jobs_root() / "job.lock")  # the kernel released it
     # another process (say a second server) sees the same verdict
-    out = subprocess.run([sys.executable, "-m", "model.jobs", "status"], cwd=REPO, capture_output=True,
-                         text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "model.jobs", "status"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        timeout=60,
+    ).stdout
     assert f"{info.id}: failed" in out and "SIGKILL" in out
 
 
@@ -196,8 +225,9 @@ def test_kill_9_while_saving_leaves_no_partial_model(home):
 
         ModelStore().save(Part(False), Part(True), VAEConfig(epochs=1, limit=256))
     """)
-    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, timeout=90,
-                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, timeout=90, env=dict(os.environ, PYTHONPATH=str(REPO))
+    )
     assert proc.returncode == -signal.SIGKILL
     partial = list(store.root.glob(".tmp-*"))
     assert len(partial) == 1 and (partial[0] / "decoder.keras").exists()
@@ -235,6 +265,7 @@ def test_unwritable_store_fails_the_job_with_a_clear_status(home):
 
 # ----------------------------------------------------------------------------- the store decides (issue 12)
 
+
 class _Part:
     """Stands in for a Keras model in ModelStore.save (no training needed)."""
 
@@ -256,31 +287,60 @@ def _ended_job(job_id, *, events=(), returncode=-9, cancel=False, saved=None):
 
     job_dir = jobs.jobs_root() / job_id
     job_dir.mkdir()
-    jobs._write_json(job_dir / "status.json", {
-        "id": job_id, "state": "running", "config": TINY.to_dict(), "pid": _dead_pid(), "pid_start": None,
-        "started": time.time() - 30, "ended": None, "returncode": returncode, "model_id": None, "error": None})
-    jobs._write_json(jobs.jobs_root() / "latest.json", {"id": job_id})
+    files.write_json(
+        job_dir / "status.json",
+        {
+            "id": job_id,
+            "state": "running",
+            "config": TINY.to_dict(),
+            "pid": _dead_pid(),
+            "pid_start": None,
+            "started": time.time() - 30,
+            "ended": None,
+            "returncode": returncode,
+            "model_id": None,
+            "error": None,
+        },
+    )
+    files.write_json(jobs.jobs_root() / "latest.json", {"id": job_id})
     write_event(job_dir / "progress.jsonl", "start", epochs=1, steps=2, pid=0)
     for kind, fields in events:
         write_event(job_dir / "progress.jsonl", kind, **fields)
     if cancel:
         (job_dir / "cancel").write_text("1")
     if saved:
-        return ModelStore().save(_Part(), _Part(), TINY, extra={"job": job_id}, make_current=saved == "current")
+        return ModelStore().save(
+            _Part(), _Part(), TINY, extra={"job": job_id}, make_current=saved == "current"
+        )
     return None
 
 
-@pytest.mark.parametrize("case", ["killed after the rename", "killed after current.json",
-                                  "disk full after the save", "cancelled too late"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "killed after the rename",
+        "killed after current.json",
+        "disk full after the save",
+        "cancelled too late",
+    ],
+)
 def test_status_is_derived_from_the_store_when_the_job_saved_a_model(home, case):
     store = ModelStore()
     old = store.current().id
-    full = ("error", {"message": "File system error on /h/jobs/x/progress.jsonl: No space left on device. "
-                                 "Fix: free disk space, then start again; the previous models are untouched."})
-    rec = _ended_job("20990101-000000-aaaaaa", saved="renamed" if case == "killed after the rename" else "current",
-                     events=[full] if case == "disk full after the save" else (),
-                     returncode=1 if case == "disk full after the save" else -9,
-                     cancel=case == "cancelled too late")
+    full = (
+        "error",
+        {
+            "message": "File system error on /h/jobs/x/progress.jsonl: No space left on device. "
+            "Fix: free disk space, then start again; the previous models are untouched."
+        },
+    )
+    rec = _ended_job(
+        "20990101-000000-aaaaaa",
+        saved="renamed" if case == "killed after the rename" else "current",
+        events=[full] if case == "disk full after the save" else (),
+        returncode=1 if case == "disk full after the save" else -9,
+        cancel=case == "cancelled too late",
+    )
     js = jobs.job_status("20990101-000000-aaaaaa")
     assert js.state == "succeeded" and js.model_id == rec.id and js.error is None, js
     assert js.phase == "ended" and not js.active
@@ -298,8 +358,14 @@ def test_status_is_derived_from_the_store_when_the_job_saved_a_model(home, case)
     assert jobs.active_job() is None
     status = json.loads((jobs.jobs_root() / js.id / "status.json").read_text())
     assert status["state"] == "succeeded" and status["model_id"] == rec.id  # recorded for other readers
-    out = subprocess.run([sys.executable, "-m", "model.jobs", "status"], cwd=REPO, capture_output=True,
-                         text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "model.jobs", "status"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        timeout=60,
+    ).stdout
     assert f"{js.id}: succeeded" in out and f"model: {rec.id}" in out
 
 
@@ -317,7 +383,8 @@ def test_a_real_job_killed_right_after_the_save_reports_the_saved_model(home, tm
     """The real job process, killed with SIGKILL at the moment current.json would change."""
     hook = tmp_path / "hook"
     hook.mkdir()
-    (hook / "sitecustomize.py").write_text(textwrap.dedent("""
+    (hook / "sitecustomize.py").write_text(
+        textwrap.dedent("""
         import os, signal
         from model import store
 
@@ -325,7 +392,8 @@ def test_a_real_job_killed_right_after_the_save_reports_the_saved_model(home, tm
             os.kill(os.getpid(), signal.SIGKILL)
 
         store.ModelStore.set_current = die
-    """))
+    """)
+    )
     monkeypatch.setenv("PYTHONPATH", str(hook))  # the job process inherits it (after the repo root)
     store = ModelStore()
     old = store.current().id
@@ -350,9 +418,16 @@ def test_death_messages_name_the_cause_and_the_fix():
 def test_loss_curve_breaks_between_epochs():
     from explorer.panels.retrain import loss_figure
 
-    js = jobs.JobStatus(id="j", state="running", phase="training", config={}, epochs=3, steps=10,
-                        curve=[(0.5, 5.0), (1.0, 4.0), (1.5, 3.0), (2.0, 2.5), (2.5, 2.0)],
-                        history={"loss": [4.0, 2.5], "val_loss": [3.9, 2.4]})
+    js = jobs.JobStatus(
+        id="j",
+        state="running",
+        phase="training",
+        config={},
+        epochs=3,
+        steps=10,
+        curve=[(0.5, 5.0), (1.0, 4.0), (1.5, 3.0), (2.0, 2.5), (2.5, 2.0)],
+        history={"loss": [4.0, 2.5], "val_loss": [3.9, 2.4]},
+    )
     fig = loss_figure(js)
     assert fig.data[0].x == (0.5, 1.0, None, 1.5, 2.0, None, 2.5)  # Keras' running mean restarts per epoch
     assert [t.name for t in fig.data] == ["training (batches)", "training (epoch)", "validation"]
@@ -361,16 +436,21 @@ def test_loss_curve_breaks_between_epochs():
 
 def test_eta_from_step_rate_and_validation_time():
     start = {"time": 100.0}
-    batches = [{"epoch": 0, "step": 1, "time": 101.0}, {"epoch": 0, "step": 11, "time": 102.0},
-               {"epoch": 0, "step": 20, "time": 102.9}, {"epoch": 1, "step": 10, "time": 106.0}]
+    batches = [
+        {"epoch": 0, "step": 1, "time": 101.0},
+        {"epoch": 0, "step": 11, "time": 102.0},
+        {"epoch": 0, "step": 20, "time": 102.9},
+        {"epoch": 1, "step": 10, "time": 106.0},
+    ]
     epochs = [{"epoch": 0, "time": 105.0}]  # 2.1 s of validation after the last batch
     # per step 0.1 s; left: 30 steps of epoch 2 and 20 of epoch 3, two validations + the final one + save
-    eta = jobs._eta(start, batches, epochs, epochs=3, steps=20, batch_size=128, now=106.0)
+    eta = status_mod.eta(start, batches, epochs, epochs=3, steps=20, batch_size=128, now=106.0)
     assert eta == pytest.approx(30 * 0.1 + 3 * 2.1 + jobs.SAVE_S)
-    assert jobs._eta(start, batches[:1], [], epochs=3, steps=20, batch_size=128) is None
+    assert status_mod.eta(start, batches[:1], [], epochs=3, steps=20, batch_size=128) is None
 
 
 # ----------------------------------------------------------------------------- the Streamlit panel
+
 
 def _panel_app():
     import streamlit as st
@@ -460,18 +540,33 @@ def test_describe_names_the_config_and_its_schedule():
 
     config = dict(dataset="mnist", latent_dim=2, loss="bce", epochs=30, batch_size=128, limit=None)
     assert describe(config) == "MNIST digits · z2 · BCE · 30 epochs · batch 128 · all images"
-    assert describe({**config, "epochs": 1, "limit": 10_000, "lr_schedule": "cosine"}) == \
-        "MNIST digits · z2 · BCE · 1 epoch · batch 128 · 10,000 images · cosine lr"
+    assert (
+        describe({**config, "epochs": 1, "limit": 10_000, "lr_schedule": "cosine"})
+        == "MNIST digits · z2 · BCE · 1 epoch · batch 128 · 10,000 images · cosine lr"
+    )
 
 
-# ----------------------------------------------------------------------------- one config into the job (issue 13)
+# ------------------------------------------------------------------------- one config into the job (issue 13)
+
 
 def test_the_saved_model_has_the_jobs_config_field_for_field(home):
     """Issue 13: the config went through a hand-made argv and lost lr_schedule (a cosine job trained with
     a constant rate while its status.json said cosine). Every field differs from the default here."""
-    config = VAEConfig(dataset="mnist", latent_dim=3, loss="mse", epochs=1, batch_size=64, learning_rate=2e-3,
-                       limit=256, precision="float32", seed=7, lr_schedule="cosine")
-    assert all(getattr(config, k) != v for k, v in VAEConfig().to_dict().items() if k not in ("dataset", "precision"))
+    config = VAEConfig(
+        dataset="mnist",
+        latent_dim=3,
+        loss="mse",
+        epochs=1,
+        batch_size=64,
+        learning_rate=2e-3,
+        limit=256,
+        precision="float32",
+        seed=7,
+        lr_schedule="cosine",
+    )
+    assert all(
+        getattr(config, k) != v for k, v in VAEConfig().to_dict().items() if k not in ("dataset", "precision")
+    )
     info = jobs.start_job(config)
     assert json.loads((info.path / "config.json").read_text()) == config.to_dict()
     final = wait_for(info.id, lambda js: not js.active)[-1]
@@ -486,12 +581,20 @@ def test_status_derivation_is_pure():
     from model.jobs import status as S
 
     start = {"event": "start", "time": 10.0, "epochs": 2, "steps": 4}
-    batches = [{"event": "batch", "time": 11.0 + i, "epoch": 0, "step": i + 1, "loss": 9.0 - i} for i in range(4)]
+    batches = [
+        {"event": "batch", "time": 11.0 + i, "epoch": 0, "step": i + 1, "loss": 9.0 - i} for i in range(4)
+    ]
     epoch0 = {"event": "epoch", "time": 16.0, "epoch": 0, "loss": 6.0, "val_loss": 5.5}
     running = S.derive([start, *batches], alive=True, cancelled=False)
     assert running == S.Verdict("running")
-    js = S.build("j", {"config": {"epochs": 2, "batch_size": 128}, "started": 9.0}, [start, *batches], running,
-                 cancel_requested=False, now=15.0)
+    js = S.build(
+        "j",
+        {"config": {"epochs": 2, "batch_size": 128}, "started": 9.0},
+        [start, *batches],
+        running,
+        cancel_requested=False,
+        now=15.0,
+    )
     assert (js.phase, js.step, js.steps, js.epoch, js.loss) == ("validating", 4, 4, 1, 6.0) and js.eta > 0
     js = S.build("j", {"config": {"epochs": 2}}, [start, *batches, epoch0], running, cancel_requested=False)
     assert (js.phase, js.epochs_done, js.val_loss, js.history["loss"]) == ("training", 1, 5.5, [6.0])

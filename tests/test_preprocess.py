@@ -1,4 +1,5 @@
 """model.preprocess: user pictures become MNIST-like 28x28 digits; bad pictures get clear errors."""
+
 import io
 
 import numpy as np
@@ -52,6 +53,7 @@ def corr(a, b) -> float:
 
 
 # ----------------------------------------------------------------------------- the MNIST recipe
+
 
 @pytest.mark.parametrize("style", ["light-on-dark png", "dark-on-light jpeg", "rgba canvas", "cut-out png"])
 def test_real_digits_drawn_large_come_back_like_mnist(mnist_digits, style):
@@ -124,12 +126,16 @@ def test_thin_strokes_on_a_big_photo_still_reach_full_ink():
 
 # ----------------------------------------------------------------------------- bad input
 
-@pytest.mark.parametrize("data, words", [
-    (b"", "empty"),
-    (b"hello, this is text and not a picture", "not a picture"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01", "damaged"),
-    (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", "not a picture"),  # EPS is never decoded
-])
+
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (b"", "empty"),
+        (b"hello, this is text and not a picture", "not a picture"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01", "damaged"),
+        (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", "not a picture"),  # EPS is never decoded
+    ],
+)
 def test_not_an_image(data, words):
     with pytest.raises(ImageError, match=words) as e:
         to_mnist(data)
@@ -156,24 +162,31 @@ def test_too_many_pixels_is_refused_before_decoding():
         to_mnist(np.zeros((6000, 5000), np.uint8))
 
 
-@pytest.mark.parametrize("make", [
-    lambda: np.zeros((280, 280, 4), np.uint8),  # untouched transparent canvas
-    lambda: np.full((280, 280, 4), 255, np.uint8),  # untouched white canvas
-    lambda: encode(Image.new("RGB", (100, 100), (255, 255, 255))),  # a white PNG
-    lambda: encode(Image.fromarray(np.random.default_rng(0).normal(128, 4, (64, 64)).clip(0, 255)
-                                   .astype(np.uint8))),  # flat grey noise, no stroke
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: np.zeros((280, 280, 4), np.uint8),  # untouched transparent canvas
+        lambda: np.full((280, 280, 4), 255, np.uint8),  # untouched white canvas
+        lambda: encode(Image.new("RGB", (100, 100), (255, 255, 255))),  # a white PNG
+        lambda: encode(
+            Image.fromarray(np.random.default_rng(0).normal(128, 4, (64, 64)).clip(0, 255).astype(np.uint8))
+        ),  # flat grey noise, no stroke
+    ],
+)
 def test_blank_pictures(make):
     with pytest.raises(ImageError, match="No digit found.*Fix: draw a digit"):
         to_mnist(make())
 
 
-@pytest.mark.parametrize("source, words", [
-    ("seven.png", "Expected image bytes, a PIL image or a numpy array. Received: str"),
-    (np.zeros((10, 10, 2)), r"Expected an image array .* Received: shape=\(10, 10, 2\)"),
-    (np.zeros((0, 10)), "no pixels"),
-    (np.full((10, 10), np.nan), "NaN"),
-])
+@pytest.mark.parametrize(
+    "source, words",
+    [
+        ("seven.png", "Expected image bytes, a PIL image or a numpy array. Received: str"),
+        (np.zeros((10, 10, 2)), r"Expected an image array .* Received: shape=\(10, 10, 2\)"),
+        (np.zeros((0, 10)), "no pixels"),
+        (np.full((10, 10), np.nan), "NaN"),
+    ],
+)
 def test_bad_python_values(source, words):
     with pytest.raises(ImageError, match=words):
         to_mnist(source)
@@ -215,7 +228,9 @@ print(json.dumps(out))
 
 def _rgba_digit(w, h):
     img = Image.new("RGBA", (w, h), (0, 0, 0, 0))
-    ImageDraw.Draw(img).rectangle((w // 2 - w // 20, h // 5, w // 2 + w // 20, h * 4 // 5), fill=(255, 255, 255, 255))
+    ImageDraw.Draw(img).rectangle(
+        (w // 2 - w // 20, h // 5, w // 2 + w // 20, h * 4 // 5), fill=(255, 255, 255, 255)
+    )
     return img
 
 
@@ -227,14 +242,24 @@ def _transparent_palette_digit(w, h):
     return img
 
 
-@pytest.mark.parametrize("name, make, accepted", [
-    ("5000x5000 RGBA PNG", lambda: encode(_rgba_digit(5000, 5000)), False),
-    ("25,000,000x1 PNG", lambda: encode(Image.frombytes("L", (25_000_000, 1), b"\0" * 25_000_000)), False),
-    ("4000x4000 RGBA PNG (at the budget)", lambda: encode(_rgba_digit(4000, 4000)), True),
-    ("4000x4000 transparent palette PNG", lambda: encode(_transparent_palette_digit(4000, 4000),
-                                                         transparency=0), True),
-    ("4000x3000 JPEG photo", lambda: encode(_rgba_digit(4000, 3000).convert("RGB"), "JPEG"), True),
-])
+@pytest.mark.parametrize(
+    "name, make, accepted",
+    [
+        ("5000x5000 RGBA PNG", lambda: encode(_rgba_digit(5000, 5000)), False),
+        (
+            "25,000,000x1 PNG",
+            lambda: encode(Image.frombytes("L", (25_000_000, 1), b"\0" * 25_000_000)),
+            False,
+        ),
+        ("4000x4000 RGBA PNG (at the budget)", lambda: encode(_rgba_digit(4000, 4000)), True),
+        (
+            "4000x4000 transparent palette PNG",
+            lambda: encode(_transparent_palette_digit(4000, 4000), transparency=0),
+            True,
+        ),
+        ("4000x3000 JPEG photo", lambda: encode(_rgba_digit(4000, 3000).convert("RGB"), "JPEG"), True),
+    ],
+)
 def test_peak_memory_per_upload_stays_under_100_mb(tmp_path, name, make, accepted):
     """Measured as the growth of the peak RSS of a fresh process (Pillow's buffers are not seen by
     tracemalloc). Before issue 12 the 5000x5000 PNG cost +1.5 GiB and the 25,000,000x1 one +1 GiB."""
@@ -247,8 +272,14 @@ def test_peak_memory_per_upload_stays_under_100_mb(tmp_path, name, make, accepte
     small.write_bytes(encode(_rgba_digit(100, 100)))
     big.write_bytes(make())
     repo = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", MEASURE, str(small), str(big)], cwd=repo, timeout=120,
-                         capture_output=True, text=True, env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(small), str(big)],
+        cwd=repo,
+        timeout=120,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout)
     print(name, result)

@@ -1,4 +1,5 @@
 """model.quality: the IWAE log-likelihood bound, k-NN accuracy on latent means, the comparison table."""
+
 import json
 import os
 
@@ -40,7 +41,7 @@ def test_likelihood_is_the_training_loss(loss):
     x = rng.random((6, 28, 28, 1)).astype(np.float32)
     x_hat = rng.random((6, 28, 28, 1)).astype(np.float32)
     recon, _ = vae_losses(x, x_hat, np.zeros((6, 2)), np.zeros((6, 2)), loss)
-    ll = quality._log_likelihood(x.reshape(6, 784).astype(np.float64), x_hat.reshape(6, 784), loss)
+    ll = quality.log_likelihood(x.reshape(6, 784).astype(np.float64), x_hat.reshape(6, 784), loss)
     np.testing.assert_allclose(-ll, keras.ops.convert_to_numpy(recon), rtol=1e-4)
 
 
@@ -122,8 +123,14 @@ def test_corrupt_cache_is_ignored_and_wrong_dataset_refused(home, tiny):
     model, data = tiny
     from model.data import Dataset
 
-    other = Dataset("fashion_mnist", data.x_train[:10], data.y_train[:10], data.x_test[:10],
-                    data.y_test[:10], data.class_names)
+    other = Dataset(
+        "fashion_mnist",
+        data.x_train[:10],
+        data.y_train[:10],
+        data.x_test[:10],
+        data.y_test[:10],
+        data.class_names,
+    )
     with pytest.raises(ValueError, match="Expected the 'mnist' dataset .* Received: 'fashion_mnist'"):
         quality.evaluate_quality(model, other)
 

@@ -1,5 +1,6 @@
 """The shipped `.streamlit/config.toml`: the app listens on this machine only and sends no usage
 statistics (issue 12), checked on a real `streamlit run` server started as the README says."""
+
 import socket
 import subprocess
 import sys
@@ -37,12 +38,30 @@ def test_streamlit_run_listens_on_localhost_only(tmp_path):
         port = s.getsockname()[1]
     log = tmp_path / "log"
     with open(log, "wb") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
-                                 "--server.headless", "true", "--server.port", str(port),
-                                 "--server.fileWatcherType", "none"],
-                                cwd=REPO, stdout=f, stderr=subprocess.STDOUT,
-                                env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-                                     "LATENT_EXPLORER_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO)})
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "streamlit_app.py",
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+                "--server.fileWatcherType",
+                "none",
+            ],
+            cwd=REPO,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            env={
+                "PATH": "/usr/bin:/bin",
+                "HOME": str(tmp_path),
+                "LATENT_EXPLORER_HOME": str(tmp_path / "home"),
+                "PYTHONPATH": str(REPO),
+            },
+        )
     try:
         deadline = time.time() + 60
         while time.time() < deadline and not _listeners(port):

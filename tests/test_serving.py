@@ -1,6 +1,19 @@
-"""model.serving: Streamlit's per-run keras.backend.clear_session() is skipped, every other call is not."""
-import keras
+"""model.serving: the two Streamlit-internal tweaks, their switch, and the Streamlit internals they rely on.
 
+The `streamlit_*` tests read the installed Streamlit: when an upgrade renames or changes what the tweaks
+lean on, they fail and say what to re-check in model/serving.py.
+"""
+
+import gc
+import inspect
+import sys
+
+import keras
+import pytest
+import streamlit.runtime.scriptrunner.script_runner as script_runner
+from streamlit import config as st_config
+
+from model import serving
 from model.serving import keep_compiled_functions
 
 
@@ -12,8 +25,12 @@ def _clean_problem_modules():  # the name of Streamlit's per-run caller
     keras.backend.clear_session()
 
 
-def test_only_streamlits_per_run_call_is_skipped(monkeypatch):
+@pytest.fixture
+def restore_clear_session(monkeypatch):
     monkeypatch.setattr(keras.backend, "clear_session", keras.backend.clear_session)  # restored after
+
+
+def test_only_streamlits_per_run_call_is_skipped(restore_clear_session):
     keep_compiled_functions()
     assert keep_compiled_functions() is False  # idempotent: installed once
     keras.backend.clear_session(free_memory=False)  # a direct call still clears: name counters reset
@@ -23,3 +40,64 @@ def test_only_streamlits_per_run_call_is_skipped(monkeypatch):
     assert _layer_name() == "dense_2"
     keras.backend.clear_session(free_memory=False)
     assert _layer_name() == "dense"
+
+
+def test_switch_turns_both_tweaks_off(restore_clear_session, monkeypatch):
+    monkeypatch.setenv(serving.ENV, "0")
+    before = keras.backend.clear_session
+    assert keep_compiled_functions() is False
+    assert keras.backend.clear_session is before  # not wrapped
+    frozen = gc.get_freeze_count()
+    assert serving.freeze_gc("switch-test") is False
+    assert gc.get_freeze_count() == frozen
+
+
+def test_freeze_gc_freezes_once_per_stamp(monkeypatch):
+    monkeypatch.delenv(serving.ENV, raising=False)
+    monkeypatch.setattr(serving, "_frozen", set())
+    try:
+        junk = [[i] for i in range(1000)]  # alive now: frozen with everything else
+        assert serving.freeze_gc("stamp-a") is True
+        assert gc.get_freeze_count() >= len(junk)
+        assert serving.freeze_gc("stamp-a") is False  # once per model
+    finally:
+        gc.unfreeze()
+
+
+# ------------------------------------------------------------------ the Streamlit internals relied on
+
+
+def test_streamlit_clears_keras_from_the_function_serving_skips(restore_clear_session):
+    """Streamlit's own `_clean_problem_modules` must call keras.backend.clear_session() directly (that
+    frame's name is what keep_compiled_functions checks); run it with the wrapper on and see it skipped."""
+    caller = getattr(script_runner, serving.STREAMLIT_CALLER, None)
+    assert callable(caller), (
+        f"streamlit {script_runner.__name__} has no {serving.STREAMLIT_CALLER}() any more: find where this "
+        "Streamlit clears the Keras session after a script run and update model/serving.py"
+    )
+    source = inspect.getsource(caller)
+    assert "keras" in source and ".backend.clear_session()" in source, (
+        f"{serving.STREAMLIT_CALLER}() no longer calls keras.backend.clear_session(): "
+        "re-check model/serving.py"
+    )
+    assert serving.STREAMLIT_CALLER in inspect.getsource(script_runner.ScriptRunner), (
+        "Streamlit's ScriptRunner no longer calls it after a run: re-check model/serving.py"
+    )
+    assert "keras" in sys.modules
+    keep_compiled_functions()
+    keras.backend.clear_session(free_memory=False)
+    assert _layer_name() == "dense"
+    caller()  # Streamlit's real function: the wrapper must recognise its frame and skip the clear
+    assert _layer_name() == "dense_1"
+
+
+def test_streamlit_collects_garbage_after_every_run():
+    """freeze_gc exists because the script runner runs gc.collect(2) after each run (runner.postScriptGC,
+    on by default); if Streamlit stops doing that, the freeze may no longer be worth its kept garbage."""
+    finished = getattr(script_runner.ScriptRunner, "_on_script_finished", None)
+    assert finished is not None, "Streamlit's ScriptRunner._on_script_finished is gone: re-check freeze_gc"
+    source = inspect.getsource(finished)
+    assert "gc.collect(" in source and "runner.postScriptGC" in source, (
+        "Streamlit no longer collects garbage after a script run: re-check model/serving.py freeze_gc"
+    )
+    assert st_config.get_option("runner.postScriptGC") is True

@@ -1,4 +1,5 @@
 """model.store: save -> load round trip, clear errors for broken models, atomic saves, sweeping."""
+
 import json
 import os
 import shutil
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from model import store as store_mod
-from model.api import LatentModel
+from model.latent import LatentModel
 from model.paths import HOME_ENV
 from model.store import ModelStore, StoreError
 from model.vae import VAEConfig, build_decoder, build_vae
@@ -42,14 +43,21 @@ def _dirs(root):
 
 # ----------------------------------------------------------------------------- round trip
 
+
 def test_save_then_load_gives_identical_outputs(tmp_path, untrained, probe):
     images, z = probe
     store = ModelStore(tmp_path / "models")
     config = VAEConfig(seed=3, epochs=2)
     history = {"loss": [500.0, 400.0], "val_loss": [450.0, 390.0]}
-    record = store.save(untrained.encoder, untrained.decoder, config, history=history,
-                        test_metrics={"loss": 390.0, "reconstruction_loss": 380.0, "kl_loss": 10.0},
-                        train_seconds=1.5, extra={"note": "x"})
+    record = store.save(
+        untrained.encoder,
+        untrained.decoder,
+        config,
+        history=history,
+        test_metrics={"loss": 390.0, "reconstruction_loss": 380.0, "kl_loss": 10.0},
+        train_seconds=1.5,
+        extra={"note": "x"},
+    )
     assert record.path == tmp_path / "models" / record.id and record.id.startswith(config.slug())
     assert sorted(os.listdir(record.path)) == ["decoder.keras", "encoder.keras", "meta.json"]
     assert store.current().id == record.id
@@ -92,17 +100,24 @@ def test_list_current_set_current_delete(store, tmp_path):
 
 # ----------------------------------------------------------------------------- broken models
 
+
 def _truncate(path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
 
 
-@pytest.mark.parametrize("damage, expected", [
-    (lambda p: (p / "encoder.keras").write_bytes(b"garbage" * 100), "is not a valid .keras file (corrupt or truncated)"),
-    (lambda p: _truncate(p / "decoder.keras"), "is not a valid .keras file (corrupt or truncated)"),
-    (lambda p: (p / "decoder.keras").unlink(), "is missing decoder.keras"),
-    (lambda p: _zip_without_model(p / "encoder.keras"), "Could not load the encoder of model"),
-])
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        (
+            lambda p: (p / "encoder.keras").write_bytes(b"garbage" * 100),
+            "is not a valid .keras file (corrupt or truncated)",
+        ),
+        (lambda p: _truncate(p / "decoder.keras"), "is not a valid .keras file (corrupt or truncated)"),
+        (lambda p: (p / "decoder.keras").unlink(), "is missing decoder.keras"),
+        (lambda p: _zip_without_model(p / "encoder.keras"), "Could not load the encoder of model"),
+    ],
+)
 def test_corrupt_or_missing_keras_file_gives_store_error(store, damage, expected):
     rec = store.current()
     damage(rec.path)
@@ -120,16 +135,19 @@ def _zip_without_model(path):
         z.writestr("hello.txt", "not a keras model")
 
 
-@pytest.mark.parametrize("meta, expected", [
-    ("{ not json", "has a corrupt meta.json"),
-    ("[1, 2, 3]", "has a corrupt meta.json (expected a JSON object, received list)"),
-    ('{"format": 1}', "has a corrupt meta.json (no 'config' entry)"),
-    ('{"format": 1, "config": {"loss": "l1"}}', "has a corrupt meta.json (Expected loss in"),
-    ('{"format": "one", "config": {}}', "has a corrupt meta.json (expected an integer format"),
-    ('{"format": 99, "config": {}}', "was saved by a newer latent explorer (format 99 > 1)"),
-    (b"\xff\xfe\x00garbage", "has a corrupt meta.json"),
-    (None, "has no meta.json: it is incomplete"),
-])
+@pytest.mark.parametrize(
+    "meta, expected",
+    [
+        ("{ not json", "has a corrupt meta.json"),
+        ("[1, 2, 3]", "has a corrupt meta.json (expected a JSON object, received list)"),
+        ('{"format": 1}', "has a corrupt meta.json (no 'config' entry)"),
+        ('{"format": 1, "config": {"loss": "l1"}}', "has a corrupt meta.json (Expected loss in"),
+        ('{"format": "one", "config": {}}', "has a corrupt meta.json (expected an integer format"),
+        ('{"format": 99, "config": {}}', "was saved by a newer latent explorer (format 99 > 1)"),
+        (b"\xff\xfe\x00garbage", "has a corrupt meta.json"),
+        (None, "has no meta.json: it is incomplete"),
+    ],
+)
 def test_bad_meta_json_gives_store_error(store, meta, expected):
     rec = store.current()
     meta_path = rec.path / "meta.json"
@@ -161,6 +179,31 @@ def test_incompatible_weights_give_store_error(store, tmp_path):
         store.load(rec.id)
 
 
+def test_swapped_encoder_and_decoder_are_named(store, tmp_path):
+    rec = store.current()
+    enc, dec = rec.path / "encoder.keras", rec.path / "decoder.keras"
+    os.rename(enc, tmp_path / "enc.keras")
+    os.rename(dec, enc)
+    os.rename(tmp_path / "enc.keras", dec)
+    with pytest.raises(
+        StoreError,
+        match=r"encoder.keras and decoder.keras are swapped: encoder.keras looks "
+        r"like a decoder \(input \(2,\), output \(28, 28, 1\)\) .* Fix: swap",
+    ):
+        store.load(rec.id)
+    os.rename(enc, tmp_path / "enc.keras")  # swapped back, it loads
+    os.rename(dec, enc)
+    os.rename(tmp_path / "enc.keras", dec)
+    assert store.load(rec.id).decode(np.zeros((1, 2))).shape == (1, 28, 28)
+    shutil.copy(dec, enc)  # two decoders
+    with pytest.raises(
+        StoreError,
+        match=r"encoder.keras looks like a decoder \(input \(2,\), output "
+        r"\(28, 28, 1\)\), so both files hold the same half",
+    ):
+        store.load(rec.id)
+
+
 def test_meta_latent_size_must_match_the_files(store):
     rec = store.current()
     meta = json.loads((rec.path / "meta.json").read_text())
@@ -184,12 +227,14 @@ def test_unsafe_keras_file_is_refused(store, tmp_path):
 
 # ----------------------------------------------------------------------------- atomic saves
 
+
 class Boom(Exception):
     pass
 
 
-@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), Boom("killed mid-save"),
-                                   KeyboardInterrupt()])
+@pytest.mark.parametrize(
+    "error", [OSError(28, "No space left on device"), Boom("killed mid-save"), KeyboardInterrupt()]
+)
 def test_failure_mid_save_leaves_no_partial_model(store, untrained, monkeypatch, error):
     before = _dirs(store.root)
     current = store.current().id
@@ -204,7 +249,9 @@ def test_failure_mid_save_leaves_no_partial_model(store, untrained, monkeypatch,
     with pytest.raises(expected) as info:
         store.save(untrained.encoder, untrained.decoder, VAEConfig(seed=3))
     if isinstance(error, OSError):
-        assert "No space left on device" in str(info.value) and "the previous model is untouched" in str(info.value)
+        assert "No space left on device" in str(info.value) and "the previous model is untouched" in str(
+            info.value
+        )
     assert _dirs(store.root) == before  # no temp dir, no new model dir
     assert store.current().id == current
     assert store.load(current).decode(np.zeros((1, 2))).shape == (1, 28, 28)
@@ -249,24 +296,28 @@ def test_unwritable_store_directory_gives_store_error(tmp_path, untrained, monke
     assert list(root.iterdir()) == []
 
 
-# ----------------------------------------------------------------------------- issue 12: bad fields, broken, delete, size
+# ----------------------------------------------------------------- issue 12: bad fields, broken, delete, size
 
-@pytest.mark.parametrize("field, value, expected", [
-    ("created", 1e300, "expected created to be a time"),  # time.localtime(1e300): OverflowError
-    ("created", 10**400, "created"),  # an int too large for a float
-    ("created", float("nan"), "expected created to be finite"),
-    ("created", "yesterday", "expected created to be a number"),
-    ("created", -5, "expected created to be a time"),
-    ("train_seconds", float("inf"), "expected train_seconds to be finite"),
-    ("train_seconds", [1], "expected train_seconds to be a number"),
-    ("test_metrics", {"loss": "low"}, "expected test_metrics['loss'] to be a number"),
-    ("test_metrics", [1, 2], "expected test_metrics to be a JSON object"),
-    ("history", {"loss": 3.0}, "expected history['loss'] to be a list"),
-    ("history", {"loss": [1.0, None]}, "expected history['loss'] values to be a number"),
-    ("extra", "x", "expected extra to be a JSON object"),
-    ("extra", {"weights_from": 7}, "expected extra['weights_from'] to be a string"),
-    ("format", True, "expected an integer format"),
-])
+
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [
+        ("created", 1e300, "expected created to be a time"),  # time.localtime(1e300): OverflowError
+        ("created", 10**400, "created"),  # an int too large for a float
+        ("created", float("nan"), "expected created to be finite"),
+        ("created", "yesterday", "expected created to be a number"),
+        ("created", -5, "expected created to be a time"),
+        ("train_seconds", float("inf"), "expected train_seconds to be finite"),
+        ("train_seconds", [1], "expected train_seconds to be a number"),
+        ("test_metrics", {"loss": "low"}, "expected test_metrics['loss'] to be a number"),
+        ("test_metrics", [1, 2], "expected test_metrics to be a JSON object"),
+        ("history", {"loss": 3.0}, "expected history['loss'] to be a list"),
+        ("history", {"loss": [1.0, None]}, "expected history['loss'] values to be a number"),
+        ("extra", "x", "expected extra to be a JSON object"),
+        ("extra", {"weights_from": 7}, "expected extra['weights_from'] to be a string"),
+        ("format", True, "expected an integer format"),
+    ],
+)
 def test_every_field_read_from_meta_json_is_validated(store, field, value, expected):
     """Before issue 12 a "created" of 1e300 was accepted here and then took the whole page down."""
     rec = store.current()
@@ -307,8 +358,9 @@ def test_delete_any_model_and_the_store_size(store):
 
 def test_extra_files_are_saved_with_the_model_atomically(tmp_path, untrained, monkeypatch):
     store = ModelStore(tmp_path / "models")
-    rec = store.save(untrained.encoder, untrained.decoder, VAEConfig(dataset="npz-x-12345678"),
-                     files={"test.npz": b"data"})
+    rec = store.save(
+        untrained.encoder, untrained.decoder, VAEConfig(dataset="npz-x-12345678"), files={"test.npz": b"data"}
+    )
     assert (rec.path / "test.npz").read_bytes() == b"data"
     with pytest.raises(ValueError, match="plain extra file name"):
         store.save(untrained.encoder, untrained.decoder, VAEConfig(), files={"meta.json": b"x"})

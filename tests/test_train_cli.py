@@ -1,5 +1,6 @@
 """`python -m model.train`: end to end in a subprocess, --weights (ours and the seed's Keras 2 .h5),
 and one-line errors for bad flags."""
+
 import json
 import os
 import shutil
@@ -28,10 +29,22 @@ def _home_with_data(session_home, path: Path) -> Path:
 
 
 def _run_cli(args, home: Path, timeout=300):
-    env = dict(os.environ, **{HOME_ENV: str(home), "TF_CPP_MIN_LOG_LEVEL": "2",
-                              "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))})
-    return subprocess.run([sys.executable, "-m", "model.train", *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    env = dict(
+        os.environ,
+        **{
+            HOME_ENV: str(home),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        },
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "model.train", *map(str, args)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -89,8 +102,17 @@ def test_weights_loads_instead_of_training(trained, session_home, tmp_path, monk
     home = _home_with_data(session_home, tmp_path / "home")
     monkeypatch.setenv(HOME_ENV, str(home))
     progress = tmp_path / "progress.jsonl"
-    code = main(["--weights", str(out / "vae.weights.h5"), "--out", str(tmp_path / "out"),
-                 "--progress", str(progress), "--no-figures"])  # the figures: see the end-to-end test
+    code = main(
+        [
+            "--weights",
+            str(out / "vae.weights.h5"),
+            "--out",
+            str(tmp_path / "out"),
+            "--progress",
+            str(progress),
+            "--no-figures",
+        ]
+    )  # the figures: see the end-to-end test
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "Epoch" not in captured.out
@@ -142,8 +164,9 @@ def _seed_models_tf_keras():
     for _ in range(2):
         x = Conv2DTranspose(filters=filters, kernel_size=3, activation="relu", strides=2, padding="same")(x)
         filters //= 2
-    outputs = Conv2DTranspose(filters=1, kernel_size=3, activation="sigmoid", padding="same",
-                              name="decoder_output")(x)
+    outputs = Conv2DTranspose(
+        filters=1, kernel_size=3, activation="sigmoid", padding="same", name="decoder_output"
+    )(x)
     decoder = tf_keras.Model(latent_inputs, outputs, name="decoder")
     vae = tf_keras.Model(inputs, decoder(encoder(inputs)[2]), name="vae")
     return encoder, decoder, vae
@@ -175,6 +198,7 @@ def test_seed_keras2_h5_weights_load(tmp_path):
 
 
 # ----------------------------------------------------------------------------- bad input
+
 
 def _garbage(tmp_path, name="corrupt.h5"):
     path = tmp_path / name
@@ -220,11 +244,15 @@ def test_bad_flags_in_a_real_process(tmp_path):
     """The real entry point: exit status 2, one line on stderr, no traceback, and no TensorFlow
     start-up needed to say so (the checks run before it loads)."""
     corrupt = _garbage(tmp_path)
-    for argv, expected in [(["--epochs", "0"], "error: argument --epochs: expected a positive integer"),
-                           (["--weights", corrupt], f"error: Could not read {corrupt}: it is not a valid HDF5")]:
+    for argv, expected in [
+        (["--epochs", "0"], "error: argument --epochs: expected a positive integer"),
+        (["--weights", corrupt], f"error: Could not read {corrupt}: it is not a valid HDF5"),
+    ]:
         proc = _run_cli([*argv, "--out", tmp_path / "out"], tmp_path / "home", timeout=120)
         assert proc.returncode == 2
-        assert proc.stderr.strip().startswith(expected) and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert proc.stderr.strip().startswith(expected) and len(proc.stderr.strip().splitlines()) == 1, (
+            proc.stderr
+        )
         assert "Traceback" not in proc.stderr and proc.stdout == ""
 
 
@@ -261,10 +289,26 @@ def test_npz_models_get_their_own_dataset_name(tmp_path, linked_home, capsys):
     """A model trained on a user .npz must never pass for the MNIST model of the same config."""
     rng = np.random.default_rng(0)
     npz = tmp_path / "digits.npz"
-    np.savez(npz, x_train=rng.integers(0, 256, (64, 28, 28), dtype=np.uint8), y_train=np.arange(64) % 3,
-             x_test=rng.integers(0, 256, (32, 28, 28), dtype=np.uint8), y_test=np.arange(32) % 3)
-    code = main(["--npz", str(npz), "--epochs", "1", "--batch-size", "32", "--out", str(tmp_path / "out"),
-                 "--no-figures"])
+    np.savez(
+        npz,
+        x_train=rng.integers(0, 256, (64, 28, 28), dtype=np.uint8),
+        y_train=np.arange(64) % 3,
+        x_test=rng.integers(0, 256, (32, 28, 28), dtype=np.uint8),
+        y_test=np.arange(32) % 3,
+    )
+    code = main(
+        [
+            "--npz",
+            str(npz),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--out",
+            str(tmp_path / "out"),
+            "--no-figures",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     [record] = ModelStore(linked_home / "models").list()
     assert record.config.dataset.startswith("npz-digits-") and record.config.dataset != "mnist"
@@ -299,15 +343,36 @@ def test_a_full_disk_while_writing_the_weights_file_gives_a_message_not_a_crash(
         resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
 
     env = dict(os.environ, **{HOME_ENV: str(home), "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)})
-    proc = subprocess.run([sys.executable, "-m", "model.train", "--limit", "256", "--epochs", "1",
-                           "--no-figures", "--out", str(out)], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300, preexec_fn=limit_files)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "model.train",
+            "--limit",
+            "256",
+            "--epochs",
+            "1",
+            "--no-figures",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limit_files,
+    )
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
     [line] = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-    assert f"cannot write {out / 'vae.weights.h5'}: the disk is full" in line and "Fix: free disk space" in line
+    assert (
+        f"cannot write {out / 'vae.weights.h5'}: the disk is full" in line and "Fix: free disk space" in line
+    )
     [record] = ModelStore(home / "models").list()
     assert f"The model {record.id} was saved before that" in line
-    assert not (out / "vae.weights.h5").exists() and not list(out.glob(".vae.weights.h5.*"))  # no partial file
+    assert not (out / "vae.weights.h5").exists() and not list(
+        out.glob(".vae.weights.h5.*")
+    )  # no partial file
 
 
 def test_the_weights_file_is_built_in_memory_and_round_trips(trained, tmp_path):

@@ -1,6 +1,7 @@
 """The training speed settings (issue 6) change how a step runs, never what it computes:
 parallel chains give the whole batch's loss and gradients, the tf.data pipeline visits every image once
 per epoch in a seeded order, and the thread set-up happens only where TensorFlow still allows it."""
+
 import os
 import subprocess
 import sys
@@ -33,7 +34,7 @@ def test_chains_give_the_whole_batchs_loss_and_gradients(chains, images, monkeyp
     for k in (1, chains):
         vae.chains = k
         with tf.GradientTape() as tape:
-            total, recon, kl = vae._loss_terms(x, training=True)
+            total, recon, kl = vae.loss_terms(x, training=True)
         grads = tape.gradient(total, vae.trainable_weights)
         results[k] = [float(total), float(recon), float(kl)], [g.numpy() for g in grads]
     (terms1, grads1), (terms_k, grads_k) = results[1], results[chains]
@@ -46,8 +47,13 @@ def test_chains_give_the_whole_batchs_loss_and_gradients(chains, images, monkeyp
 def test_chains_train_and_evaluate_in_keras(images):
     vae = build_vae(VAEConfig())
     vae.chains = 3  # batches of 4, 4 and 2: the last is smaller than the chains (one chain then)
-    hist = vae.fit(batches(images, 4, shuffle_seed=0), epochs=2, validation_data=batches(images, 4),
-                   shuffle=False, verbose=0)
+    hist = vae.fit(
+        batches(images, 4, shuffle_seed=0),
+        epochs=2,
+        validation_data=batches(images, 4),
+        shuffle=False,
+        verbose=0,
+    )
     assert all(np.isfinite(v).all() for v in hist.history.values())
     assert set(hist.history) >= {"loss", "val_loss", "reconstruction_loss", "kl_loss"}
 
@@ -71,18 +77,27 @@ def test_batches_visit_every_image_once_per_epoch_in_a_seeded_order():
 
 def test_parallel_chains_in_a_fresh_process():
     # In a fresh process TensorFlow's threads can still be set: one chain per CPU, one thread per op.
-    code = ("import tensorflow as tf; from model.train import parallel_chains; n = parallel_chains(); "
-            "print(n, tf.config.threading.get_intra_op_parallelism_threads(), "
-            "tf.config.threading.get_inter_op_parallelism_threads())")
+    code = (
+        "import tensorflow as tf; from model.train import parallel_chains; n = parallel_chains(); "
+        "print(n, tf.config.threading.get_intra_op_parallelism_threads(), "
+        "tf.config.threading.get_inter_op_parallelism_threads())"
+    )
     env = {k: v for k, v in os.environ.items() if k != CHAINS_ENV}
     cpus = len(os.sched_getaffinity(0))
     expected = f"{cpus} 1 {cpus}" if 2 <= cpus <= MAX_CHAINS else "1 0 0"
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split("\n")[-2] == expected
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**env, CHAINS_ENV: "3"},
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**env, CHAINS_ENV: "3"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.stdout.split("\n")[-2] == "3 1 3"
 
 

@@ -1,4 +1,5 @@
 """model.vae: the seed's architecture, the Sampling layer, the loss and a tiny training run."""
+
 import math
 
 import keras
@@ -7,8 +8,7 @@ import pytest
 
 from model.data import load_dataset, to_float
 from model.paths import HOME_ENV
-from model.vae import (VAE, Sampling, VAEConfig, build_decoder, build_encoder, build_vae,
-                       vae_losses)
+from model.vae import VAE, Sampling, VAEConfig, build_decoder, build_encoder, build_vae, vae_losses
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +20,7 @@ def images(session_home):
 
 
 # ----------------------------------------------------------------------------- architecture
+
 
 def test_parameter_counts_equal_the_seed():
     encoder, decoder = build_encoder(), build_decoder()
@@ -47,6 +48,7 @@ def test_mixed_precision_keeps_float32_outputs():
 
 
 # ----------------------------------------------------------------------------- Sampling
+
 
 def test_sampling_statistics():
     # As keras' gaussian_noise_test: a fixed seed, many draws, mean and std within a tolerance.
@@ -83,8 +85,9 @@ def test_sampling_get_config_round_trip():
     clone = Sampling.from_config(config)
     assert clone.seed == 42 and clone.name == "z"
     ones = np.ones((4, 2), np.float32)
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer([ones, ones])),
-                                  keras.ops.convert_to_numpy(clone([ones, ones])))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(layer([ones, ones])), keras.ops.convert_to_numpy(clone([ones, ones]))
+    )
     # Registered serializable: a .keras file can name it without custom_objects.
     serialized = keras.saving.serialize_keras_object(layer)
     assert serialized["registered_name"] == "latent_explorer>Sampling"
@@ -94,6 +97,7 @@ def test_sampling_get_config_round_trip():
 
 # ----------------------------------------------------------------------------- loss
 
+
 def _numpy_losses(x, x_hat, z_mean, z_log_var, loss):
     x = x.reshape(len(x), -1).astype(np.float64)
     x_hat = np.clip(x_hat.reshape(len(x_hat), -1).astype(np.float64), 1e-7, 1 - 1e-7)
@@ -102,7 +106,7 @@ def _numpy_losses(x, x_hat, z_mean, z_log_var, loss):
     else:
         per_pixel = (x - x_hat) ** 2
     recon = 784 * per_pixel.mean(axis=1)
-    kl = -0.5 * np.sum(1 + z_log_var - z_mean ** 2 - np.exp(z_log_var), axis=1)
+    kl = -0.5 * np.sum(1 + z_log_var - z_mean**2 - np.exp(z_log_var), axis=1)
     return recon, kl
 
 
@@ -110,12 +114,14 @@ def _numpy_losses(x, x_hat, z_mean, z_log_var, loss):
 def test_vae_losses_equal_a_numpy_computation(loss):
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (5, 28, 28, 1)).astype(np.float32)
-    x[0] = (x[0] > 0.5)  # a binary image too
+    x[0] = x[0] > 0.5  # a binary image too
     x_hat = rng.uniform(0.01, 0.99, (5, 28, 28, 1)).astype(np.float32)
     z_mean = rng.normal(0, 1.5, (5, 2)).astype(np.float32)
     z_log_var = rng.normal(0, 1, (5, 2)).astype(np.float32)
     recon, kl = vae_losses(x, x_hat, z_mean, z_log_var, loss)
-    want_recon, want_kl = _numpy_losses(x, x_hat, z_mean.astype(np.float64), z_log_var.astype(np.float64), loss)
+    want_recon, want_kl = _numpy_losses(
+        x, x_hat, z_mean.astype(np.float64), z_log_var.astype(np.float64), loss
+    )
     np.testing.assert_allclose(keras.ops.convert_to_numpy(recon), want_recon, rtol=1e-5)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(kl), want_kl, rtol=1e-5, atol=1e-6)
 
@@ -127,8 +133,10 @@ def test_vae_evaluate_reports_the_seed_loss(images, loss):
     vae.build((None, 28, 28, 1))
     # Make sampling deterministic: z_log_var = -30 everywhere, so z = z_mean to ~1e-7.
     log_var = vae.encoder.get_layer("z_log_var")
-    log_var.set_weights([np.zeros_like(w) for w in log_var.get_weights()[:1]]
-                        + [np.full_like(log_var.get_weights()[1], -30.0)])
+    log_var.set_weights(
+        [np.zeros_like(w) for w in log_var.get_weights()[:1]]
+        + [np.full_like(log_var.get_weights()[1], -30.0)]
+    )
     # Batches of 64 digits and 36 blank images, with outputs near 0 (bias -3) so the two batches' losses
     # differ a lot: the figure is the mean over the 100 images, not the mean of the two batch means.
     out = vae.decoder.layers[-1]
@@ -152,6 +160,7 @@ def test_unknown_loss_is_rejected():
 
 # ----------------------------------------------------------------------------- training
 
+
 def test_one_epoch_on_tiny_data_lowers_the_loss(images):
     vae = build_vae(VAEConfig(seed=0))
     before = vae.evaluate(images, batch_size=256, verbose=0, return_dict=True)
@@ -173,6 +182,7 @@ def test_vae_get_config_round_trip():
 
 # ----------------------------------------------------------------------------- config
 
+
 def test_config_defaults_are_the_seed():
     c = VAEConfig()
     assert (c.dataset, c.latent_dim, c.loss, c.epochs, c.batch_size) == ("mnist", 2, "bce", 30, 128)
@@ -183,21 +193,35 @@ def test_config_round_trip_and_fingerprint():
     c = VAEConfig(latent_dim=3, loss="mse", limit=512)
     assert VAEConfig.from_dict({**c.to_dict(), "unknown_future_field": 1}) == c
     assert c.fingerprint() == VAEConfig.from_dict(c.to_dict()).fingerprint()
-    others = [VAEConfig(latent_dim=3, loss="mse", limit=512, **{k: v}) for k, v in
-              [("dataset", "fashion_mnist"), ("epochs", 5), ("batch_size", 64), ("learning_rate", 1e-4),
-               ("precision", "mixed_bfloat16"), ("seed", 1)]]
+    others = [
+        VAEConfig(latent_dim=3, loss="mse", limit=512, **{k: v})
+        for k, v in [
+            ("dataset", "fashion_mnist"),
+            ("epochs", 5),
+            ("batch_size", 64),
+            ("learning_rate", 1e-4),
+            ("precision", "mixed_bfloat16"),
+            ("seed", 1),
+        ]
+    ]
     assert len({c.fingerprint(), *(o.fingerprint() for o in others)}) == 7
     assert c.slug().startswith("mnist-z3-mse-e30-n512-") and c.slug().endswith(c.fingerprint())
     assert "/" not in VAEConfig(dataset="../../etc").slug()
     # numpy numbers (a slider, an array) give the same config as Python numbers
-    assert VAEConfig(epochs=np.int64(30), learning_rate=np.float64(1e-3)).fingerprint() == VAEConfig().fingerprint()
+    assert (
+        VAEConfig(epochs=np.int64(30), learning_rate=np.float64(1e-3)).fingerprint()
+        == VAEConfig().fingerprint()
+    )
 
 
 def test_fields_added_later_keep_the_ids_of_stored_models():
     # The seed config's fingerprint before `lr_schedule` existed: models saved then must still be found.
     assert VAEConfig().fingerprint() == "746cb6e56c"
     assert VAEConfig(lr_schedule="cosine").fingerprint() != VAEConfig().fingerprint()
-    assert VAEConfig.from_dict({k: v for k, v in VAEConfig().to_dict().items() if k != "lr_schedule"}) == VAEConfig()
+    assert (
+        VAEConfig.from_dict({k: v for k, v in VAEConfig().to_dict().items() if k != "lr_schedule"})
+        == VAEConfig()
+    )
 
 
 def test_cosine_schedule_decays_the_learning_rate_to_zero_over_the_run(images):
@@ -212,28 +236,35 @@ def test_cosine_schedule_decays_the_learning_rate_to_zero_over_the_run(images):
         rates[schedule] = (lr0, float(vae.optimizer.learning_rate), int(vae.optimizer.iterations))
     assert rates["constant"][:2] == pytest.approx((1e-3, 1e-3))
     lr0, lr_end, steps = rates["cosine"]
-    assert steps == 2 * (len(images) // 64) and lr0 == pytest.approx(1e-3) and lr_end == pytest.approx(0, abs=1e-9)
+    assert (
+        steps == 2 * (len(images) // 64)
+        and lr0 == pytest.approx(1e-3)
+        and lr_end == pytest.approx(0, abs=1e-9)
+    )
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(loss="l1"), "loss"),
-    (dict(precision="float16"), "precision"),
-    (dict(latent_dim=0), "latent_dim"),
-    (dict(latent_dim=65), "latent_dim"),
-    (dict(latent_dim=2.5), "latent_dim"),
-    (dict(epochs=0), "epochs"),
-    (dict(epochs=True), "epochs"),
-    (dict(batch_size=-1), "batch_size"),
-    (dict(learning_rate=0.0), "learning_rate"),
-    (dict(learning_rate=1.5), "learning_rate"),
-    (dict(learning_rate="fast"), "learning_rate"),
-    (dict(limit=0), "limit"),
-    (dict(limit="all"), "limit"),
-    (dict(seed=-1), "seed"),
-    (dict(seed=1.5), "seed"),
-    (dict(dataset=""), "dataset"),
-    (dict(lr_schedule="linear"), "lr_schedule"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(loss="l1"), "loss"),
+        (dict(precision="float16"), "precision"),
+        (dict(latent_dim=0), "latent_dim"),
+        (dict(latent_dim=65), "latent_dim"),
+        (dict(latent_dim=2.5), "latent_dim"),
+        (dict(epochs=0), "epochs"),
+        (dict(epochs=True), "epochs"),
+        (dict(batch_size=-1), "batch_size"),
+        (dict(learning_rate=0.0), "learning_rate"),
+        (dict(learning_rate=1.5), "learning_rate"),
+        (dict(learning_rate="fast"), "learning_rate"),
+        (dict(limit=0), "limit"),
+        (dict(limit="all"), "limit"),
+        (dict(seed=-1), "seed"),
+        (dict(seed=1.5), "seed"),
+        (dict(dataset=""), "dataset"),
+        (dict(lr_schedule="linear"), "lr_schedule"),
+    ],
+)
 def test_config_validation_errors(kwargs, name):
     with pytest.raises(ValueError, match=rf"^Expected {name} .*Received: {name}="):
         VAEConfig(**kwargs)

@@ -36,17 +36,49 @@ The package, one concept per module:
     worker.py   the job process: config.json -> model.train.train -> done / error event
     __main__.py python -m model.jobs [status|cancel|run JOB_DIR]
 """
-from model.jobs.files import (JobError, active_job, job_status, jobs_root, latest_job, latest_job_id,
-                              list_jobs, wait_job)
-from model.jobs.launch import (CANCEL_GRACE_S, KEEP_JOBS, MIN_FREE_BYTES, NICE, NICE_ENV, JobInfo, cancel_job,
-                               start_job)
+
+from model.jobs.files import (
+    JobError,
+    active_job,
+    job_status,
+    jobs_root,
+    latest_job,
+    latest_job_id,
+    list_jobs,
+    wait_job,
+)
+from model.jobs.launch import (
+    CANCEL_GRACE_S,
+    KEEP_JOBS,
+    MIN_FREE_BYTES,
+    NICE,
+    NICE_ENV,
+    JobInfo,
+    cancel_job,
+    start_job,
+)
 from model.jobs.status import SAVE_S, STATES, TEST_IMAGES, JobStatus, death_message
 
-# internals some tests and tools reach for, under their former names
-from model.jobs.files import write_json as _write_json  # noqa: E402
-from model.jobs.procs import lock_held as _lock_held, process_alive as _process_alive  # noqa: E402
-from model.jobs.status import eta as _eta  # noqa: E402
-
-__all__ = ["CANCEL_GRACE_S", "KEEP_JOBS", "MIN_FREE_BYTES", "NICE", "NICE_ENV", "SAVE_S", "STATES", "TEST_IMAGES",
-           "JobError", "JobInfo", "JobStatus", "active_job", "cancel_job", "death_message", "job_status",
-           "jobs_root", "latest_job", "latest_job_id", "list_jobs", "start_job", "wait_job"]
+__all__ = [
+    "CANCEL_GRACE_S",
+    "KEEP_JOBS",
+    "MIN_FREE_BYTES",
+    "NICE",
+    "NICE_ENV",
+    "SAVE_S",
+    "STATES",
+    "TEST_IMAGES",
+    "JobError",
+    "JobInfo",
+    "JobStatus",
+    "active_job",
+    "cancel_job",
+    "death_message",
+    "job_status",
+    "jobs_root",
+    "latest_job",
+    "latest_job_id",
+    "list_jobs",
+    "start_job",
+    "wait_job",
+]

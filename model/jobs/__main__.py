@@ -2,20 +2,20 @@
 
 (`python -m model.jobs run JOB_DIR` is the job process itself, started by `model.jobs.start_job`.)
 """
+
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+from model.jobs import JobError, cancel_job, latest_job
+from model.jobs.worker import run
+
 
 def main(argv=None) -> int:
     args = list(sys.argv[1:] if argv is None else argv) or ["status"]
     if args[0] == "run" and len(args) == 2:
-        from model.jobs.worker import run
-
         return run(Path(args[1]))
-    from model.jobs import JobError, cancel_job, latest_job
-
     try:
         if args[0] == "cancel":
             js = cancel_job()
@@ -31,8 +31,10 @@ def main(argv=None) -> int:
         print("no training job yet")
         return 0
     eta = f", ETA {js.eta:.0f} s" if js.eta is not None else ""
-    print(f"{js.id}: {js.state} ({js.phase}), epoch {js.epoch}/{js.epochs}, batch {js.step}/{js.steps}, "
-          f"loss {js.loss}, val_loss {js.val_loss}, elapsed {js.elapsed:.0f} s{eta}")
+    print(
+        f"{js.id}: {js.state} ({js.phase}), epoch {js.epoch}/{js.epochs}, batch {js.step}/{js.steps}, "
+        f"loss {js.loss}, val_loss {js.val_loss}, elapsed {js.elapsed:.0f} s{eta}"
+    )
     if js.model_id:
         print(f"model: {js.model_id}")
     if js.warning:

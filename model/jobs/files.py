@@ -3,6 +3,7 @@
 `job_status` gathers what `model.jobs.status` needs (status.json, the progress events, whether the
 process lives, the model the store holds for the job) and records a final state in status.json.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,14 +11,13 @@ import os
 import time
 from pathlib import Path
 
+from model.config import VAEConfig
+from model.errors import JobError, StoreError
 from model.jobs import procs
 from model.jobs.status import JobStatus, Verdict, build, derive
 from model.paths import HOME_ENV, atomic_write_text, home
 from model.progress import read_events
-
-
-class JobError(RuntimeError):
-    """A job cannot be started or found; the message says how to fix it."""
+from model.store import ModelStore
 
 
 def jobs_root() -> Path:
@@ -27,11 +27,15 @@ def jobs_root() -> Path:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         where = e.filename or os.environ.get(HOME_ENV) or "the latent explorer home"
-        raise JobError(f"Cannot create the jobs directory {where}: {e.strerror or e}. "
-                       f"Fix: set {HOME_ENV} to a writable directory.") from None
+        raise JobError(
+            f"Cannot create the jobs directory {where}: {e.strerror or e}. "
+            f"Fix: set {HOME_ENV} to a writable directory."
+        ) from None
     if not os.access(root, os.W_OK):
-        raise JobError(f"The jobs directory {root} is not writable. "
-                       "Fix: set LATENT_EXPLORER_HOME to a writable directory.")
+        raise JobError(
+            f"The jobs directory {root} is not writable. "
+            "Fix: set LATENT_EXPLORER_HOME to a writable directory."
+        )
     return root
 
 
@@ -89,9 +93,6 @@ def log_tail(job_dir: Path, n: int = 8000) -> str:
 def saved_model(job_id: str, config: dict) -> tuple[str, bool] | None:
     """(id, is it current) of the model this job saved (its meta.json names the job), or None. Reads
     only the meta.json of models with the job config's id prefix (every model's, if the config is bad)."""
-    from model.config import VAEConfig
-    from model.store import ModelStore, StoreError
-
     try:
         store = ModelStore()
     except StoreError:
@@ -116,10 +117,14 @@ def saved_model(job_id: str, config: dict) -> tuple[str, bool] | None:
 
 def verdict(status: dict, evs: list[dict], job_dir: Path) -> Verdict:
     """The state of the job in `job_dir`: `model.jobs.status.derive` fed from its files and the store."""
-    return derive(evs, alive=procs.process_alive(status.get("pid"), status.get("pid_start")),
-                  cancelled=(job_dir / "cancel").exists(), returncode=status.get("returncode"),
-                  log_tail=lambda: log_tail(job_dir),
-                  saved=lambda: saved_model(job_dir.name, status.get("config") or {}))
+    return derive(
+        evs,
+        alive=procs.process_alive(status.get("pid"), status.get("pid_start")),
+        cancelled=(job_dir / "cancel").exists(),
+        returncode=status.get("returncode"),
+        log_tail=lambda: log_tail(job_dir),
+        saved=lambda: saved_model(job_dir.name, status.get("config") or {}),
+    )
 
 
 def finalize(job_dir: Path, returncode: int | None = None) -> None:
@@ -134,8 +139,13 @@ def finalize(job_dir: Path, returncode: int | None = None) -> None:
     if v.state == "running":
         return
     final = [e for e in evs if e.get("event") in ("done", "error")]
-    status.update(state=v.state, model_id=v.model_id, error=v.error, warning=v.warning,
-                  ended=status.get("ended") or (final[-1]["time"] if final else time.time()))
+    status.update(
+        state=v.state,
+        model_id=v.model_id,
+        error=v.error,
+        warning=v.warning,
+        ended=status.get("ended") or (final[-1]["time"] if final else time.time()),
+    )
     try:
         write_json(job_dir / "status.json", status)
     except OSError:
@@ -147,8 +157,10 @@ def job_status(job_id: str) -> JobStatus:
     job_dir = jobs_root() / job_id
     status = read_json(job_dir / "status.json")
     if status is None:
-        raise JobError(f"No training job {job_id!r} in {job_dir.parent}. Fix: start one, or pick one of "
-                       f"{list_jobs()[:5]}.")
+        raise JobError(
+            f"No training job {job_id!r} in {job_dir.parent}. Fix: start one, or pick one of "
+            f"{list_jobs()[:5]}."
+        )
     evs = events(job_dir / "progress.jsonl")
     v = verdict(status, evs, job_dir)
     reaper = procs.reapers.get(job_id)

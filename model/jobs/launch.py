@@ -4,6 +4,7 @@ The job gets its config as `config.json` in its directory (`VAEConfig.to_dict()`
 worker with `VAEConfig.from_dict`: one config object from the panel to the saved model, no field
 re-typed on the way.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,15 +20,25 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from model.config import VAEConfig
 from model.jobs import procs
-from model.jobs.files import (JobError, active_job, finalize, job_status, jobs_root, latest_job_id, list_jobs,
-                              read_json, write_json)
+from model.jobs.files import (
+    JobError,
+    active_job,
+    finalize,
+    job_status,
+    jobs_root,
+    latest_job_id,
+    list_jobs,
+    read_json,
+    write_json,
+)
 from model.jobs.status import JobStatus
 from model.paths import atomic_write_text, home
 
 KEEP_JOBS = 20  # finished job directories kept (newest first)
 NICE_ENV = "LATENT_EXPLORER_JOB_NICE"  # niceness of the training process (default 10: it yields the
-NICE = 10                              # CPU to the app, so slider decodes stay fast while it trains)
+NICE = 10  # CPU to the app, so slider decodes stay fast while it trains)
 CANCEL_GRACE_S = 5.0  # SIGINT lets the trainer clean up; SIGKILL after this many seconds
 MIN_FREE_BYTES = 20 * 2**20  # refuse to start with less free disk than this
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +48,7 @@ CONFIG = "config.json"  # in the job directory: the VAEConfig to train, as a dic
 @dataclass(frozen=True)
 class JobInfo:
     """A started (or already running) job."""
+
     id: str
     path: Path
     config: dict
@@ -46,8 +58,6 @@ class JobInfo:
 
 def config_dict(config) -> dict:
     """A VAEConfig (or a dict of its fields) as a checked dict; JobError if a field is bad."""
-    from model.config import VAEConfig  # no Keras needed
-
     if isinstance(config, VAEConfig):
         return config.to_dict()
     try:
@@ -73,26 +83,51 @@ def _spawn(root: Path, job_dir: Path, cfg: dict) -> subprocess.Popen:
     """Create the job directory (config.json, log), start the job process, write status.json and
     latest.json; on any failure remove what was made and raise JobError."""
     cmd = [sys.executable, "-m", "model.jobs", "run", str(job_dir)]
-    env = dict(os.environ, LATENT_EXPLORER_HOME=str(home()), TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    env = dict(
+        os.environ,
+        LATENT_EXPLORER_HOME=str(home()),
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    )
     try:
         job_dir.mkdir()
         write_json(job_dir / CONFIG, cfg)
         with open(job_dir / "log", "wb") as log:
-            proc = subprocess.Popen(cmd, cwd=job_dir, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                cwd=job_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
     except OSError as e:
         shutil.rmtree(job_dir, ignore_errors=True)
-        raise JobError(f"Could not start the training process ({e.strerror or e}). "
-                       "Fix: free disk space or set LATENT_EXPLORER_HOME to a writable directory.") from None
+        raise JobError(
+            f"Could not start the training process ({e.strerror or e}). "
+            "Fix: free disk space or set LATENT_EXPLORER_HOME to a writable directory."
+        ) from None
     try:
         os.setpriority(os.PRIO_PROCESS, proc.pid, int(os.environ.get(NICE_ENV, NICE)))
     except (OSError, AttributeError, ValueError):
         pass
     st = procs.proc_stat(proc.pid)
-    status = {"id": job_dir.name, "state": "running", "config": cfg, "argv": cmd, "pid": proc.pid,
-              "pid_start": st[1] if st and st[1] >= 0 else None, "started": time.time(),
-              "ended": None, "returncode": None, "model_id": None, "error": None, "launcher_pid": os.getpid()}
+    status = {
+        "id": job_dir.name,
+        "state": "running",
+        "config": cfg,
+        "argv": cmd,
+        "pid": proc.pid,
+        "pid_start": st[1] if st and st[1] >= 0 else None,
+        "started": time.time(),
+        "ended": None,
+        "returncode": None,
+        "model_id": None,
+        "error": None,
+        "launcher_pid": os.getpid(),
+    }
     try:
         write_json(job_dir / "status.json", status)
         write_json(root / "latest.json", {"id": job_dir.name})
@@ -100,8 +135,10 @@ def _spawn(root: Path, job_dir: Path, cfg: dict) -> subprocess.Popen:
         proc.kill()
         proc.wait()
         shutil.rmtree(job_dir, ignore_errors=True)
-        raise JobError(f"Could not write the job status in {job_dir} ({e.strerror or e}). "
-                       "Fix: free disk space or set LATENT_EXPLORER_HOME to a writable directory.") from None
+        raise JobError(
+            f"Could not write the job status in {job_dir} ({e.strerror or e}). "
+            "Fix: free disk space or set LATENT_EXPLORER_HOME to a writable directory."
+        ) from None
     return proc
 
 
@@ -119,23 +156,29 @@ def start_job(config) -> JobInfo:
     except OSError:
         free = MIN_FREE_BYTES
     if free < MIN_FREE_BYTES:
-        raise JobError(f"Only {free / 2**20:.1f} MiB free on the disk holding {root}. "
-                       "Fix: free disk space (a model needs a few MiB) or set LATENT_EXPLORER_HOME elsewhere.")
+        raise JobError(
+            f"Only {free / 2**20:.1f} MiB free on the disk holding {root}. "
+            "Fix: free disk space (a model needs a few MiB) or set LATENT_EXPLORER_HOME elsewhere."
+        )
     try:
         launch = FileLock(root / "launch.lock")
         launch.acquire(timeout=30)
     except Timeout:
         raise JobError(f"Timed out waiting for {root / 'launch.lock'}. Fix: retry in a moment.") from None
     except OSError as e:
-        raise JobError(f"Cannot create {root / 'launch.lock'} ({e.strerror}). "
-                       "Fix: set LATENT_EXPLORER_HOME to a writable directory.") from None
+        raise JobError(
+            f"Cannot create {root / 'launch.lock'} ({e.strerror}). "
+            "Fix: set LATENT_EXPLORER_HOME to a writable directory."
+        ) from None
     try:
         running = active_job()
         if running is not None:
             return JobInfo(running.id, root / running.id, running.config, running.pid, new=False)
         if procs.lock_held(root / "job.lock", wait=5.0):  # a job that just ended may still be exiting
-            raise JobError(f"Another training process holds {root / 'job.lock'}. Fix: wait for it to "
-                           "finish (or stop it), then start again.")
+            raise JobError(
+                f"Another training process holds {root / 'job.lock'}. Fix: wait for it to "
+                "finish (or stop it), then start again."
+            )
         job_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         job_dir = root / job_id
         proc = _spawn(root, job_dir, cfg)
@@ -164,8 +207,9 @@ def cancel_job(job_id: str | None = None, grace: float = CANCEL_GRACE_S) -> JobS
     atomic_write_text(job_dir / "cancel", str(time.time()))
     status = read_json(job_dir / "status.json") or {}
     pid, pid_start = status.get("pid"), status.get("pid_start")
-    threading.Thread(target=_stop, args=(job_id, job_dir, pid, pid_start, grace), name=f"cancel-{job_id}",
-                     daemon=True).start()
+    threading.Thread(
+        target=_stop, args=(job_id, job_dir, pid, pid_start, grace), name=f"cancel-{job_id}", daemon=True
+    ).start()
     return job_status(job_id)
 
 

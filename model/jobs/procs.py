@@ -1,5 +1,6 @@
 """Processes and locks: is a job's process alive (pid *and* start time), is a file lock held, and the
 launcher's reaper threads (one per child it started, recording the exit code)."""
+
 from __future__ import annotations
 
 import threading
@@ -20,7 +21,7 @@ def proc_stat(pid: int) -> tuple[str, int] | None:
         return None
     except OSError:
         return ("?", -1)
-    fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) "
+    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
     return fields[0], int(fields[19])
 
 

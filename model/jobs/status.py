@@ -4,14 +4,15 @@ Nothing here touches the disk or processes: the caller (`model.jobs.files.job_st
 asks whether the process lives and which model the store holds for the job, and passes the answers in,
 so every rule below is testable with plain lists and dicts.
 """
+
 from __future__ import annotations
 
 import math
 import re
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 STATES = ("running", "succeeded", "failed", "cancelled")
 TEST_IMAGES = 10_000  # validation set size of both built-in datasets (for the ETA)
@@ -22,6 +23,7 @@ UNTOUCHED = " The previous models are untouched."
 @dataclass
 class JobStatus:
     """Everything a UI shows about one job, derived from its files."""
+
     id: str
     state: str  # running | succeeded | failed | cancelled
     phase: str  # starting (loading TensorFlow, data) | training | validating | saving | ended
@@ -92,7 +94,7 @@ def death_message(returncode: int | None, log: str) -> str:
         how = "stopped (killed, or the machine restarted)"
     msg = f"The training process {how} before it finished"
     lines = [ln.strip() for ln in log.replace("\r", "\n").splitlines() if ln.strip()]
-    errors = [ln[len("error: "):] for ln in lines if ln.startswith("error: ")]
+    errors = [ln[len("error: ") :] for ln in lines if ln.startswith("error: ")]
     excs = [ln for ln in lines if _EXC_LINE.match(ln)]
     if "No space left on device" in log:
         msg += ": the disk is full. Fix: free disk space, then start the job again"
@@ -110,17 +112,26 @@ def _saved_anyway(saved: tuple[str, bool] | None, problem: str | None) -> Verdic
     model_id, is_current = saved
     warning = None
     if problem:
-        problem = problem.replace(UNTOUCHED, "").replace("; the previous models are untouched", "").rstrip(".")
+        problem = (
+            problem.replace(UNTOUCHED, "").replace("; the previous models are untouched", "").rstrip(".")
+        )
         warning = f"The model was saved, but then: {problem}."
     if not is_current:
         warning = (warning + " " if warning else "") + (
-            "It was not made the current model: pick it in the sidebar's model list.")
+            "It was not made the current model: pick it in the sidebar's model list."
+        )
     return Verdict("succeeded", model_id, None, warning)
 
 
-def derive(events: list[dict], *, alive: bool, cancelled: bool, returncode: int | None = None,
-           log_tail: Callable[[], str] = lambda: "",
-           saved: Callable[[], tuple[str, bool] | None] = lambda: None) -> Verdict:
+def derive(
+    events: list[dict],
+    *,
+    alive: bool,
+    cancelled: bool,
+    returncode: int | None = None,
+    log_tail: Callable[[], str] = lambda: "",
+    saved: Callable[[], tuple[str, bool] | None] = lambda: None,
+) -> Verdict:
     """The state of a job.
 
     A `done` event means succeeded. Otherwise, once the process is gone (`alive` False, or an `error`
@@ -150,16 +161,33 @@ def _finite(v) -> float | None:
     return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
 
 
-def build(job_id: str, status: dict, events: list[dict], verdict: Verdict, *, cancel_requested: bool,
-          now: float | None = None) -> JobStatus:
+def build(
+    job_id: str,
+    status: dict,
+    events: list[dict],
+    verdict: Verdict,
+    *,
+    cancel_requested: bool,
+    now: float | None = None,
+) -> JobStatus:
     """The JobStatus of a job from its status.json dict, its progress events and its verdict."""
     state = verdict.state
     config = status.get("config", {})
-    js = JobStatus(id=job_id, state=state, phase="starting", config=config,
-                   epochs=int(config.get("epochs") or 1), started=status.get("started", 0.0),
-                   ended=status.get("ended") if state != "running" else None, model_id=verdict.model_id,
-                   error=verdict.error, warning=verdict.warning, returncode=status.get("returncode"),
-                   pid=status.get("pid"), cancel_requested=cancel_requested)
+    js = JobStatus(
+        id=job_id,
+        state=state,
+        phase="starting",
+        config=config,
+        epochs=int(config.get("epochs") or 1),
+        started=status.get("started", 0.0),
+        ended=status.get("ended") if state != "running" else None,
+        model_id=verdict.model_id,
+        error=verdict.error,
+        warning=verdict.warning,
+        returncode=status.get("returncode"),
+        pid=status.get("pid"),
+        cancel_requested=cancel_requested,
+    )
     start = next((e for e in events if e.get("event") == "start"), None)
     batches = [e for e in events if e.get("event") == "batch"]
     epochs_ev = [e for e in events if e.get("event") == "epoch"]
@@ -187,7 +215,9 @@ def build(job_id: str, status: dict, events: list[dict], verdict: Verdict, *, ca
             js.phase = "saving"
         elif js.steps and js.step >= js.steps:
             js.phase = "validating"
-        js.eta = eta(start, batches, epochs_ev, js.epochs, js.steps, int(config.get("batch_size") or 128), now)
+        js.eta = eta(
+            start, batches, epochs_ev, js.epochs, js.steps, int(config.get("batch_size") or 128), now
+        )
     else:
         js.phase = "ended"
     return js

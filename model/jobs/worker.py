@@ -6,6 +6,7 @@ goes to `progress.jsonl`; the end is a `done` event naming the model, or an `err
 how to fix it. A job keeps only the model in the store: no vae.weights.h5, TensorBoard logs or figures
 (`python -m model.train` writes those).
 """
+
 from __future__ import annotations
 
 import errno
@@ -16,35 +17,37 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from model import train  # TensorFlow loads only inside train.train()
+from model.config import VAEConfig
+from model.data import load_dataset
+from model.errors import DataError, StoreError, TrainingError
 from model.paths import HOME_ENV
 from model.progress import write_event
+from model.store import ModelStore
 
 CONFIG = "config.json"
 
 
 def _config(job_dir: Path):
-    from model.config import VAEConfig
-
     path = job_dir / CONFIG
     try:
         return VAEConfig.from_dict(json.loads(path.read_text()))
     except (OSError, ValueError, TypeError, AttributeError) as e:
-        raise ValueError(f"Cannot read the job's config {path} ({type(e).__name__}: {e}). "
-                         "Fix: start the job again from the app or with model.jobs.start_job.") from None
+        raise ValueError(
+            f"Cannot read the job's config {path} ({type(e).__name__}: {e}). "
+            "Fix: start the job again from the app or with model.jobs.start_job."
+        ) from None
 
 
 def _train(job_dir: Path, progress: Path) -> None:
-    from model.data import load_dataset
-    from model.store import ModelStore
-
     config = _config(job_dir)
     store = ModelStore()
     store.check_writable()  # before TensorFlow loads: fail fast
     data = load_dataset(config.dataset)
-    from model import train  # TensorFlow loads here
 
-    latent, record, _ = train.train(config, data, store=store, progress=progress, verbose=2,
-                                    extra={"job": job_dir.name})
+    latent, record, _ = train.train(
+        config, data, store=store, progress=progress, verbose=2, extra={"job": job_dir.name}
+    )
     m = record.test_metrics
     print(f"test loss {m['loss']:.2f} (reconstruction {m['reconstruction_loss']:.2f}, KL {m['kl_loss']:.2f})")
     print(f"saved model {record.id} in {store.root}", flush=True)
@@ -54,10 +57,6 @@ def _train(job_dir: Path, progress: Path) -> None:
 def run(job_dir: Path) -> int:
     """Train the job in `job_dir`; returns the process exit code. Anything that stops it is written as
     an `error` event, so the job's status always says why it stopped."""
-    from model.data import DataError
-    from model.store import StoreError
-    from model.train import TrainingError  # cheap: model.train loads TensorFlow only when training
-
     job_dir = Path(job_dir)
     progress = job_dir / "progress.jsonl"
 
@@ -73,10 +72,15 @@ def run(job_dir: Path) -> int:
     try:
         lock.acquire(timeout=30)
     except Timeout:
-        return fail(f"Another training job holds {lock.lock_file}. Fix: wait for it to finish or cancel it.", 2)
+        return fail(
+            f"Another training job holds {lock.lock_file}. Fix: wait for it to finish or cancel it.", 2
+        )
     except OSError as e:
-        return fail(f"Cannot create the job lock {lock.lock_file}: {e.strerror or e}. "
-                    f"Fix: set {HOME_ENV} to a writable directory.", 2)
+        return fail(
+            f"Cannot create the job lock {lock.lock_file}: {e.strerror or e}. "
+            f"Fix: set {HOME_ENV} to a writable directory.",
+            2,
+        )
     try:
         _train(job_dir, progress)
         return 0
@@ -89,13 +93,22 @@ def run(job_dir: Path) -> int:
     except OSError as e:
         traceback.print_exc()
         where = f" {e.filename}" if e.filename else ""
-        fix = ("free disk space" if e.errno in (errno.ENOSPC, errno.EDQUOT)
-               else f"set {HOME_ENV} to a writable directory")
-        return fail(f"File system error on{where}: {e.strerror or e}. Fix: {fix}, then start again; "
-                    "the previous models are untouched.", 1)
+        fix = (
+            "free disk space"
+            if e.errno in (errno.ENOSPC, errno.EDQUOT)
+            else f"set {HOME_ENV} to a writable directory"
+        )
+        return fail(
+            f"File system error on{where}: {e.strerror or e}. Fix: {fix}, then start again; "
+            "the previous models are untouched.",
+            1,
+        )
     except Exception as e:
         traceback.print_exc()
-        return fail(f"Training crashed: {type(e).__name__}: {str(e)[:300]}. Fix: see the job log "
-                    f"{job_dir / 'log'}; the previous models are untouched.", 1)
+        return fail(
+            f"Training crashed: {type(e).__name__}: {str(e)[:300]}. Fix: see the job log "
+            f"{job_dir / 'log'}; the previous models are untouched.",
+            1,
+        )
     finally:
         lock.release()

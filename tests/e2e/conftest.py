@@ -3,15 +3,22 @@
 Every test here is marked `browser` (deselect with `pytest -m "not browser"`). On a failure the page is
 saved under artifacts/e2e/ (screenshot, HTML, server log); set E2E_ARTIFACTS to write elsewhere.
 """
+
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
 import pytest
-
-from browser_harness import (ARTIFACTS, StreamlitServer, dump_debug, launch_browser, new_page, open_app,
-                     prepare_home)
+from browser_harness import (
+    ARTIFACTS,
+    StreamlitServer,
+    dump_debug,
+    launch_browser,
+    new_page,
+    open_app,
+    prepare_home,
+)
 
 E2E_DIR = Path(__file__).parent
 
@@ -30,8 +37,7 @@ def pytest_runtest_makereport(item, call):
 
 
 def _failed(request) -> bool:
-    return any(getattr(getattr(request.node, f"rep_{w}", None), "failed", False)
-               for w in ("setup", "call"))
+    return any(getattr(getattr(request.node, f"rep_{w}", None), "failed", False) for w in ("setup", "call"))
 
 
 @pytest.fixture(scope="session")
@@ -85,4 +91,3 @@ def _page_fixture(request, browser, srv):
 def app_page(request, browser, server):
     """A fresh browser session on the shared server, with the app's first run finished."""
     yield from _page_fixture(request, browser, server)
-

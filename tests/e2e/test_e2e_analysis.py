@@ -1,5 +1,6 @@
 """The analysis tools in a real Chromium: a box selection dragged on the scatter, and the URL that
 follows the view (issue 14). Checked against the served model's own data in this process."""
+
 from __future__ import annotations
 
 import re
@@ -7,7 +8,6 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
-
 from browser_harness import fetch_image, scatter_points, wait_idle, wait_image_loaded
 
 
@@ -35,8 +35,9 @@ def test_box_select_on_the_scatter_shows_the_selection(app_page, served_data):
     data_pts = [p for p in points if p[4] is not None and p[5] >= 100]
 
     def rows_in(m):  # rows whose pixel lies in the box grown (m > 0) or shrunk (m < 0) by m px
-        return {int(np.ravel(p[4])[0]) for p in data_pts
-                if bx0 - m < p[2] < bx1 + m and by0 - m < p[3] < by1 + m}
+        return {
+            int(np.ravel(p[4])[0]) for p in data_pts if bx0 - m < p[2] < bx1 + m and by0 - m < p[3] < by1 + m
+        }
 
     # Plotly decides in data coordinates from the drag's exact pixels: allow a few px at the edges
     inside, edge = rows_in(-4), rows_in(4) - rows_in(-4)
@@ -58,7 +59,7 @@ def test_box_select_on_the_scatter_shows_the_selection(app_page, served_data):
     grid = page.locator('[data-testid="stImage"]').filter(has_text="by test index").locator("img")
     wait_image_loaded(grid)
     first = fetch_image(page, grid.get_attribute("src"))[:56:2, :56:2]
-    candidates = sorted(inside | edge)[:len(edge) + 1]
+    candidates = sorted(inside | edge)[: len(edge) + 1]
     assert any(np.array_equal(first, data.x_test[r]) for r in candidates), "the grid's first image is wrong"
     table = page.locator('[data-testid="stMarkdownContainer"] table').filter(has_text="count").first
     counts = [int(c.replace(",", "")) for c in table.locator("tbody tr td:nth-child(2)").all_inner_texts()]

@@ -3,6 +3,7 @@
 The server explores a tiny model (1 epoch on 1000 images); each test checks what the page paints
 against the same model decoding in this process, so a stale or wrong image fails, not just a missing one.
 """
+
 from __future__ import annotations
 
 import re
@@ -10,9 +11,15 @@ import time
 
 import numpy as np
 import pytest
-
-from browser_harness import (fetch_image, image_srcs, isolated_point, scatter_points, to_grey28,
-                             wait_idle, wait_image_loaded)
+from browser_harness import (
+    fetch_image,
+    image_srcs,
+    isolated_point,
+    scatter_points,
+    to_grey28,
+    wait_idle,
+    wait_image_loaded,
+)
 
 DIGIT_CAPTION = "decoder(z) for the slider values"
 TOL = 3 / 255  # server vs. test-process decode of the same weights, after 8-bit PNG rounding
@@ -35,12 +42,16 @@ def digit_img(page):
 
 
 def slider(page, name: str):
-    """The range input labelled `name` in the latent pad (the component's frame), once its decoder is ready."""
+    """The range input labelled `name` in the latent pad (the component's frame), once its decoder is
+    ready."""
     page.wait_for_function(
         "() => [...document.querySelectorAll('iframe')].some(f => { try {"
-        " return f.contentWindow.latentPad && f.contentWindow.latentPad.ready; } catch (e) { return false; } })")
+        " return f.contentWindow.latentPad && f.contentWindow.latentPad.ready;"
+        " } catch (e) { return false; } })"
+    )
     return page.frame_locator('iframe[src*="latent_pad/index.html"]').locator(
-        f'input[type="range"][aria-label="{name}"]')
+        f'input[type="range"][aria-label="{name}"]'
+    )
 
 
 def slider_value(page, name: str) -> float:
@@ -53,7 +64,8 @@ def scatter(page):
 
 
 def decoded_z(page) -> np.ndarray:
-    """The z the server decoded, from the caption under the digit ("decoded in ... · z = [+0.123, -1.234]")."""
+    """The z the server decoded, from the caption under the digit
+    ("decoded in ... · z = [+0.123, -1.234]")."""
     text = page.get_by_text(re.compile(r"decoded in .* ms on the server")).first.inner_text()
     m = re.search(r"z = \[([^\]]*)\]", text)
     assert m, f"no z in the digit's caption: {text!r}"
@@ -98,10 +110,12 @@ def test_slider_move_repaints_the_digit(app_page, served_model):
         thumb = slider(page, "z[0]")
         thumb.focus()
         page.keyboard.press("ArrowRight")
-        page.wait_for_function("([cap, src]) => { const f = [...document.querySelectorAll("
-                               "'[data-testid=stImage]')].find(e => e.innerText.includes(cap));"
-                               " return f && f.querySelector('img').src !== src; }",
-                               arg=[DIGIT_CAPTION, before_src])
+        page.wait_for_function(
+            "([cap, src]) => { const f = [...document.querySelectorAll("
+            "'[data-testid=stImage]')].find(e => e.innerText.includes(cap));"
+            " return f && f.querySelector('img').src !== src; }",
+            arg=[DIGIT_CAPTION, before_src],
+        )
         wait_idle(page)
         z0 = slider_value(page, "z[0]")
         # one arrow press = one step (0.01), snapped to the step grid
@@ -131,34 +145,41 @@ def test_clicking_a_scatter_point_shows_its_original_and_reconstruction(app_page
         assert row == int(np.ravel(target[4])[0]), (row, target, gap)
     page.mouse.down()
     page.mouse.up()
-    original_img = (page.locator('[data-testid="stImage"]')
-                    .filter(has_text=f"test #{row} (original)").locator("img"))
+    original_img = (
+        page.locator('[data-testid="stImage"]').filter(has_text=f"test #{row} (original)").locator("img")
+    )
     wait_image_loaded(original_img)
     wait_idle(page)
     no_exceptions(page)
 
     original = to_grey28(fetch_image(page, original_img.get_attribute("src")))
-    assert np.array_equal(np.rint(original * 255).astype(np.uint8), data.x_test[row]), \
+    assert np.array_equal(np.rint(original * 255).astype(np.uint8), data.x_test[row]), (
         f"the 'original' shown is not test image #{row}"
-    recon_img = (page.locator('[data-testid="stImage"]')
-                 .filter(has=page.get_by_text("reconstruction", exact=True)).locator("img"))
+    )
+    recon_img = (
+        page.locator('[data-testid="stImage"]')
+        .filter(has=page.get_by_text("reconstruction", exact=True))
+        .locator("img")
+    )
     wait_image_loaded(recon_img)
     recon = to_grey28(fetch_image(page, recon_img.get_attribute("src")))
-    assert np.abs(recon - latent.reconstruct(data.x_test[row:row + 1])[0]).max() <= TOL
+    assert np.abs(recon - latent.reconstruct(data.x_test[row : row + 1])[0]).max() <= TOL
     label = int(data.y_test[row])
     assert page.get_by_text(re.compile(rf"Label:\s*{label}\b")).count() >= 1
     assert page.get_by_text(re.compile(rf"Index:\s*{row}\b")).count() >= 1
     # the sliders jumped to the pick's posterior mean (and the digit follows them)
-    z_mean, _ = latent.encode(data.x_test[row:row + 1])
+    z_mean, _ = latent.encode(data.x_test[row : row + 1])
     # (the caption under the digit prints z with 3 decimals)
     assert np.allclose(decoded_z(page), z_mean[0], atol=5e-4 + 1e-6), (decoded_z(page), z_mean[0])
     slider(page, "z[0]")  # the pad follows the pick once its frame gets the run's new z
     next(f for f in page.frames if "latent_pad/index.html" in f.url).wait_for_function(
-        "(z) => window.latentPad.z.every((v, i) => Math.abs(v - z[i]) < 1e-4)", arg=z_mean[0].tolist())
+        "(z) => window.latentPad.z.every((v, i) => Math.abs(v - z[i]) < 1e-4)", arg=z_mean[0].tolist()
+    )
     shown_z = np.array([slider_value(page, "z[0]"), slider_value(page, "z[1]")])
     assert np.abs(shown_z - z_mean[0]).max() <= 0.005 + 1e-6, (shown_z, z_mean[0])
     assert np.abs(shown_digit(page) - latent.decode(z_mean)[0]).max() <= TOL
     assert len(set(image_srcs(page))) > 3
+
     # the big scatter then rings the pick and draws its 1σ and 2σ posterior ellipses (a fragment run after
     # the images: they are painted first)
     def overlays():
@@ -172,5 +193,6 @@ def test_clicking_a_scatter_point_shows_its_original_and_reconstruction(app_page
     assert {"pick", "1σ posterior", "2σ posterior"} <= names.keys(), names
     pick_xy = scatter(page).evaluate(
         "(root) => { const t = root.querySelector('.js-plotly-plot')._fullData.find(d => d.name === 'pick');"
-        " return [t.x[0], t.y[0]]; }")
+        " return [t.x[0], t.y[0]]; }"
+    )
     assert np.allclose(pick_xy, z_mean[0], atol=1e-5), (pick_xy, z_mean[0])

@@ -3,6 +3,7 @@
 Each check compares what the page paints or serves with the same model run in this process, so a stale
 or wrong result fails, not only a missing one.
 """
+
 from __future__ import annotations
 
 import csv
@@ -11,9 +12,8 @@ import zipfile
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
-
 from browser_harness import fetch_image, runs_done, to_grey28, wait_image_loaded, wait_runs
+from PIL import Image, ImageDraw
 
 SEEN = "what the model sees"
 RECON = "reconstruction: decoder(z_mean)"
@@ -61,8 +61,10 @@ def check_through_model(page, latent):
     z_mean, _ = latent.encode(np.rint(seen * 255).astype(np.uint8)[None])
     expected = latent.decode(z_mean)[0]
     assert np.abs(shown(page, RECON) - expected).max() <= TOL, "the reconstruction is not of this picture"
-    page.wait_for_function("() => { const g = document.querySelector('.js-plotly-plot');"
-                           " return g && g.data && g.data.some(t => t.name === 'your picture'); }")
+    page.wait_for_function(
+        "() => { const g = document.querySelector('.js-plotly-plot');"
+        " return g && g.data && g.data.some(t => t.name === 'your picture'); }"
+    )
     np.testing.assert_allclose(user_marker(page), z_mean[0], atol=1e-3)
     return seen
 
@@ -93,8 +95,10 @@ def test_draw_a_digit_on_the_canvas(app_page, served_model):
     before = runs_done(page)  # the bin in the canvas toolbar clears the drawing and the marker
     p.locator('.canvas-root button[aria-label="Reset canvas & history"]').click()
     wait_runs(page, before, timeout=60_000)
-    page.wait_for_function("() => { const g = document.querySelector('.js-plotly-plot');"
-                           " return g && g.data && !g.data.some(t => t.name === 'your picture'); }")
+    page.wait_for_function(
+        "() => { const g = document.querySelector('.js-plotly-plot');"
+        " return g && g.data && !g.data.some(t => t.name === 'your picture'); }"
+    )
 
 
 def test_upload_a_photo_and_a_bad_file(app_page, served_model, tmp_path):
@@ -112,8 +116,9 @@ def test_upload_a_photo_and_a_bad_file(app_page, served_model, tmp_path):
     p.locator('input[type="file"]').set_input_files(str(path))
     wait_runs(page, before, timeout=60_000)
     seen = check_through_model(page, latent)
-    assert np.abs(seen - to_mnist(path.read_bytes()) / 255.0).max() <= 1 / 255, \
+    assert np.abs(seen - to_mnist(path.read_bytes()) / 255.0).max() <= 1 / 255, (
         "the page's preprocessing differs from model.preprocess.to_mnist"
+    )
 
     bad = tmp_path / "notes.png"
     bad.write_bytes(b"meeting notes, definitely not a picture")
@@ -141,8 +146,12 @@ def test_downloads(app_page, served_model):
     with page.expect_download() as dl:
         sidebar.get_by_role("button", name="Model (zip").click()
     with zipfile.ZipFile(dl.value.path()) as zf:
-        assert {n.split("/")[-1] for n in zf.namelist()} == {"encoder.keras", "decoder.keras", "meta.json",
-                                                               "README.txt"}
+        assert {n.split("/")[-1] for n in zf.namelist()} == {
+            "encoder.keras",
+            "decoder.keras",
+            "meta.json",
+            "README.txt",
+        }
         assert zf.read(f"{rec.id}/decoder.keras") == (rec.path / "decoder.keras").read_bytes()
 
     with page.expect_download() as dl:
@@ -152,6 +161,8 @@ def test_downloads(app_page, served_model):
     # the z the server decoded is the latent pad's (the sliders live in its frame)
     page.wait_for_function(
         "() => [...document.querySelectorAll('iframe')].some(f => { try {"
-        " return f.contentWindow.latentPad && f.contentWindow.latentPad.ready; } catch (e) { return false; } })")
+        " return f.contentWindow.latentPad && f.contentWindow.latentPad.ready;"
+        " } catch (e) { return false; } })"
+    )
     z = next(f for f in page.frames if "latent_pad/index.html" in f.url).evaluate("() => window.latentPad.z")
     assert np.abs(png / 255.0 - latent.decode(np.array([z], np.float32))[0]).max() <= TOL

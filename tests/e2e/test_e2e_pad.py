@@ -3,6 +3,7 @@
 The page's decoder (TensorFlow.js in the component's frame) is checked against the server's model decoding
 in this process; every websocket frame the page sends is counted, so a drag that talks to the server fails.
 """
+
 from __future__ import annotations
 
 import re
@@ -63,8 +64,12 @@ class Page:
     def __init__(self, browser, srv, init_scripts=(), page=None):
         self.page = page or new_page(browser, init_scripts=init_scripts)
         self.sent = []
-        self.page.on("websocket", lambda ws: ws.on(
-            "framesent", lambda payload: None if is_auto_rerun(payload) else self.sent.append(payload)))
+        self.page.on(
+            "websocket",
+            lambda ws: ws.on(
+                "framesent", lambda payload: None if is_auto_rerun(payload) else self.sent.append(payload)
+            ),
+        )
         self.srv = srv
 
     def settle_ws(self):
@@ -84,7 +89,9 @@ class Page:
     def wait_pad(self):
         self.page.wait_for_function(
             "() => [...document.querySelectorAll('iframe')].some(f => { try {"
-            " return f.contentWindow.latentPad && f.contentWindow.latentPad.ready; } catch (e) { return false; } })")
+            " return f.contentWindow.latentPad && f.contentWindow.latentPad.ready;"
+            " } catch (e) { return false; } })"
+        )
         wait_idle(self.page)
         return self.frame()
 
@@ -102,7 +109,9 @@ class Page:
         self.frame().evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
     def wait_digit_change(self, before):
-        self.frame().wait_for_function("(b) => document.getElementById('digit').toDataURL() !== b", arg=before)
+        self.frame().wait_for_function(
+            "(b) => document.getElementById('digit').toDataURL() !== b", arg=before
+        )
         return self.digit()
 
 
@@ -140,6 +149,7 @@ def check_exact(frame, latent, seed):
 
 # ----------------------------------------------------------------------------- exactness
 
+
 def test_the_browser_decodes_like_the_server_2d(pad_page, latent2):
     frame = pad_page.wait_pad()
     assert frame.evaluate("() => window.latentPad.backend") == "wasm"
@@ -173,6 +183,7 @@ def test_the_browser_decodes_like_the_server_8d(browser, server8):
 
 
 # ----------------------------------------------------------------------------- dragging
+
 
 def test_dragging_the_pad_decodes_every_move_and_talks_to_the_server_once(pad_page):
     p, page = pad_page, pad_page.page
@@ -244,7 +255,9 @@ def test_hover_previews_and_leaving_restores(pad_page):
     page.mouse.move(box["x"] - 40, box["y"] + box["height"] / 2, steps=3)  # leave the pad
     p.frame().wait_for_function("(b) => document.getElementById('digit').toDataURL() === b", arg=home_digit)
     p.settle_ws()
-    assert np.array_equal(p.pad_z(), z) and len(p.sent) == sent, "hovering moved the cross or talked to the server"
+    assert np.array_equal(p.pad_z(), z) and len(p.sent) == sent, (
+        "hovering moved the cross or talked to the server"
+    )
 
 
 def test_arrow_keys_move_the_cross_and_commit_on_key_up(pad_page):
@@ -299,7 +312,8 @@ def test_a_reloaded_pad_asks_for_the_weights_again(pad_page, latent2):
     p.frame().evaluate("() => { window.__before_reload = true; location.reload(); }")
     page.wait_for_function(
         "() => [...document.querySelectorAll('iframe')].some(f => { try { const w = f.contentWindow;"
-        " return w.latentPad && w.latentPad.ready && !w.__before_reload; } catch (e) { return false; } })")
+        " return w.latentPad && w.latentPad.ready && !w.__before_reload; } catch (e) { return false; } })"
+    )
     frame = p.wait_pad()
     p.settle_ws()
     assert len(p.sent) - sent == 1, "expected one 'need' message from the reloaded pad"
@@ -321,15 +335,20 @@ def test_clicking_a_scatter_point_moves_the_pad(pad_page, latent2):
     page.mouse.click(target[2], target[3])
     wait_runs(page, runs)
     data = load_dataset("mnist", npz=p.srv.home / "data" / "mnist.npz")
-    z_mean = latent2.encode(data.x_test[row:row + 1])[0][0]
-    p.frame().wait_for_function("(z) => window.latentPad.z.every((v, i) => Math.abs(v - z[i]) < 1e-4)",
-                                arg=z_mean.tolist())
-    sliders = np.array(p.frame().evaluate(
-        "() => [...document.querySelectorAll('input[type=range]')].map(e => parseFloat(e.value))"))
+    z_mean = latent2.encode(data.x_test[row : row + 1])[0][0]
+    p.frame().wait_for_function(
+        "(z) => window.latentPad.z.every((v, i) => Math.abs(v - z[i]) < 1e-4)", arg=z_mean.tolist()
+    )
+    sliders = np.array(
+        p.frame().evaluate(
+            "() => [...document.querySelectorAll('input[type=range]')].map(e => parseFloat(e.value))"
+        )
+    )
     assert np.abs(sliders - z_mean).max() <= 0.005 + 1e-6, (sliders, z_mean)  # the range inputs' 0.01 grid
 
 
 # ----------------------------------------------------------------------------- fallback
+
 
 def test_without_wasm_the_pad_uses_the_cpu_backend(browser, server, latent2):
     p = Page(browser, server)

@@ -4,6 +4,7 @@ It shares the session's server: the retrain adds a model and makes it current, w
 do not mind (they compare the page with whatever model is current when their module starts). Sharing
 saves a server start and a first page render (~15 s on a busy 2-core machine).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -13,7 +14,6 @@ import signal
 
 import numpy as np
 import pytest
-
 from browser_harness import fetch_image, to_grey28, wait_idle, wait_image_loaded
 
 DIGIT_CAPTION = "decoder(z) for the slider values"
@@ -62,14 +62,18 @@ def test_retrain_one_epoch_then_the_page_explores_the_new_model(app_page, server
     page.wait_for_function(
         "old => { const side = document.querySelector('[data-testid=stSidebar]');"
         " const m = side && side.innerText.match(/^id (\\S+)$/m); return m && m[1] !== old; }",
-        arg=old_id, timeout=300_000)
+        arg=old_id,
+        timeout=300_000,
+    )
     wait_idle(page)
     new_id = sidebar_model_id(page)
     assert new_id != old_id
 
     record = store.current()
-    assert record.id == new_id, (f"the page shows {new_id} but the store's current model is {record.id}: "
-                                 "something switched the store back after the retrain")
+    assert record.id == new_id, (
+        f"the page shows {new_id} but the store's current model is {record.id}: "
+        "something switched the store back after the retrain"
+    )
     assert (record.config.epochs, record.config.limit) == (1, 256)
     assert old_id in {r.id for r in store.list()}, "the previous model must stay available"
     assert page.locator('[data-testid="stException"]').count() == 0

@@ -118,7 +118,7 @@ def latent_pad(z_keys: list[str], bounds, *, model_key: str, model, background: 
         z_keys: session-state keys of the latent values, one per dimension.
         bounds: (d,) symmetric range of each dimension.
         model_key: names the model (its stamp): the browser caches the decoder under it.
-        model: a `model.api.LatentModel` (only `decoder_weights()` is called, once per model).
+        model: a `model.latent.LatentModel` (only `decoder_weights()` is called, once per model).
         background: (H, W, 3) uint8 picture of the latent plane for a 2-D model (sent once per model).
         extent: (x0, x1, y0, y1) the picture covers (2-D models only).
     """

@@ -1,8 +1,9 @@
-"""model.api.LatentModel: the numpy facade the UI uses (batched encode/decode, manifold, views)."""
+"""model.latent.LatentModel: the numpy facade the UI uses (batched encode/decode, manifold, views)."""
+
 import numpy as np
 import pytest
 
-from model import api
+from model import latent as latent_module
 from model.data import load_dataset
 from model.paths import HOME_ENV
 from model.store import ModelStore
@@ -53,7 +54,7 @@ def test_manifold_matches_per_cell_decode(latent):
     for i in range(n):
         for j in range(n):
             want = latent.decode([[grid[j], grid[::-1][i]]])[0]  # row i: z[1] = grid reversed
-            got = image[i * 28:(i + 1) * 28, j * 28:(j + 1) * 28]
+            got = image[i * 28 : (i + 1) * 28, j * 28 : (j + 1) * 28]
             np.testing.assert_allclose(got, want, atol=1e-5, err_msg=f"cell {i},{j}")
     # The seed's orientation: top-left is (z0, z1) = (-span, +span), bottom-right (+span, -span).
     np.testing.assert_allclose(image[:28, :28], latent.decode([[-span, span]])[0], atol=1e-5)
@@ -67,8 +68,10 @@ def test_manifold_dims_are_x_then_y(latent):
     np.testing.assert_allclose(image[:28, :28], latent.decode([[2.0, -2.0]])[0], atol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs", [dict(n=0), dict(span=0), dict(dims=(0, 0)), dict(dims=(0, 2)),
-                                    dict(base=[0.0, 0.0, 0.0]), dict(n=2.5)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(n=0), dict(span=0), dict(dims=(0, 0)), dict(dims=(0, 2)), dict(base=[0.0, 0.0, 0.0]), dict(n=2.5)],
+)
 def test_manifold_rejects_bad_arguments(latent, kwargs):
     with pytest.raises(ValueError, match="Expected"):
         latent.manifold(**kwargs)
@@ -80,7 +83,7 @@ def test_encode_in_chunks_equals_one_call(latent, digits, monkeypatch):
     assert whole_mean.shape == whole_log_var.shape == (50, 2) and whole_mean.dtype == np.float32
     z = np.random.default_rng(1).normal(0, 2, (50, 2)).astype(np.float32)
     whole_decoded = latent.decode(z)
-    monkeypatch.setattr(api, "CHUNK", 7)  # 50 = 7 * 7 + 1: uneven chunks, a last chunk of one
+    monkeypatch.setattr(latent_module, "CHUNK", 7)  # 50 = 7 * 7 + 1: uneven chunks, a last chunk of one
     chunk_mean, chunk_log_var = latent.encode(images)
     np.testing.assert_allclose(chunk_mean, whole_mean, atol=1e-5)
     np.testing.assert_allclose(chunk_log_var, whole_log_var, atol=1e-5)
@@ -121,8 +124,11 @@ def test_identity(latent):
 
 def _numpy_decoder(spec, z):
     """A plain numpy forward pass over `decoder_weights()` (the recipe the browser's pad follows)."""
-    act = {"relu": lambda v: np.maximum(v, 0), "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
-           "linear": lambda v: v}
+    act = {
+        "relu": lambda v: np.maximum(v, 0),
+        "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
+        "linear": lambda v: v,
+    }
     x = np.asarray(z, np.float64)
     for layer in spec:
         if layer["kind"] == "dense":
@@ -137,17 +143,22 @@ def _numpy_decoder(spec, z):
             full = np.zeros((n, (h - 1) * sh + kh, (w_ - 1) * sw + kw, k.shape[2]))
             for a in range(kh):
                 for c in range(kw):
-                    full[:, a:a + (h - 1) * sh + 1:sh, c:c + (w_ - 1) * sw + 1:sw] += x @ k[a, c].T
+                    full[:, a : a + (h - 1) * sh + 1 : sh, c : c + (w_ - 1) * sw + 1 : sw] += x @ k[a, c].T
             ph, pw = max(kh - sh, 0) // 2, max(kw - sw, 0) // 2
-            x = full[:, ph:ph + h * sh, pw:pw + w_ * sw] + b
+            x = full[:, ph : ph + h * sh, pw : pw + w_ * sw] + b
         x = act[layer.get("activation", "linear")](x)
     return x[..., 0]
 
 
 def test_decoder_weights_rebuild_the_decoder(latent):
     spec = latent.decoder_weights()
-    assert [layer["kind"] for layer in spec] == ["dense", "reshape", "conv2d_transpose",
-                                                 "conv2d_transpose", "conv2d_transpose"]
+    assert [layer["kind"] for layer in spec] == [
+        "dense",
+        "reshape",
+        "conv2d_transpose",
+        "conv2d_transpose",
+        "conv2d_transpose",
+    ]
     assert spec[0]["weights"][0].shape == (latent.latent_dim, 7 * 7 * 64)
     assert all(w.dtype == np.float32 for layer in spec for w in layer.get("weights", []))
     z = np.random.default_rng(0).normal(size=(4, latent.latent_dim)) * 2

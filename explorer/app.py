@@ -5,6 +5,7 @@ digit, the explore panel (one `st.fragment`: latent pad or sliders, live digit, 
 interpolation, analysis tools), the manifold, samples from the prior, model quality, two models compared.
 Session state: explorer/session.py owns every key.
 """
+
 from __future__ import annotations
 
 import time
@@ -37,8 +38,10 @@ def main() -> None:
     try:
         store = cache.get_store()
     except OSError as e:
-        st.error(f"Cannot use the latent explorer's home directory: {e}. "
-                 "Fix: set LATENT_EXPLORER_HOME to a writable directory and restart.")
+        st.error(
+            f"Cannot use the latent explorer's home directory: {e}. "
+            "Fix: set LATENT_EXPLORER_HOME to a writable directory and restart."
+        )
         return
     record = sidebar.sidebar(store)
     st.title("Latent explorer")
@@ -71,13 +74,16 @@ def main() -> None:
 
 
 def _intro(record, ex: cache.Explorer) -> None:
-    st.caption(f"Exploring **{record.label}** — {len(ex.images):,} test images, "
-               f"{ex.latent_dim}-D latent space.")
+    st.caption(
+        f"Exploring **{record.label}** — {len(ex.images):,} test images, {ex.latent_dim}-D latent space."
+    )
     if record.extra.get("bundled"):
         c = record.config
-        st.caption(f"A bundled model trained with the seed's settings ({c.epochs} epochs, batch {c.batch_size}, "
-                   f"{c.loss.upper()}, RMSprop, seed {c.seed}), shipped with the app so the first start needs "
-                   "no training; retrain from the sidebar.")
+        st.caption(
+            f"A bundled model trained with the seed's settings ({c.epochs} epochs, batch {c.batch_size}, "
+            f"{c.loss.upper()}, RMSprop, seed {c.seed}), shipped with the app so the first start needs "
+            "no training; retrain from the sidebar."
+        )
 
 
 def _load_error(store, record, e: Exception) -> None:
@@ -89,5 +95,9 @@ def _load_error(store, record, e: Exception) -> None:
     else:
         st.info("No other model to switch to: retrain one (sidebar → Retrain).")
     if isinstance(e, StoreError):
-        st.button(f"Delete the broken model {record.id}", on_click=store.delete, args=(record.id,),
-                  help=f"Removes {record.path}; other models are untouched.")
+        st.button(
+            f"Delete the broken model {record.id}",
+            on_click=store.delete,
+            args=(record.id,),
+            help=f"Removes {record.path}; other models are untouched.",
+        )

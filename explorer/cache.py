@@ -6,6 +6,7 @@ a model directory whose files were damaged after loading gets a new stamp and is
 again. Heavy objects are passed to the cached functions as `_`-prefixed arguments, which Streamlit does
 not hash: the stamp alone is the key.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ def broken_models(store: ModelStore) -> list[str]:
 
 # ----------------------------------------------------------------------------- cached resources
 
+
 @st.cache_resource(max_entries=3, show_spinner="Loading the model…")
 def _load_model(stamp: str, _root: str, _model_id: str):
     return ModelStore(_root).load(_model_id)
@@ -77,6 +79,7 @@ def _dataset(name: str, home_dir: str, model_dir: str = "") -> Dataset:
 
 # ----------------------------------------------------------------------------- cached arrays
 
+
 def _slider_bound(values: np.ndarray) -> float:
     """A symmetric slider range covering 99.9% of the test set, at least the prior's +-3."""
     q = float(np.quantile(np.abs(values), 0.999)) if len(values) else 0.0
@@ -86,6 +89,7 @@ def _slider_bound(values: np.ndarray) -> float:
 @dataclass(frozen=True, eq=False)
 class Latents:
     """The test set seen through one model: posterior, labels, the scatter's 2-D view, slider ranges."""
+
     z_mean: np.ndarray  # (N, d) posterior means
     z_log_var: np.ndarray  # (N, d) posterior log-variances
     labels: np.ndarray  # (N,) int64
@@ -120,9 +124,13 @@ def latents(stamp: str, _model, _images: np.ndarray, _labels: np.ndarray) -> Lat
         mean, comps = pca.mean_.astype(np.float32), pca.components_.astype(np.float32)
         explained = pca.explained_variance_ratio_
     return Latents(
-        z_mean=z_mean, z_log_var=z_log_var, labels=np.asarray(_labels).astype(np.int64),
+        z_mean=z_mean,
+        z_log_var=z_log_var,
+        labels=np.asarray(_labels).astype(np.int64),
         xy=((z_mean - mean) @ comps.T).astype(np.float32),
-        proj_mean=mean, proj_components=comps, explained=np.asarray(explained, np.float64),
+        proj_mean=mean,
+        proj_components=comps,
+        explained=np.asarray(explained, np.float64),
         bounds=np.array([_slider_bound(z_mean[:, i]) for i in range(d)], np.float32),
         center=(np.round(z_mean.mean(axis=0) * 20) / 20).astype(np.float32),  # the sliders' start
     )
@@ -157,9 +165,11 @@ def pick_pngs(stamp: str, _model, _images: np.ndarray, index: int, scale: int = 
 
 # ----------------------------------------------------------------------------- the explorer's context
 
+
 @dataclass(frozen=True, eq=False)
 class Explorer:
     """Everything the page needs about the current model, all cached."""
+
     record: ModelRecord
     stamp: str
     model: LatentModel

@@ -42,6 +42,7 @@ Widget keys (owned by the panel that draws the widget):
                  cmp_open, cmp_other, cmp_a, cmp_b, cmp_clear
   retrain        retrain_* (see panels/retrain.py)
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -57,13 +58,20 @@ def _ss():
 def init() -> None:
     """Create the page's keys once per session."""
     ss = _ss()
-    for key, value in (("pick", None), ("pick_prev", None), ("_applied_pick", None),
-                       ("prior_seed", 0), ("_timings", {}), ("_stamp", None)):
+    for key, value in (
+        ("pick", None),
+        ("pick_prev", None),
+        ("_applied_pick", None),
+        ("prior_seed", 0),
+        ("_timings", {}),
+        ("_stamp", None),
+    ):
         if key not in ss:
             ss[key] = value
 
 
 # ----------------------------------------------------------------------------- latent values z0..z{d-1}
+
 
 def z_key(i: int) -> str:
     return f"z{i}"
@@ -116,6 +124,7 @@ def sync_latents(stamp: str, center, bounds, z_means, n_images: int) -> None:
 
 # ----------------------------------------------------------------------------- the pick
 
+
 def pick() -> int | None:
     return _ss().get("pick")
 
@@ -147,6 +156,7 @@ def set_scatter_pick(row: int | None) -> None:
 
 # ----------------------------------------------------------------------------- prior, timings
 
+
 def prior_seed() -> int:
     return int(_ss()["prior_seed"])
 
@@ -165,6 +175,7 @@ def record_timings(**ms: float) -> None:
 
 
 # ----------------------------------------------------------------------------- selection
+
 
 def selection_rows() -> list[int]:
     return list(_ss().get("selection") or [])
@@ -193,6 +204,7 @@ def save_selection(which: str) -> None:
 
 
 # ----------------------------------------------------------------------------- the user's digit
+
 
 def user_digit() -> dict | None:
     return _ss().get("user_digit")
@@ -257,6 +269,7 @@ def set_upload_id(file_id: str | None) -> None:
 
 # ----------------------------------------------------------------------------- quality
 
+
 def quality_uncached(model_id: str) -> dict:
     return _ss().get("_quality_uncached", {}).get(model_id, {})
 
@@ -266,6 +279,7 @@ def keep_quality_uncached(model_id: str, q: dict) -> None:
 
 
 # ----------------------------------------------------------------------------- sidebar
+
 
 def pop_delete_note() -> tuple[str, str] | None:
     return _ss().pop("_delete_note", None)
@@ -310,6 +324,7 @@ def widget_value(key: str) -> Any:
 
 # ----------------------------------------------------------------------------- links
 
+
 def link_done() -> bool:
     return bool(_ss().get("_link_done"))
 
@@ -336,6 +351,7 @@ def set_link_msg(kind: str, text: str) -> None:
 
 # ----------------------------------------------------------------------------- model comparison
 
+
 def cmp_rows() -> list[int] | None:
     return _ss().get("cmp_rows")
 
@@ -345,6 +361,7 @@ def set_cmp_rows(rows) -> None:
 
 
 # ----------------------------------------------------------------------------- retrain
+
 
 def set_retrain_notice(where: str, notice: tuple[str, str]) -> None:
     _ss()[f"_retrain_notice_{where}"] = notice

@@ -2,6 +2,7 @@
 
 Nothing here touches Streamlit, the model store or Keras, so every function is cheap to test alone.
 """
+
 from __future__ import annotations
 
 import io
@@ -15,6 +16,7 @@ MARKER_COLOR = "#111111"
 
 
 # ----------------------------------------------------------------------------- images
+
 
 def to_uint8(img) -> np.ndarray:
     """A float image in [0, 1] (or a uint8 image) -> uint8, clipped. Shape is kept."""
@@ -53,6 +55,7 @@ def to_png(img, scale: int = 1) -> bytes:
 
 # ----------------------------------------------------------------------------- geometry
 
+
 def sigma_ellipse(center, cov, n_std: float = 1.0, n: int = 64) -> np.ndarray:
     """Points on the n_std-sigma contour of a 2-D Gaussian: (n + 1, 2), closed.
 
@@ -63,7 +66,7 @@ def sigma_ellipse(center, cov, n_std: float = 1.0, n: int = 64) -> np.ndarray:
     center = np.asarray(center, np.float64).reshape(2)
     cov = np.asarray(cov, np.float64)
     if cov.shape == (2,):
-        cov = np.diag(cov ** 2)
+        cov = np.diag(cov**2)
     if cov.shape != (2, 2):
         raise ValueError(f"Expected cov of shape (2, 2) or (2,). Received: cov.shape={cov.shape}")
     vals, vecs = np.linalg.eigh((cov + cov.T) / 2)
@@ -75,9 +78,10 @@ def sigma_ellipse(center, cov, n_std: float = 1.0, n: int = 64) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- live map (PNG)
 
+
 def _rgb(color: str) -> tuple[int, int, int]:
     color = color.lstrip("#")
-    return tuple(int(color[i:i + 2], 16) for i in (0, 2, 4))
+    return tuple(int(color[i : i + 2], 16) for i in (0, 2, 4))
 
 
 def map_extent(xy, bounds=None) -> tuple[float, float, float, float]:
@@ -136,10 +140,10 @@ def map_png(base: np.ndarray, extent, current=None, picked=None, ellipses=(), pa
     for k, e in enumerate(ellipses):
         draw.line(to_px(e), fill=(17, 17, 17), width=2 if k == 0 else 1)
     if picked is not None:
-        (x, y), = to_px([picked])
+        ((x, y),) = to_px([picked])
         draw.ellipse((x - 6, y - 6, x + 6, y + 6), outline=(17, 17, 17), width=2)
     if current is not None:
-        (x, y), = to_px([current])
+        ((x, y),) = to_px([current])
         for width, fill in ((6, (255, 255, 255)), (3, (214, 39, 40))):
             draw.line((x - 8, y - 8, x + 8, y + 8), fill=fill, width=width)
             draw.line((x - 8, y + 8, x + 8, y - 8), fill=fill, width=width)
@@ -150,14 +154,25 @@ def map_png(base: np.ndarray, extent, current=None, picked=None, ellipses=(), pa
 
 # ----------------------------------------------------------------------------- scatter
 
+
 def class_name(class_names, label) -> str:
     """The class name of a label, or the label itself when the dataset names fewer classes."""
     label = int(label)
     return class_names[label] if 0 <= label < len(class_names) else str(label)
 
 
-def latent_scatter(xy, labels, class_names, *, current=None, picked=None, ellipses=(),
-                   path=None, axis_titles=("z[0]", "z[1]"), height: int = 560) -> go.Figure:
+def latent_scatter(
+    xy,
+    labels,
+    class_names,
+    *,
+    current=None,
+    picked=None,
+    ellipses=(),
+    path=None,
+    axis_titles=("z[0]", "z[1]"),
+    height: int = 560,
+) -> go.Figure:
     """The test set in the latent plane: one WebGL trace per class, plus overlays.
 
     Args:
@@ -176,44 +191,79 @@ def latent_scatter(xy, labels, class_names, *, current=None, picked=None, ellips
     xy = np.asarray(xy, np.float32)
     labels = np.asarray(labels)
     if xy.ndim != 2 or xy.shape[1] != 2 or labels.shape != (len(xy),):
-        raise ValueError(f"Expected xy (N, 2) and labels (N,). Received: xy.shape={xy.shape}, "
-                         f"labels.shape={labels.shape}")
+        raise ValueError(
+            f"Expected xy (N, 2) and labels (N,). Received: xy.shape={xy.shape}, labels.shape={labels.shape}"
+        )
     fig = go.Figure()
     rows = np.arange(len(xy), dtype=np.int32)
     for c in np.unique(labels):
         mask = labels == c
         name = class_name(class_names, c)
-        fig.add_trace(go.Scattergl(
-            x=xy[mask, 0], y=xy[mask, 1], mode="markers", name=name,
-            marker=dict(size=4, opacity=0.65, color=PALETTE[int(c) % len(PALETTE)]),
-            selected=dict(marker=dict(opacity=0.65)), unselected=dict(marker=dict(opacity=0.65)),
-            customdata=rows[mask, None],
-            hovertemplate=f"test #%{{customdata[0]}}<br>label {name}<extra></extra>",
-        ))
+        fig.add_trace(
+            go.Scattergl(
+                x=xy[mask, 0],
+                y=xy[mask, 1],
+                mode="markers",
+                name=name,
+                marker=dict(size=4, opacity=0.65, color=PALETTE[int(c) % len(PALETTE)]),
+                selected=dict(marker=dict(opacity=0.65)),
+                unselected=dict(marker=dict(opacity=0.65)),
+                customdata=rows[mask, None],
+                hovertemplate=f"test #%{{customdata[0]}}<br>label {name}<extra></extra>",
+            )
+        )
     for k, e in enumerate(ellipses):
         e = np.asarray(e)
-        fig.add_trace(go.Scatter(
-            x=e[:, 0], y=e[:, 1], mode="lines", name=f"{k + 1}σ posterior", showlegend=k == 0,
-            line=dict(color=MARKER_COLOR, width=1.5, dash="solid" if k == 0 else "dot"),
-            hoverinfo="skip"))
+        fig.add_trace(
+            go.Scatter(
+                x=e[:, 0],
+                y=e[:, 1],
+                mode="lines",
+                name=f"{k + 1}σ posterior",
+                showlegend=k == 0,
+                line=dict(color=MARKER_COLOR, width=1.5, dash="solid" if k == 0 else "dot"),
+                hoverinfo="skip",
+            )
+        )
     if path is not None:
         path = np.asarray(path)
-        fig.add_trace(go.Scatter(
-            x=path[:, 0], y=path[:, 1], mode="lines+markers", name="interpolation",
-            line=dict(color="#555555", width=1.5, dash="dash"), marker=dict(size=5, color="#555555"),
-            hoverinfo="skip"))
+        fig.add_trace(
+            go.Scatter(
+                x=path[:, 0],
+                y=path[:, 1],
+                mode="lines+markers",
+                name="interpolation",
+                line=dict(color="#555555", width=1.5, dash="dash"),
+                marker=dict(size=5, color="#555555"),
+                hoverinfo="skip",
+            )
+        )
     if picked is not None:
-        fig.add_trace(go.Scatter(
-            x=[float(picked[0])], y=[float(picked[1])], mode="markers", name="pick",
-            marker=dict(size=14, color="rgba(0,0,0,0)", line=dict(color=MARKER_COLOR, width=2.5)),
-            hoverinfo="skip"))
+        fig.add_trace(
+            go.Scatter(
+                x=[float(picked[0])],
+                y=[float(picked[1])],
+                mode="markers",
+                name="pick",
+                marker=dict(size=14, color="rgba(0,0,0,0)", line=dict(color=MARKER_COLOR, width=2.5)),
+                hoverinfo="skip",
+            )
+        )
     if current is not None:
-        fig.add_trace(go.Scatter(
-            x=[float(current[0])], y=[float(current[1])], mode="markers", name="sliders",
-            marker=dict(size=16, symbol="x-thin", color="#d62728", line=dict(color="#d62728", width=3)),
-            hoverinfo="skip"))
+        fig.add_trace(
+            go.Scatter(
+                x=[float(current[0])],
+                y=[float(current[1])],
+                mode="markers",
+                name="sliders",
+                marker=dict(size=16, symbol="x-thin", color="#d62728", line=dict(color="#d62728", width=3)),
+                hoverinfo="skip",
+            )
+        )
     fig.update_layout(
-        height=height, margin=dict(l=10, r=10, t=10, b=10), hovermode="closest",
+        height=height,
+        margin=dict(l=10, r=10, t=10, b=10),
+        hovermode="closest",
         legend=dict(itemsizing="constant", y=0.9),
         xaxis=dict(title_text=axis_titles[0], zeroline=False),
         yaxis=dict(title_text=axis_titles[1], zeroline=False, scaleanchor="x", scaleratio=1),
@@ -241,6 +291,7 @@ def picked_row(points) -> int | None:
 
 # ----------------------------------------------------------------------------- grids and selections
 
+
 def image_grid(images, pad: int = 1, pad_value: float = 0.35) -> np.ndarray:
     """A (R, C, H, W) array of grey images as one (R*(H+pad)-pad, C*(W+pad)-pad) float image in [0, 1],
     cells separated by `pad` grey pixels (e.g. a traversal: one row per latent dimension)."""
@@ -252,7 +303,7 @@ def image_grid(images, pad: int = 1, pad_value: float = 0.35) -> np.ndarray:
     out = np.full((r * (h + pad) - pad, c * (w + pad) - pad), pad_value, np.float32)
     for i in range(r):
         for j in range(c):
-            out[i * (h + pad):i * (h + pad) + h, j * (w + pad):j * (w + pad) + w] = a[i, j]
+            out[i * (h + pad) : i * (h + pad) + h, j * (w + pad) : j * (w + pad) + w] = a[i, j]
     return out
 
 
@@ -265,7 +316,7 @@ def mosaic(images, cols: int = 20, pad: int = 1) -> np.ndarray:
     cols = max(1, min(int(cols), len(a)))
     rows = -(-len(a) // cols)
     full = np.zeros((rows * cols, *a.shape[1:]), np.float32)
-    full[:len(a)] = a
+    full[: len(a)] = a
     return image_grid(full.reshape(rows, cols, *a.shape[1:]), pad=pad)
 
 
@@ -289,7 +340,14 @@ def highlight_rows(fig: go.Figure, xy, rows, name: str = "selection", color: str
     rows = np.asarray(rows, np.int64).reshape(-1)
     if len(rows):
         p = np.asarray(xy, np.float32)[rows]
-        fig.add_trace(go.Scattergl(
-            x=p[:, 0], y=p[:, 1], mode="markers", name=name, hoverinfo="skip",
-            marker=dict(size=7, color="rgba(0,0,0,0)", line=dict(color=color, width=1))))
+        fig.add_trace(
+            go.Scattergl(
+                x=p[:, 0],
+                y=p[:, 1],
+                mode="markers",
+                name=name,
+                hoverinfo="skip",
+                marker=dict(size=7, color="rgba(0,0,0,0)", line=dict(color=color, width=1)),
+            )
+        )
     return fig

@@ -1,4 +1,5 @@
 """The user-digit, quality and download panels (explorer/panels/) in the running page (Streamlit AppTest)."""
+
 import io
 import json
 from pathlib import Path
@@ -52,8 +53,14 @@ def test_page_shows_the_extras(app):
     assert any("Your own digit" in lab for lab in labels)
     assert [t.label for t in app.tabs][:2] == ["Draw", "Upload"]
     downloads = [b.label for b in app.get("download_button")]
-    for want in ("PNG 28×28", "PNG 280×280", "Test latent means (CSV, 10,000 rows)",
-                 "Model (zip: both .keras files)", "encoder.keras", "decoder.keras"):
+    for want in (
+        "PNG 28×28",
+        "PNG 280×280",
+        "Test latent means (CSV, 10,000 rows)",
+        "Model (zip: both .keras files)",
+        "encoder.keras",
+        "decoder.keras",
+    ):
         assert want in downloads
     assert "your picture" not in traces(app)
     assert any("Model quality" in s.value for s in app.subheader)
@@ -116,11 +123,14 @@ def test_move_sliders_and_clear(app):
     assert "your picture" not in traces(app)
 
 
-@pytest.mark.parametrize("name, data, words", [
-    ("notes.png", b"this is text, not a picture", "upload notes.png: This file is not a picture"),
-    ("blank.png", png(Image.new("RGB", (64, 64), "white")), "No digit found"),
-    ("truncated.jpg", png(Image.new("L", (300, 300), 90), "JPEG")[:500], "damaged|not a picture"),
-])
+@pytest.mark.parametrize(
+    "name, data, words",
+    [
+        ("notes.png", b"this is text, not a picture", "upload notes.png: This file is not a picture"),
+        ("blank.png", png(Image.new("RGB", (64, 64), "white")), "No digit found"),
+        ("truncated.jpg", png(Image.new("L", (300, 300), 90), "JPEG")[:500], "damaged|not a picture"),
+    ],
+)
 def test_bad_uploads_get_a_clear_message(app, name, data, words):
     app.file_uploader(key="user_upload").set_value((name, data, "image/png")).run()
     assert not app.exception
@@ -193,9 +203,22 @@ def test_comparison_lists_every_model_and_reconstructs_side_by_side(app, home):
 
 
 def test_comparison_table_is_pure_markdown():
-    rows = [{"id": "a", "dataset": "mnist", "latent_dim": 2, "loss": "bce", "epochs": 1, "train_images": None,
-             "test_loss": 200.0, "reconstruction": 195.5, "kl": 4.5, "iwae_nll": 190.25, "knn_accuracy": 0.5,
-             "train_seconds": 3.2}]
+    rows = [
+        {
+            "id": "a",
+            "dataset": "mnist",
+            "latent_dim": 2,
+            "loss": "bce",
+            "epochs": 1,
+            "train_images": None,
+            "test_loss": 200.0,
+            "reconstruction": 195.5,
+            "kl": 4.5,
+            "iwae_nll": 190.25,
+            "knn_accuracy": 0.5,
+            "train_seconds": 3.2,
+        }
+    ]
     md = quality_panel.comparison_table(rows, current_id="a").splitlines()
     assert md[0].startswith("|  | dataset | latent |")
     assert md[2] == "| ▶ | mnist | 2 | bce | 1 | all | 200.0 | 195.5 | 4.50 | 190.2 | 50.0% | 3 s | `a` |"
@@ -226,16 +249,19 @@ def test_fashion_model_with_8_latent_dims(home):
     from model.vae import VAEConfig
 
     store = ModelStore()
-    model, rec, _ = train(VAEConfig(dataset="fashion_mnist", latent_dim=8, epochs=1, limit=512),
-                          store=store, verbose=0)
+    model, rec, _ = train(
+        VAEConfig(dataset="fashion_mnist", latent_dim=8, epochs=1, limit=512), store=store, verbose=0
+    )
     assert store.current().id == rec.id
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert not at.exception, at.exception
     assert any("Your own clothing item" in e.label for e in at.expander)
 
     shirt = Image.new("RGB", (400, 300), "white")
-    ImageDraw.Draw(shirt).polygon([(100, 20), (300, 20), (380, 120), (300, 120), (300, 280), (100, 280),
-                                   (100, 120), (20, 120)], fill=(40, 40, 90))
+    ImageDraw.Draw(shirt).polygon(
+        [(100, 20), (300, 20), (380, 120), (300, 120), (300, 280), (100, 280), (100, 120), (20, 120)],
+        fill=(40, 40, 90),
+    )
     data = png(shirt)
     at.file_uploader(key="user_upload").set_value(("shirt.png", data, "image/png")).run()
     assert not at.exception and not errors(at)
@@ -247,8 +273,9 @@ def test_fashion_model_with_8_latent_dims(home):
     ex = cache.explorer(store, rec)
     z_mean, z_log_var = model.encode(seen[None])
     t = traces(at)
-    np.testing.assert_allclose([t["your picture"]["x"][0], t["your picture"]["y"][0]],
-                               ex.project(z_mean[0]), atol=1e-4)
+    np.testing.assert_allclose(
+        [t["your picture"]["x"][0], t["your picture"]["y"][0]], ex.project(z_mean[0]), atol=1e-4
+    )
     w = ex.latents.proj_components.astype(np.float64)
     cov = (w * np.exp(z_log_var[0].astype(np.float64))) @ w.T
     ring = np.stack([extras_xy(t["your 1σ posterior"][a]) for a in ("x", "y")], 1) - ex.project(z_mean[0])
@@ -280,6 +307,7 @@ def test_quality_estimate_is_shown_when_it_cannot_be_cached(app, home, monkeypat
     monkeypatch.setattr(quality_panel, "IWAE_N", 100)
     monkeypatch.setattr(quality_panel, "IWAE_K", 4)
     if how == "read-only file system":  # root ignores permissions: fail the write as EROFS does
+
         def read_only(path, text):
             raise OSError(errno.EROFS, "Read-only file system", str(path))
 

@@ -2,6 +2,7 @@
 
 What the page shows is compared with the same model run here (model.analysis on its own encodings).
 """
+
 from __future__ import annotations
 
 import json
@@ -30,6 +31,7 @@ def buttons(at, prefix: str):
 
 # ----------------------------------------------------------------------------- neighbours
 
+
 def test_neighbours_of_the_pick_in_the_full_space_and_clickable(home, media, reference):
     latent, data = reference
     row = 321
@@ -53,8 +55,10 @@ def test_closed_panels_cost_nothing_and_say_nothing(home, media):
     at = run_app(pick=5)
     assert_clean(at)
     assert not buttons(at, "nn_pick_") and not [s for s in at.slider if s.key == "trav_span"]
-    assert {e.label for e in at.get("expander")} >= {"Nearest neighbours of the pick (in latent space)",
-                                                     "Latent traversals: what each dimension does"}
+    assert {e.label for e in at.get("expander")} >= {
+        "Nearest neighbours of the pick (in latent space)",
+        "Latent traversals: what each dimension does",
+    }
 
 
 def test_neighbours_without_a_pick_explain_what_to_do(home):
@@ -65,13 +69,14 @@ def test_neighbours_without_a_pick_explain_what_to_do(home):
 
 # ----------------------------------------------------------------------------- traversals
 
+
 def test_traversal_grid_is_the_models_decoding_around_the_pick(home, media, reference):
     latent, data = reference
     row = 77
     at = run_app(pick=row, trav_open=True)
     assert_clean(at)
     (grid,) = shown(at, media, "row i decodes z + t·e_i", 3)
-    z = np.round(latent.encode(data.x_test[row:row + 1])[0][0], 4)
+    z = np.round(latent.encode(data.x_test[row : row + 1])[0][0], 4)
     expected = views.to_uint8(views.image_grid(analysis.traversal(latent, z, 3.0, 9)))
     assert grid.shape == expected.shape == (2 * 29 - 1, 9 * 29 - 1)
     assert np.abs(grid.astype(int) - expected).max() <= 1
@@ -90,6 +95,7 @@ def test_traversal_grid_is_the_models_decoding_around_the_pick(home, media, refe
 
 # ----------------------------------------------------------------------------- selection
 
+
 def test_a_box_selection_shows_grid_counts_means_and_clears(home, media, reference):
     latent, data = reference
     rows = list(range(40, 160))  # 120 rows: the grid shows 100, "+20 more"
@@ -103,7 +109,9 @@ def test_a_box_selection_shows_grid_counts_means_and_clears(home, media, referen
             assert f"| {c} | {counts[c]} |" in text
     (grid,) = shown(at, media, "the first 100 by test index (+20 more)", 2)
     assert grid.shape == (5 * 29 - 1, 20 * 29 - 1)
-    assert np.array_equal(grid[:28, :28], data.x_test[40]) and np.array_equal(grid[29:57, :28], data.x_test[60])
+    assert np.array_equal(grid[:28, :28], data.x_test[40]) and np.array_equal(
+        grid[29:57, :28], data.x_test[60]
+    )
     (mean,) = shown(at, media, "mean image", 4)
     assert np.abs(mean.astype(int) - views.to_uint8(data.x_test[rows].mean(0) / 255)).max() <= 1
     (dec,) = shown(at, media, "decoder(mean z)", 4)
@@ -135,9 +143,19 @@ def test_the_scatter_callback_tells_a_box_from_a_click(home):
 
         from explorer.panels import selection
 
-        for name, event in (("box", {"selection": {"points": [{"customdata": [3]}, {"customdata": [9]}],
-                                                   "box": [{"x": [0, 1], "y": [0, 1]}], "lasso": []}}),
-                            ("click", {"selection": {"points": [{"customdata": [4]}], "box": [], "lasso": []}})):
+        for name, event in (
+            (
+                "box",
+                {
+                    "selection": {
+                        "points": [{"customdata": [3]}, {"customdata": [9]}],
+                        "box": [{"x": [0, 1], "y": [0, 1]}],
+                        "lasso": [],
+                    }
+                },
+            ),
+            ("click", {"selection": {"points": [{"customdata": [4]}], "box": [], "lasso": []}}),
+        ):
             st.session_state[name] = selection.on_scatter_event(event)
 
     at = AppTest.from_function(script).run()
@@ -157,6 +175,7 @@ def test_the_selection_csv_holds_the_selected_rows(reference):
 
 
 # ----------------------------------------------------------------------------- links
+
 
 def link_app(**params):
     from streamlit.testing.v1 import AppTest
@@ -225,6 +244,7 @@ def test_a_link_to_a_gone_model_says_so_and_one_to_another_model_opens_it(home):
 
 # ----------------------------------------------------------------------------- attribute vectors
 
+
 def test_attribute_vector_from_4_to_9_moves_the_sliders_along_it(home, media, reference):
     latent, data = reference
     at = run_app(attr_open=True)
@@ -241,8 +261,7 @@ def test_attribute_vector_from_4_to_9_moves_the_sliders_along_it(home, media, re
     next(b for b in at.button if b.key == "attr_apply").click().run()
     assert_clean(at)
     bounds = pad(at)[0]["bounds"]
-    assert list(page_z(at)) == pytest.approx(
-        np.clip(z + 0.5 * v, -np.array(bounds), bounds), abs=1e-4)
+    assert list(page_z(at)) == pytest.approx(np.clip(z + 0.5 * v, -np.array(bounds), bounds), abs=1e-4)
 
 
 def test_attribute_vector_between_two_saved_selections(home, reference):
@@ -265,6 +284,7 @@ def test_attribute_vector_between_two_saved_selections(home, reference):
 
 
 # ----------------------------------------------------------------------------- projections
+
 
 def _eight_dim_model():
     from model.store import ModelStore
@@ -305,7 +325,9 @@ def test_tsne_is_computed_in_the_background_then_shown_with_the_picks_ellipses(h
     z = latent.encode(data.x_test)[0]
     tsne = z[:, :2] * 10 + z[:, 2:4]
     ring = next(t for t in spec["data"] if t.get("name") == "pick")
-    assert ring["x"][0] == pytest.approx(tsne[42, 0], abs=1e-3) and ring["y"][0] == pytest.approx(tsne[42, 1], abs=1e-3)
+    assert ring["x"][0] == pytest.approx(tsne[42, 0], abs=1e-3) and ring["y"][0] == pytest.approx(
+        tsne[42, 1], abs=1e-3
+    )
     assert any(t.get("name") == "1σ posterior" for t in spec["data"]), "no ellipses in the t-SNE view"
     # cached on disk: another session gets it at once, no job
     at2 = run_app(proj_method="t-SNE")
@@ -314,6 +336,7 @@ def test_tsne_is_computed_in_the_background_then_shown_with_the_picks_ellipses(h
 
 
 # ----------------------------------------------------------------------------- comparing two models
+
 
 def test_two_models_side_by_side_with_linked_highlights(home, reference):
     from explorer.panels.compare import neighbour_agreement
@@ -329,7 +352,10 @@ def test_two_models_side_by_side_with_linked_highlights(home, reference):
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     pair = [s for s in specs if s["layout"].get("height") == 420]
     assert len(pair) == 2
-    assert pair[0]["layout"]["xaxis"]["title"]["text"].startswith("PC1") and pair[1]["layout"]["xaxis"]["title"]["text"] == "z[0]"
+    assert (
+        pair[0]["layout"]["xaxis"]["title"]["text"].startswith("PC1")
+        and pair[1]["layout"]["xaxis"]["title"]["text"] == "z[0]"
+    )
     for spec in pair:  # the pick starts highlighted in both
         assert [t.get("name") for t in spec["data"]].count("highlighted (1)") == 1
     other = next(s for s in at.selectbox if s.key == "cmp_other")
@@ -358,8 +384,13 @@ def test_the_compare_charts_callback_reads_clicks_and_boxes():
         st.session_state["cmp_a"] = {"selection": {"points": [{"customdata": [8]}], "box": [], "lasso": []}}
         compare._on_chart("cmp_a")
         st.session_state["after_click"] = list(st.session_state["cmp_rows"])
-        st.session_state["cmp_b"] = {"selection": {"points": [{"customdata": [1]}, {"customdata": [2]}],
-                                                   "box": [], "lasso": [{"x": [0], "y": [0]}]}}
+        st.session_state["cmp_b"] = {
+            "selection": {
+                "points": [{"customdata": [1]}, {"customdata": [2]}],
+                "box": [],
+                "lasso": [{"x": [0], "y": [0]}],
+            }
+        }
         compare._on_chart("cmp_b")
 
     at = AppTest.from_function(script).run()

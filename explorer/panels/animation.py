@@ -2,6 +2,7 @@
 
 Session keys: anim_gif (download).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,6 +17,11 @@ def animation_panel(ex, path) -> None:
         return
     path = np.asarray(path, np.float32)
     st.download_button(
-        "Interpolation as animated GIF", lambda: analysis.gif_bytes(ex.model.decode(path), scale=4),
-        file_name=f"interpolation_{len(path)}_steps.gif", mime="image/gif", on_click="ignore", key="anim_gif",
-        help="The interpolation row, forwards then back, looping (112×112 px, Pillow).")
+        "Interpolation as animated GIF",
+        lambda: analysis.gif_bytes(ex.model.decode(path), scale=4),
+        file_name=f"interpolation_{len(path)}_steps.gif",
+        mime="image/gif",
+        on_click="ignore",
+        key="anim_gif",
+        help="The interpolation row, forwards then back, looping (112×112 px, Pillow).",
+    )

@@ -5,6 +5,7 @@ Widget keys: attr_open, attr_from, attr_to, attr_s, attr_save_a, attr_save_b, at
 selections (attr_sel_a, attr_sel_b), the selection it reads and the sliders it moves ("Move the sliders
 here") go through explorer.session.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,13 +28,16 @@ def group_rows(ex, key: str) -> np.ndarray:
 
 
 def attributes_panel(ex, z_sliders) -> None:
-    box, is_open = lazy_expander("Attribute vectors: move this digit towards another class", "attr_open",
-                                 ":material/trending_flat:")
+    box, is_open = lazy_expander(
+        "Attribute vectors: move this digit towards another class", "attr_open", ":material/trending_flat:"
+    )
     if not is_open:
         return
     with box:
         classes = [int(c) for c in np.unique(ex.latents.labels)]
-        options = [f"class:{c}" for c in classes] + [f"sel:{w}" for w in ("a", "b") if session.has_saved_selection(w)]
+        options = [f"class:{c}" for c in classes] + [
+            f"sel:{w}" for w in ("a", "b") if session.has_saved_selection(w)
+        ]
 
         sizes = {w: len(session.saved_selection(w)) for w in ("a", "b")}
 
@@ -50,9 +54,21 @@ def attributes_panel(ex, z_sliders) -> None:
         s = c3.slider("Strength s (z + s·v)", -1.0, 2.0, 1.0, step=0.05, key="attr_s")
         sel = session.selection_rows()
         s1, s2, _ = st.columns([1, 1, 2])
-        s1.button("Save the selection as A", on_click=session.save_selection, args=("a",), key="attr_save_a", disabled=not sel,
-                  help="Box- or lasso-select test images on the scatter first.")
-        s2.button("Save the selection as B", on_click=session.save_selection, args=("b",), key="attr_save_b", disabled=not sel)
+        s1.button(
+            "Save the selection as A",
+            on_click=session.save_selection,
+            args=("a",),
+            key="attr_save_a",
+            disabled=not sel,
+            help="Box- or lasso-select test images on the scatter first.",
+        )
+        s2.button(
+            "Save the selection as B",
+            on_click=session.save_selection,
+            args=("b",),
+            key="attr_save_b",
+            disabled=not sel,
+        )
         if a == b:
             st.warning("Pick two different groups: the vector between a group and itself is zero.")
             return
@@ -67,16 +83,31 @@ def attributes_panel(ex, z_sliders) -> None:
         images = ex.model.decode(path)  # one batched decode; the last one is z + s·v
         left, right = st.columns([3, 1])
         with left:
-            st.image([views.to_png(im, 3) for im in images], width=84, output_format="PNG",
-                     caption=[f"s={t:+.2f}" for t in strengths])
-            st.caption(f"v = mean z of {label(b)} − mean z of {label(a)} = `{fmt(v)}` (|v| = "
-                       f"{np.linalg.norm(v):.2f}), added to the sliders' z = `{fmt(z)}`. The map shows the "
-                       "path (grey) and where z + s·v lands (red ×)"
-                       + ("" if ex.latent_dim == 2 else f", in the {ex.view_name} view") + ".")
-            st.button("Move the sliders here (z + s·v)", on_click=session.set_z, args=(path[-1], ex.latents.bounds),
-                      key="attr_apply")
+            st.image(
+                [views.to_png(im, 3) for im in images],
+                width=84,
+                output_format="PNG",
+                caption=[f"s={t:+.2f}" for t in strengths],
+            )
+            st.caption(
+                f"v = mean z of {label(b)} − mean z of {label(a)} = `{fmt(v)}` (|v| = "
+                f"{np.linalg.norm(v):.2f}), added to the sliders' z = `{fmt(z)}`. The map shows the "
+                "path (grey) and where z + s·v lands (red ×)"
+                + ("" if ex.latent_dim == 2 else f", in the {ex.view_name} view")
+                + "."
+            )
+            st.button(
+                "Move the sliders here (z + s·v)",
+                on_click=session.set_z,
+                args=(path[-1], ex.latents.bounds),
+                key="attr_apply",
+            )
         with right:
             extent = ex.map_extent
             base = cache.map_base(ex.stamp, ex.latents.xy, ex.latents.labels, extent, MAP_SIZE)
-            st.image(views.map_png(base, extent, current=ex.project(path[-1]), path=ex.project(path)),
-                     width=MAP_SIZE, output_format="PNG", caption="the attribute path on the test set")
+            st.image(
+                views.map_png(base, extent, current=ex.project(path[-1]), path=ex.project(path)),
+                width=MAP_SIZE,
+                output_format="PNG",
+                caption="the attribute path on the test set",
+            )

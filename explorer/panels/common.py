@@ -1,4 +1,5 @@
 """Small helpers shared by the panels (no session keys of their own)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,6 +5,7 @@ The second model and its encodings are cached per model stamp (explorer.cache ca
 costs one load and one encode per model. Widget keys: cmp_open, cmp_other, cmp_a, cmp_b (the two
 charts), cmp_clear; the ringed rows (cmp_rows) go through explorer.session.
 """
+
 from __future__ import annotations
 
 import functools
@@ -34,8 +35,14 @@ def neighbour_agreement(z_a, z_b, rows, k: int = K_AGREE) -> float:
     rows = list(rows)[:MAX_AGREE]
     if not rows:
         return float("nan")
-    shared = [len(set(analysis.nearest(z_a, z_a[r], k, exclude=r)[0])
-                  & set(analysis.nearest(z_b, z_b[r], k, exclude=r)[0])) / k for r in rows]
+    shared = [
+        len(
+            set(analysis.nearest(z_a, z_a[r], k, exclude=r)[0])
+            & set(analysis.nearest(z_b, z_b[r], k, exclude=r)[0])
+        )
+        / k
+        for r in rows
+    ]
     return float(np.mean(shared))
 
 
@@ -54,15 +61,18 @@ def _clear() -> None:
 
 
 def compare_panel(store, ex) -> None:
-    box, is_open = lazy_expander("Compare two models' latent spaces (linked scatters)", "cmp_open",
-                                 ":material/compare:")
+    box, is_open = lazy_expander(
+        "Compare two models' latent spaces (linked scatters)", "cmp_open", ":material/compare:"
+    )
     if not is_open:
         return
     with box:
         others = [r for r in store.list(dataset=ex.record.config.dataset) if r.id != ex.record.id]
         if not others:
-            st.info(f"No other stored {ex.record.config.dataset} model to compare with: retrain one "
-                    "(sidebar → Retrain), e.g. with another latent size or loss.")
+            st.info(
+                f"No other stored {ex.record.config.dataset} model to compare with: retrain one "
+                "(sidebar → Retrain), e.g. with another latent size or loss."
+            )
             return
         labels = {r.id: r.label for r in others}
         other_id = st.selectbox("Second model", list(labels), key="cmp_other", format_func=labels.get)
@@ -83,24 +93,34 @@ def _linked(ex, record, other: cache.Latents) -> None:
         pick = session.pick()
         session.set_cmp_rows([] if pick is None else [int(pick)])
     rows = [r for r in session.cmp_rows() if 0 <= r < len(ex.images)]
-    sides = ((ex.record, ex.latents, ex.axis_titles, "cmp_a"),
-             (record, other, cache.axis_titles(other), "cmp_b"))
+    sides = (
+        (ex.record, ex.latents, ex.axis_titles, "cmp_a"),
+        (record, other, cache.axis_titles(other), "cmp_b"),
+    )
     cols = st.columns(2, gap="medium")
     for col, (rec, arr, titles, key) in zip(cols, sides):
         with col:
             st.markdown(f"**{rec.label}**")
             fig = views.latent_scatter(arr.xy, arr.labels, ex.class_names, axis_titles=titles, height=420)
             fig = views.highlight_rows(fig, arr.xy, rows, name=f"highlighted ({len(rows)})", color="#000000")
-            st.plotly_chart(fig, key=key, on_select=functools.partial(_on_chart, key),
-                            selection_mode=("points", "box", "lasso"),
-                            config={"displaylogo": False, "scrollZoom": False})
+            st.plotly_chart(
+                fig,
+                key=key,
+                on_select=functools.partial(_on_chart, key),
+                selection_mode=("points", "box", "lasso"),
+                config={"displaylogo": False, "scrollZoom": False},
+            )
     if rows:
         agree = neighbour_agreement(ex.latents.z_mean, other.z_mean, rows)
-        st.caption(f"{len(rows):,} test image(s) ringed in both. Of their {K_AGREE} nearest test images "
-                   f"(full latent space), {100 * agree:.0f}% are the same in both models"
-                   + (f" (first {MAX_AGREE} rows)" if len(rows) > MAX_AGREE else "") + ".")
+        st.caption(
+            f"{len(rows):,} test image(s) ringed in both. Of their {K_AGREE} nearest test images "
+            f"(full latent space), {100 * agree:.0f}% are the same in both models"
+            + (f" (first {MAX_AGREE} rows)" if len(rows) > MAX_AGREE else "")
+            + "."
+        )
         st.button("Clear the highlight", on_click=_clear, key="cmp_clear")
     else:
-        st.caption("Click a point, or drag a box or lasso (toolbar), in either scatter: the same test images "
-                   "are ringed in both.")
-
+        st.caption(
+            "Click a point, or drag a box or lasso (toolbar), in either scatter: the same test images "
+            "are ringed in both."
+        )

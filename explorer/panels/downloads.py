@@ -3,6 +3,7 @@ means as CSV and the model's .keras files (each generated on click).
 
 Widget keys: dl_digit_28, dl_digit_280, dl_csv, dl_zip, dl_encoder, dl_decoder.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,12 +16,24 @@ def digit_download(digit, z) -> None:
     """Under the live digit: the decoded digit at the slider position as PNG (28 px and 280 px)."""
     tag = "_".join(f"{v:+.2f}" for v in np.asarray(z).ravel()[:4]) + ("_…" if np.size(z) > 4 else "")
     c1, c2 = st.columns(2)
-    c1.download_button("PNG 28×28", export.png_bytes(digit), file_name=f"decoded_z{tag}.png",
-                       mime="image/png", on_click="ignore", key="dl_digit_28",
-                       help="The decoded digit at its native size.")
-    c2.download_button("PNG 280×280", export.png_bytes(digit, scale=10), file_name=f"decoded_z{tag}_x10.png",
-                       mime="image/png", on_click="ignore", key="dl_digit_280",
-                       help="Each pixel as a crisp 10×10 block.")
+    c1.download_button(
+        "PNG 28×28",
+        export.png_bytes(digit),
+        file_name=f"decoded_z{tag}.png",
+        mime="image/png",
+        on_click="ignore",
+        key="dl_digit_28",
+        help="The decoded digit at its native size.",
+    )
+    c2.download_button(
+        "PNG 280×280",
+        export.png_bytes(digit, scale=10),
+        file_name=f"decoded_z{tag}_x10.png",
+        mime="image/png",
+        on_click="ignore",
+        key="dl_digit_280",
+        help="Each pixel as a crisp 10×10 block.",
+    )
 
 
 def downloads_sidebar(ex) -> None:
@@ -31,18 +44,39 @@ def downloads_sidebar(ex) -> None:
         st.divider()
         st.header("Export")
         st.download_button(
-            f"Test latent means (CSV, {len(z_mean):,} rows)", lambda: export.latents_csv(z_mean, labels),
-            file_name=f"{rec.id}-test-latents.csv", mime="text/csv", on_click="ignore", key="dl_csv",
+            f"Test latent means (CSV, {len(z_mean):,} rows)",
+            lambda: export.latents_csv(z_mean, labels),
+            file_name=f"{rec.id}-test-latents.csv",
+            mime="text/csv",
+            on_click="ignore",
+            key="dl_csv",
             help=f"Columns index,label,z0..z{ex.latent_dim - 1}: each test image's posterior mean.",
-            width="stretch")
+            width="stretch",
+        )
         st.download_button(
-            "Model (zip: both .keras files)", lambda: export.model_zip(rec), file_name=f"{rec.id}.zip",
-            mime="application/zip", on_click="ignore", key="dl_zip", width="stretch",
-            help="encoder.keras, decoder.keras, meta.json and a README on how to load them.")
+            "Model (zip: both .keras files)",
+            lambda: export.model_zip(rec),
+            file_name=f"{rec.id}.zip",
+            mime="application/zip",
+            on_click="ignore",
+            key="dl_zip",
+            width="stretch",
+            help="encoder.keras, decoder.keras, meta.json and a README on how to load them.",
+        )
         c1, c2 = st.columns(2)
-        c1.download_button("encoder.keras", lambda: export.model_file(rec, "encoder"),
-                           file_name=f"{rec.id}-encoder.keras", mime="application/octet-stream",
-                           on_click="ignore", key="dl_encoder")
-        c2.download_button("decoder.keras", lambda: export.model_file(rec, "decoder"),
-                           file_name=f"{rec.id}-decoder.keras", mime="application/octet-stream",
-                           on_click="ignore", key="dl_decoder")
+        c1.download_button(
+            "encoder.keras",
+            lambda: export.model_file(rec, "encoder"),
+            file_name=f"{rec.id}-encoder.keras",
+            mime="application/octet-stream",
+            on_click="ignore",
+            key="dl_encoder",
+        )
+        c2.download_button(
+            "decoder.keras",
+            lambda: export.model_file(rec, "decoder"),
+            file_name=f"{rec.id}-decoder.keras",
+            mime="application/octet-stream",
+            on_click="ignore",
+            key="dl_decoder",
+        )

@@ -5,6 +5,7 @@ A slider move or a click reruns only this fragment, never the manifold or the si
 Widget keys: z0..z{d-1} (the server's sliders; the latent pad writes the same keys on release), scatter.
 The pick and the latent values go through explorer.session.
 """
+
 from __future__ import annotations
 
 import time
@@ -49,24 +50,40 @@ def _live_digit(ex: cache.Explorer):
     st.subheader("Move through the latent space")
     # In-browser decoding while dragging; it writes z0..z{d-1} on release. Without it: server sliders.
     pad_note = latent_pad.latent_pad(
-        session.z_keys(d), bounds, model_key=ex.stamp, model=ex.model, extent=ex.map_extent,
+        session.z_keys(d),
+        bounds,
+        model_key=ex.stamp,
+        model=ex.model,
+        extent=ex.map_extent,
         background=cache.map_base(ex.stamp, ex.latents.xy, ex.latents.labels, ex.map_extent, PAD_MAP_SIZE)
-        if d == 2 else None)
+        if d == 2
+        else None,
+    )
     if pad_note is not None:
         st.caption(f"{pad_note} Using the server's sliders: the digit updates when you release one.")
         box = st.container(height=360) if d > 6 else st.container()
         with box:
             for i in range(d):
-                st.slider(f"z[{i}]", -float(bounds[i]), float(bounds[i]), step=0.05, key=session.z_key(i),
-                          format="%.2f")
+                st.slider(
+                    f"z[{i}]",
+                    -float(bounds[i]),
+                    float(bounds[i]),
+                    step=0.05,
+                    key=session.z_key(i),
+                    format="%.2f",
+                )
     z = session.z_values(d)
     t = time.perf_counter()
     digit = ex.model.decode(z)[0]  # (28, 28): one compiled forward pass, no predict()
     decode_ms = 1000 * (time.perf_counter() - t)
     row = st.container(horizontal=True, gap="small")  # wraps: the map goes below on narrow screens
     scale = DIGIT_SCALE if pad_note else SMALL_DIGIT_SCALE  # the pad shows the big live digit
-    row.image(views.to_png(digit, scale), width=28 * scale, output_format="PNG",
-              caption="decoder(z) for the slider values")
+    row.image(
+        views.to_png(digit, scale),
+        width=28 * scale,
+        output_format="PNG",
+        caption="decoder(z) for the slider values",
+    )
     map_box = row.empty()  # drawn later, once the interpolation path is known
     st.caption(f"decoded in {decode_ms:.1f} ms on the server · z = `{fmt(z, 3)}`")
     downloads.digit_download(digit, z)
@@ -100,11 +117,20 @@ def _draw_map(ex: cache.Explorer, map_box, z: np.ndarray, path, pick) -> None:
     picked, ellipses = _overlay(ex, pick)
     extent = ex.map_extent
     base = cache.map_base(ex.stamp, ex.latents.xy, ex.latents.labels, extent, MAP_SIZE)
-    map_box.image(views.map_png(base, extent, current=ex.project(z), picked=picked, ellipses=ellipses[:1],
-                                path=None if path is None else ex.project(path)),
-                  width=MAP_SIZE, output_format="PNG",
-                  caption="the sliders (red ×) on the test set"
-                          + ("" if ex.latent_dim == 2 else f" ({ex.view_name} view)"))
+    map_box.image(
+        views.map_png(
+            base,
+            extent,
+            current=ex.project(z),
+            picked=picked,
+            ellipses=ellipses[:1],
+            path=None if path is None else ex.project(path),
+        ),
+        width=MAP_SIZE,
+        output_format="PNG",
+        caption="the sliders (red ×) on the test set"
+        + ("" if ex.latent_dim == 2 else f" ({ex.view_name} view)"),
+    )
 
 
 def _draw_scatter(ex: cache.Explorer, scatter_box, row) -> None:
@@ -114,13 +140,24 @@ def _draw_scatter(ex: cache.Explorer, scatter_box, row) -> None:
     changed, and rebuilding 10k WebGL points on every slider move is slow in the browser (and loses the
     user's zoom). Its figure only changes with the model and the pick."""
     xy, ellipses = _overlay(ex, row)
-    fig = views.latent_scatter(ex.latents.xy, ex.latents.labels, ex.class_names,
-                               picked=xy, ellipses=ellipses, axis_titles=ex.axis_titles)
+    fig = views.latent_scatter(
+        ex.latents.xy,
+        ex.latents.labels,
+        ex.class_names,
+        picked=xy,
+        ellipses=ellipses,
+        axis_titles=ex.axis_titles,
+    )
     fig = user_digit.mark_user_digit(fig, ex)  # the user's digit and its posterior ellipses
     fig = sel_panel.mark_selection(fig, ex)  # rings around a box/lasso selection
     with scatter_box:
-        st.plotly_chart(fig, key="scatter", on_select=_on_select, selection_mode=("points", "box", "lasso"),
-                        config={"displaylogo": False, "scrollZoom": False})
+        st.plotly_chart(
+            fig,
+            key="scatter",
+            on_select=_on_select,
+            selection_mode=("points", "box", "lasso"),
+            config={"displaylogo": False, "scrollZoom": False},
+        )
 
 
 @st.fragment
@@ -135,9 +172,11 @@ def explore_panel(ex: cache.Explorer) -> None:
     with right:
         st.subheader("Test set in latent space")
         scatter_box = st.container()
-        st.caption("Hover a point for its index and label; click it to pick it (the sliders jump "
-                   "to its posterior mean). Drag to zoom, double-click to reset."
-                   + ("" if d == 2 else f" Axes: {ex.view_name} of the {d}-D means."))
+        st.caption(
+            "Hover a point for its index and label; click it to pick it (the sliders jump "
+            "to its posterior mean). Drag to zoom, double-click to reset."
+            + ("" if d == 2 else f" Axes: {ex.view_name} of the {d}-D means.")
+        )
 
     pick_panel(ex)
     path = interpolation_panel(ex, z)

@@ -13,6 +13,7 @@ Widget key: link_open. The link's own flags (_link_done, _link_switch, _link_msg
 latent values it applies go through explorer.session (a pick with keep_z, so the sliders keep the
 link's z instead of jumping to the pick's posterior mean).
 """
+
 from __future__ import annotations
 
 import math
@@ -77,8 +78,10 @@ def decode_view(params, latent_dim: int | None = None, n_images: int | None = No
             if not all(math.isfinite(v) for v in vals) or len(vals) > MAX_DIM:
                 raise ValueError
             if latent_dim is not None and len(vals) != latent_dim:
-                view.problems.append(f"Expected {latent_dim} latent values in the link (this model's size). "
-                                     f"Received: {len(vals)}; the sliders keep their place.")
+                view.problems.append(
+                    f"Expected {latent_dim} latent values in the link (this model's size). "
+                    f"Received: {len(vals)}; the sliders keep their place."
+                )
             else:
                 view.z = vals
         except ValueError:
@@ -92,8 +95,9 @@ def decode_view(params, latent_dim: int | None = None, n_images: int | None = No
             view.pick = p
         except ValueError:
             hi = f"{n_images - 1}" if n_images else "N-1"
-            view.problems.append(f"Expected a test image index in [0, {hi}] in the link. "
-                                 f"Received: pick={pick[:20]!r}")
+            view.problems.append(
+                f"Expected a test image index in [0, {hi}] in the link. Received: pick={pick[:20]!r}"
+            )
     return view
 
 
@@ -112,9 +116,11 @@ def restore_view(store, ex) -> None:
         try:
             store.set_current(link_model)
         except StoreError:  # gone or unreadable
-            st.warning(f"The link's model `{link_model}` is gone from this machine's store (deleted, or the "
-                       f"link comes from another machine). Showing the current model **{ex.record.label}** "
-                       "instead; the link's pick and z are applied if they fit.")
+            st.warning(
+                f"The link's model `{link_model}` is gone from this machine's store (deleted, or the "
+                f"link comes from another machine). Showing the current model **{ex.record.label}** "
+                "instead; the link's pick and z are applied if they fit."
+            )
         else:
             session.set_link_msg("info", f"Opened the link's model `{link_model}` (now the current model).")
             st.rerun()
@@ -149,5 +155,7 @@ def link_panel(ex) -> None:
         if base and not urlparse(base).path:
             base += "/"
         st.code(f"{base}?{urlencode(current_params(ex))}", language=None, wrap_lines=True)
-        st.caption("Copy it with the button at the right of the box. Opening it shows this model, pick and "
-                   "slider position (the address bar follows you as you explore, too).")
+        st.caption(
+            "Copy it with the button at the right of the box. Opening it shows this model, pick and "
+            "slider position (the address bar follows you as you explore, too)."
+        )

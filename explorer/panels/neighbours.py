@@ -2,6 +2,7 @@
 
 Session keys: nn_open (expander), nn_k (slider), nn_pick_<i> (buttons).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +22,9 @@ def _neighbours(stamp: str, row: int, k: int, _z_means) -> tuple[np.ndarray, np.
 
 
 def neighbours_panel(ex) -> None:
-    box, is_open = lazy_expander("Nearest neighbours of the pick (in latent space)", "nn_open",
-                                 ":material/hub:")
+    box, is_open = lazy_expander(
+        "Nearest neighbours of the pick (in latent space)", "nn_open", ":material/hub:"
+    )
     if not is_open:
         return
     with box:
@@ -34,17 +36,28 @@ def neighbours_panel(ex) -> None:
         rows, dist = _neighbours(ex.stamp, int(pick), int(k), ex.latents.z_mean)
         labels = ex.latents.labels
         same = int((labels[rows] == labels[pick]).sum())
-        st.caption(f"The {len(rows)} test images whose posterior means are nearest to test #{pick}'s, by "
-                   f"Euclidean distance in the full {ex.latent_dim}-D latent space"
-                   + ("" if ex.latent_dim == 2 else f" (not in the 2-D {ex.view_name} view)")
-                   + f"; {same} of {len(rows)} share its label "
-                   f"**{ex.class_name(labels[pick])}**. Press a button to pick that image.")
+        st.caption(
+            f"The {len(rows)} test images whose posterior means are nearest to test #{pick}'s, by "
+            f"Euclidean distance in the full {ex.latent_dim}-D latent space"
+            + ("" if ex.latent_dim == 2 else f" (not in the 2-D {ex.view_name} view)")
+            + f"; {same} of {len(rows)} share its label "
+            f"**{ex.class_name(labels[pick])}**. Press a button to pick that image."
+        )
         per_row = 10
         for start in range(0, len(rows), per_row):
             cols = st.columns(per_row)
-            for i, (r, d) in enumerate(zip(rows[start:start + per_row], dist[start:start + per_row])):
+            for i, (r, d) in enumerate(zip(rows[start : start + per_row], dist[start : start + per_row])):
                 with cols[i]:
-                    st.image(views.to_png(ex.images[r], THUMB), width=28 * THUMB, output_format="PNG",
-                             caption=f"#{r} · {ex.class_name(labels[r])} · d={d:.3g}")
-                    st.button("pick", key=f"nn_pick_{start + i}", on_click=session.set_pick, args=(int(r),),
-                              help=f"Make test #{r} the pick.")
+                    st.image(
+                        views.to_png(ex.images[r], THUMB),
+                        width=28 * THUMB,
+                        output_format="PNG",
+                        caption=f"#{r} · {ex.class_name(labels[r])} · d={d:.3g}",
+                    )
+                    st.button(
+                        "pick",
+                        key=f"nn_pick_{start + i}",
+                        on_click=session.set_pick,
+                        args=(int(r),),
+                        help=f"Make test #{r} the pick.",
+                    )

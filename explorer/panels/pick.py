@@ -3,6 +3,7 @@ posterior (mean and standard deviation).
 
 Widget key: goto. The pick itself (and a bad pick's error) goes through explorer.session.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,13 +30,23 @@ def pick_panel(ex: cache.Explorer) -> None:
         st.error(err)
     n = len(ex.images)
     c1, c2, _ = st.columns([1, 1, 3])
-    c1.number_input("Go to test image #", min_value=0, max_value=n - 1, value=None, step=1,
-                    key="goto", on_change=_goto, placeholder=f"0 … {n - 1}")
+    c1.number_input(
+        "Go to test image #",
+        min_value=0,
+        max_value=n - 1,
+        value=None,
+        step=1,
+        key="goto",
+        on_change=_goto,
+        placeholder=f"0 … {n - 1}",
+    )
     c2.button("Random test image", on_click=_random_pick, args=(n,), width="stretch")
     pick = session.pick()
     if pick is None:
-        st.info("Click a point in the scatter (or type a test image number) to see the image, its "
-                "reconstruction and its posterior.")
+        st.info(
+            "Click a point in the scatter (or type a test image number) to see the image, its "
+            "reconstruction and its posterior."
+        )
         return
     original, recon = cache.pick_pngs(ex.stamp, ex.model, ex.images, int(pick))
     label = ex.latents.labels[pick]
@@ -45,8 +56,9 @@ def pick_panel(ex: cache.Explorer) -> None:
     cols[0].image(original, caption=f"test #{pick} (original)", width=28 * 6, output_format="PNG")
     cols[1].image(recon, caption="reconstruction", width=28 * 6, output_format="PNG")
     with cols[2]:
-        st.markdown(f"**Label:** {ex.class_name(label)}  \n"
-                    f"**Index:** {pick}")
+        st.markdown(f"**Label:** {ex.class_name(label)}  \n**Index:** {pick}")
         st.markdown(f"**z_mean:** `{fmt(z_mean)}`  \n**σ (posterior std):** `{fmt(sigma)}`")
-        st.caption("The sliders were moved to z_mean; the ellipses on the scatter are the "
-                   "posterior's 1σ and 2σ contours.")
+        st.caption(
+            "The sliders were moved to z_mean; the ellipses on the scatter are the "
+            "posterior's 1σ and 2σ contours."
+        )

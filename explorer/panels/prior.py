@@ -1,6 +1,7 @@
 """Samples from the prior: n draws z ~ N(0, I) decoded, a button for new ones (the seed is in
 explorer.session).
 """
+
 from __future__ import annotations
 
 import streamlit as st
@@ -15,8 +16,12 @@ THUMB_SCALE = 3
 def prior_panel(ex: cache.Explorer) -> None:
     st.subheader("Sample from prior")
     c1, c2 = st.columns([1, 4])
-    c1.button("Sample from prior", on_click=session.next_prior_seed, type="primary",
-              help="Draw new z ~ N(0, I) and decode them.")
+    c1.button(
+        "Sample from prior",
+        on_click=session.next_prior_seed,
+        type="primary",
+        help="Draw new z ~ N(0, I) and decode them.",
+    )
     seed = session.prior_seed()
     c2.caption(f"{PRIOR_N} draws z ~ N(0, I), decoded (seed {seed}).")
     z, pngs = cache.prior_samples(ex.stamp, ex.model, PRIOR_N, seed)

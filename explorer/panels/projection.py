@@ -9,6 +9,7 @@ sliders, paths) are placed at the distance-weighted t-SNE position of their near
 Hook: `ex = projection_panel(ex)` in the page, before the explore panel (returns the explorer to use).
 Session keys (owned here): proj_method, _tsne_seen.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
@@ -65,7 +66,9 @@ def place(z_means, xy, points, k: int = K_PLACE) -> np.ndarray:
     d2 = np.stack([np.square(zm - q).sum(1) for q in p]) if len(p) else np.zeros((0, len(zm)))  # (K, N)
     k = min(k, zm.shape[0])
     idx = np.argpartition(d2, k - 1, axis=1)[:, :k]  # (K, k)
-    w = 1.0 / (np.take_along_axis(d2, idx, 1) + 1e-12)  # inverse squared distance: a test mean sits on its point
+    w = 1.0 / (
+        np.take_along_axis(d2, idx, 1) + 1e-12
+    )  # inverse squared distance: a test mean sits on its point
     return (w[..., None] * np.asarray(xy, np.float32)[idx]).sum(1) / w.sum(1, keepdims=True)
 
 
@@ -107,19 +110,26 @@ def _progress(model_id: str, n: int) -> None:
     expected, elapsed = EXPECTED_S_PER_1K * n / 1000, status["elapsed"]
     # scikit-learn reports no progress: the bar follows the elapsed time against a rough estimate and
     # slows down as it nears the end, so it never claims to be done before it is
-    st.progress(elapsed / (elapsed + expected),
-                text=f"Computing the t-SNE of {n:,} latent means in the background… {elapsed:.0f} s elapsed "
-                     f"(roughly {expected / 60:.0f} min on 2 busy cores). Keep exploring: the PCA view stays "
-                     "until it is ready, then the page switches by itself.")
+    st.progress(
+        elapsed / (elapsed + expected),
+        text=f"Computing the t-SNE of {n:,} latent means in the background… {elapsed:.0f} s elapsed "
+        f"(roughly {expected / 60:.0f} min on 2 busy cores). Keep exploring: the PCA view stays "
+        "until it is ready, then the page switches by itself.",
+    )
 
 
 def projection_panel(ex):
     """The projection choice (latent sizes above 2 only). Returns the explorer the page should use."""
     if ex.latent_dim <= 2:
         return ex
-    method = st.radio("Scatter projection", ["PCA", "t-SNE"], key="proj_method", horizontal=True,
-                      help="PCA is linear: distances and the posterior ellipses are exact projections. "
-                           "t-SNE keeps neighbourhoods, not distances (seeded, computed once per model).")
+    method = st.radio(
+        "Scatter projection",
+        ["PCA", "t-SNE"],
+        key="proj_method",
+        horizontal=True,
+        help="PCA is linear: distances and the posterior ellipses are exact projections. "
+        "t-SNE keeps neighbourhoods, not distances (seeded, computed once per model).",
+    )
     if method != "t-SNE":
         return ex
     model_id = ex.record.id
@@ -129,13 +139,17 @@ def projection_panel(ex):
         status = analysis.TSNE_JOBS.status(model_id)
         if status["state"] == "failed":
             st.error(f"The t-SNE failed: {status['error']}. Fix: free memory and retry, or use PCA.")
-            st.button("Retry the t-SNE", on_click=analysis.TSNE_JOBS.forget, args=(model_id,), key="proj_retry")
+            st.button(
+                "Retry the t-SNE", on_click=analysis.TSNE_JOBS.forget, args=(model_id,), key="proj_retry"
+            )
             return ex
         analysis.TSNE_JOBS.start(model_id, ex.latents.z_mean)
         _progress(model_id, n)
         return ex
-    st.caption("t-SNE view (scikit-learn, seed 0, perplexity 30): nearby points are similar, but distances and "
-               "cluster sizes in this plane are **not** latent distances. Neighbours, traversals and "
-               "attribute vectors still work in the full latent space; the pick's ellipses are its "
-               "posterior through the local linear map around it.")
+    st.caption(
+        "t-SNE view (scikit-learn, seed 0, perplexity 30): nearby points are similar, but distances and "
+        "cluster sizes in this plane are **not** latent distances. Neighbours, traversals and "
+        "attribute vectors still work in the full latent space; the pick's ellipses are its "
+        "posterior through the local linear map around it."
+    )
     return with_tsne(ex, xy)

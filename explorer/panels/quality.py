@@ -4,6 +4,7 @@ model, and their reconstructions of the same test images side by side.
 Widget keys: quality_go, quality_all, compare_models_<hash>; estimates that could not be cached on disk
 are kept for the session through explorer.session.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,9 +50,12 @@ def quality_panel(store, ex) -> None:
     # an estimate that could not be cached on disk (read-only home) is kept for this session
     q = quality.cached(rec.id) or session.quality_uncached(rec.id)
     if not q.get("iwae_nll"):
-        if st.button("Estimate log-likelihood and k-NN accuracy (20–60 s on a CPU)", key="quality_go",
-                     help=f"IWAE bound with K={IWAE_K} on {IWAE_N} test images; {KNN_K}-NN on all latent "
-                          "means. Saved, so it runs once per model."):
+        if st.button(
+            "Estimate log-likelihood and k-NN accuracy (20–60 s on a CPU)",
+            key="quality_go",
+            help=f"IWAE bound with K={IWAE_K} on {IWAE_N} test images; {KNN_K}-NN on all latent "
+            "means. Saved, so it runs once per model.",
+        ):
             with st.spinner("Estimating… (IWAE: one batched decode per 64 images)"):
                 try:
                     q = _estimate(store, rec.id, ex.model)
@@ -67,16 +71,28 @@ def quality_panel(store, ex) -> None:
     _metric(cols[0], "test loss", m.get("loss"), "{:.1f}", "negative ELBO per image = reconstruction + KL")
     _metric(cols[1], "reconstruction", m.get("reconstruction_loss"), "{:.1f}")
     _metric(cols[2], "KL", m.get("kl_loss"), "{:.2f}")
-    _metric(cols[3], f"−log p(x) (IWAE, K={q.get('iwae_k', IWAE_K)})", q.get("iwae_nll"), "{:.1f}",
-            "Importance-weighted estimate of the negative log-likelihood in nats per image (lower "
-            "is better); never above the test loss on average.")
-    _metric(cols[4], f"{KNN_K}-NN accuracy", None if q.get("knn_accuracy") is None else 100 * q["knn_accuracy"],
-            "{:.1f}%", "Labels of test images predicted from their 5 nearest training images in latent "
-            "space (latent means). Chance is about 10%.")
+    _metric(
+        cols[3],
+        f"−log p(x) (IWAE, K={q.get('iwae_k', IWAE_K)})",
+        q.get("iwae_nll"),
+        "{:.1f}",
+        "Importance-weighted estimate of the negative log-likelihood in nats per image (lower "
+        "is better); never above the test loss on average.",
+    )
+    _metric(
+        cols[4],
+        f"{KNN_K}-NN accuracy",
+        None if q.get("knn_accuracy") is None else 100 * q["knn_accuracy"],
+        "{:.1f}%",
+        "Labels of test images predicted from their 5 nearest training images in latent "
+        "space (latent means). Chance is about 10%.",
+    )
     if q.get("iwae_nll"):
-        st.caption(f"log-likelihood under the model's likelihood: {q['likelihood']}; on the first "
-                   f"{q['iwae_n']} test images. k-NN fit on {q['knn_n_train']:,} training means, scored on "
-                   f"{q['knn_n_test']:,} test means (chance {100 * q['knn_chance']:.0f}%).")
+        st.caption(
+            f"log-likelihood under the model's likelihood: {q['likelihood']}; on the first "
+            f"{q['iwae_n']} test images. k-NN fit on {q['knn_n_train']:,} training means, scored on "
+            f"{q['knn_n_test']:,} test means (chance {100 * q['knn_chance']:.0f}%)."
+        )
     _compare_models(store, ex, cache.model_stamp)
 
 
@@ -84,8 +100,10 @@ def _compare_models(store, ex, model_stamp) -> None:
     records = store.list()
     st.markdown(f"**All stored models** ({len(records)})")
     st.markdown(comparison_table(quality.compare(records), ex.record.id))
-    st.caption("recon + KL = test loss (the negative ELBO); −log p(x) is the IWAE estimate (≤ test loss); "
-               "k-NN acc: test labels from the 5 nearest training means. – = not estimated yet.")
+    st.caption(
+        "recon + KL = test loss (the negative ELBO); −log p(x) is the IWAE estimate (≤ test loss); "
+        "k-NN acc: test labels from the 5 nearest training means. – = not estimated yet."
+    )
     missing = [r for r in records if quality.cached(r.id).get("iwae_nll") is None]
     if missing and st.button(f"Estimate the missing numbers for {len(missing)} model(s)", key="quality_all"):
         bar, failed = st.progress(0.0), []
@@ -106,11 +124,16 @@ def _compare_models(store, ex, model_stamp) -> None:
         return
     ids = [r.id for r in same]
     labels = {r.id: r.label for r in same}
-    default = [ex.record.id] + [i for i in ids if i != ex.record.id][:COMPARE_MAX - 1]
-    picked = st.multiselect("Reconstructions side by side (same test images)", ids, default=default,
-                            format_func=labels.get, max_selections=COMPARE_MAX,
-                            # a new or deleted model gives a new widget, so its default applies again
-                            key="compare_models_" + hashlib.sha1("|".join(ids).encode()).hexdigest()[:8])
+    default = [ex.record.id] + [i for i in ids if i != ex.record.id][: COMPARE_MAX - 1]
+    picked = st.multiselect(
+        "Reconstructions side by side (same test images)",
+        ids,
+        default=default,
+        format_func=labels.get,
+        max_selections=COMPARE_MAX,
+        # a new or deleted model gives a new widget, so its default applies again
+        key="compare_models_" + hashlib.sha1("|".join(ids).encode()).hexdigest()[:8],
+    )
     class_rows = _one_per_class(ex.latents.labels)
     cols = st.columns([1, 5])
     cols[0].caption("original")
@@ -119,21 +142,35 @@ def _compare_models(store, ex, model_stamp) -> None:
     for model_id in picked:
         r = by_id[model_id]
         cols = st.columns([1, 5])
-        cols[0].caption(f"z{r.config.latent_dim} · {r.config.loss} · {r.config.epochs} ep"
-                        + (f" · {r.config.limit} img" if r.config.limit else ""))
+        cols[0].caption(
+            f"z{r.config.latent_dim} · {r.config.loss} · {r.config.epochs} ep"
+            + (f" · {r.config.limit} img" if r.config.limit else "")
+        )
         try:
-            pngs = _recon_pngs(model_stamp(r), str(store.root), r.id, tuple(int(i) for i in class_rows),
-                               ex.images)
+            pngs = _recon_pngs(
+                model_stamp(r), str(store.root), r.id, tuple(int(i) for i in class_rows), ex.images
+            )
         except StoreError as e:
             cols[1].error(str(e))
             continue
         cols[1].image(pngs, width=84, output_format="PNG")
 
 
-TABLE = (("", "current"), ("dataset", "dataset"), ("latent", "latent_dim"), ("loss", "loss"),
-         ("epochs", "epochs"), ("train images", "train_images"), ("test loss", "test_loss"),
-         ("recon", "reconstruction"), ("KL", "kl"), ("−log p(x) IWAE", "iwae_nll"),
-         ("k-NN acc", "knn_accuracy"), ("train time", "train_seconds"), ("id", "id"))
+TABLE = (
+    ("", "current"),
+    ("dataset", "dataset"),
+    ("latent", "latent_dim"),
+    ("loss", "loss"),
+    ("epochs", "epochs"),
+    ("train images", "train_images"),
+    ("test loss", "test_loss"),
+    ("recon", "reconstruction"),
+    ("KL", "kl"),
+    ("−log p(x) IWAE", "iwae_nll"),
+    ("k-NN acc", "knn_accuracy"),
+    ("train time", "train_seconds"),
+    ("id", "id"),
+)
 
 
 def comparison_table(rows: list[dict], current_id: str | None = None) -> str:
@@ -142,6 +179,7 @@ def comparison_table(rows: list[dict], current_id: str | None = None) -> str:
     (A Markdown table, not st.dataframe: this environment's pyarrow needs NumPy 2, TensorFlow's
     NumPy here is 1.26, and st.dataframe needs pyarrow.)
     """
+
     def cell(key, v, row):
         if key == "current":
             return "▶" if row["id"] == current_id else ""

@@ -12,6 +12,7 @@ Session state used here (all prefixed `retrain_` / `_retrain_`):
   _retrain_notice_<where>   a (kind, text) message to show once after a rerun ("sidebar" or "main")
   _retrain_ended            the job whose end this session saw (announced once with a toast)
 """
+
 from __future__ import annotations
 
 import time
@@ -37,6 +38,7 @@ QUICK_PRESET = dict(epochs=3, batch_size=128, loss="bce", latent_dim=2, limit=10
 
 # ----------------------------------------------------------------------------- pure helpers
 
+
 def fmt_duration(seconds: float | None) -> str:
     """`75` -> "1:15", `3725` -> "1:02:05", None -> "—"."""
     if seconds is None:
@@ -50,10 +52,12 @@ def describe(config: dict) -> str:
     """One line naming a training config: "MNIST · z2 · BCE · 30 epochs · batch 128 · 10,000 images"."""
     n = f"{config['limit']:,} images" if config.get("limit") else "all images"
     epochs = config.get("epochs")
-    return (f"{DATASET_LABELS.get(config.get('dataset'), config.get('dataset'))} · z{config.get('latent_dim')} · "
-            f"{str(config.get('loss', '')).upper()} · {epochs} epoch{'' if epochs == 1 else 's'} · "
-            f"batch {config.get('batch_size')} · {n}"
-            + (" · cosine lr" if config.get("lr_schedule") == "cosine" else ""))
+    return (
+        f"{DATASET_LABELS.get(config.get('dataset'), config.get('dataset'))} · z{config.get('latent_dim')} · "
+        f"{str(config.get('loss', '')).upper()} · {epochs} epoch{'' if epochs == 1 else 's'} · "
+        f"batch {config.get('batch_size')} · {n}"
+        + (" · cosine lr" if config.get("lr_schedule") == "cosine" else "")
+    )
 
 
 def progress_text(js: jobs.JobStatus) -> str:
@@ -80,23 +84,47 @@ def loss_figure(js: jobs.JobStatus, height: int = 220) -> go.Figure:
                 y.append(None)
             x.append(x1)
             y.append(y1)
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="training (batches)",
-                                 line=dict(width=1.5, color="#1f77b4")))
+        fig.add_trace(
+            go.Scatter(
+                x=x, y=y, mode="lines", name="training (batches)", line=dict(width=1.5, color="#1f77b4")
+            )
+        )
     n = len(js.history.get("loss", []))
     if n:
         ep = list(range(1, n + 1))
-        fig.add_trace(go.Scatter(x=ep, y=js.history["loss"], mode="markers", name="training (epoch)",
-                                 marker=dict(color="#1f77b4", size=7)))
+        fig.add_trace(
+            go.Scatter(
+                x=ep,
+                y=js.history["loss"],
+                mode="markers",
+                name="training (epoch)",
+                marker=dict(color="#1f77b4", size=7),
+            )
+        )
         if "val_loss" in js.history:
-            fig.add_trace(go.Scatter(x=ep, y=js.history["val_loss"], mode="lines+markers",
-                                     name="validation", line=dict(color="#ff7f0e")))
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), showlegend=True,
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, font=dict(size=10)),
-                      xaxis_title="epoch", yaxis_title="loss", xaxis=dict(range=[0, max(js.epochs, 1)]))
+            fig.add_trace(
+                go.Scatter(
+                    x=ep,
+                    y=js.history["val_loss"],
+                    mode="lines+markers",
+                    name="validation",
+                    line=dict(color="#ff7f0e"),
+                )
+            )
+    fig.update_layout(
+        height=height,
+        margin=dict(l=10, r=10, t=30, b=10),
+        showlegend=True,
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, font=dict(size=10)),
+        xaxis_title="epoch",
+        yaxis_title="loss",
+        xaxis=dict(range=[0, max(js.epochs, 1)]),
+    )
     return fig
 
 
 # ----------------------------------------------------------------------------- state
+
 
 def _latest() -> tuple[jobs.JobStatus | None, str | None]:
     """(latest job status or None, an error message or None)."""
@@ -114,14 +142,21 @@ def _start(config: dict, where: str) -> None:
         notice = ("error", str(e))
     else:
         if info.new and where == "main":
-            notice = ("success", "Training started in the background: the explorer opens here when the "
-                      "model is ready.")
+            notice = (
+                "success",
+                "Training started in the background: the explorer opens here when the model is ready.",
+            )
         elif info.new:
-            notice = ("success", "Training started in the background: keep exploring, the new model "
-                      "appears when it is done.")
+            notice = (
+                "success",
+                "Training started in the background: keep exploring, the new model appears when it is done.",
+            )
         else:
-            notice = ("info", "A training job is already running (started from another tab or "
-                      "session); here is its progress. Cancel it to start another.")
+            notice = (
+                "info",
+                "A training job is already running (started from another tab or "
+                "session); here is its progress. Cancel it to start another.",
+            )
     session.set_retrain_notice(where, notice)
     st.rerun()
 
@@ -137,13 +172,17 @@ def _outcome(js: jobs.JobStatus) -> None:
     """How the latest finished job ended (every session sees it, so a failure is never silent)."""
     when = time.strftime("%H:%M", time.localtime(js.ended or js.started))
     if js.state == "succeeded":
-        st.caption(f"Last training ({describe(js.config)}) finished at {when} in "
-                   f"{fmt_duration(js.elapsed)}: it is the current model unless another was picked since.")
+        st.caption(
+            f"Last training ({describe(js.config)}) finished at {when} in "
+            f"{fmt_duration(js.elapsed)}: it is the current model unless another was picked since."
+        )
         if js.warning:
             st.warning(f"{js.warning} (model `{js.model_id}`)")
     elif js.state == "cancelled":
-        st.warning(f"The last training job was cancelled at {when}. Nothing was saved; the previous "
-                   "models are untouched.")
+        st.warning(
+            f"The last training job was cancelled at {when}. Nothing was saved; the previous "
+            "models are untouched."
+        )
     elif js.state == "failed":
         st.error(f"The last training job failed ({when}): {js.error}")
 
@@ -162,14 +201,19 @@ def _job_view(js: jobs.JobStatus, *, wide: bool, key: str) -> None:
         c[2].metric("Elapsed", fmt_duration(js.elapsed))
         c[3].metric("Time left", eta)
     else:
-        st.caption(f"loss **{loss}** · validation **{val}**  \nelapsed {fmt_duration(js.elapsed)} · "
-                   f"left {eta}")
+        st.caption(
+            f"loss **{loss}** · validation **{val}**  \nelapsed {fmt_duration(js.elapsed)} · left {eta}"
+        )
     if js.curve or js.history:
         st.plotly_chart(loss_figure(js, height=320 if wide else 260), config={"displayModeBar": False})
     if js.cancel_requested:
         st.caption("Cancelling…")
-    elif st.button("Cancel training", key=f"retrain_cancel_{key}", icon=":material/stop_circle:",
-                   help="Stop the job now; nothing is saved and the current model stays."):
+    elif st.button(
+        "Cancel training",
+        key=f"retrain_cancel_{key}",
+        icon=":material/stop_circle:",
+        help="Stop the job now; nothing is saved and the current model stays.",
+    ):
         jobs.cancel_job(js.id)  # returns at once; the next refresh shows the job cancelled
         st.caption("Cancelling…")
 
@@ -214,49 +258,98 @@ def _announce_end() -> None:
 
 # ----------------------------------------------------------------------------- sidebar panel
 
+
 def _options_form(active: bool) -> dict | None:
     """The retrain options; returns the config dict when Start is pressed."""
     datasets = available_datasets()
     usable = [name for name, how in datasets.items() if how is None]
     with st.form("retrain_form", border=False):
-        epochs = st.number_input("Epochs", min_value=1, max_value=500, value=DEFAULT_PRESET["epochs"],
-                                 step=1, key="retrain_epochs", help="Passes over the training images "
-                                 "(the seed trains 30).")
-        loss = st.radio("Reconstruction loss", ("bce", "mse"), key="retrain_loss", horizontal=True,
-                        format_func={"bce": "BCE (seed)", "mse": "MSE"}.get,
-                        help="Binary cross-entropy (the seed's default) or mean squared error.")
-        batch = st.select_slider("Batch size", BATCH_SIZES, value=DEFAULT_PRESET["batch_size"],
-                                 key="retrain_batch")
+        epochs = st.number_input(
+            "Epochs",
+            min_value=1,
+            max_value=500,
+            value=DEFAULT_PRESET["epochs"],
+            step=1,
+            key="retrain_epochs",
+            help="Passes over the training images (the seed trains 30).",
+        )
+        loss = st.radio(
+            "Reconstruction loss",
+            ("bce", "mse"),
+            key="retrain_loss",
+            horizontal=True,
+            format_func={"bce": "BCE (seed)", "mse": "MSE"}.get,
+            help="Binary cross-entropy (the seed's default) or mean squared error.",
+        )
+        batch = st.select_slider(
+            "Batch size", BATCH_SIZES, value=DEFAULT_PRESET["batch_size"], key="retrain_batch"
+        )
         with st.expander("More options"):
-            limit = st.selectbox("Training images", SUBSETS, key="retrain_limit",
-                                 format_func=lambda n: "all (60,000)" if n is None else f"first {n:,}",
-                                 help="Train on a subset for a quick model.")
-            latent = st.select_slider("Latent size", LATENT_SIZES, value=2, key="retrain_latent",
-                                      help="Dimensions of z; with more than 2 the sliders explore a "
-                                      "2-D slice.")
-            dataset = st.selectbox("Dataset", usable or ["mnist"], key="retrain_dataset",
-                                   format_func=lambda d: DATASET_LABELS.get(d, d))
+            limit = st.selectbox(
+                "Training images",
+                SUBSETS,
+                key="retrain_limit",
+                format_func=lambda n: "all (60,000)" if n is None else f"first {n:,}",
+                help="Train on a subset for a quick model.",
+            )
+            latent = st.select_slider(
+                "Latent size",
+                LATENT_SIZES,
+                value=2,
+                key="retrain_latent",
+                help="Dimensions of z; with more than 2 the sliders explore a 2-D slice.",
+            )
+            dataset = st.selectbox(
+                "Dataset",
+                usable or ["mnist"],
+                key="retrain_dataset",
+                format_func=lambda d: DATASET_LABELS.get(d, d),
+            )
             for name, how in datasets.items():
                 if how is not None:
                     st.caption(f"{DATASET_LABELS.get(name, name)} is not available here: {how}")
-            lr = st.number_input("Learning rate", min_value=1e-5, max_value=0.99, value=1e-3,
-                                 step=1e-4, format="%.5f", key="retrain_lr",
-                                 help="RMSprop's step size (seed: 0.001). Too large a value makes the "
-                                 "loss NaN, which stops the job with a message.")
-            schedule = st.radio("Learning-rate schedule", ("constant", "cosine"), key="retrain_schedule",
-                                horizontal=True, format_func={"constant": "constant (seed)",
-                                                              "cosine": "cosine decay to 0"}.get,
-                                help="Cosine decay lowers the rate smoothly to 0 by the last epoch. With "
-                                "batch 64, learning rate 0.002 and 20 epochs (`python -m model.train "
-                                "--fast`) it beats the seed's 30-epoch test loss in about half the time.")
-        start = st.form_submit_button("Start training", type="primary", icon=":material/play_arrow:",
-                                      disabled=active,
-                                      help="A training job is running; cancel it first." if active else
-                                      "Train in the background; the new model becomes current when done.")
+            lr = st.number_input(
+                "Learning rate",
+                min_value=1e-5,
+                max_value=0.99,
+                value=1e-3,
+                step=1e-4,
+                format="%.5f",
+                key="retrain_lr",
+                help="RMSprop's step size (seed: 0.001). Too large a value makes the "
+                "loss NaN, which stops the job with a message.",
+            )
+            schedule = st.radio(
+                "Learning-rate schedule",
+                ("constant", "cosine"),
+                key="retrain_schedule",
+                horizontal=True,
+                format_func={"constant": "constant (seed)", "cosine": "cosine decay to 0"}.get,
+                help="Cosine decay lowers the rate smoothly to 0 by the last epoch. With "
+                "batch 64, learning rate 0.002 and 20 epochs (`python -m model.train "
+                "--fast`) it beats the seed's 30-epoch test loss in about half the time.",
+            )
+        start = st.form_submit_button(
+            "Start training",
+            type="primary",
+            icon=":material/play_arrow:",
+            disabled=active,
+            help="A training job is running; cancel it first."
+            if active
+            else "Train in the background; the new model becomes current when done.",
+        )
     if not start:
         return None
-    return dict(dataset=dataset, latent_dim=int(latent), loss=loss, epochs=int(epochs),
-                batch_size=int(batch), learning_rate=float(lr), limit=limit, lr_schedule=schedule)
+    return dict(
+        dataset=dataset,
+        latent_dim=int(latent),
+        loss=loss,
+        epochs=int(epochs),
+        batch_size=int(batch),
+        learning_rate=float(lr),
+        limit=limit,
+        lr_schedule=schedule,
+    )
 
 
 def _trained_already(store, config: dict):
@@ -289,11 +382,19 @@ def _offer_existing(store, active: bool) -> None:
     except Exception:  # noqa: BLE001 - deleted or broken since: nothing to offer
         session.clear_retrain_duplicate()
         return
-    st.info(f"This config was trained already: **{record.label}**. Explore that model, or train "
-            "another one with the same settings?")
+    st.info(
+        f"This config was trained already: **{record.label}**. Explore that model, or train "
+        "another one with the same settings?"
+    )
     c1, c2 = st.columns(2)
-    c1.button("Explore it", key="retrain_dup_explore", type="primary", on_click=_explore_existing,
-              args=(store, model_id), icon=":material/visibility:")
+    c1.button(
+        "Explore it",
+        key="retrain_dup_explore",
+        type="primary",
+        on_click=_explore_existing,
+        args=(store, model_id),
+        icon=":material/visibility:",
+    )
     if c2.button("Train again", key="retrain_dup_train", disabled=active, icon=":material/replay:"):
         session.clear_retrain_duplicate()
         _start(config, "sidebar")
@@ -331,6 +432,7 @@ def retrain_panel(store) -> None:
 
 # ----------------------------------------------------------------------------- first run
 
+
 def first_run(store) -> None:
     """Main area when the store has no model: explain, offer to train one, show its progress."""
     st.subheader("No trained model yet")
@@ -339,7 +441,8 @@ def first_run(store) -> None:
         f"digits. This store (`{store.root}`) has no model to explore: the bundled MNIST model is "
         "installed only into a store without one, once, and stays deleted if you delete it. Pick one "
         "below; nothing trains until you click. Training runs in the background: this page shows its "
-        "progress and opens the explorer when the model is ready.")
+        "progress and opens the explorer when the model is ready."
+    )
     js, err = _latest()
     if err:
         st.error(err)
@@ -352,25 +455,36 @@ def first_run(store) -> None:
         datasets = available_datasets()
         dataset = next((d for d in ("mnist", "fashion_mnist") if datasets.get(d) is None), None)
         if dataset is None:
-            st.error("No dataset is available to train on. " + " ".join(
-                f"{DATASET_LABELS.get(k, k)}: {v}" for k, v in datasets.items()))
+            st.error(
+                "No dataset is available to train on. "
+                + " ".join(f"{DATASET_LABELS.get(k, k)}: {v}" for k, v in datasets.items())
+            )
             return
         if dataset != "mnist":
-            st.warning(f"MNIST is not available here ({datasets['mnist']}); training on "
-                       f"{DATASET_LABELS[dataset]} instead.")
+            st.warning(
+                f"MNIST is not available here ({datasets['mnist']}); training on "
+                f"{DATASET_LABELS[dataset]} instead."
+            )
         c1, c2 = st.columns(2)
         with c1:
-            st.markdown(f"**Default model** — the seed's setup: {describe({**DEFAULT_PRESET, 'dataset': dataset})}. "
-                        "Best quality; takes a while on a CPU (the ETA shows once it runs).")
-            if st.button("Train the default model", type="primary", key="retrain_first_default",
-                         icon=":material/model_training:"):
+            st.markdown(
+                f"**Default model** — the seed's setup: {describe({**DEFAULT_PRESET, 'dataset': dataset})}. "
+                "Best quality; takes a while on a CPU (the ETA shows once it runs)."
+            )
+            if st.button(
+                "Train the default model",
+                type="primary",
+                key="retrain_first_default",
+                icon=":material/model_training:",
+            ):
                 _start({**DEFAULT_PRESET, "dataset": dataset}, "main")
         with c2:
-            st.markdown(f"**Quick preview** — {describe({**QUICK_PRESET, 'dataset': dataset})}. "
-                        "Ready in about a minute; blurrier digits. Retrain the full model later from "
-                        "the sidebar.")
-            if st.button("Train a quick preview model", key="retrain_first_quick",
-                         icon=":material/bolt:"):
+            st.markdown(
+                f"**Quick preview** — {describe({**QUICK_PRESET, 'dataset': dataset})}. "
+                "Ready in about a minute; blurrier digits. Retrain the full model later from "
+                "the sidebar."
+            )
+            if st.button("Train a quick preview model", key="retrain_first_quick", icon=":material/bolt:"):
                 _start({**QUICK_PRESET, "dataset": dataset}, "main")
         st.caption("Or from a terminal: `python -m model.train` (the page picks the model up on reload).")
     _live_fragment("main", wide=True, active=active)

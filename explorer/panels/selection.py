@@ -7,6 +7,7 @@ Hooks the explore panel calls (one line each):
                             selection (stored here), False for a click (the page picks the point)
   mark_selection(fig, ex)   before the scatter is drawn: rings around the selected points
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,8 +38,9 @@ def mark_selection(fig, ex):
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _summary(stamp: str, digest: str, _rows: tuple, _ex) -> dict:
-    s = analysis.selection_summary(np.array(_rows, np.int64), _ex.latents.labels, _ex.latents.z_mean,
-                                   _ex.images, len(_ex.class_names))
+    s = analysis.selection_summary(
+        np.array(_rows, np.int64), _ex.latents.labels, _ex.latents.z_mean, _ex.images, len(_ex.class_names)
+    )
     shown = s["rows"][:SHOW]
     s["grid_png"] = views.to_png(views.mosaic(_ex.images[shown], GRID_COLS), 2)
     s["mean_png"] = views.to_png(s["mean_image"], 4)
@@ -55,8 +57,10 @@ def summary(ex, rows) -> dict:
 def selection_panel(ex) -> None:
     rows = [r for r in session.selection_rows() if 0 <= r < len(ex.images)]
     if not rows:
-        st.caption("Tip: drag a box or a lasso on the scatter (toolbar, top right) to select many test "
-                   "images at once.")
+        st.caption(
+            "Tip: drag a box or a lasso on the scatter (toolbar, top right) to select many test "
+            "images at once."
+        )
         return
     s = summary(ex, rows)
     n = len(s["rows"])
@@ -65,13 +69,16 @@ def selection_panel(ex) -> None:
         left, right = st.columns([3, 1], gap="medium")
         with left:
             more = f" (+{n - SHOW:,} more)" if n > SHOW else ""
-            st.image(s["grid_png"], output_format="PNG",
-                     caption=f"the first {min(n, SHOW)} by test index{more}")
+            st.image(
+                s["grid_png"], output_format="PNG", caption=f"the first {min(n, SHOW)} by test index{more}"
+            )
         with right:
             counts = s["counts"]
             present = [i for i in range(len(counts)) if counts[i]]
-            st.markdown("| label | count |\n|---|---:|\n" + "\n".join(
-                f"| {ex.class_name(i)} | {counts[i]:,} |" for i in present))
+            st.markdown(
+                "| label | count |\n|---|---:|\n"
+                + "\n".join(f"| {ex.class_name(i)} | {counts[i]:,} |" for i in present)
+            )
             c = st.columns(2)
             c[0].image(s["mean_png"], caption="mean image", output_format="PNG")
             c[1].image(s["decoded_png"], caption="decoder(mean z)", output_format="PNG")
@@ -81,6 +88,10 @@ def selection_panel(ex) -> None:
         b1.download_button(
             "Download selection (CSV)",
             lambda: export.latents_csv(ex.latents.z_mean[sel], ex.latents.labels[sel], index=sel),
-            file_name=f"selection-{n}-{ex.record.id}.csv", mime="text/csv", on_click="ignore", key="sel_csv",
-            help=f"Columns index,label,z0..z{ex.latent_dim - 1}: the selected test images' posterior means.")
+            file_name=f"selection-{n}-{ex.record.id}.csv",
+            mime="text/csv",
+            on_click="ignore",
+            key="sel_csv",
+            help=f"Columns index,label,z0..z{ex.latent_dim - 1}: the selected test images' posterior means.",
+        )
         b2.button("Clear selection", on_click=session.clear_selection, key="sel_clear")

@@ -4,6 +4,7 @@ quality and config, the store's size, then the Retrain panel.
 Widget keys: model_pick, delete_<id>, delete_yes_<id>, delete_no_<id>; the Delete confirmation and the
 notes shown after a delete or a failed switch go through explorer.session.
 """
+
 from __future__ import annotations
 
 import streamlit as st
@@ -43,10 +44,18 @@ def sidebar(store):
             # remounted on every switch and the browser could send its stale pick back, reverting a retrain.
             key = "model_pick"
             session.follow_current_model(key, current_id, ids)
-            st.selectbox("Model to explore", ids, index=None, key=key, format_func=labels.get,
-                         placeholder="Pick a model", on_change=_switch_model, args=(store, key),
-                         help="Every saved model, newest first; the one picked here becomes the current "
-                              "model for every open session.")
+            st.selectbox(
+                "Model to explore",
+                ids,
+                index=None,
+                key=key,
+                format_func=labels.get,
+                placeholder="Pick a model",
+                on_change=_switch_model,
+                args=(store, key),
+                help="Every saved model, newest first; the one picked here becomes the current "
+                "model for every open session.",
+            )
         if current is not None:
             _model_card(current)
             _delete_button(store, current.id, broken=False)
@@ -68,23 +77,34 @@ def _store_size(store, n_models: int, n_broken: int) -> None:
     size = store.size_bytes()
     jobs_size = dir_size(store.root.parent / "jobs")
     unreadable = f" + {n_broken} unreadable" if n_broken else ""
-    st.caption(f"Store: {n_models} model{'' if n_models == 1 else 's'}{unreadable}, "
-               f"{_fmt_bytes(size)} on disk (training job logs: {_fmt_bytes(jobs_size)}) in `{store.root}`.")
+    st.caption(
+        f"Store: {n_models} model{'' if n_models == 1 else 's'}{unreadable}, "
+        f"{_fmt_bytes(size)} on disk (training job logs: {_fmt_bytes(jobs_size)}) in `{store.root}`."
+    )
 
 
 def _delete_button(store, model_id: str, *, broken: bool) -> None:
-    """"Delete…", then a confirmation ("Yes, delete" / "Keep it") before the model goes."""
+    """ "Delete…", then a confirmation ("Yes, delete" / "Keep it") before the model goes."""
     if session.confirm_delete() == model_id:
         st.warning(f"Delete **{model_id}** for good? Other models are untouched.")
         c1, c2 = st.columns(2)
-        c1.button("Yes, delete", key=f"delete_yes_{model_id}", type="primary", on_click=_delete_model,
-                  args=(store, model_id))
+        c1.button(
+            "Yes, delete",
+            key=f"delete_yes_{model_id}",
+            type="primary",
+            on_click=_delete_model,
+            args=(store, model_id),
+        )
         c2.button("Keep it", key=f"delete_no_{model_id}", on_click=session.ask_delete, args=(None,))
     else:
-        st.button("Delete this unreadable model…" if broken else "Delete this model…",
-                  key=f"delete_{model_id}", icon=":material/delete:",
-                  on_click=session.ask_delete, args=(model_id,),
-                  help=f"Removes {store.root / model_id} (asks first).")
+        st.button(
+            "Delete this unreadable model…" if broken else "Delete this model…",
+            key=f"delete_{model_id}",
+            icon=":material/delete:",
+            on_click=session.ask_delete,
+            args=(model_id,),
+            help=f"Removes {store.root / model_id} (asks first).",
+        )
 
 
 def _delete_model(store, model_id: str) -> None:
@@ -121,17 +141,29 @@ def _model_card(record) -> None:
     m = record.test_metrics
     st.subheader("Quality (test set)")
     if m:
-        cells = [f"{m[k]:.2f}" if isinstance(m.get(k), (int, float)) else "–"
-                 for k in ("loss", "reconstruction_loss", "kl_loss")]
+        cells = [
+            f"{m[k]:.2f}" if isinstance(m.get(k), (int, float)) else "–"
+            for k in ("loss", "reconstruction_loss", "kl_loss")
+        ]
         st.markdown("| test loss | reconstruction | KL |\n|---:|---:|---:|\n| " + " | ".join(cells) + " |")
-        st.caption("Per image: reconstruction = 784 × mean pixel "
-                   f"{c.loss.upper()}, KL = KL(q(z|x) ‖ N(0, I)); loss = recon + KL.")
+        st.caption(
+            "Per image: reconstruction = 784 × mean pixel "
+            f"{c.loss.upper()}, KL = KL(q(z|x) ‖ N(0, I)); loss = recon + KL."
+        )
     else:
         st.caption("No test metrics saved with this model.")
     st.subheader("Config")
-    rows = {"dataset": c.dataset, "latent size": c.latent_dim, "loss": c.loss, "epochs": c.epochs,
-            "batch size": c.batch_size, "learning rate": c.learning_rate,
-            "training images": c.limit or "all", "precision": c.precision, "seed": c.seed}
+    rows = {
+        "dataset": c.dataset,
+        "latent size": c.latent_dim,
+        "loss": c.loss,
+        "epochs": c.epochs,
+        "batch size": c.batch_size,
+        "learning rate": c.learning_rate,
+        "training images": c.limit or "all",
+        "precision": c.precision,
+        "seed": c.seed,
+    }
     if record.train_seconds:
         rows["training time"] = f"{record.train_seconds:.0f} s"
     st.markdown("\n".join(f"- {k}: `{v}`" for k, v in rows.items()))

@@ -3,6 +3,7 @@
 Called once from the explore panel (a fragment), after the interpolation row, so a click or a slider
 move updates them without rerunning the page. Closed expanders cost nothing (lazy).
 """
+
 from __future__ import annotations
 
 from explorer.panels.animation import animation_panel

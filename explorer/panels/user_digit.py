@@ -11,6 +11,7 @@ so the scatter marks the new digit in the same run. Its session state (user_imag
 goes through explorer.session; widget keys: user_panel, user_canvas, user_upload, user_to_sliders,
 user_clear, user_png.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,16 +40,21 @@ def _noun(ex) -> str:
 
 # ----------------------------------------------------------------------------- input
 
+
 def canvas_component():
     """`st_canvas` from streamlit-drawable-canvas, or (None, why) when it cannot be used here."""
     try:
         from streamlit_drawable_canvas import st_canvas
     except ImportError:
-        return None, ("Drawing needs the package streamlit-drawable-canvas "
-                      "(`pip install streamlit-drawable-canvas==0.13.0`); upload a picture instead.")
+        return None, (
+            "Drawing needs the package streamlit-drawable-canvas "
+            "(`pip install streamlit-drawable-canvas==0.13.0`); upload a picture instead."
+        )
     except Exception as e:  # e.g. a version whose component cannot register with this Streamlit
-        return None, (f"The drawing canvas cannot start here ({type(e).__name__}: {str(e)[:200]}); "
-                      "upload a picture instead.")
+        return None, (
+            f"The drawing canvas cannot start here ({type(e).__name__}: {str(e)[:200]}); "
+            "upload a picture instead."
+        )
     return st_canvas, None
 
 
@@ -67,11 +73,20 @@ def _draw_tab(ex) -> None:
     if st_canvas is None:
         st.info(why)
         return
-    result = st_canvas(stroke_width=PEN_PX, stroke_color="#FFFFFF", background_color="#000000",
-                       height=CANVAS_PX, width=CANVAS_PX, drawing_mode="freedraw",
-                       return_image_data=True, key="user_canvas")
-    st.caption(f"Draw one {_noun(ex)}, large and centred. The bin in the toolbar clears the canvas; "
-               "undo/redo are there too.")
+    result = st_canvas(
+        stroke_width=PEN_PX,
+        stroke_color="#FFFFFF",
+        background_color="#000000",
+        height=CANVAS_PX,
+        width=CANVAS_PX,
+        drawing_mode="freedraw",
+        return_image_data=True,
+        key="user_canvas",
+    )
+    st.caption(
+        f"Draw one {_noun(ex)}, large and centred. The bin in the toolbar clears the canvas; "
+        "undo/redo are there too."
+    )
     png = result.image_bytes if result is not None else None
     if png is None:
         return
@@ -89,11 +104,15 @@ def _draw_tab(ex) -> None:
 
 
 def _upload_tab(ex) -> None:
-    up = st.file_uploader(f"A picture of a {_noun(ex)} (PNG, JPEG, GIF, BMP or WebP)", type=UPLOAD_TYPES,
-                          key="user_upload", max_upload_size=MAX_BYTES // 2**20,
-                          help=f"Up to {MAX_BYTES // 2**20} MiB and {MAX_PIXELS // 10**6} megapixels. "
-                               "Dark on light or light on dark; "
-                               "it is cropped, scaled and centred like the training images.")
+    up = st.file_uploader(
+        f"A picture of a {_noun(ex)} (PNG, JPEG, GIF, BMP or WebP)",
+        type=UPLOAD_TYPES,
+        key="user_upload",
+        max_upload_size=MAX_BYTES // 2**20,
+        help=f"Up to {MAX_BYTES // 2**20} MiB and {MAX_PIXELS // 10**6} megapixels. "
+        "Dark on light or light on dark; "
+        "it is cropped, scaled and centred like the training images.",
+    )
     if up is None:
         if session.upload_id() is not None:  # the user removed the file
             session.set_upload_id(None)
@@ -107,6 +126,7 @@ def _upload_tab(ex) -> None:
 
 
 # ----------------------------------------------------------------------------- model side
+
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _user_latent(stamp: str, image: bytes, _model) -> dict:
@@ -141,8 +161,11 @@ def user_digit_panel(ex) -> None:
     # False, since a flip (e.g. during the run that swaps one upload for another) collapses it.
     if session.user_digit() or session.user_error() or session.has_user_image():
         session.mark_user_panel_used()
-    with st.expander(f"✏️ Your own {noun}: draw or upload one and see where it lands", key="user_panel",
-                     expanded=session.user_panel_used()):
+    with st.expander(
+        f"✏️ Your own {noun}: draw or upload one and see where it lands",
+        key="user_panel",
+        expanded=session.user_panel_used(),
+    ):
         left, right = st.columns([2, 3], gap="large")
         with left:
             draw, upload = st.tabs(["Draw", "Upload"])
@@ -162,36 +185,63 @@ def _user_result(ex, noun: str) -> None:
         st.error(err)
     u = user_latent(ex)
     if u is None:
-        st.info(f"Draw a {noun} on the canvas or upload a picture: it is preprocessed like the "
-                "training images (grey, cropped, scaled, centred), encoded, marked on the scatter with "
-                "its posterior ellipses (magenta star), and reconstructed.")
+        st.info(
+            f"Draw a {noun} on the canvas or upload a picture: it is preprocessed like the "
+            "training images (grey, cropped, scaled, centred), encoded, marked on the scatter with "
+            "its posterior ellipses (magenta star), and reconstructed."
+        )
         return
     c = st.columns(2)
-    c[0].image(views.to_png(u["image"], 6), width=28 * 6, output_format="PNG",
-               caption=f"what the model sees (28×28, from the {u['source']})")
-    c[1].image(views.to_png(u["recon"], 6), width=28 * 6, output_format="PNG",
-               caption="reconstruction: decoder(z_mean)")
+    c[0].image(
+        views.to_png(u["image"], 6),
+        width=28 * 6,
+        output_format="PNG",
+        caption=f"what the model sees (28×28, from the {u['source']})",
+    )
+    c[1].image(
+        views.to_png(u["recon"], 6),
+        width=28 * 6,
+        output_format="PNG",
+        caption="reconstruction: decoder(z_mean)",
+    )
     sigma = np.exp(0.5 * u["z_log_var"])
     rows = neighbours(ex.latents.z_mean, u["z_mean"])
     labels = ex.latents.labels[rows]
     votes = np.bincount(labels, minlength=len(ex.class_names))
     best = int(votes.argmax())
-    st.markdown(f"**z_mean:** `{fmt(u['z_mean'])}`  \n**σ (posterior std):** `{fmt(sigma)}`  \n"
-                f"**Nearest test images in latent space:** mostly **{ex.class_name(best)}** "
-                f"({votes[best]} of {len(rows)})")
-    st.image([views.to_png(ex.images[r], 2) for r in rows], width=56, output_format="PNG",
-             caption=[f"#{r} {ex.class_name(lab)}" for r, lab in zip(rows, labels)])
+    st.markdown(
+        f"**z_mean:** `{fmt(u['z_mean'])}`  \n**σ (posterior std):** `{fmt(sigma)}`  \n"
+        f"**Nearest test images in latent space:** mostly **{ex.class_name(best)}** "
+        f"({votes[best]} of {len(rows)})"
+    )
+    st.image(
+        [views.to_png(ex.images[r], 2) for r in rows],
+        width=56,
+        output_format="PNG",
+        caption=[f"#{r} {ex.class_name(lab)}" for r, lab in zip(rows, labels)],
+    )
     b1, b2, b3 = st.columns(3)
-    b1.button("Move the sliders here", on_click=session.set_z, args=(u["z_mean"], ex.latents.bounds),
-              key="user_to_sliders", help="Set the latent sliders to this picture's z_mean.")
+    b1.button(
+        "Move the sliders here",
+        on_click=session.set_z,
+        args=(u["z_mean"], ex.latents.bounds),
+        key="user_to_sliders",
+        help="Set the latent sliders to this picture's z_mean.",
+    )
     b2.button(f"Clear my {noun}", on_click=session.clear_user_digit, key="user_clear")
-    b3.download_button("Preprocessed PNG", export.png_bytes(u["image"]),
-                       file_name=f"my-{noun.replace(' ', '-')}-28x28.png", mime="image/png",
-                       on_click="ignore", key="user_png",
-                       help="The 28×28 picture the model sees.")
+    b3.download_button(
+        "Preprocessed PNG",
+        export.png_bytes(u["image"]),
+        file_name=f"my-{noun.replace(' ', '-')}-28x28.png",
+        mime="image/png",
+        on_click="ignore",
+        key="user_png",
+        help="The 28×28 picture the model sees.",
+    )
 
 
 # ----------------------------------------------------------------------------- scatter overlay
+
 
 def overlay_user_digit(fig: go.Figure, xy, ellipses=()) -> go.Figure:
     """Add the user's digit to a latent scatter: its σ contours and a star at `xy` (pure, no st.*).
@@ -202,13 +252,27 @@ def overlay_user_digit(fig: go.Figure, xy, ellipses=()) -> go.Figure:
     """
     for k, e in enumerate(ellipses):
         e = np.asarray(e)
-        fig.add_trace(go.Scattergl(
-            x=e[:, 0], y=e[:, 1], mode="lines", name=f"your {k + 1}σ posterior", showlegend=False,
-            line=dict(color=USER_COLOR, width=2, dash="solid" if k == 0 else "dot"), hoverinfo="skip"))
-    fig.add_trace(go.Scattergl(
-        x=[float(xy[0])], y=[float(xy[1])], mode="markers", name="your picture",
-        marker=dict(size=16, symbol="star", color=USER_COLOR, line=dict(color="white", width=1.5)),
-        hovertemplate="your picture<extra></extra>"))
+        fig.add_trace(
+            go.Scattergl(
+                x=e[:, 0],
+                y=e[:, 1],
+                mode="lines",
+                name=f"your {k + 1}σ posterior",
+                showlegend=False,
+                line=dict(color=USER_COLOR, width=2, dash="solid" if k == 0 else "dot"),
+                hoverinfo="skip",
+            )
+        )
+    fig.add_trace(
+        go.Scattergl(
+            x=[float(xy[0])],
+            y=[float(xy[1])],
+            mode="markers",
+            name="your picture",
+            marker=dict(size=16, symbol="star", color=USER_COLOR, line=dict(color="white", width=1.5)),
+            hovertemplate="your picture<extra></extra>",
+        )
+    )
     return fig
 
 

@@ -13,6 +13,7 @@ Traffic: the decoder's weights (~0.25 MB for the seed's decoder) and the 2-D bac
 once per model per session; later runs send only z, the bounds and the revision (~0.2 kB). If the
 browser lost them (its frame was rebuilt), it asks again with a `need` value.
 """
+
 from __future__ import annotations
 
 import base64
@@ -26,8 +27,14 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 FRONTEND = Path(__file__).resolve().parent / "frontend"
-ASSETS = ("index.html", "pad.js", "vendor/tf-core.es2017.min.js", "vendor/tf-backend-cpu.es2017.min.js",
-          "vendor/tf-backend-wasm.es2017.min.js", "vendor/tfjs-backend-wasm-simd.wasm")
+ASSETS = (
+    "index.html",
+    "pad.js",
+    "vendor/tf-core.es2017.min.js",
+    "vendor/tf-backend-cpu.es2017.min.js",
+    "vendor/tf-backend-wasm.es2017.min.js",
+    "vendor/tfjs-backend-wasm-simd.wasm",
+)
 ENV = "LATENT_EXPLORER_PAD"  # set to 0 to use the server-side sliders instead
 STATE = "_latent_pad"  # session key owned by this module
 STEP = 0.01
@@ -41,8 +48,10 @@ def unavailable() -> str | None:
         return f"The in-browser decoder is turned off ({ENV}={os.environ[ENV]})."
     missing = [a for a in ASSETS if not (FRONTEND / a).is_file()]
     if missing:
-        return (f"The in-browser decoder's files are missing ({', '.join(missing)} in {FRONTEND}). "
-                f"Fix: run {FRONTEND.parent / 'refresh_assets.sh'}.")
+        return (
+            f"The in-browser decoder's files are missing ({', '.join(missing)} in {FRONTEND}). "
+            f"Fix: run {FRONTEND.parent / 'refresh_assets.sh'}."
+        )
     return None
 
 
@@ -109,8 +118,16 @@ def retry() -> None:
     _state()["error"] = None
 
 
-def latent_pad(z_keys: list[str], bounds, *, model_key: str, model, background: np.ndarray | None = None,
-               extent=None, key: str = "latent_pad") -> str | None:
+def latent_pad(
+    z_keys: list[str],
+    bounds,
+    *,
+    model_key: str,
+    model,
+    background: np.ndarray | None = None,
+    extent=None,
+    key: str = "latent_pad",
+) -> str | None:
     """Draw the pad for the session values `z_keys`; returns None, or why it is not drawn (the caller then
     draws server-side sliders and shows the reason).
 
@@ -140,14 +157,26 @@ def latent_pad(z_keys: list[str], bounds, *, model_key: str, model, background: 
         state["rev"] += 1
         state["known"] = z
     d = len(z)
-    args = {"model": model_key, "d": d, "z": z, "rev": state["rev"], "step": STEP,
-            "bounds": [float(b) for b in bounds],
-            "extent": [float(v) for v in extent] if d == 2 and extent is not None else None}
+    args = {
+        "model": model_key,
+        "d": d,
+        "z": z,
+        "rev": state["rev"],
+        "step": STEP,
+        "bounds": [float(b) for b in bounds],
+        "extent": [float(v) for v in extent] if d == 2 and extent is not None else None,
+    }
     if send:
-        args.update(spec=spec, weights=blob,
-                    background=_background(model_key, background) if d == 2 and background is not None
-                    else None)
+        args.update(
+            spec=spec,
+            weights=blob,
+            background=_background(model_key, background) if d == 2 and background is not None else None,
+        )
         state["sent"] = model_key
-    _component(**args, key=key, default=None,
-               on_change=functools.partial(_on_change, key, list(z_keys), args["bounds"]))
+    _component(
+        **args,
+        key=key,
+        default=None,
+        on_change=functools.partial(_on_change, key, list(z_keys), args["bounds"]),
+    )
     return None

@@ -12,6 +12,7 @@ Waiting, never sleeping: every helper waits on something the page says.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
@@ -61,6 +62,44 @@ class HarnessError(RuntimeError):
     """The harness could not set up (no Chromium, server did not start...); the message says why."""
 
 
+# ----------------------------------------------------------------------------- processes
+
+def group_processes(pgid: int) -> list[tuple[int, str, str]]:
+    """Live processes (not zombies) in process group or session `pgid`: [(pid, state, command line)].
+
+    Reads /proc (Linux), so it needs no psutil."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            # pid (comm) state ppid pgrp session ...; comm may hold spaces and parentheses
+            state, _ppid, pgrp, session = stat[stat.rindex(")") + 2:].split()[:4]
+            if state in ("Z", "X") or pgid not in (int(pgrp), int(session)):
+                continue
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        out.append((int(d.name), state, cmd))
+    return out
+
+
+def _kill_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+_RUNNING: set = set()  # servers started and not yet stopped: stopped at exit, so none is left behind
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for srv in list(_RUNNING):
+        with contextlib.suppress(Exception):
+            srv.stop()
+
+
 # ----------------------------------------------------------------------------- model home
 
 def prepare_home(home: Path, *, epochs: int = TINY_E2E["epochs"], limit: int = TINY_E2E["limit"],
@@ -95,8 +134,11 @@ def free_port() -> int:
 class StreamlitServer:
     """`streamlit run streamlit_app.py` on 127.0.0.1:<free port> with its own LATENT_EXPLORER_HOME.
 
-    Use as a context manager, or call `start()` / `stop()`. The server runs in its own process group,
-    so `stop()` also ends anything it started (e.g. a training subprocess in the same group).
+    Use as a context manager, or call `start()` / `stop()`. `start()` on a running server does nothing
+    (so `with StreamlitServer(...).start() as srv:` runs one server, not two). The server runs in its
+    own process group, so `stop()` also ends anything it started (e.g. a training subprocess in the same
+    group) and then checks that nothing of the group survived (SIGKILL for stragglers; HarnessError
+    naming any process that outlived even that). A server still running when Python exits is stopped.
     Its output goes to `log_path`.
     """
 
@@ -118,7 +160,13 @@ class StreamlitServer:
                 "--server.port", str(self.port), "--browser.gatherUsageStats", "false",
                 "--server.fileWatcherType", "none"]
 
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def start(self, timeout: float = 120.0) -> "StreamlitServer":
+        if self.running:
+            return self  # already started: a second start is a no-op (it leaked a server before)
         app = self.app if self.app.is_absolute() else ROOT / self.app
         if not app.is_file():
             raise HarnessError(f"Expected the app entry {app}; it does not exist.")
@@ -130,6 +178,7 @@ class StreamlitServer:
         self.proc = subprocess.Popen(self.command(), cwd=ROOT, env=env, stdout=log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
+        _RUNNING.add(self)
         self.wait_healthy(timeout)
         return self
 
@@ -158,20 +207,34 @@ class StreamlitServer:
         except OSError:
             return "(no log)"
 
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+    def stop(self, grace: float = 10.0) -> None:
+        """End the server and its whole process group; raise HarnessError if any process survives."""
+        if self.proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        _RUNNING.discard(self)
+        pgid = self.proc.pid  # start_new_session: the server leads its own group and session
+        if self.proc.poll() is None:
+            _kill_group(pgid, signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                _kill_group(pgid, signal.SIGKILL)
+                self.proc.wait(10)
+        # The leader is gone; anything else of its group (a child ignoring SIGTERM, a grandchild) is not.
+        deadline = time.monotonic() + min(grace, 3.0)
+        while (left := group_processes(pgid)) and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling /proc: a process ending has nothing to wait on from here
+        if left:
+            _kill_group(pgid, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while (left := group_processes(pgid)) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        if left:
+            raise HarnessError(f"After stopping streamlit (pid {pgid}) these processes of its group "
+                               f"survive even SIGKILL: {left}")
 
     def __enter__(self):
-        return self.start()
+        return self.start()  # a no-op if start() was called already
 
     def __exit__(self, *exc):
         self.stop()

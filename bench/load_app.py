@@ -1,0 +1,110 @@
+"""The explorer page with a server-side timing log, for bench/load.py (not part of the app).
+
+    LOAD_TIMINGS_LOG=/tmp/t.jsonl streamlit run bench/load_app.py
+
+Same page as streamlit_app.py; in addition every run of the explore fragment (a slider/pad release, a
+scatter click, the pick's deferred ring redraw) and every full script run appends one JSON line:
+    {"t": epoch s, "session": id, "kind": "slider" | "click" | "ring" | "full", "ms": wall time,
+     "decode_ms": the explorer's own timer}
+"kind" comes from the session state before and after the run: a new pick to apply (set by the click's
+callback, which runs before the fragment) -> click; otherwise the
+latent values changed -> slider; neither, in a fragment run -> ring (the rerun a click schedules).
+A file `<log>.dump` asks for a snapshot of the server's sessions, caches and Python objects (written
+as one {"kind": "dump", ...} line, then the request file is removed): see bench/load.py.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import explorer.app as app  # noqa: E402
+
+LOG = os.environ.get("LOAD_TIMINGS_LOG")
+_lock = threading.Lock()
+
+
+def _write(rec: dict) -> None:
+    if LOG:
+        with _lock, open(LOG, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+
+def _snapshot() -> tuple:
+    ss = st.session_state  # a click's callback has set `pick` before the run; the run applies it
+    return ss.get("pick") != ss.get("_applied_pick"), tuple(round(float(v), 6) for k, v in sorted(ss.to_dict().items())
+                                 if k[:1] == "z" and k[1:].isdigit())
+
+
+def _timed(func, fragment: bool):
+    def run(*args, **kwargs):
+        ctx = get_script_run_ctx()
+        before = _snapshot()
+        t0 = time.perf_counter()
+        try:
+            return func(*args, **kwargs)
+        finally:  # also when the fragment ends with st.rerun (a click's deferred redraw)
+            ms = 1000 * (time.perf_counter() - t0)
+            in_fragment = bool(ctx and ctx.fragment_ids_this_run)
+            after = _snapshot()
+            kind = "full" if not in_fragment else (
+                "click" if before[0] else "slider" if after[1] != before[1] else "ring")
+            if fragment and not in_fragment:
+                kind = "full-panel"  # the fragment's part of a full run
+            _write({"t": time.time(), "session": ctx.session_id if ctx else None, "kind": kind, "ms": ms,
+                    "decode_ms": st.session_state.get("_timings", {}).get("decode_ms")})
+    return run
+
+
+def _dump() -> dict:
+    """What the process holds: sessions, media files, cache entries, the commonest Python objects."""
+    from streamlit.runtime import Runtime
+
+    out = {}
+    rt = Runtime.instance()
+    mgr = rt._session_mgr
+    out["sessions_active"] = len(mgr.list_active_sessions())
+    out["sessions_all"] = len(mgr.list_sessions())
+    mfm = rt.media_file_mgr
+    storage = getattr(mfm, "_storage", None)
+    out["media_files"] = len(getattr(storage, "_files_by_id", {}) or {})
+    out["media_bytes"] = sum(len(getattr(f, "content", b"") or b"")
+                             for f in (getattr(storage, "_files_by_id", {}) or {}).values())
+    out["media_by_session"] = len(getattr(mfm, "_file_ids_by_session_and_coord", {}) or {})
+    gc.collect()
+    counts = Counter(type(o).__qualname__ for o in gc.get_objects())
+    out["objects"] = dict(counts.most_common(25))
+    out["gc_frozen"] = gc.get_freeze_count()
+    return out
+
+
+def _watch_dumps() -> None:
+    req = Path(f"{LOG}.dump")
+    while True:
+        if req.exists():
+            try:
+                rec = {"t": time.time(), "kind": "dump", "label": req.read_text().strip(), **_dump()}
+            except Exception as e:  # report, never crash the server
+                rec = {"t": time.time(), "kind": "dump", "error": repr(e)}
+            _write(rec)
+            req.unlink(missing_ok=True)
+        time.sleep(0.2)
+
+
+if LOG and not getattr(app, "_load_timed", False):  # once per process (the script reruns per session)
+    app._load_timed = True
+    app.explore_panel = st.fragment(_timed(app.explore_panel.__wrapped__, fragment=True))
+    app.main = _timed(app.main, fragment=False)
+    threading.Thread(target=_watch_dumps, name="load-dump", daemon=True).start()
+
+app.main()

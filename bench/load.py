@@ -4,15 +4,17 @@
     python bench/load.py --sessions 20 --seconds 90 --rounds 3 --json load.json
 
 Each round opens N sessions (N browser contexts in ONE headless Chromium, so N Streamlit sessions) that
-for `--seconds` repeat: a slider key press (commits like a release), a drag on the latent pad (the z values
+for `--seconds` (from when its page and pad are ready) repeat: a slider key press (commits like a release), a drag on the latent pad (the z values
 reach the server on release), a click on a scatter point; then every session closes. Printed:
   errors       exceptions shown in a page, page errors, actions with no rerun, tracebacks in the server log
   server ms    wall time of each explore-fragment run on the server, p50/p95, per slider/pad release and
                per click (+ the deferred redraw a click schedules), from the server's own log
                (bench/load_app.py: the same page with a timing hook; explorer/ is unchanged)
   RSS          the server's resident memory before the round (one warm-up session came and went), at its
-               peak, and after the sessions closed and the server dropped them; "left per session" is
-               (after - before) / N
+               peak, once every session closed ("closed": Streamlit keeps a closed session for reconnection,
+               server.disconnectedSessionTTL, and drops an expired one only when another session closes),
+               and after the closed sessions expired and were dropped ("after_expiry");
+               "left per session" is (after_expiry - before) / N
   server view  sessions, media files and the commonest Python objects after each round
 Browser and server share the machine: on 2 cores the figures measure CPU contention as much as the app
 (the load average is printed with them).
@@ -198,14 +200,17 @@ async def sample_rss(pid: int, samples: list, stop: asyncio.Event):
             pass
 
 
-async def settle(log: TimingLog, label: str, timeout: float = 120.0) -> dict:
-    """Wait until the server dropped every session, then snapshot it."""
+async def settle(log: TimingLog, label: str, ttl: float, timeout: float = 120.0) -> tuple[dict, dict]:
+    """Wait until no session is connected (snapshot), then past the reconnect TTL and have the server
+    expire the closed sessions it keeps for reconnection (snapshot)."""
     t0 = time.time()
     while True:
-        d = await log.dump(label)
-        if d.get("sessions_all", 1) == 0 or time.time() - t0 > timeout:
-            return d
+        closed = await log.dump(label)
+        if closed.get("sessions_active", 1) == 0 or time.time() - t0 > timeout:
+            break
         await asyncio.sleep(1.0)
+    await asyncio.sleep(ttl + 1)
+    return closed, await log.dump("expire")
 
 
 # ----------------------------------------------------------------------------- main
@@ -222,7 +227,7 @@ async def run(args, srv: StreamlitServer, log: TimingLog) -> dict:
             await session(browser, srv.url, 120, 0, warm, max_actions=6)  # caches filled, TF warmed
             print(f"warm-up session: ready in {warm[0]['ready_s']} s, {warm[0]['actions']}", file=sys.stderr)
             report["warmup_errors"] = warm[0]["errors"]
-            before_dump = await settle(log, "before")
+            _, before_dump = await settle(log, "before", args.ttl)
             rss_start = rss_mb(pid)
             for r in range(args.rounds):
                 before = rss_mb(pid)
@@ -235,11 +240,14 @@ async def run(args, srv: StreamlitServer, log: TimingLog) -> dict:
                                        for i in range(args.sessions)))
                 t_end = time.time()
                 load1 = os.getloadavg()
-                after_dump = await settle(log, f"after round {r + 1}")
+                closed_dump, after_dump = await settle(log, f"after round {r + 1}", 0)
+                closed = rss_mb(pid)  # every session closed, kept by Streamlit for reconnection
+                await asyncio.sleep(args.ttl + 1)
+                after_dump = await log.dump("expire")
                 await asyncio.sleep(2)
                 stop.set()
                 await sampler
-                after = rss_mb(pid)
+                after = rss_mb(pid)  # the closed sessions expired and dropped
                 recs = [x for x in log.records(t_start) if x["t"] <= t_end + 5]
                 srv_ms = {k: stats([x["ms"] for x in recs if x.get("kind") == k])
                           for k in ("slider", "click", "ring", "full")}
@@ -260,8 +268,12 @@ async def run(args, srv: StreamlitServer, log: TimingLog) -> dict:
                     "no_rerun": sum(res["no_rerun"] for res in out.values()),
                     "errors": [e for res in out.values() for e in res["errors"]],
                     "server_log_errors": log_errors[-10:],
-                    "rss_mb": {"before": round(before, 1), "peak": round(max(samples), 1), "after": round(after, 1),
+                    "rss_mb": {"before": round(before, 1), "peak": round(max(samples), 1),
+                               "closed": round(closed, 1), "after_expiry": round(after, 1),
+                               "kept_per_closed_session": round((closed - before) / args.sessions, 2),
                                "left_per_session": round((after - before) / args.sessions, 2)},
+                    "stored_sessions": {"closed": closed_dump.get("stored_sessions_raw"),
+                                        "after_expiry": after_dump.get("stored_sessions_raw")},
                     "server_after": {k: after_dump.get(k) for k in ("sessions_all", "media_files", "media_bytes",
                                                                      "media_by_session", "objects")},
                 })
@@ -279,6 +291,8 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--ttl", type=int, default=10, help="server.disconnectedSessionTTL for the run (Streamlit's "
+                    "default, 120 s, only makes the bench wait longer)")
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
 
@@ -291,7 +305,8 @@ def main() -> None:
         prepare_home(home, epochs=1, limit=2000)
     log = TimingLog(tmp / "timings.jsonl")
     srv = StreamlitServer(home, app="bench/load_app.py", log_path=tmp / "server.log",
-                          extra_env={"LOAD_TIMINGS_LOG": str(log.path)})
+                          extra_env={"LOAD_TIMINGS_LOG": str(log.path),
+                                     "STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": str(args.ttl)})
     with srv.start(timeout=180):
         report = asyncio.run(run(args, srv, log))
     report["machine_load_at_end"] = uptime()

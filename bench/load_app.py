@@ -66,7 +66,7 @@ def _timed(func, fragment: bool):
     return run
 
 
-def _dump() -> dict:
+def _dump(label: str = "") -> dict:
     """What the process holds: sessions, media files, cache entries, the commonest Python objects."""
     from streamlit.runtime import Runtime
 
@@ -75,6 +75,12 @@ def _dump() -> dict:
     mgr = rt._session_mgr
     out["sessions_active"] = len(mgr.list_active_sessions())
     out["sessions_all"] = len(mgr.list_sessions())
+    cache = getattr(getattr(mgr, "_session_storage", None), "_cache", None)  # a TTLCache
+    if label == "expire" and cache is not None:
+        cache.expire()  # drop closed sessions older than server.disconnectedSessionTTL now
+    # Streamlit keeps a closed session for reconnection (server.disconnectedSessionTTL, default 120 s) in a
+    # TTLCache whose expired entries leave only when the cache is next written (another session closing).
+    out["stored_sessions_raw"] = len(getattr(cache, "_data", {}) or {}) if cache is not None else None
     mfm = rt.media_file_mgr
     storage = getattr(mfm, "_storage", None)
     out["media_files"] = len(getattr(storage, "_files_by_id", {}) or {})
@@ -82,9 +88,50 @@ def _dump() -> dict:
                              for f in (getattr(storage, "_files_by_id", {}) or {}).values())
     out["media_by_session"] = len(getattr(mfm, "_file_ids_by_session_and_coord", {}) or {})
     gc.collect()
-    counts = Counter(type(o).__qualname__ for o in gc.get_objects())
+    counts = Counter(type(o).__qualname__ for o in gc.get_objects())  # created since the freeze
     out["objects"] = dict(counts.most_common(25))
     out["gc_frozen"] = gc.get_freeze_count()
+    return out
+
+
+def _describe(o) -> str:
+    name = type(o).__qualname__
+    if isinstance(o, dict):
+        return f"dict{sorted(map(str, o))[:6]}"
+    if hasattr(o, "__code__"):
+        return f"{name} {getattr(o, '__qualname__', '')}"
+    if type(o).__name__ == "cell":
+        return "cell"
+    return name
+
+
+def _chains(type_name: str, depth: int = 6, samples: int = 3) -> list[list[str]]:
+    """For a few live objects of `type_name`: one chain of referrers each (what keeps them alive)."""
+    import inspect
+
+    frozen = gc.get_freeze_count()
+    gc.unfreeze()  # get_referrers does not see frozen objects; debugging only (this costs a full collection)
+    gc.collect()
+    objs = [o for o in gc.get_objects() if type(o).__qualname__ == type_name][:samples]
+    out = []
+    for o in objs:
+        chain, cur, seen = [], o, {id(objs)}
+        for _ in range(depth):
+            refs = gc.get_referrers(cur)
+            cand = [r for r in refs if id(r) not in seen and not inspect.isframe(r) and r is not objs
+                    and r is not refs]
+            del refs
+            if not cand:
+                break
+            seen.add(id(cur))
+            # follow a non-list referrer when there is one (lists are mostly this function's own)
+            cur = next((r for r in cand if not isinstance(r, list)), cand[0])
+            chain.append(" | ".join(_describe(r) for r in cand[:4]))
+            del cand
+        out.append(chain)
+    del objs, cur
+    if frozen:
+        gc.freeze()
     return out
 
 
@@ -93,7 +140,10 @@ def _watch_dumps() -> None:
     while True:
         if req.exists():
             try:
-                rec = {"t": time.time(), "kind": "dump", "label": req.read_text().strip(), **_dump()}
+                label = req.read_text().strip()
+                rec = {"t": time.time(), "kind": "dump", "label": label, **_dump(label)}
+                if label.startswith("refs:"):  # e.g. "refs:WidgetMetadata"
+                    rec["chains"] = _chains(label[5:])
             except Exception as e:  # report, never crash the server
                 rec = {"t": time.time(), "kind": "dump", "error": repr(e)}
             _write(rec)

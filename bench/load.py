@@ -248,6 +248,8 @@ async def run(args, srv: StreamlitServer, log: TimingLog) -> dict:
                 stop.set()
                 await sampler
                 after = rss_mb(pid)  # the closed sessions expired and dropped
+                await log.dump("trim")
+                trimmed = rss_mb(pid)  # and free heap returned to the OS (malloc_trim)
                 recs = [x for x in log.records(t_start) if x["t"] <= t_end + 5]
                 srv_ms = {k: stats([x["ms"] for x in recs if x.get("kind") == k])
                           for k in ("slider", "click", "ring", "full")}
@@ -270,6 +272,7 @@ async def run(args, srv: StreamlitServer, log: TimingLog) -> dict:
                     "server_log_errors": log_errors[-10:],
                     "rss_mb": {"before": round(before, 1), "peak": round(max(samples), 1),
                                "closed": round(closed, 1), "after_expiry": round(after, 1),
+                               "after_malloc_trim": round(trimmed, 1),
                                "kept_per_closed_session": round((closed - before) / args.sessions, 2),
                                "left_per_session": round((after - before) / args.sessions, 2)},
                     "stored_sessions": {"closed": closed_dump.get("stored_sessions_raw"),

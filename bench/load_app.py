@@ -41,9 +41,12 @@ def _write(rec: dict) -> None:
 
 
 def _snapshot() -> tuple:
+    """(a new pick to apply, the latent values the last run of this session ended with, the values now).
+    Callbacks (a click's, the pad's release) run before the script, so "now" at the start of a run
+    already holds the new values: compare with the end of the previous run."""
     ss = st.session_state  # a click's callback has set `pick` before the run; the run applies it
-    return ss.get("pick") != ss.get("_applied_pick"), tuple(round(float(v), 6) for k, v in sorted(ss.to_dict().items())
-                                 if k[:1] == "z" and k[1:].isdigit())
+    z = tuple(round(float(v), 6) for k, v in sorted(ss.to_dict().items()) if k[:1] == "z" and k[1:].isdigit())
+    return ss.get("pick") != ss.get("_applied_pick"), ss.get("_load_last_z"), z
 
 
 def _timed(func, fragment: bool):
@@ -57,8 +60,9 @@ def _timed(func, fragment: bool):
             ms = 1000 * (time.perf_counter() - t0)
             in_fragment = bool(ctx and ctx.fragment_ids_this_run)
             after = _snapshot()
+            st.session_state["_load_last_z"] = after[2]
             kind = "full" if not in_fragment else (
-                "click" if before[0] else "slider" if after[1] != before[1] else "ring")
+                "click" if before[0] else "slider" if before[2] != before[1] else "ring")
             if fragment and not in_fragment:
                 kind = "full-panel"  # the fragment's part of a full run
             _write({"t": time.time(), "session": ctx.session_id if ctx else None, "kind": kind, "ms": ms,
@@ -78,6 +82,11 @@ def _dump(label: str = "") -> dict:
     cache = getattr(getattr(mgr, "_session_storage", None), "_cache", None)  # a TTLCache
     if label == "expire" and cache is not None:
         cache.expire()  # drop closed sessions older than server.disconnectedSessionTTL now
+    if label == "trim":  # hand freed heap back to the OS: tells allocator retention from live objects
+        import ctypes
+
+        gc.collect()
+        out["malloc_trim"] = ctypes.CDLL("libc.so.6").malloc_trim(0)
     # Streamlit keeps a closed session for reconnection (server.disconnectedSessionTTL, default 120 s) in a
     # TTLCache whose expired entries leave only when the cache is next written (another session closing).
     out["stored_sessions_raw"] = len(getattr(cache, "_data", {}) or {}) if cache is not None else None

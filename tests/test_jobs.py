@@ -613,3 +613,66 @@ def test_status_derivation_is_pure():
     calls = []
     S.derive([start, done], alive=False, cancelled=False, saved=lambda: calls.append(1))
     assert calls == []  # the store is read only when the events do not settle it
+
+
+def test_ended_jobs_show_where_they_stopped():
+    """Issue 12: a finished job said "batch 0/16", a job that diverged in epoch 1 said "epoch 2/2"."""
+    from model.jobs import status as S
+
+    start = {"event": "start", "time": 10.0, "epochs": 2, "steps": 16}
+
+    def batches(epoch, upto):
+        return [
+            {"event": "batch", "time": 11.0 + epoch * 20 + s, "epoch": epoch, "step": s, "loss": 5.0}
+            for s in range(1, upto + 1)
+        ]
+
+    def epoch_end(epoch, loss=4.0):
+        return {"event": "epoch", "time": 30.0 + epoch * 20, "epoch": epoch, "loss": loss, "val_loss": 4.5}
+
+    done = {"event": "done", "time": 60.0, "model_id": "m1"}
+    finished = [start, *batches(0, 16), epoch_end(0), *batches(1, 16), epoch_end(1), done]
+    js = S.build(
+        "j",
+        {"config": {"epochs": 2}},
+        finished,
+        S.derive(finished, alive=False, cancelled=False),
+        cancel_requested=False,
+    )
+    assert (js.state, js.epoch, js.epochs, js.step, js.steps, js.epochs_done) == (
+        "succeeded",
+        2,
+        2,
+        16,
+        16,
+        2,
+    )
+
+    # TerminateOnNaN stops at batch 3 of the first epoch; Keras still sends that epoch's end (loss NaN)
+    error = {"event": "error", "time": 20.0, "message": "Training diverged."}
+    diverged = [start, *batches(0, 3), epoch_end(0, loss=float("nan")), error]
+    js = S.build(
+        "j",
+        {"config": {"epochs": 2}},
+        diverged,
+        S.derive(diverged, alive=False, cancelled=False),
+        cancel_requested=False,
+    )
+    assert (js.state, js.epoch, js.step, js.epochs_done) == ("failed", 1, 3, 0)
+    assert 0 < js.fraction < 0.5
+
+    # killed in the second epoch at batch 7
+    killed = [start, *batches(0, 16), epoch_end(0), *batches(1, 7)]
+    js = S.build(
+        "j",
+        {"config": {"epochs": 2}},
+        killed,
+        S.derive(killed, alive=False, cancelled=False, returncode=-9),
+        cancel_requested=False,
+    )
+    assert (js.state, js.epoch, js.step, js.epochs_done) == ("failed", 2, 7, 1)
+    # still running in the second epoch: unchanged
+    js = S.build(
+        "j", {"config": {"epochs": 2}}, killed, S.Verdict("running"), cancel_requested=False, now=40.0
+    )
+    assert (js.phase, js.epoch, js.step, js.epochs_done) == ("training", 2, 7, 1)

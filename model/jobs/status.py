@@ -30,8 +30,9 @@ class JobStatus:
     config: dict
     epochs: int
     steps: int = 0  # batches per epoch (0 until training starts)
-    epochs_done: int = 0
-    step: int = 0  # batches done in the epoch in progress
+    epochs_done: int = 0  # epochs whose every batch ran (an epoch cut short by NaN does not count)
+    step: int = 0  # batches done in the epoch in progress (once ended: in the last epoch that ran)
+    last_epoch: int | None = None  # 0-based epoch of the last batch reported (None before any batch)
     loss: float | None = None  # latest training loss (Keras' running mean over the epoch)
     val_loss: float | None = None  # latest validation (test set) loss
     history: dict = field(default_factory=dict)  # per-epoch lists: loss, val_loss, kl_loss...
@@ -56,7 +57,10 @@ class JobStatus:
 
     @property
     def epoch(self) -> int:
-        """1-based number of the epoch in progress (the last one once training is over)."""
+        """1-based number of the epoch in progress; once the job ended, of the last epoch that ran
+        (where it diverged, was killed or cancelled; the last one on success)."""
+        if not self.active and self.last_epoch is not None:
+            return min(self.epochs, self.last_epoch + 1)
         return min(self.epochs, self.epochs_done + 1)
 
     @property
@@ -195,7 +199,11 @@ def build(
         js.phase = "training"
         js.steps = int(start.get("steps") or 0)
         js.epochs = int(start.get("epochs") or js.epochs)
-    js.epochs_done = len(epochs_ev)
+    # An epoch event comes also for an epoch Keras cut short (TerminateOnNaN stops mid-epoch and still
+    # ends the epoch): it counts as done only if its last batch (always reported) was reached.
+    full = {b["epoch"] for b in batches if js.steps and b["step"] >= js.steps}
+    with_batches = {b["epoch"] for b in batches}
+    js.epochs_done = sum(1 for e in epochs_ev if e.get("epoch") in full or e.get("epoch") not in with_batches)
     for ev in epochs_ev:
         for k, v in ev.items():
             if k not in ("event", "time", "epoch"):
@@ -203,7 +211,8 @@ def build(
     if batches and js.steps:
         js.curve = [(b["epoch"] + b["step"] / js.steps, b.get("loss")) for b in batches]
         last = batches[-1]
-        if last["epoch"] == js.epochs_done:  # the epoch in progress
+        js.last_epoch = int(last["epoch"])
+        if last["epoch"] == js.epochs_done or state != "running":  # the epoch in progress / that ran last
             js.step = int(last["step"])
         js.loss = _finite(last.get("loss"))
     if epochs_ev:

@@ -10,8 +10,10 @@ Waiting, never sleeping: every helper waits on something the page says.
   the action and the state flip.
 - Images are followed by their `src`: Streamlit serves each new `st.image` under a new `/media/...` URL.
 """
+
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
@@ -27,8 +29,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = Path(os.environ.get("E2E_ARTIFACTS", ROOT / "artifacts" / "e2e"))
 TINY_E2E = dict(epochs=1, limit=1000)
 
@@ -54,17 +61,64 @@ INIT_SCRIPT = """
 WAIT_MS = 60_000
 FIRST_RUN_MS = 240_000
 
-APP_IDLE = '[data-testid="stApp"][data-test-connection-state="CONNECTED"][data-test-script-state="notRunning"]'
+APP_IDLE = (
+    '[data-testid="stApp"][data-test-connection-state="CONNECTED"][data-test-script-state="notRunning"]'
+)
 
 
 class HarnessError(RuntimeError):
     """The harness could not set up (no Chromium, server did not start...); the message says why."""
 
 
+# ----------------------------------------------------------------------------- processes
+
+
+def group_processes(pgid: int) -> list[tuple[int, str, str]]:
+    """Live processes (not zombies) in process group or session `pgid`: [(pid, state, command line)].
+
+    Reads /proc (Linux), so it needs no psutil."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            # pid (comm) state ppid pgrp session ...; comm may hold spaces and parentheses
+            state, _ppid, pgrp, session = stat[stat.rindex(")") + 2 :].split()[:4]
+            if state in ("Z", "X") or pgid not in (int(pgrp), int(session)):
+                continue
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        out.append((int(d.name), state, cmd))
+    return out
+
+
+def _kill_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+_RUNNING: set = set()  # servers started and not yet stopped: stopped at exit, so none is left behind
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for srv in list(_RUNNING):
+        with contextlib.suppress(Exception):
+            srv.stop()
+
+
 # ----------------------------------------------------------------------------- model home
 
-def prepare_home(home: Path, *, epochs: int = TINY_E2E["epochs"], limit: int = TINY_E2E["limit"],
-                 data_from: Path | None = None) -> Path:
+
+def prepare_home(
+    home: Path,
+    *,
+    epochs: int = TINY_E2E["epochs"],
+    limit: int = TINY_E2E["limit"],
+    data_from: Path | None = None,
+) -> Path:
     """Fill `home` (a LATENT_EXPLORER_HOME) with the MNIST cache and one tiny trained model.
 
     Trains in this process with `model.train.train` (1 epoch on `limit` images: a few seconds). If
@@ -86,6 +140,7 @@ def prepare_home(home: Path, *, epochs: int = TINY_E2E["epochs"], limit: int = T
 
 # ----------------------------------------------------------------------------- server
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -95,13 +150,23 @@ def free_port() -> int:
 class StreamlitServer:
     """`streamlit run streamlit_app.py` on 127.0.0.1:<free port> with its own LATENT_EXPLORER_HOME.
 
-    Use as a context manager, or call `start()` / `stop()`. The server runs in its own process group,
-    so `stop()` also ends anything it started (e.g. a training subprocess in the same group).
+    Use as a context manager, or call `start()` / `stop()`. `start()` on a running server does nothing
+    (so `with StreamlitServer(...).start() as srv:` runs one server, not two). The server runs in its
+    own process group, so `stop()` also ends anything it started (e.g. a training subprocess in the same
+    group) and then checks that nothing of the group survived (SIGKILL for stragglers; HarnessError
+    naming any process that outlived even that). A server still running when Python exits is stopped.
     Its output goes to `log_path`.
     """
 
-    def __init__(self, home: Path, *, app: str | Path = "streamlit_app.py", port: int | None = None,
-                 log_path: Path | None = None, extra_env: dict | None = None):
+    def __init__(
+        self,
+        home: Path,
+        *,
+        app: str | Path = "streamlit_app.py",
+        port: int | None = None,
+        log_path: Path | None = None,
+        extra_env: dict | None = None,
+    ):
         self.home, self.app, self.port = Path(home), Path(app), port or free_port()
         self.log_path = Path(log_path) if log_path else self.home / "streamlit.log"
         self.extra_env = extra_env or {}
@@ -113,23 +178,49 @@ class StreamlitServer:
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "streamlit", "run", str(self.app),
-                "--server.headless", "true", "--server.address", "127.0.0.1",
-                "--server.port", str(self.port), "--browser.gatherUsageStats", "false",
-                "--server.fileWatcherType", "none"]
+        return [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(self.app),
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(self.port),
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+        ]
 
-    def start(self, timeout: float = 120.0) -> "StreamlitServer":
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout: float = 120.0) -> StreamlitServer:
+        if self.running:
+            return self  # already started: a second start is a no-op (it leaked a server before)
         app = self.app if self.app.is_absolute() else ROOT / self.app
         if not app.is_file():
             raise HarnessError(f"Expected the app entry {app}; it does not exist.")
-        env = {**os.environ, "LATENT_EXPLORER_HOME": str(self.home), "TF_CPP_MIN_LOG_LEVEL": "2",
-               "PYTHONUNBUFFERED": "1", **self.extra_env}
+        env = {
+            **os.environ,
+            "LATENT_EXPLORER_HOME": str(self.home),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
+        }
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")
         self.started_at = time.perf_counter()
-        self.proc = subprocess.Popen(self.command(), cwd=ROOT, env=env, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.command(), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
+        _RUNNING.add(self)
         self.wait_healthy(timeout)
         return self
 
@@ -137,8 +228,10 @@ class StreamlitServer:
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
-                raise HarnessError(f"streamlit exited with code {self.proc.returncode} before it was "
-                                   f"healthy. Its log ({self.log_path}):\n{self.log_tail()}")
+                raise HarnessError(
+                    f"streamlit exited with code {self.proc.returncode} before it was "
+                    f"healthy. Its log ({self.log_path}):\n{self.log_tail()}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
                     if r.status == 200:
@@ -148,8 +241,10 @@ class StreamlitServer:
                 pass
             if time.monotonic() > deadline:
                 self.stop()
-                raise HarnessError(f"streamlit was not healthy at {self.url}/_stcore/health after "
-                                   f"{timeout:.0f} s. Its log:\n{self.log_tail()}")
+                raise HarnessError(
+                    f"streamlit was not healthy at {self.url}/_stcore/health after "
+                    f"{timeout:.0f} s. Its log:\n{self.log_tail()}"
+                )
             time.sleep(0.1)  # polling an HTTP endpoint: there is nothing to wait on
 
     def log_tail(self, n: int = 60) -> str:
@@ -158,20 +253,36 @@ class StreamlitServer:
         except OSError:
             return "(no log)"
 
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+    def stop(self, grace: float = 10.0) -> None:
+        """End the server and its whole process group; raise HarnessError if any process survives."""
+        if self.proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        _RUNNING.discard(self)
+        pgid = self.proc.pid  # start_new_session: the server leads its own group and session
+        if self.proc.poll() is None:
+            _kill_group(pgid, signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                _kill_group(pgid, signal.SIGKILL)
+                self.proc.wait(10)
+        # The leader is gone; anything else of its group (a child ignoring SIGTERM, a grandchild) is not.
+        deadline = time.monotonic() + min(grace, 3.0)
+        while (left := group_processes(pgid)) and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling /proc: a process ending has nothing to wait on from here
+        if left:
+            _kill_group(pgid, signal.SIGKILL)
+            deadline = time.monotonic() + 5
+            while (left := group_processes(pgid)) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        if left:
+            raise HarnessError(
+                f"After stopping streamlit (pid {pgid}) these processes of its group "
+                f"survive even SIGKILL: {left}"
+            )
 
     def __enter__(self):
-        return self.start()
+        return self.start()  # a no-op if start() was called already
 
     def __exit__(self, *exc):
         self.stop()
@@ -179,12 +290,15 @@ class StreamlitServer:
 
 # ----------------------------------------------------------------------------- browser
 
+
 def launch_browser(playwright):
     """Headless Debian Chromium with the flags CI needs (no sandbox as root, no GPU, no phoning home)."""
     if not Path(CHROMIUM).exists():
-        raise HarnessError(f"Chromium not found at {CHROMIUM}. Fix: sudo apt-get install chromium "
-                           "(or set E2E_CHROMIUM to its path; never `playwright install`). To run the "
-                           "other tests without a browser: pytest -m 'not browser'.")
+        raise HarnessError(
+            f"Chromium not found at {CHROMIUM}. Fix: sudo apt-get install chromium "
+            "(or set E2E_CHROMIUM to its path; never `playwright install`). To run the "
+            "other tests without a browser: pytest -m 'not browser'."
+        )
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
 
 
@@ -223,6 +337,7 @@ def wait_runs(page, after: int, timeout: float = WAIT_MS) -> None:
 
 # ----------------------------------------------------------------------------- websocket
 
+
 def is_auto_rerun(payload) -> bool:
     """True for a frame the page sends on a timer (a `st.fragment(run_every=...)` rerun), not for a user's
     action. `payload` is what playwright's `framesent` event gives (bytes; str for a text frame)."""
@@ -240,6 +355,7 @@ def is_auto_rerun(payload) -> bool:
 
 # ----------------------------------------------------------------------------- images
 
+
 def image_srcs(scope) -> list[str]:
     """The `src` of every `st.image` in `scope` (a page or a locator), in page order."""
     return scope.locator('[data-testid="stImage"] img').evaluate_all("els => els.map(e => e.src)")
@@ -248,9 +364,11 @@ def image_srcs(scope) -> list[str]:
 def wait_image_loaded(img, timeout: float = WAIT_MS) -> None:
     """Wait until an <img> locator has a decoded, non-empty image."""
     img.wait_for(state="visible", timeout=timeout)
-    img.evaluate("e => e.complete && e.naturalWidth > 0 ? true : "
-                 "new Promise((ok, err) => { e.addEventListener('load', () => ok(true), {once: true});"
-                 " e.addEventListener('error', () => err(new Error('image failed: ' + e.src)), {once: true}); })")
+    img.evaluate(
+        "e => e.complete && e.naturalWidth > 0 ? true : "
+        "new Promise((ok, err) => { e.addEventListener('load', () => ok(true), {once: true});"
+        " e.addEventListener('error', () => err(new Error('image failed: ' + e.src)), {once: true}); })"
+    )
 
 
 def fetch_image(page, src: str):
@@ -311,15 +429,24 @@ PLOT_POINTS_JS = """
 
 
 def scatter_points(chart):
-    """(points, plot_box, traces) of a Plotly chart locator; points = [trace, index, px, py, customdata, n]."""
+    """(points, plot_box, traces) of a Plotly chart locator.
+
+    points = [trace, index, px, py, customdata, n]."""
     info = chart.evaluate(PLOT_POINTS_JS)
     if info is None:
         raise HarnessError("The Plotly chart has no rendered plot (no .js-plotly-plot with a layout).")
     return info["points"], info["plot"], info["traces"]
 
 
-def isolated_point(points, plot_box, *, min_trace_points: int = 100, margin: float = 12.0,
-                   rng_seed: int = 0, candidates: int = 400):
+def isolated_point(
+    points,
+    plot_box,
+    *,
+    min_trace_points: int = 100,
+    margin: float = 12.0,
+    rng_seed: int = 0,
+    candidates: int = 400,
+):
     """A point of the big scatter whose nearest neighbour (any trace) is farthest away, in pixels.
 
     Clicking its pixel picks it and nothing else. Only traces with at least `min_trace_points` points
@@ -330,8 +457,12 @@ def isolated_point(points, plot_box, *, min_trace_points: int = 100, margin: flo
     pts = np.array([[p[2], p[3]] for p in points], dtype=np.float64)
     big = np.array([p[5] >= min_trace_points for p in points])
     x0, y0, w, h = plot_box
-    inside = ((pts[:, 0] > x0 + margin) & (pts[:, 0] < x0 + w - margin)
-              & (pts[:, 1] > y0 + margin) & (pts[:, 1] < y0 + h - margin))
+    inside = (
+        (pts[:, 0] > x0 + margin)
+        & (pts[:, 0] < x0 + w - margin)
+        & (pts[:, 1] > y0 + margin)
+        & (pts[:, 1] < y0 + h - margin)
+    )
     idx = np.flatnonzero(big & inside)
     if idx.size == 0:
         raise HarnessError("No scatter point lies inside the plot area.")

@@ -18,7 +18,6 @@ installing off (the test suite does, to keep its empty stores empty).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -32,7 +31,7 @@ import numpy as np
 
 from model.config import VAEConfig
 from model.data import load_dataset, to_float
-from model.paths import atomic_write_text
+from model.paths import atomic_write_text, file_sha256
 from model.store import FORMAT, ModelRecord, ModelStore, StoreError
 
 BUNDLE_DIR = Path(__file__).resolve().parent / "bundled" / "mnist-seed"
@@ -47,14 +46,6 @@ COMMAND = "python -m model.bundle build"
 def enabled() -> bool:
     """Whether installing the bundle is on (LATENT_EXPLORER_BUNDLE unset, or anything but 0/false/no/off)."""
     return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_meta(bundle_dir: Path = BUNDLE_DIR) -> dict:
@@ -77,7 +68,7 @@ def verify_files(bundle_dir: Path = BUNDLE_DIR, meta: dict | None = None) -> Non
     expected = meta["extra"]["bundle"].get("sha256", {})
     for name in WEIGHT_FILES:
         path = Path(bundle_dir) / name
-        got = sha256(path) if path.is_file() else "missing"
+        got = file_sha256(path) if path.is_file() else "missing"
         if expected.get(name) != got:
             raise StoreError(
                 f"The bundled {name} does not match its fingerprint in meta.json "
@@ -222,7 +213,7 @@ def build(out: Path = BUNDLE_DIR, config: VAEConfig | None = None, verbose: int 
             "bundled": True,
             "bundle": {
                 "command": COMMAND,
-                "sha256": {name: sha256(record.path / name) for name in WEIGHT_FILES},
+                "sha256": {name: file_sha256(record.path / name) for name in WEIGHT_FILES},
                 "slice": {
                     "images": f"mnist x_test[:{SLICE_SIZE}]",
                     "eps": f"numpy default_rng({SLICE_SEED}).standard_normal((n, latent_dim))",

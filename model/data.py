@@ -9,7 +9,6 @@ Any dataset can also be given as a user `.npz` with `x_train`, `y_train`, `x_tes
 from __future__ import annotations
 
 import gzip
-import hashlib
 import importlib.metadata
 import io
 import os
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from model.errors import DataError
-from model.paths import atomic_write_bytes, home
+from model.paths import atomic_write_bytes, file_sha256, home
 
 MNIST_CLASSES = tuple(str(d) for d in range(10))
 FASHION_CLASSES = (
@@ -300,14 +299,10 @@ def load_test_set(name: str, path: str | os.PathLike) -> Dataset:
 
 
 def _sha256(path: Path) -> str | None:
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+        return file_sha256(path)
     except OSError:
         return None
-    return digest.hexdigest()
 
 
 def model_dataset(

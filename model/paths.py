@@ -1,6 +1,7 @@
 """Where latent explorer keeps its files (data cache, trained models, jobs)."""
 
 import contextlib
+import hashlib
 import os
 import uuid
 from pathlib import Path
@@ -41,6 +42,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, hex, read in 1 MiB blocks. Raises OSError if it cannot be read."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -29,7 +29,7 @@ import numpy as np
 from model.config import LOSSES, LR_SCHEDULES, PRECISIONS, VAEConfig
 from model.data import Dataset, is_builtin, load_dataset, test_set_bytes, to_float
 from model.errors import DataError, StoreError, TrainingError
-from model.paths import atomic_write_bytes
+from model.paths import atomic_write_bytes, file_sha256
 from model.progress import write_event
 from model.store import TEST_SET, ModelStore
 
@@ -449,14 +449,10 @@ def _progress_arg(argv) -> str | None:
 
 
 def _npz_digest(path: str) -> str:
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    except OSError:
-        pass  # load_dataset reports the unreadable file
-    return digest.hexdigest()
+        return file_sha256(path)
+    except OSError:  # load_dataset reports the unreadable file
+        return hashlib.sha256().hexdigest()
 
 
 def _npz_name(path: str, digest: str | None = None) -> str:

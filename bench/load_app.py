@@ -109,7 +109,7 @@ def _dump(label: str = "") -> dict:
     out["media_bytes"] = sum(
         len(getattr(f, "content", b"") or b"") for f in (getattr(storage, "_files_by_id", {}) or {}).values()
     )
-    out["media_by_session"] = len(getattr(mfm, "_file_ids_by_session_and_coord", {}) or {})
+    out["media_by_session"] = len(getattr(mfm, "_files_by_session_and_coord", {}) or {})
     gc.collect()
     counts = Counter(type(o).__qualname__ for o in gc.get_objects())  # created since the freeze
     out["objects"] = dict(counts.most_common(25))

@@ -313,19 +313,7 @@ def main(argv=None) -> int:
     except (StoreError, DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    cols = (
-        "dataset",
-        "latent_dim",
-        "loss",
-        "epochs",
-        "train_images",
-        "test_loss",
-        "reconstruction",
-        "kl",
-        "iwae_nll",
-        "knn_accuracy",
-        "id",
-    )
+    cols = tuple(c for c in COLUMNS if c not in ("model", "train_seconds"))
     print("\t".join(cols))
     for row in compare(store.list()):
         print(

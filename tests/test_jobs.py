@@ -69,6 +69,18 @@ def assert_untouched(store, old_id, old_dirs):
     assert digit.shape == (1, 28, 28) and np.isfinite(digit).all()
 
 
+def jobs_status_cli() -> str:
+    """What `python -m model.jobs status` prints, run in another process (as a second server would)."""
+    return subprocess.run(
+        [sys.executable, "-m", "model.jobs", "status"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        timeout=60,
+    ).stdout
+
+
 def test_job_progress_then_new_model_becomes_current(home):
     store = ModelStore()
     old = store.current().id
@@ -194,14 +206,7 @@ def test_kill_9_mid_epoch_fails_the_job_and_keeps_the_old_model(home):
     assert_untouched(store, old, dirs)
     assert not procs.lock_held(jobs.jobs_root() / "job.lock")  # the kernel released it
     # another process (say a second server) sees the same verdict
-    out = subprocess.run(
-        [sys.executable, "-m", "model.jobs", "status"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-        timeout=60,
-    ).stdout
+    out = jobs_status_cli()
     assert f"{info.id}: failed" in out and "SIGKILL" in out
 
 
@@ -358,14 +363,7 @@ def test_status_is_derived_from_the_store_when_the_job_saved_a_model(home, case)
     assert jobs.active_job() is None
     status = json.loads((jobs.jobs_root() / js.id / "status.json").read_text())
     assert status["state"] == "succeeded" and status["model_id"] == rec.id  # recorded for other readers
-    out = subprocess.run(
-        [sys.executable, "-m", "model.jobs", "status"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-        timeout=60,
-    ).stdout
+    out = jobs_status_cli()
     assert f"{js.id}: succeeded" in out and f"model: {rec.id}" in out
 
 

@@ -25,6 +25,7 @@ import shutil
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -85,9 +86,9 @@ def install(store: ModelStore | None = None, bundle_dir: Path = BUNDLE_DIR) -> s
     already offered to this store (the marker exists: a deleted bundle stays deleted), the store already
     has a model for the dataset, or the bundle is missing. Cheap when done: one stat of the marker.
 
-    Atomic as the store's own save: the files are copied into a hidden `.tmp-<pid>-...` directory,
-    fsynced and renamed into place, so a crash leaves the complete model or nothing (the store sweeps
-    stale temp directories). Needs no Keras. Raises StoreError only for an unwritable store.
+    Atomic as the store's own save (`ModelStore.write_model_dir`: temp directory, fsync, rename), so a
+    crash leaves the complete model or nothing. Needs no Keras. Raises StoreError only for an unwritable
+    store.
     """
     if not enabled():
         return None
@@ -104,12 +105,8 @@ def install(store: ModelStore | None = None, bundle_dir: Path = BUNDLE_DIR) -> s
         verify_files(bundle_dir, meta)  # cheap (hashing two small files): never install damaged files
     except (StoreError, KeyError, TypeError, ValueError, OSError):
         return None  # no (usable) bundle in this checkout: the first-run page offers training
-    store.check_writable()
-    store.sweep()
     model_id = meta["id"]
-    final = store.model_dir(model_id)
-    if not final.is_dir():
-        tmp = store.root / f".tmp-{os.getpid()}-bundle-{model_id}"
+    if not store.model_dir(model_id).is_dir():
         meta = {
             **meta,
             "format": min(int(meta.get("format", FORMAT)), FORMAT),
@@ -120,28 +117,8 @@ def install(store: ModelStore | None = None, bundle_dir: Path = BUNDLE_DIR) -> s
                 "bundle": {**meta["extra"]["bundle"], "built": meta.get("created")},
             },
         }
-        try:
-            tmp.mkdir()
-            for name in WEIGHT_FILES:
-                shutil.copyfile(Path(bundle_dir) / name, tmp / name)
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-            for name in (*WEIGHT_FILES, "meta.json"):
-                with open(tmp / name, "rb") as f:
-                    os.fsync(f.fileno())
-            os.rename(tmp, final)
-        except OSError as e:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if final.is_dir():  # another process (a second session) installed it first
-                pass
-            else:
-                raise StoreError(
-                    f"Could not install the bundled model into {store.root}: "
-                    f"{e.strerror or e}. Fix: free disk space or set LATENT_EXPLORER_HOME "
-                    "to a writable directory."
-                ) from None
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        copies = {name: partial(shutil.copyfile, Path(bundle_dir) / name) for name in WEIGHT_FILES}
+        store.write_model_dir(model_id, meta, copies, what="install the bundled model")
     if _no_current_file(store):  # (without current.json the newest model, now this one, was shown anyway)
         store.set_current(model_id)
     _mark(store, model_id, "installed")

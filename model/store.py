@@ -9,13 +9,16 @@ at any moment leaves either the complete new model or nothing (stale temp direct
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from model.config import VAEConfig  # not model.vae: reading the store needs no Keras
@@ -181,10 +184,7 @@ class ModelStore:
 
         `files` are more files to keep in the model directory ({name: bytes}, e.g. TEST_SET), written
         into the same temp directory, so they appear with the model or not at all."""
-        self.check_writable()
-        self.sweep()
         model_id = self.new_id(config)
-        tmp = self.root / f".tmp-{os.getpid()}-{model_id}"
         meta = {
             "format": FORMAT,
             "id": model_id,
@@ -195,34 +195,56 @@ class ModelStore:
             "train_seconds": float(train_seconds),
             "extra": extra or {},
         }
+        for name in files or {}:
+            if name in FILES or "/" in name or name.startswith("."):
+                raise ValueError(f"Expected a plain extra file name, not one of {FILES}. Received: {name!r}")
+        writers = {
+            "encoder.keras": encoder.save,
+            "decoder.keras": decoder.save,
+            **{name: partial(Path.write_bytes, data=data) for name, data in (files or {}).items()},
+        }
+        self.write_model_dir(model_id, meta, writers, what="save the model")
+        if make_current:
+            self.set_current(model_id)
+        return self.record(model_id)
+
+    def write_model_dir(
+        self, model_id: str, meta: dict, writers: dict[str, Callable[[Path], object]], what: str
+    ) -> bool:
+        """Create the model directory `model_id` atomically: each writer writes its file (given its path)
+        into a hidden `.tmp-<pid>-<id>` directory, meta.json is added, every file is fsynced, and the
+        directory is renamed into place, so a crash leaves the complete model or nothing (`sweep` removes
+        a dead process's temp directory). The one way a model directory comes to exist.
+
+        Returns False when another process created the same directory first (its copy is kept), True
+        when this call did. Raises StoreError naming `what` failed (e.g. "save the model") and the fix.
+        """
+        self.check_writable()
+        self.sweep()
+        tmp = self.root / f".tmp-{os.getpid()}-{model_id}"
+        final = self.root / model_id
         try:
             tmp.mkdir()
-            encoder.save(tmp / "encoder.keras")
-            decoder.save(tmp / "decoder.keras")
-            for name, data in (files or {}).items():
-                if name in FILES or "/" in name or name.startswith("."):
-                    raise ValueError(
-                        f"Expected a plain extra file name, not one of {FILES}. Received: {name!r}"
-                    )
-                (tmp / name).write_bytes(data)
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-            for name in [*FILES, *(files or {})]:
+            for name, write in writers.items():
+                write(tmp / name)
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+            for name in [*writers, "meta.json"]:
                 with open(tmp / name, "rb") as f:
                     os.fsync(f.fileno())
-            os.rename(tmp, self.root / model_id)
+            os.rename(tmp, final)
+            return True
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
+            if final.is_dir() and e.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                return False  # another process (a second session) wrote the same model first
             raise StoreError(
-                f"Could not save the model to {self.root}: {e.strerror or e}. "
+                f"Could not {what} to {self.root}: {e.strerror or e}. "
                 "Fix: free disk space or set LATENT_EXPLORER_HOME to a writable directory; "
                 "the previous model is untouched."
             ) from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        if make_current:
-            self.set_current(model_id)
-        return self.record(model_id)
 
     def set_current(self, model_id: str) -> None:
         self.record(model_id)  # raises if it does not exist

@@ -365,3 +365,25 @@ def test_extra_files_are_saved_with_the_model_atomically(tmp_path, untrained, mo
     with pytest.raises(ValueError, match="plain extra file name"):
         store.save(untrained.encoder, untrained.decoder, VAEConfig(), files={"meta.json": b"x"})
     assert [r.id for r in store.list()] == [rec.id] and not list(store.root.glob(".tmp-*"))
+
+
+def test_write_model_dir_keeps_a_copy_another_process_wrote_first(tmp_path):
+    store = ModelStore(tmp_path / "models")
+    meta = {"id": "m1"}
+    assert store.write_model_dir("m1", meta, {"a.bin": lambda p: p.write_bytes(b"first")}, what="x") is True
+    # a second writer of the same id (two sessions installing the bundle at once) keeps the first copy
+    assert store.write_model_dir("m1", meta, {"a.bin": lambda p: p.write_bytes(b"second")}, what="x") is False
+    assert (store.root / "m1" / "a.bin").read_bytes() == b"first"
+    assert json.loads((store.root / "m1" / "meta.json").read_text()) == meta
+    assert not list(store.root.glob(".tmp-*"))
+
+
+def test_write_model_dir_failure_names_what_failed_and_leaves_nothing(tmp_path):
+    store = ModelStore(tmp_path / "models")
+
+    def full_disk(path):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(StoreError, match=r"Could not install the bundled model to .*No space left.*Fix"):
+        store.write_model_dir("m2", {}, {"a.bin": full_disk}, what="install the bundled model")
+    assert not list(store.root.iterdir())

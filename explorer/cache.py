@@ -72,8 +72,7 @@ def _load_model(stamp: str, _root: str, _model_id: str):
 def _dataset(name: str, home_dir: str, model_dir: str = "") -> Dataset:
     """A built-in dataset (model_dir ""), or the test set kept with a model trained on a user's data."""
     data = model_dataset(name, model_dir)
-    for a in (data.x_test, data.y_test):
-        a.flags.writeable = False  # shared by every session: read-only
+    _read_only(data.x_test, data.y_test)  # shared by every session
     return data
 
 
@@ -105,11 +104,18 @@ class Latents:
         return int(self.z_mean.shape[1])
 
 
-@st.cache_data(max_entries=4, show_spinner="Encoding the test set…")
+def _read_only(*arrays: np.ndarray) -> None:
+    for a in arrays:
+        a.flags.writeable = False
+
+
+@st.cache_resource(max_entries=4, show_spinner="Encoding the test set…")
 def latents(stamp: str, _model, _images: np.ndarray, _labels: np.ndarray) -> Latents:
     """The test set's posterior means and log-variances, its labels, its 2-D view and slider bounds.
 
     For latent_dim == 2 the view is the latent plane itself; above 2 it is a PCA projection of the means.
+    One read-only copy shared by every session and run (st.cache_resource): st.cache_data would unpickle
+    a fresh copy of the arrays on every run of every session.
     """
     z_mean, z_log_var = _model.encode(_images)  # (N, d) each
     d = z_mean.shape[1]
@@ -123,7 +129,7 @@ def latents(stamp: str, _model, _images: np.ndarray, _labels: np.ndarray) -> Lat
         pca = PCA(n_components=2, random_state=0).fit(z_mean)
         mean, comps = pca.mean_.astype(np.float32), pca.components_.astype(np.float32)
         explained = pca.explained_variance_ratio_
-    return Latents(
+    lat = Latents(
         z_mean=z_mean,
         z_log_var=z_log_var,
         labels=np.asarray(_labels).astype(np.int64),
@@ -134,6 +140,8 @@ def latents(stamp: str, _model, _images: np.ndarray, _labels: np.ndarray) -> Lat
         bounds=np.array([_slider_bound(z_mean[:, i]) for i in range(d)], np.float32),
         center=(np.round(z_mean.mean(axis=0) * 20) / 20).astype(np.float32),  # the sliders' start
     )
+    _read_only(*vars(lat).values())
+    return lat
 
 
 @st.cache_data(max_entries=16, show_spinner="Decoding the manifold…")
@@ -142,10 +150,13 @@ def manifold_png(stamp: str, _model, n: int, span: float, dims: tuple[int, int])
     return views.to_png(_model.manifold(n=n, span=span, dims=dims))
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
+@st.cache_resource(max_entries=4, show_spinner=False)
 def map_base(stamp: str, _xy: np.ndarray, _labels: np.ndarray, extent: tuple, size: int) -> np.ndarray:
-    """The live map's background: the test set as a (size, size, 3) raster (see `views.latent_map`)."""
-    return views.latent_map(_xy, _labels, extent, size)
+    """The live map's background: the test set as a (size, size, 3) raster (see `views.latent_map`).
+    Read-only and shared (drawing on it copies first)."""
+    base = views.latent_map(_xy, _labels, extent, size)
+    _read_only(base)
+    return base
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

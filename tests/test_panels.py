@@ -396,3 +396,23 @@ def test_the_compare_charts_callback_reads_clicks_and_boxes():
     at = AppTest.from_function(script).run()
     assert not at.exception
     assert at.session_state["after_click"] == [8] and at.session_state["cmp_rows"] == [1, 2]
+
+
+def test_the_latents_and_map_are_one_shared_read_only_copy(reference):
+    """Every session and run gets the same arrays (st.cache_resource), and none can change them."""
+    from explorer import cache
+
+    latent, data = reference
+    images, labels = data.x_test[:300], data.y_test[:300]
+    first = cache.latents("shared-test", latent, images, labels)
+    again = cache.latents("shared-test", latent, images, labels)
+    assert again is first  # st.cache_data would unpickle a new copy on every call
+    for name, a in vars(first).items():
+        assert not a.flags.writeable, name
+    with pytest.raises(ValueError, match="read-only"):
+        first.z_mean[0, 0] = 1.0
+    base = cache.map_base("shared-test", first.xy, first.labels, (-4.0, 4.0, -4.0, 4.0), 64)
+    assert cache.map_base("shared-test", first.xy, first.labels, (-4.0, 4.0, -4.0, 4.0), 64) is base
+    assert not base.flags.writeable
+    png = views.map_png(base, (-4.0, 4.0, -4.0, 4.0), current=[0.0, 0.0])  # drawing copies, base unchanged
+    assert png[:4] == b"\x89PNG" and not base.flags.writeable

@@ -247,6 +247,7 @@ async def run(args, srv: StreamlitServer, log: TimingLog) -> dict:
             print(f"warm-up session: ready in {warm[0]['ready_s']} s, {warm[0]['actions']}", file=sys.stderr)
             report["warmup_errors"] = warm[0]["errors"]
             _, before_dump = await settle(log, "before", args.ttl)
+            before_dump = await log.dump("trim")
             rss_start = rss_mb(pid)
             for r in range(args.rounds):
                 before = rss_mb(pid)
@@ -268,7 +269,7 @@ async def run(args, srv: StreamlitServer, log: TimingLog) -> dict:
                 stop.set()
                 await sampler
                 after = rss_mb(pid)  # the closed sessions expired and dropped
-                await log.dump("trim")
+                trim_dump = await log.dump("trim")
                 trimmed = rss_mb(pid)  # and free heap returned to the OS (malloc_trim)
                 recs = [x for x in log.records(t_start) if x["t"] <= t_end + 5]
                 srv_ms = {
@@ -304,7 +305,15 @@ async def run(args, srv: StreamlitServer, log: TimingLog) -> dict:
                             "after_malloc_trim": round(trimmed, 1),
                             "kept_per_closed_session": round((closed - before) / args.sessions, 2),
                             "left_per_session": round((after - before) / args.sessions, 2),
+                            "trimmed_left_per_session": round((trimmed - before) / args.sessions, 2),
                         },
+                        "malloc_mb": {
+                            k: round((trim_dump.get(f"malloc_{k}") or 0) / 2**20, 2)
+                            for k in ("in_use", "free", "arena")
+                        },
+                        "py_allocated_blocks": trim_dump.get("py_allocated_blocks"),
+                        "streamlit_caches_mb": round((trim_dump.get("cache_bytes") or 0) / 2**20, 2),
+                        "streamlit_caches": trim_dump.get("caches"),
                         "stored_sessions": {
                             "closed": closed_dump.get("stored_sessions_raw"),
                             "after_expiry": after_dump.get("stored_sessions_raw"),
@@ -325,8 +334,14 @@ async def run(args, srv: StreamlitServer, log: TimingLog) -> dict:
                 (rss_mb(pid) - rss_start) / (args.sessions * args.rounds), 2
             )
             report["server_before"] = {
-                k: before_dump.get(k) for k in ("sessions_all", "media_files", "objects")
+                k: before_dump.get(k) for k in ("sessions_all", "media_files", "objects", "caches")
             }
+            report["malloc_mb_before"] = {
+                k: round((before_dump.get(f"malloc_{k}") or 0) / 2**20, 2)
+                for k in ("in_use", "free", "arena")
+            }
+            report["py_allocated_blocks_before"] = before_dump.get("py_allocated_blocks")
+            report["streamlit_caches_mb_before"] = round((before_dump.get("cache_bytes") or 0) / 2**20, 2)
         finally:
             await browser.close()
     return report
@@ -344,6 +359,13 @@ def main() -> None:
         default=10,
         help="server.disconnectedSessionTTL for the run (Streamlit's "
         "default, 120 s, only makes the bench wait longer)",
+    )
+    ap.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an environment variable for the server only (repeatable), e.g. MALLOC_ARENA_MAX=2",
     )
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
@@ -363,6 +385,7 @@ def main() -> None:
         extra_env={
             "LOAD_TIMINGS_LOG": str(log.path),
             "STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": str(args.ttl),
+            **dict(kv.split("=", 1) for kv in args.server_env),
         },
     )
     with srv.start(timeout=180):

@@ -110,11 +110,42 @@ def _dump(label: str = "") -> dict:
         len(getattr(f, "content", b"") or b"") for f in (getattr(storage, "_files_by_id", {}) or {}).values()
     )
     out["media_by_session"] = len(getattr(mfm, "_files_by_session_and_coord", {}) or {})
+    caches: dict[str, list] = {}  # "category/name" -> [entries, bytes], from Streamlit's own stats
+    for stats in rt.stats_mgr.get_stats().values():
+        for stat in stats:
+            if hasattr(stat, "byte_length"):
+                entry = caches.setdefault(f"{stat.category_name}/{stat.cache_name}", [0, 0])
+                entry[0] += 1
+                entry[1] += stat.byte_length
+    out["caches"] = caches
+    out["py_allocated_blocks"] = sys.getallocatedblocks()  # live Python objects' memory blocks
+    out.update(_malloc_info())
+    out["cache_bytes"] = sum(b for _, b in caches.values())
     gc.collect()
     counts = Counter(type(o).__qualname__ for o in gc.get_objects())  # created since the freeze
     out["objects"] = dict(counts.most_common(25))
     out["gc_frozen"] = gc.get_freeze_count()
     return out
+
+
+def _malloc_info() -> dict:
+    """glibc's own count (mallinfo2) of heap bytes in use and free-but-kept, over all arenas: a leak grows
+    "in use"; memory that was freed but not handed back to the OS (fragmentation) grows only "free"."""
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [
+            (n, ctypes.c_size_t)
+            for n in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()
+        ]
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = MallInfo2
+        m = libc.mallinfo2()
+    except (OSError, AttributeError):  # not glibc >= 2.33
+        return {}
+    return {"malloc_in_use": m.uordblks + m.hblkhd, "malloc_free": m.fordblks, "malloc_arena": m.arena}
 
 
 def _describe(o) -> str:

@@ -34,6 +34,7 @@ from model.store import StoreError
 def main() -> None:
     st.set_page_config(page_title="Latent explorer", page_icon="🔢", layout="wide")
     t0 = time.perf_counter()
+    serving.limit_heap_growth()  # once per process, before TensorFlow loads: see its docstring
     session.init()
     try:
         store = cache.get_store()

@@ -1,11 +1,13 @@
-"""Two tweaks for a long-running process that serves a trained model (the Streamlit explorer), behind one
-switch: LATENT_EXPLORER_SERVING_TWEAKS=0 turns both off (the app then runs as Streamlit does by default).
+"""Tweaks for a long-running process that serves a trained model (the Streamlit explorer), behind one
+switch: LATENT_EXPLORER_SERVING_TWEAKS=0 turns them off (the app then runs as Streamlit does by default).
 
 Both lean on Streamlit internals; tests/test_serving.py fails loudly when a Streamlit upgrade changes them:
 - `keep_compiled_functions()`: skip the `keras.backend.clear_session()` that Streamlit's
   `_clean_problem_modules` (streamlit/runtime/scriptrunner/script_runner.py) makes after every script run.
 - `freeze_gc(stamp)`: `gc.freeze()` once per model, so the `gc.collect(2)` that Streamlit's script runner
   makes after every run (option `runner.postScriptGC`) walks only objects created since.
+- `limit_heap_growth()`: glibc malloc settings so that memory freed when sessions close goes back to the
+  system instead of staying in the heap as fragments (bench/load.py measures it).
 README ("Performance") has the measured effect of each.
 
 Never imports streamlit; imports Keras only inside `keep_compiled_functions` (explorer/ imports this module
@@ -14,6 +16,7 @@ and must stay free of TensorFlow). Nothing happens at import.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 import sys
@@ -79,3 +82,37 @@ def freeze_gc(stamp: str) -> bool:
     gc.collect()
     gc.freeze()
     return True
+
+
+# glibc mallopt() parameters (malloc.h)
+M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
+MMAP_THRESHOLD = 128 * 1024  # glibc's own starting value, kept fixed
+ARENA_MAX = 2
+# What a user can set to choose for themselves (then limit_heap_growth leaves malloc alone).
+MALLOC_ENV = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")
+_heap_limited = False
+
+
+def limit_heap_growth() -> bool:
+    """Keep the server's memory from creeping up as browser sessions come and go (glibc only).
+
+    Each Streamlit script run happens on a new thread, and every run allocates and frees arrays and PNG
+    buffers of 10 kB to 1 MB. By default glibc (1) raises its mmap threshold to the size of each large
+    block freed, so later large blocks land in the heap instead of separate mappings, and (2) gives
+    concurrent threads up to 8 heaps per core. Freed memory then stays in the heaps as fragments that
+    `malloc_trim` cannot return. This pins the threshold at glibc's default 128 kB (large buffers are
+    mapped and unmapped, so their memory goes back at once) and allows 2 heaps.
+
+    Once per process; does nothing when the tweaks are off, when the user set MALLOC_ARENA_MAX,
+    MALLOC_MMAP_THRESHOLD_ or GLIBC_TUNABLES, or off glibc. Returns True when it changed the settings.
+    """
+    global _heap_limited
+    if _heap_limited or not enabled() or any(os.environ.get(k) for k in MALLOC_ENV):
+        return False
+    _heap_limited = True
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, musl, Windows)
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) & bool(mallopt(M_ARENA_MAX, ARENA_MAX))

@@ -1,4 +1,5 @@
-"""model.serving: the two Streamlit-internal tweaks, their switch, and the Streamlit internals they rely on.
+"""model.serving: the Streamlit-internal tweaks, the malloc settings, their switch, and the Streamlit
+internals they rely on.
 
 The `streamlit_*` tests read the installed Streamlit: when an upgrade renames or changes what the tweaks
 lean on, they fail and say what to re-check in model/serving.py.
@@ -101,3 +102,50 @@ def test_streamlit_collects_garbage_after_every_run():
         "Streamlit no longer collects garbage after a script run: re-check model/serving.py freeze_gc"
     )
     assert st_config.get_option("runner.postScriptGC") is True
+
+
+# A child process that frees a 1 MB buffer and allocates another, and prints how many bytes glibc mapped
+# for the second one (mallinfo2's hblkhd) and what limit_heap_growth returned.
+_HEAP_PROBE = """
+import ctypes, sys
+import numpy as np
+from model import serving
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+limited = serving.limit_heap_growth() if sys.argv[1] == "limit" else None
+a = np.ones(1 << 20, np.uint8)
+del a  # by default glibc now raises its mmap threshold above 1 MB
+before = libc.mallinfo2().hblkhd
+b = np.ones(1 << 20, np.uint8)
+print(limited, libc.mallinfo2().hblkhd - before)
+"""
+
+
+def _heap_probe(mode: str, **env) -> tuple[str, int]:
+    import os
+    import subprocess
+    from pathlib import Path
+
+    clean = {k: v for k, v in os.environ.items() if k not in (*serving.MALLOC_ENV, serving.ENV)}
+    out = subprocess.run(
+        [sys.executable, "-c", _HEAP_PROBE, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**clean, **env},
+    ).stdout.split()
+    return out[0], int(out[1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings (Linux only)")
+def test_limit_heap_growth_maps_large_buffers_so_freeing_them_returns_memory():
+    assert _heap_probe("default") == ("None", 0)  # glibc's default: the second buffer lands in the heap
+    limited, mapped = _heap_probe("limit")
+    assert limited == "True" and mapped >= 1 << 20  # its own mapping: unmapped (returned) when freed
+    # a user's own malloc settings, or the switch, leave glibc alone
+    assert _heap_probe("limit", MALLOC_ARENA_MAX="4") == ("False", 0)
+    assert _heap_probe("limit", **{serving.ENV: "0"}) == ("False", 0)

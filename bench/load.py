@@ -14,9 +14,16 @@ point; then every session closes. Printed:
   RSS          the server's resident memory before the round (one warm-up session came and went), at its
                peak, once every session closed ("closed": Streamlit keeps a closed session for reconnection,
                server.disconnectedSessionTTL, and drops an expired one only when another session closes),
-               and after the closed sessions expired and were dropped ("after_expiry");
-               "left per session" is (after_expiry - before) / N
-  server view  sessions, media files and the commonest Python objects after each round
+               and after the closed sessions expired and were dropped ("after_expiry"), then after
+               malloc_trim ("after_malloc_trim", the next round's "before");
+               "left per session" is (after_expiry - before) / N, "trimmed_left_per_session" the same
+               after malloc_trim
+  heap         glibc's heap bytes in use and free-but-kept (mallinfo2) and Python's allocated blocks after
+               each round: a leak grows "in use" or the blocks; fragmentation grows only "free"
+  server view  sessions, media files, Streamlit's cache sizes and the commonest Python objects per round
+A/B of the server's malloc settings (model.serving.limit_heap_growth) in two runs: the default, and
+`--server-env MALLOC_ARENA_MAX=16` (glibc's own default on 2 cores; any MALLOC_* setting of the user's makes
+the app leave malloc alone).
 Browser and server share the machine: on 2 cores the figures measure CPU contention as much as the app
 (the load average is printed with them).
 """

@@ -21,9 +21,9 @@ point; then every session closes. Printed:
   heap         glibc's heap bytes in use and free-but-kept (mallinfo2) and Python's allocated blocks after
                each round: a leak grows "in use" or the blocks; fragmentation grows only "free"
   server view  sessions, media files, Streamlit's cache sizes and the commonest Python objects per round
-A/B of the server's malloc settings (model.serving.limit_heap_growth) in two runs: the default, and
-`--server-env MALLOC_ARENA_MAX=16` (glibc's own default on 2 cores; any MALLOC_* setting of the user's makes
-the app leave malloc alone).
+Malloc settings, one run each: the default (the app pins glibc's mmap threshold,
+model.serving.limit_heap_growth), `--server-env MALLOC_ARENA_MAX=2` (what README gives for long-running
+servers), `--server-env MALLOC_MMAP_THRESHOLD_=33554432` (a user's own threshold: the app leaves it).
 Browser and server share the machine: on 2 cores the figures measure CPU contention as much as the app
 (the load average is printed with them).
 """

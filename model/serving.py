@@ -6,8 +6,8 @@ Both lean on Streamlit internals; tests/test_serving.py fails loudly when a Stre
   `_clean_problem_modules` (streamlit/runtime/scriptrunner/script_runner.py) makes after every script run.
 - `freeze_gc(stamp)`: `gc.freeze()` once per model, so the `gc.collect(2)` that Streamlit's script runner
   makes after every run (option `runner.postScriptGC`) walks only objects created since.
-- `limit_heap_growth()`: glibc malloc settings so that memory freed when sessions close goes back to the
-  system instead of staying in the heap as fragments (bench/load.py measures it).
+- `limit_heap_growth()`: a fixed glibc mmap threshold, so that large buffers freed when runs end and
+  sessions close go back to the system instead of staying in the heap as fragments (bench/load.py).
 README ("Performance") has the measured effect of each.
 
 Never imports streamlit; imports Keras only inside `keep_compiled_functions` (explorer/ imports this module
@@ -84,28 +84,29 @@ def freeze_gc(stamp: str) -> bool:
     return True
 
 
-# glibc mallopt() parameters (malloc.h)
+# glibc mallopt() parameter (malloc.h) and the value kept
 M_MMAP_THRESHOLD = -3
-M_ARENA_MAX = -8
 MMAP_THRESHOLD = 128 * 1024  # glibc's own starting value, kept fixed
-ARENA_MAX = 2
-# What a user can set to choose for themselves (then limit_heap_growth leaves malloc alone).
-MALLOC_ENV = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")
+# The user's own malloc settings: when one is set, limit_heap_growth leaves malloc alone.
+MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")
 _heap_limited = False
 
 
 def limit_heap_growth() -> bool:
     """Keep the server's memory from creeping up as browser sessions come and go (glibc only).
 
-    Each Streamlit script run happens on a new thread, and every run allocates and frees arrays and PNG
-    buffers of 10 kB to 1 MB. By default glibc (1) raises its mmap threshold to the size of each large
-    block freed, so later large blocks land in the heap instead of separate mappings, and (2) gives
-    concurrent threads up to 8 heaps per core. Freed memory then stays in the heaps as fragments that
-    `malloc_trim` cannot return. This pins the threshold at glibc's default 128 kB (large buffers are
-    mapped and unmapped, so their memory goes back at once) and allows 2 heaps.
+    Every Streamlit script run happens on a new thread and allocates and frees arrays and PNG buffers of
+    100 kB to 1 MB. By default glibc raises its mmap threshold to the size of each large block freed, so
+    later large blocks land in the thread's heap instead of a mapping of their own, and freed memory
+    stays there as fragments that `malloc_trim` cannot return. This pins the threshold at glibc's default
+    128 kB: large buffers are mapped and unmapped, so their memory goes back at once.
 
-    Once per process; does nothing when the tweaks are off, when the user set MALLOC_ARENA_MAX,
-    MALLOC_MMAP_THRESHOLD_ or GLIBC_TUNABLES, or off glibc. Returns True when it changed the settings.
+    The number of heaps (MALLOC_ARENA_MAX) cannot be limited from here: glibc fixes it once 8 heaps
+    exist, and Streamlit has about 15 before the first script run. README ("Load") gives
+    `MALLOC_ARENA_MAX=2` for long-running servers and what each setting measured.
+
+    Once per process; does nothing when the tweaks are off, when the user set MALLOC_MMAP_THRESHOLD_ or
+    GLIBC_TUNABLES, or off glibc. Returns True when it changed the setting.
     """
     global _heap_limited
     if _heap_limited or not enabled() or any(os.environ.get(k) for k in MALLOC_ENV):
@@ -115,4 +116,4 @@ def limit_heap_growth() -> bool:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):  # not glibc (macOS, musl, Windows)
         return False
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) & bool(mallopt(M_ARENA_MAX, ARENA_MAX))
+    return mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1

@@ -146,6 +146,6 @@ def test_limit_heap_growth_maps_large_buffers_so_freeing_them_returns_memory():
     assert _heap_probe("default") == ("None", 0)  # glibc's default: the second buffer lands in the heap
     limited, mapped = _heap_probe("limit")
     assert limited == "True" and mapped >= 1 << 20  # its own mapping: unmapped (returned) when freed
-    # a user's own malloc settings, or the switch, leave glibc alone
-    assert _heap_probe("limit", MALLOC_ARENA_MAX="4") == ("False", 0)
+    # a user's own threshold (4 MB: the 1 MB buffer stays in the heap), or the switch, leave glibc alone
+    assert _heap_probe("limit", MALLOC_MMAP_THRESHOLD_=str(4 << 20)) == ("False", 0)
     assert _heap_probe("limit", **{serving.ENV: "0"}) == ("False", 0)

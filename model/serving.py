@@ -1,11 +1,13 @@
 """Tweaks for a long-running process that serves a trained model (the Streamlit explorer), behind one
 switch: LATENT_EXPLORER_SERVING_TWEAKS=0 turns them off (the app then runs as Streamlit does by default).
 
-Both lean on Streamlit internals; tests/test_serving.py fails loudly when a Streamlit upgrade changes them:
+The first two lean on Streamlit internals; tests/test_serving.py fails loudly when a Streamlit upgrade
+changes them:
 - `keep_compiled_functions()`: skip the `keras.backend.clear_session()` that Streamlit's
   `_clean_problem_modules` (streamlit/runtime/scriptrunner/script_runner.py) makes after every script run.
 - `freeze_gc(stamp)`: `gc.freeze()` once per model, so the `gc.collect(2)` that Streamlit's script runner
   makes after every run (option `runner.postScriptGC`) walks only objects created since.
+And one for glibc's malloc (Linux):
 - `limit_heap_growth()`: a fixed glibc mmap threshold, so that large buffers freed when runs end and
   sessions close go back to the system instead of staying in the heap as fragments (bench/load.py).
 README ("Performance") has the measured effect of each.

@@ -628,15 +628,14 @@ def test_ended_jobs_show_where_they_stopped():
     def epoch_end(epoch, loss=4.0):
         return {"event": "epoch", "time": 30.0 + epoch * 20, "epoch": epoch, "loss": loss, "val_loss": 4.5}
 
+    def ended(events, **how):
+        """The status of a job whose process is gone, as the page builds it."""
+        verdict = S.derive(events, alive=False, cancelled=False, **how)
+        return S.build("j", {"config": {"epochs": 2}}, events, verdict, cancel_requested=False)
+
     done = {"event": "done", "time": 60.0, "model_id": "m1"}
     finished = [start, *batches(0, 16), epoch_end(0), *batches(1, 16), epoch_end(1), done]
-    js = S.build(
-        "j",
-        {"config": {"epochs": 2}},
-        finished,
-        S.derive(finished, alive=False, cancelled=False),
-        cancel_requested=False,
-    )
+    js = ended(finished)
     assert (js.state, js.epoch, js.epochs, js.step, js.steps, js.epochs_done) == (
         "succeeded",
         2,
@@ -649,25 +648,13 @@ def test_ended_jobs_show_where_they_stopped():
     # TerminateOnNaN stops at batch 3 of the first epoch; Keras still sends that epoch's end (loss NaN)
     error = {"event": "error", "time": 20.0, "message": "Training diverged."}
     diverged = [start, *batches(0, 3), epoch_end(0, loss=float("nan")), error]
-    js = S.build(
-        "j",
-        {"config": {"epochs": 2}},
-        diverged,
-        S.derive(diverged, alive=False, cancelled=False),
-        cancel_requested=False,
-    )
+    js = ended(diverged)
     assert (js.state, js.epoch, js.step, js.epochs_done) == ("failed", 1, 3, 0)
     assert 0 < js.fraction < 0.5
 
     # killed in the second epoch at batch 7
     killed = [start, *batches(0, 16), epoch_end(0), *batches(1, 7)]
-    js = S.build(
-        "j",
-        {"config": {"epochs": 2}},
-        killed,
-        S.derive(killed, alive=False, cancelled=False, returncode=-9),
-        cancel_requested=False,
-    )
+    js = ended(killed, returncode=-9)
     assert (js.state, js.epoch, js.step, js.epochs_done) == ("failed", 2, 7, 1)
     # still running in the second epoch: unchanged
     js = S.build(

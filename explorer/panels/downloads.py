@@ -6,6 +6,8 @@ Widget keys: dl_digit_28, dl_digit_280, dl_csv, dl_zip, dl_encoder, dl_decoder.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import streamlit as st
 
@@ -63,20 +65,12 @@ def downloads_sidebar(ex) -> None:
             width="stretch",
             help="encoder.keras, decoder.keras, meta.json and a README on how to load them.",
         )
-        c1, c2 = st.columns(2)
-        c1.download_button(
-            "encoder.keras",
-            lambda: export.model_file(rec, "encoder"),
-            file_name=f"{rec.id}-encoder.keras",
-            mime="application/octet-stream",
-            on_click="ignore",
-            key="dl_encoder",
-        )
-        c2.download_button(
-            "decoder.keras",
-            lambda: export.model_file(rec, "decoder"),
-            file_name=f"{rec.id}-decoder.keras",
-            mime="application/octet-stream",
-            on_click="ignore",
-            key="dl_decoder",
-        )
+        for column, part in zip(st.columns(2), ("encoder", "decoder")):
+            column.download_button(
+                f"{part}.keras",
+                functools.partial(export.model_file, rec, part),
+                file_name=f"{rec.id}-{part}.keras",
+                mime="application/octet-stream",
+                on_click="ignore",
+                key=f"dl_{part}",
+            )

@@ -316,7 +316,7 @@ async def run(args, srv: StreamlitServer, log: TimingLog) -> dict:
                         },
                         "malloc_mb": {
                             k: round((trim_dump.get(f"malloc_{k}") or 0) / 2**20, 2)
-                            for k in ("in_use", "free", "arena")
+                            for k in ("in_use", "free", "heaps")
                         },
                         "py_allocated_blocks": trim_dump.get("py_allocated_blocks"),
                         "streamlit_caches_mb": round((trim_dump.get("cache_bytes") or 0) / 2**20, 2),
@@ -345,7 +345,7 @@ async def run(args, srv: StreamlitServer, log: TimingLog) -> dict:
             }
             report["malloc_mb_before"] = {
                 k: round((before_dump.get(f"malloc_{k}") or 0) / 2**20, 2)
-                for k in ("in_use", "free", "arena")
+                for k in ("in_use", "free", "heaps")
             }
             report["py_allocated_blocks_before"] = before_dump.get("py_allocated_blocks")
             report["streamlit_caches_mb_before"] = round((before_dump.get("cache_bytes") or 0) / 2**20, 2)

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import explorer.app as app  # noqa: E402
 from explorer.panels import explore  # noqa: E402
+from model import serving  # noqa: E402
 
 LOG = os.environ.get("LOAD_TIMINGS_LOG")
 _lock = threading.Lock()
@@ -119,33 +120,13 @@ def _dump(label: str = "") -> dict:
                 entry[1] += stat.byte_length
     out["caches"] = caches
     out["py_allocated_blocks"] = sys.getallocatedblocks()  # live Python objects' memory blocks
-    out.update(_malloc_info())
+    out.update({f"malloc_{k}": v for k, v in serving.heap_stats().items()})  # in use vs free-but-kept
     out["cache_bytes"] = sum(b for _, b in caches.values())
     gc.collect()
     counts = Counter(type(o).__qualname__ for o in gc.get_objects())  # created since the freeze
     out["objects"] = dict(counts.most_common(25))
     out["gc_frozen"] = gc.get_freeze_count()
     return out
-
-
-def _malloc_info() -> dict:
-    """glibc's own count (mallinfo2) of heap bytes in use and free-but-kept, over all arenas: a leak grows
-    "in use"; memory that was freed but not handed back to the OS (fragmentation) grows only "free"."""
-    import ctypes
-
-    class MallInfo2(ctypes.Structure):
-        _fields_ = [
-            (n, ctypes.c_size_t)
-            for n in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()
-        ]
-
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallinfo2.restype = MallInfo2
-        m = libc.mallinfo2()
-    except (OSError, AttributeError):  # not glibc >= 2.33
-        return {}
-    return {"malloc_in_use": m.uordblks + m.hblkhd, "malloc_free": m.fordblks, "malloc_arena": m.arena}
 
 
 def _describe(o) -> str:

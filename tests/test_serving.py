@@ -105,22 +105,17 @@ def test_streamlit_collects_garbage_after_every_run():
 
 
 # A child process that frees a 1 MB buffer and allocates another, and prints how many bytes glibc mapped
-# for the second one (mallinfo2's hblkhd) and what limit_heap_growth returned.
+# for the second one and what limit_heap_growth returned.
 _HEAP_PROBE = """
-import ctypes, sys
+import sys
 import numpy as np
 from model import serving
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in
-                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
-libc = ctypes.CDLL("libc.so.6")
-libc.mallinfo2.restype = MallInfo2
 limited = serving.limit_heap_growth() if sys.argv[1] == "limit" else None
 a = np.ones(1 << 20, np.uint8)
 del a  # by default glibc now raises its mmap threshold above 1 MB
-before = libc.mallinfo2().hblkhd
+before = serving.heap_stats()["mapped"]
 b = np.ones(1 << 20, np.uint8)
-print(limited, libc.mallinfo2().hblkhd - before)
+print(limited, serving.heap_stats()["mapped"] - before)
 """
 
 

@@ -5,7 +5,7 @@
     python bench/inference_speed.py --precision mixed_bfloat16
 
 Three tasks, each timed in our way and in the seed's way (its Keras 2 code on tf_keras, the models
-built by ../shared/bench/seed_baseline.py's `seed_code`, untrained: weights do not change the timings):
+built by bench/seed_baseline.py's `seed_code`, untrained: weights do not change the timings):
   decode one    one latent vector -> one image     ours: LatentModel.decode(z)      seed: decoder.predict(z)
   manifold      the 30x30 grid of digits           ours: LatentModel.manifold(30)   seed: 900 decoder.predict
                                                                                      calls (plot_results loop)
@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SEED_SCRIPT = Path(os.environ.get("SEED_BASELINE", ROOT.parent / "shared" / "bench" / "seed_baseline.py"))
+SEED_SCRIPT = Path(os.environ.get("SEED_BASELINE", ROOT / "bench" / "seed_baseline.py"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 GOALS = {"decode_one_ms": 2.0, "manifold_ms": 150.0, "encode_10k_ms": 1000.0}
 

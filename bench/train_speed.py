@@ -5,7 +5,7 @@
     python bench/train_speed.py --epochs 2 --configs default "precision=mixed_bfloat16,batch_size=256"
 
 Each run is its own process on the full MNIST training set (60k images, 10k test images):
-  seed     the seed's script on tf_keras, taken from ../shared/bench/seed_baseline.py (its `seed_code`
+  seed     the seed's script on tf_keras, taken from bench/seed_baseline.py (its `seed_code`
            and `load_mnist`), with an epoch timer added to its `vae.fit` and its plot_results skipped
   CONFIG   `model.train.train(config, store=None)`: `default` = VAEConfig() (the seed's settings),
            `fast` = VAEConfig.fast(), or `key=value,...` overrides of VAEConfig() fields
@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED_SCRIPT = Path(os.environ.get("SEED_BASELINE", ROOT.parent / "shared" / "bench" / "seed_baseline.py"))
+SEED_SCRIPT = Path(os.environ.get("SEED_BASELINE", ROOT / "bench" / "seed_baseline.py"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 MARK = "TRAIN_SPEED_RESULT "
 SEED_EPOCHS = 30

@@ -54,7 +54,8 @@ class ModelRecord:
         trained = f"weights from {Path(source).name}" if source else f"{c.epochs} ep"
         if self.extra.get("bundled"):  # installed from model/bundled/ (model.bundle)
             trained += " · bundled"
-        return f"{c.dataset} · z{c.latent_dim} · {c.loss} · {trained}{q} · {when}"
+        beta = f" · β {c.kl_weight:g}" if c.kl_weight != 1 else ""
+        return f"{c.dataset} · z{c.latent_dim} · {c.loss}{beta} · {trained}{q} · {when}"
 
 
 def _number(value, what: str, *, finite: bool = True) -> float:
@@ -307,7 +308,7 @@ class ModelStore:
                     f"Model {model_id!r} was saved by a newer latent explorer "
                     f"(format {meta['format']} > {FORMAT}). Fix: upgrade, or retrain here."
                 )
-            config = VAEConfig.from_dict(meta["config"])
+            config = VAEConfig.from_dict(meta["config"], strict=False)
             record = ModelRecord(
                 id=model_id,
                 path=path,

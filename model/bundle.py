@@ -98,7 +98,7 @@ def install(store: ModelStore | None = None, bundle_dir: Path = BUNDLE_DIR) -> s
         return None
     try:
         meta = read_meta(bundle_dir)
-        config = VAEConfig.from_dict(meta["config"])
+        config = VAEConfig.from_dict(meta["config"], strict=False)
         if store.list(config.dataset):
             _mark(store, None, "the store already had a model for " + config.dataset)
             return None
@@ -225,7 +225,7 @@ def check(bundle_dir: Path = BUNDLE_DIR) -> dict:
     record = ModelRecord(
         id=meta["id"],
         path=Path(bundle_dir),
-        config=VAEConfig.from_dict(meta["config"]),
+        config=VAEConfig.from_dict(meta["config"], strict=False),
         test_metrics=meta.get("test_metrics", {}),
         extra=meta.get("extra", {}),
     )

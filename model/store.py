@@ -346,7 +346,7 @@ class ModelStore:
                     f"Model {model_id!r} was saved by a newer latent explorer "
                     f"(format {meta['format']} > {FORMAT}). Fix: upgrade, or retrain here."
                 )
-            config = VAEConfig.from_dict(meta["config"])
+            config = VAEConfig.from_dict(meta["config"], strict=False)
             record = ModelRecord(
                 id=model_id,
                 path=path,

@@ -26,7 +26,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from model.config import LOSSES, LR_SCHEDULES, PRECISIONS, VAEConfig
+from model.config import FAST_PRESET, VAEConfig, add_config_arguments, flags
+from model.config import config_from_args as _config_from_args
 from model.data import Dataset, is_builtin, load_dataset, test_set_bytes, to_float
 from model.errors import DataError, StoreError, TrainingError
 from model.paths import atomic_write_bytes, file_sha256
@@ -346,106 +347,69 @@ def write_figures(latent, data: Dataset, out: Path, span: float = 4.0, n: int = 
     ]
 
 
-def _positive_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, received {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, received {s!r}")
-    return v
-
-
-def _learning_rate(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), received {s!r}") from None
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), received {s!r}")
-    return v
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error ("error: ... (see --help)", exit 2) instead of usage + error."""
 
-    last_error: str | None = None
-
     def error(self, message):
-        self.last_error = message
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
 def parser() -> argparse.ArgumentParser:
-    d = VAEConfig()
+    """The command line: one flag per VAEConfig field (`model.config.add_config_arguments`), the
+    preset and shortcuts (--fast, --mse, --npz) and what to do with the result. `config_from_args`
+    turns the parsed arguments into the VAEConfig."""
     p = _Parser(
         prog="python -m model.train",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    f = VAEConfig.fast()
-    p.add_argument(
-        "--epochs", type=_positive_int, help=f"epochs (default {d.epochs}; {f.epochs} with --fast)"
+    add_config_arguments(p)
+    fast = " ".join(
+        f"{flags(k)[0]} {v:g}" if isinstance(v, float) else f"{flags(k)[0]} {v}"
+        for k, v in FAST_PRESET.items()
     )
     p.add_argument(
-        "--batch-size", type=_positive_int, help=f"default {d.batch_size} ({f.batch_size} with --fast)"
+        "--fast",
+        action="store_true",
+        help=f"the fast preset VAEConfig.fast(): {fast}, the rest as the seed; explicit flags override it",
     )
-    p.add_argument("--mse", action="store_true", help="MSE reconstruction loss instead of BCE")
+    p.add_argument("--mse", action="store_true", help="MSE reconstruction loss instead of BCE (--loss mse)")
+    p.add_argument("--npz", help="train on a user .npz (x_train, y_train, x_test, y_test)")
     p.add_argument(
         "-w",
         "--weights",
         help="load these trained weights (.weights.h5 or a model directory) instead of training",
     )
-    p.add_argument("--limit", type=_positive_int, help="train on the first N training images only")
     p.add_argument(
         "--out",
         default="vae_cnn",
         help="directory for figures, weights and TensorBoard logs (default %(default)s)",
     )
-    p.add_argument("--latent-dim", type=_positive_int, default=d.latent_dim, help="default %(default)s")
-    p.add_argument("--dataset", default=d.dataset, choices=("mnist", "fashion_mnist"))
-    p.add_argument("--npz", help="train on a user .npz (x_train, y_train, x_test, y_test)")
-    p.add_argument(
-        "--fast",
-        action="store_true",
-        help="the fast preset VAEConfig.fast(): "
-        f"--batch-size {f.batch_size} --lr {f.learning_rate:g} --lr-schedule {f.lr_schedule} "
-        f"--epochs {f.epochs}, the rest as the seed; explicit flags override it",
-    )
-    p.add_argument(
-        "--lr",
-        type=_learning_rate,
-        help=f"RMSprop learning rate (default {d.learning_rate:g}; {f.learning_rate:g} with --fast)",
-    )
-    p.add_argument("--precision", choices=PRECISIONS, help=f"default {d.precision}")
-    p.add_argument(
-        "--lr-schedule",
-        choices=LR_SCHEDULES,
-        help=f"learning rate over the run: constant "
-        f"(default, the seed) or cosine decay to 0 ({f.lr_schedule} with --fast)",
-    )
-    p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--progress", help="append JSON-lines progress events to this file")
     p.add_argument("--no-store", action="store_true", help="do not save the model to the store")
     p.add_argument("--no-figures", action="store_true", help="skip the two PNG figures")
     p.add_argument(
         "--no-files",
         action="store_true",
-        help="write nothing to --out (no weights file, "
-        "TensorBoard logs or figures): only the model store (background jobs use this)",
+        help="write nothing to --out (no weights file, TensorBoard logs or figures): only the model store",
     )
     p.add_argument("--summary", action="store_true", help="print the Keras model summaries")
     return p
 
 
-def _progress_arg(argv) -> str | None:
-    """The --progress FILE in argv, found without argparse (to report argparse's own errors there)."""
-    for i, a in enumerate(argv):
-        if a == "--progress" and i + 1 < len(argv):
-            return argv[i + 1]
-        if a.startswith("--progress="):
-            return a.split("=", 1)[1]
-    return None
+def config_from_args(args: argparse.Namespace) -> VAEConfig:
+    """The VAEConfig of parsed `parser()` arguments: the seed's (or --fast's) with the config flags
+    given, --mse and --npz (a user .npz names the dataset). ValueError names a bad flag and the fix."""
+    config = _config_from_args(args, VAEConfig.fast() if getattr(args, "fast", False) else VAEConfig())
+    if getattr(args, "mse", False):
+        if args.loss not in (None, "mse"):
+            raise ValueError(
+                f"Expected --mse or --loss {args.loss}, not both. Received: both. Fix: drop one of them."
+            )
+        config = config.replace(loss="mse")
+    if getattr(args, "npz", None):
+        config = config.replace(dataset=_npz_name(args.npz))
+    return config
 
 
 def _npz_digest(path: str) -> str:
@@ -464,16 +428,9 @@ def _npz_name(path: str, digest: str | None = None) -> str:
 def main(argv=None, *, extra: dict | None = None) -> int:
     """The command line; `extra` (more facts for the model's meta.json) is for callers such as tests."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = parser()
     try:
-        args = p.parse_args(argv)
-    except SystemExit as e:  # --help (0) or a bad flag (2, already printed on one line)
-        progress = _progress_arg(argv)
-        if e.code and progress and getattr(p, "last_error", None):
-            try:
-                write_event(progress, "error", message=p.last_error)
-            except OSError:
-                pass
+        args = parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a malformed command line (2, already printed on one line)
         return e.code if isinstance(e.code, int) else 2
 
     def fail(msg: str) -> int:
@@ -487,24 +444,8 @@ def main(argv=None, *, extra: dict | None = None) -> int:
 
     record = None
     try:
-        digest = _npz_digest(args.npz) if args.npz else None
-        dataset = _npz_name(args.npz, digest) if args.npz else args.dataset
-        base = VAEConfig.fast() if args.fast else VAEConfig()
-        given = {
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "learning_rate": args.lr,
-            "precision": args.precision,
-            "lr_schedule": args.lr_schedule,
-        }
-        config = VAEConfig(
-            dataset=dataset,
-            latent_dim=args.latent_dim,
-            loss="mse" if args.mse else LOSSES[0],
-            limit=args.limit,
-            seed=args.seed,
-            **{k: getattr(base, k) if v is None else v for k, v in given.items()},
-        )
+        config = config_from_args(args)
+        dataset = config.dataset
         data = load_dataset(dataset, npz=args.npz)
         out = Path(args.out)
         store = None if args.no_store else ModelStore()
@@ -514,14 +455,14 @@ def main(argv=None, *, extra: dict | None = None) -> int:
             check_weights_path(args.weights)  # fail fast, before TensorFlow loads
         if args.no_files:
             args.no_figures = True
-        if not args.no_figures and args.latent_dim < 2:
+        if not args.no_figures and config.latent_dim < 2:
             raise ValueError(
                 "Expected --latent-dim of at least 2 for the figures. Received: "
-                f"--latent-dim {args.latent_dim}. Fix: add --no-figures."
+                f"--latent-dim {config.latent_dim}. Fix: add --no-figures."
             )
         facts = dict(extra or {})
         if args.npz:  # a checked reference to the user's file (its test set is kept with the model)
-            facts.update(npz=str(Path(args.npz).resolve()), npz_sha256=digest)
+            facts.update(npz=str(Path(args.npz).resolve()), npz_sha256=_npz_digest(args.npz))
         latent, record, vae = train(
             config,
             data,

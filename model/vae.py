@@ -4,10 +4,14 @@ encoder: Conv2D(32,3,s2,relu) -> Conv2D(64,3,s2,relu) -> Flatten -> Dense(16,rel
          -> Sampling -> z                                               (69,076 parameters for latent 2)
 decoder: Dense(7*7*64,relu) -> Reshape -> Conv2DTranspose(64,3,s2,relu) -> Conv2DTranspose(32,3,s2,relu)
          -> Conv2DTranspose(1,3,sigmoid)                                  (65,089 parameters for latent 2)
-loss:    784 * mean pixel BCE (or MSE) + KL(q(z|x) || N(0, I)), averaged over the batch, as in the seed.
+loss:    784 * mean pixel BCE (or MSE) + KL(q(z|x) || N(0, I)), averaged over the batch, as in the seed
+         (the negative ELBO, reported as `loss`). Training minimises the objective recon + β·KL
+         (β = config.kl_weight; 1 = the seed), reported as `objective` when β != 1.
 """
 
 from __future__ import annotations
+
+import math
 
 import keras
 import tensorflow as tf  # the training step (VAE.train_step) is the TensorFlow backend's
@@ -102,31 +106,47 @@ def vae_losses(x, x_hat, z_mean, z_log_var, loss: str = "bce"):
 
 @keras.saving.register_keras_serializable(package="latent_explorer")
 class VAE(keras.Model):
-    """Encoder + decoder trained on the negative ELBO. Shares its weights with both sub-models.
+    """Encoder + decoder trained on recon + β·KL (β = 1: the negative ELBO, as in the seed). Shares its
+    weights with both sub-models.
+
+    The metrics stay the ELBO's terms whatever β: `loss` (recon + KL), `reconstruction_loss` and
+    `kl_loss`; with β != 1 the training objective recon + β·KL is reported as `objective`.
 
     Args:
         encoder: model x -> [z_mean, z_log_var, z].
         decoder: model z -> x_hat.
         loss: "bce" or "mse", the reconstruction term.
+        kl_weight: β, the weight of the KL term in the training objective (finite, >= 0).
     """
 
-    def __init__(self, encoder, decoder, loss="bce", **kwargs):
+    def __init__(self, encoder, decoder, loss="bce", kl_weight=1.0, **kwargs):
         super().__init__(**kwargs)
         if loss not in LOSSES:
             raise ValueError(f"Expected loss in {LOSSES}. Received: loss={loss!r}")
+        if (
+            isinstance(kl_weight, bool)
+            or not isinstance(kl_weight, (int, float))
+            or not 0 <= kl_weight < math.inf
+        ):
+            raise ValueError(
+                f"Expected kl_weight to be a finite number >= 0. Received: kl_weight={kl_weight!r}"
+            )
         self.encoder = encoder
         self.decoder = decoder
         self.loss_kind = loss
+        self.kl_weight = float(kl_weight)
         self.chains = (
             1  # batch slices run as parallel chains in train/test steps (a speed setting, not saved)
         )
         self.total_loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+        self.objective_tracker = keras.metrics.Mean(name="objective") if self.kl_weight != 1.0 else None
 
     @property
     def metrics(self):
-        return [self.total_loss_tracker, self.reconstruction_loss_tracker, self.kl_loss_tracker]
+        trackers = [self.total_loss_tracker, self.reconstruction_loss_tracker, self.kl_loss_tracker]
+        return trackers if self.objective_tracker is None else [*trackers, self.objective_tracker]
 
     def call(self, x, training=False):
         _, _, z = self.encoder(x, training=training)
@@ -163,6 +183,10 @@ class VAE(keras.Model):
         recon, kl = recon / n, kl / n
         return recon + kl, recon, kl
 
+    def objective(self, total, recon, kl):
+        """What training minimises: recon + β·KL (with β = 1, the negative ELBO `total` itself)."""
+        return total if self.kl_weight == 1.0 else recon + self.kl_weight * kl
+
     def _update(self, x, total, recon, kl):
         # Weighted by the batch's size, so an epoch's figure is the mean over its images (a short last
         # batch counts for its images, not as much as a full one).
@@ -170,13 +194,15 @@ class VAE(keras.Model):
         self.total_loss_tracker.update_state(total, sample_weight=n)
         self.reconstruction_loss_tracker.update_state(recon, sample_weight=n)
         self.kl_loss_tracker.update_state(kl, sample_weight=n)
+        if self.objective_tracker is not None:
+            self.objective_tracker.update_state(self.objective(total, recon, kl), sample_weight=n)
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
         x = data[0] if isinstance(data, (tuple, list)) else data
         with tf.GradientTape() as tape:
             total, recon, kl = self.loss_terms(x, training=True)
-            scaled = self.optimizer.scale_loss(total)
+            scaled = self.optimizer.scale_loss(self.objective(total, recon, kl))
         grads = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
         return self._update(x, total, recon, kl)
@@ -191,6 +217,7 @@ class VAE(keras.Model):
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "decoder": keras.saving.serialize_keras_object(self.decoder),
             "loss": self.loss_kind,
+            "kl_weight": self.kl_weight,
         }
 
     @classmethod
@@ -211,7 +238,9 @@ def build_vae(
     `steps_per_epoch` is needed by `config.lr_schedule == "cosine"` (the decay spans all the run's steps).
     """
     keras.utils.set_random_seed(config.seed)
-    vae = VAE(build_encoder(config), build_decoder(config), loss=config.loss, name="vae")
+    vae = VAE(
+        build_encoder(config), build_decoder(config), loss=config.loss, kl_weight=config.kl_weight, name="vae"
+    )
     lr = config.learning_rate
     if config.lr_schedule == "cosine":
         if not steps_per_epoch:

@@ -219,6 +219,9 @@ BAD_FLAGS = [
     (["--npz", "{tmp}/corrupt.h5"], "is not a readable .npz file"),
     (["--latent-dim", "1"], "Expected --latent-dim of at least 2 for the figures"),
     (["--seed", "-1"], "Expected seed to be an integer in [0, 2**32)"),
+    (["--beta", "-1"], "argument --beta: expected a finite number >= 0, received '-1'"),
+    (["--beta", "inf"], "argument --beta: expected a finite number >= 0, received 'inf'"),
+    (["--mse", "--loss", "bce"], "Expected --mse or --loss bce, not both"),
 ]
 
 
@@ -283,6 +286,20 @@ def test_help_exits_zero(capsys):
     out = capsys.readouterr().out
     for flag in ("--epochs", "--batch-size", "--mse", "--weights", "--limit", "--out", "--progress"):
         assert flag in out
+
+
+def test_config_from_args_reads_the_config_flags_presets_and_shortcuts():
+    from model.train import config_from_args, parser
+
+    def config(*argv):
+        return config_from_args(parser().parse_args(list(argv)))
+
+    assert config() == VAEConfig()
+    assert config("--beta", "2", "--epochs", "1", "--limit", "512") == VAEConfig(
+        kl_weight=2.0, epochs=1, limit=512
+    )
+    assert config("--fast", "--mse", "--kl-weight", "0.5") == VAEConfig.fast(loss="mse", kl_weight=0.5)
+    assert config("--fast", "--lr", "0.0005") == VAEConfig.fast(learning_rate=5e-4)
 
 
 def test_npz_models_get_their_own_dataset_name(tmp_path, linked_home, capsys):

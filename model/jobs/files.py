@@ -100,7 +100,7 @@ def saved_model(job_id: str, config: dict) -> tuple[str, bool] | None:
     if not store.root.is_dir():
         return None
     try:
-        pattern = f"{VAEConfig.from_dict(config).slug()}-*"
+        pattern = f"{VAEConfig.from_dict(config, strict=False).slug()}-*"
     except (TypeError, ValueError, AttributeError):
         pattern = "*"
     for p in store.root.glob(pattern):

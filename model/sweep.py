@@ -60,6 +60,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from model import config
 from model.config import VAEConfig
 from model.errors import JobError, StoreError
 from model.jobs import procs
@@ -68,7 +69,6 @@ from model.jobs.status import JobStatus
 from model.paths import HOME_ENV, atomic_write_text, home
 from model.store import ModelStore
 
-ALIASES = {"beta": "kl_weight"}
 REPO_ROOT = Path(__file__).resolve().parents[1]
 POLL_S = 0.5
 ROW_STATES = ("reused", "pending", "running", "succeeded", "failed", "cancelled")
@@ -81,33 +81,12 @@ class SweepError(JobError):
 # ----------------------------------------------------------------------------- grid
 
 
-def _field_types() -> dict[str, str]:
-    return {f.name: str(f.type) for f in dataclasses.fields(VAEConfig)}
-
-
 def field_name(key: str) -> str:
-    """The VAEConfig field a grid key names ("beta" and "latent-dim" are fine); ValueError otherwise."""
-    name = key.strip().replace("-", "_")
-    name = ALIASES.get(name, name)
-    if name not in _field_types():
-        known = ", ".join(sorted([*_field_types(), *ALIASES]))
-        raise ValueError(f"Unknown grid field {key.strip()!r}. Expected one of: {known}.")
-    return name
-
-
-def _typed(name: str, text: str):
-    kind = _field_types()[name]
-    text = text.strip()
-    if "None" in kind and text.lower() in ("none", "all"):
-        return None
+    """The VAEConfig field a grid key names (a field, its flag or alias: "beta", "latent-dim", "lr")."""
     try:
-        if kind.startswith("int"):
-            return int(text)
-        if kind.startswith("float"):
-            return float(text)
-    except ValueError:
-        raise ValueError(f"Expected {kind.split(' ')[0]} values for {name}. Received: {text!r}.") from None
-    return text
+        return config.field_name(key)
+    except ValueError as e:
+        raise ValueError(f"Unknown grid field {str(key).strip()!r}. {e}") from None
 
 
 def parse_grid(items: list[str]) -> dict[str, list]:
@@ -126,8 +105,8 @@ def parse_grid(items: list[str]) -> dict[str, list]:
         for text in values.split(","):
             if not text.strip():
                 raise ValueError(f"Empty value in --grid {item!r}. Fix: remove the extra comma.")
-            value = _typed(name, text)
             try:
+                value = config.parse_value(name, text)
                 VAEConfig(**{name: value})
             except (TypeError, ValueError) as e:
                 raise ValueError(f"Bad value in --grid {item!r}: {e}") from None
@@ -650,31 +629,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def base_config(args) -> VAEConfig:
-    """The VAEConfig the train flags give (as `python -m model.train` reads them)."""
+def main(argv=None) -> int:
     from model import train
 
-    if hasattr(train, "config_from_args"):
-        return train.config_from_args(args)
-    given = {  # until model.train.config_from_args exists
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "learning_rate": args.lr,
-        "precision": args.precision,
-        "lr_schedule": args.lr_schedule,
-    }
-    b = VAEConfig.fast() if args.fast else VAEConfig()
-    return VAEConfig(
-        dataset=args.dataset,
-        latent_dim=args.latent_dim,
-        loss="mse" if args.mse else "bce",
-        limit=args.limit,
-        seed=args.seed,
-        **{k: getattr(b, k) if v is None else v for k, v in given.items()},
-    )
-
-
-def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["run"] and len(argv) == 2:
         return run(Path(argv[1]))
@@ -693,7 +650,7 @@ def main(argv=None) -> int:
                 f"{flag} is not a sweep option (a sweep trains configs into the store). Fix: drop {flag}."
             )
         grid = parse_grid(args.grid)
-        configs = expand(base_config(args), grid)
+        configs = expand(train.config_from_args(args), grid)
         info = start_sweep(
             configs,
             backend=args.ray,

@@ -196,11 +196,11 @@ def test_cli_bad_flags_give_one_line_and_exit_2(empty_home, capsys, argv, words)
 # ----------------------------------------------------------------------------- both backends
 
 
-def test_cli_sweep_trains_each_config_and_reuses_them_the_second_time(home, backend, tmp_path):
+def test_cli_sweep_of_beta_trains_each_config_and_reuses_them_the_second_time(home, backend, tmp_path):
     store = ModelStore()
     before = model_dirs(store)
     out = tmp_path / "out.json"
-    cmd = [sys.executable, "-m", "model.sweep", "--grid", "seed=1,2", "--limit", "512", "--epochs", "1"]
+    cmd = [sys.executable, "-m", "model.sweep", "--grid", "beta=0.5,2", "--limit", "512", "--epochs", "1"]
     cmd += ["--json", str(out)] + ([] if backend == "local" else ["--ray", backend])
     env = dict(os.environ, PYTHONPATH=str(REPO))
     cli = subprocess.Popen(
@@ -223,13 +223,13 @@ def test_cli_sweep_trains_each_config_and_reuses_them_the_second_time(home, back
     assert cli.returncode == 0, output
     assert st.state == "succeeded" and st.backend == ("local" if backend == "local" else "ray")
     assert progressed == {0, 1}
-    assert "[1/2] seed=1: running" in output and "[2/2] seed=2: succeeded" in output
+    assert "[1/2] beta=0.5: running" in output and "[2/2] beta=2.0: succeeded" in output
     table = json.loads(out.read_text())
-    assert table["state"] == "succeeded" and table["fields"] == ["seed"]
-    assert [r["seed"] for r in table["rows"]] == [1, 2]
+    assert table["state"] == "succeeded" and table["fields"] == ["kl_weight"]
+    assert [r["kl_weight"] for r in table["rows"]] == [0.5, 2.0]
     for r in table["rows"]:
         rec = store.record(r["model_id"])
-        assert rec.config.to_dict() == {**TINY.to_dict(), "seed": r["seed"]} == r["config"]
+        assert rec.config == TINY.replace(kl_weight=r["kl_weight"]) == VAEConfig.from_dict(r["config"])
         assert rec.extra["job"] == r["job"] and not r["reused"]
         assert r["test_loss"] == pytest.approx(rec.test_metrics["loss"])
         assert r["reconstruction_loss"] == pytest.approx(rec.test_metrics["reconstruction_loss"])

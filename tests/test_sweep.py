@@ -175,6 +175,16 @@ def test_expand_is_the_product_first_key_slowest_without_duplicates():
     assert sweep.swept_fields(configs) == ["latent_dim", "seed"]
 
 
+def test_the_local_path_imports_no_ray_and_no_tensorflow():
+    code = (
+        "import sys, model.sweep, model.jobs.backends as b; "
+        "b.make_backend('local'); model.sweep.parse_grid(['beta=1,2']); "
+        "print(sorted(m for m in ('ray', 'tensorflow', 'keras') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
 @pytest.mark.parametrize(
     "argv, words",
     [

@@ -119,7 +119,12 @@ class LocalBackend(Backend):
         self.mine: list[str] = []
 
     def submit(self, config: VAEConfig, *, sweep_id: str | None = None) -> str | None:
-        info = start_job(config)
+        try:
+            info = start_job(config)
+        except JobError:
+            if procs.lock_held(jobs_root() / "job.lock"):  # the previous job's process is still exiting
+                return None
+            raise
         if not info.new:  # someone else's job holds the machine: try again later
             return None
         self.mine.append(info.id)

@@ -110,6 +110,26 @@ def _parse_meta(meta) -> dict:
     return out
 
 
+def _meta(model_id, config: VAEConfig, history, test_metrics, train_seconds, extra) -> dict:
+    """The meta.json of a model being saved."""
+    return {
+        "format": FORMAT,
+        "id": model_id,
+        "config": config.to_dict(),
+        "history": {k: [float(v) for v in vs] for k, vs in (history or {}).items()},
+        "test_metrics": {k: float(v) for k, v in (test_metrics or {}).items()},
+        "created": time.time(),
+        "train_seconds": float(train_seconds),
+        "extra": extra or {},
+    }
+
+
+def _check_extra_files(files: dict | None) -> None:
+    for name in files or {}:
+        if name in FILES or "/" in name or name.startswith("."):
+            raise ValueError(f"Expected a plain extra file name, not one of {FILES}. Received: {name!r}")
+
+
 def dir_size(path: Path) -> int:
     """Bytes used by the files under `path` (0 if it does not exist; unreadable entries are skipped)."""
     total = 0
@@ -186,24 +206,43 @@ class ModelStore:
         `files` are more files to keep in the model directory ({name: bytes}, e.g. TEST_SET), written
         into the same temp directory, so they appear with the model or not at all."""
         model_id = self.new_id(config)
-        meta = {
-            "format": FORMAT,
-            "id": model_id,
-            "config": config.to_dict(),
-            "history": {k: [float(v) for v in vs] for k, vs in (history or {}).items()},
-            "test_metrics": {k: float(v) for k, v in (test_metrics or {}).items()},
-            "created": time.time(),
-            "train_seconds": float(train_seconds),
-            "extra": extra or {},
-        }
-        for name in files or {}:
-            if name in FILES or "/" in name or name.startswith("."):
-                raise ValueError(f"Expected a plain extra file name, not one of {FILES}. Received: {name!r}")
+        meta = _meta(model_id, config, history, test_metrics, train_seconds, extra)
+        _check_extra_files(files)
         writers = {
             "encoder.keras": encoder.save,
             "decoder.keras": decoder.save,
             **{name: partial(Path.write_bytes, data=data) for name, data in (files or {}).items()},
         }
+        self.write_model_dir(model_id, meta, writers, what="save the model")
+        if make_current:
+            self.set_current(model_id)
+        return self.record(model_id)
+
+    def save_bytes(
+        self,
+        parts: dict[str, bytes],
+        config: VAEConfig,
+        history: dict | None = None,
+        test_metrics: dict | None = None,
+        train_seconds: float = 0.0,
+        extra: dict | None = None,
+        make_current: bool = True,
+        files: dict[str, bytes] | None = None,
+    ) -> ModelRecord:
+        """`save` for a model trained elsewhere (a Ray worker): `parts` holds the bytes of its
+        encoder.keras and decoder.keras; the rest as in `save`, written by the same atomic writer."""
+        missing = [n for n in ("encoder.keras", "decoder.keras") if not isinstance(parts.get(n), bytes)]
+        if missing:
+            raise ValueError(f"Expected the bytes of {' and '.join(missing)}. Received: {sorted(parts)}")
+        model_id = self.new_id(config)
+        meta = _meta(model_id, config, history, test_metrics, train_seconds, extra)
+        _check_extra_files(files)
+        blobs = {
+            "encoder.keras": parts["encoder.keras"],
+            "decoder.keras": parts["decoder.keras"],
+            **(files or {}),
+        }
+        writers = {name: partial(Path.write_bytes, data=data) for name, data in blobs.items()}
         self.write_model_dir(model_id, meta, writers, what="save the model")
         if make_current:
             self.set_current(model_id)

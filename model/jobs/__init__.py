@@ -34,6 +34,9 @@ The package, one concept per module:
     files.py    the layout under home()/jobs, reading a job's files into its live status (job_status)
     launch.py   start_job (config.json, the process, the lock dance) and cancel_job
     worker.py   the job process: config.json -> model.train.train -> done / error event
+    backends.py where a job trains: LocalBackend (start_job, the default) or RayBackend (a Ray task
+                per job, followed by a sweep driver: events, cancel, the model back into the store)
+    remote.py   what a Ray worker runs for a job (imported by the workers, not here)
     __main__.py python -m model.jobs [status|cancel|run JOB_DIR]
 """
 

@@ -115,14 +115,31 @@ def saved_model(job_id: str, config: dict) -> tuple[str, bool] | None:
     return None
 
 
+LOST = (
+    "error: the sweep driver following this {backend} job (pid {pid}) stopped before the job ended, so "
+    "the job is lost. Fix: start the sweep again (its finished configs are reused, not retrained)"
+)
+
+
 def verdict(status: dict, evs: list[dict], job_dir: Path) -> Verdict:
-    """The state of the job in `job_dir`: `model.jobs.status.derive` fed from its files and the store."""
+    """The state of the job in `job_dir`: `model.jobs.status.derive` fed from its files and the store.
+
+    For a job of a remote backend (status.json `backend`, e.g. "ray") `pid` is the sweep driver that
+    relays the job's events and saves its model: once it is gone without a final event, the job is lost."""
+    backend = status.get("backend", "local")
+
+    def tail() -> str:
+        text = log_tail(job_dir)
+        if backend != "local":
+            text += "\n" + LOST.format(backend=backend, pid=status.get("pid"))
+        return text
+
     return derive(
         evs,
         alive=procs.process_alive(status.get("pid"), status.get("pid_start")),
         cancelled=(job_dir / "cancel").exists(),
         returncode=status.get("returncode"),
-        log_tail=lambda: log_tail(job_dir),
+        log_tail=tail,
         saved=lambda: saved_model(job_dir.name, status.get("config") or {}),
     )
 

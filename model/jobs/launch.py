@@ -194,7 +194,8 @@ def start_job(config: VAEConfig) -> JobInfo:
 
 
 def cancel_job(job_id: str | None = None, grace: float = CANCEL_GRACE_S) -> JobStatus | None:
-    """Ask the running job (or `job_id`) to stop: SIGINT now, SIGKILL after `grace` seconds.
+    """Ask the running job (or `job_id`) to stop: SIGINT now, SIGKILL after `grace` seconds (a job on
+    Ray: the `cancel` file, which the sweep driver following the job turns into `ray.cancel`).
 
     Returns at once with the job's status (its state turns to "cancelled" when the process is gone).
     Nothing half-written is left: the store saves by renaming a finished temp directory.
@@ -208,6 +209,8 @@ def cancel_job(job_id: str | None = None, grace: float = CANCEL_GRACE_S) -> JobS
     job_dir = jobs_root() / job_id
     atomic_write_text(job_dir / "cancel", str(time.time()))
     status = read_json(job_dir / "status.json") or {}
+    if status.get("backend", "local") != "local":  # a Ray task: its sweep driver sees the file and
+        return job_status(job_id)  # cancels the task (model.jobs.backends)
     pid, pid_start = status.get("pid"), status.get("pid_start")
     threading.Thread(
         target=_stop, args=(job_id, job_dir, pid, pid_start, grace), name=f"cancel-{job_id}", daemon=True

@@ -24,6 +24,7 @@ from explorer.panels import (
     quality,
     retrain,
     sidebar,
+    sweep,
     user_digit,
 )
 from model import serving
@@ -70,6 +71,7 @@ def main() -> None:
     st.divider()
     quality.quality_panel(store, ex)
     compare.compare_panel(store, ex)
+    sweep.sweep_results_panel(store)
     session.record_timings(page_ms=1000 * (time.perf_counter() - t0))
     serving.freeze_gc(ex.stamp)  # after the first full render: see its docstring
 

@@ -12,7 +12,7 @@ from dataclasses import fields
 import streamlit as st
 
 from explorer import session
-from explorer.panels import retrain
+from explorer.panels import retrain, sweep
 from model.config import option
 from model.store import StoreError, dir_size
 
@@ -67,7 +67,11 @@ def sidebar(store):
         _store_size(store, len(records), len(broken))
         st.divider()
         st.header("Retrain")
-        retrain.retrain_panel(store)
+        train_tab, sweep_tab = st.tabs(["Train", "Sweep"])
+        with train_tab:
+            retrain.retrain_panel(store)
+        with sweep_tab:
+            sweep.sweep_tab(store)
     return current
 
 

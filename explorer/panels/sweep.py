@@ -24,7 +24,7 @@ import streamlit as st
 from explorer import session, views
 from explorer.panels.common import lazy_expander
 from model import sweep
-from model.config import VAEConfig
+from model.config import VAEConfig, option
 from model.data import model_dataset
 from model.errors import DataError, JobError, StoreError
 
@@ -35,17 +35,17 @@ MANIFOLD_N = 10  # the small manifold: MANIFOLD_N x MANIFOLD_N digits over [-spa
 MANIFOLD_SPAN = 3.0
 MAX_RESULTS = 12  # models laid side by side
 
-# What the tab offers to sweep: field -> (label, the values suggested). The values are checked by
-# model.sweep.parse_grid against VAEConfig, like the CLI's --grid.
-SWEEPABLE = {
-    "kl_weight": ("β (KL weight)", "0.5, 1, 2, 4"),
-    "latent_dim": ("Latent size", "2, 8"),
-    "loss": ("Reconstruction loss", "bce, mse"),
-    "learning_rate": ("Learning rate", "0.0005, 0.001, 0.002"),
-    "batch_size": ("Batch size", "64, 128"),
-    "seed": ("Seed", "0, 1, 2"),
-    "epochs": ("Epochs", "5, 10"),
-    "limit": ("Training images", "1000, 10000, all"),
+# What the tab offers to sweep (VAEConfig fields) and the values it suggests; labels and checks come from
+# the field's Option (model.config), the values are parsed by model.sweep.parse_grid like --grid.
+SUGGESTED = {
+    "kl_weight": "0.5, 1, 2, 4",
+    "latent_dim": "2, 8",
+    "loss": "bce, mse",
+    "learning_rate": "0.0005, 0.001, 0.002",
+    "batch_size": "64, 128",
+    "seed": "0, 1, 2",
+    "epochs": "5, 10",
+    "limit": "1000, 10000, all",
 }
 
 
@@ -54,7 +54,7 @@ def _state() -> dict:
 
 
 def field_label(name: str) -> str:
-    return SWEEPABLE.get(name, (name, ""))[0]
+    return option(name).label
 
 
 # ----------------------------------------------------------------------------- pure helpers
@@ -165,7 +165,7 @@ def sweep_tab(store) -> None:
     busy = latest is not None and latest.active
     picked = st.multiselect(
         "Fields to sweep",
-        list(SWEEPABLE),
+        list(SUGGESTED),
         default=["kl_weight"],
         format_func=field_label,
         key="sweep_fields",
@@ -176,7 +176,7 @@ def sweep_tab(store) -> None:
         for name in picked:
             values[name] = st.text_input(
                 f"{field_label(name)} values",
-                SWEEPABLE[name][1],
+                SUGGESTED[name],
                 key=f"sweep_values_{name}",
                 help="Comma-separated.",
             )

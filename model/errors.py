@@ -9,6 +9,10 @@ class StoreError(RuntimeError):
     """A model is missing, corrupt or incompatible; the message says how to fix it."""
 
 
+class ModelNotFoundError(StoreError):
+    """The store has no model of that id (never saved, or deleted since)."""
+
+
 class DataError(RuntimeError):
     """A dataset is missing or malformed; the message says how to fix it."""
 

@@ -25,6 +25,24 @@ def home() -> Path:
     return path
 
 
+def shown(path: str | os.PathLike) -> str:
+    """`path` as shown to a user of the page: relative to the home (`<home>/models/x`), so a server's
+    absolute paths are not shown to every viewer; a path outside the home keeps only its last part."""
+    path = Path(path)
+    try:
+        base = home()
+        for root in (base, base.resolve()):
+            if path == root or path.is_relative_to(root):
+                rel = path.relative_to(root).as_posix()
+                return "<home>" if rel == "." else f"<home>/{rel}"
+        for root in (base, base.resolve()):
+            if path.resolve().is_relative_to(root):
+                return f"<home>/{path.resolve().relative_to(root).as_posix()}"
+    except (OSError, RuntimeError, ValueError):  # no usable home, a loop of symlinks
+        pass
+    return f".../{path.name}" if path.name else str(path)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` atomically: a temp file in the same directory, fsync, then rename.
 

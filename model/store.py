@@ -2,7 +2,8 @@
 
 Layout under `home()/models/`:
     <model id>/encoder.keras, decoder.keras, meta.json   (a directory is never modified once written)
-    current.json                                         {"id": ...} the model the app explores
+    current.json                                         {"id": ...} the default model: the one a new tab
+                                                         of the page opens on (each tab then keeps its own)
 A save writes everything into a hidden temp directory and renames it into place, so a crash or kill
 at any moment leaves either the complete new model or nothing (stale temp directories are swept).
 """
@@ -23,12 +24,61 @@ from pathlib import Path
 
 from model.config import VAEConfig  # not model.vae: reading the store needs no Keras
 from model.data import TEST_SET  # noqa: F401 - a model's own test set (user data), see model.data
-from model.errors import StoreError
-from model.paths import atomic_write_text, home, pid_alive
+from model.errors import ModelNotFoundError, StoreError
+from model.paths import atomic_write_text, home, pid_alive, shown
 
 FORMAT = 1
 FILES = ("encoder.keras", "decoder.keras", "meta.json")
 MAX_CREATED = 2**33  # seconds since 1970 (year 2242): a later "created" is corrupt, not a date
+# A model id is a directory name: at most 255 bytes on common file systems, less the longest temp name
+# made from it (".tmp-<pid>-del-<6 hex>-<id>", see `delete`). Generated ids are about 50 bytes.
+MAX_ID_BYTES = 200
+# A trained model whose test loss is more than this fraction above the default model's (same dataset and
+# reconstruction loss) does not become the default for new tabs by itself: see `ModelStore.offer_as_default`.
+DEFAULT_WORSE_BY = 0.2
+
+
+def check_model_id(model_id) -> str:
+    """`model_id` if it can name a model directory, else StoreError naming the problem: the one check of
+    ids from the store, a link, the command line or a job file (length in UTF-8 bytes and characters)."""
+    if not isinstance(model_id, str) or not model_id:
+        problem = "an empty id" if model_id == "" else f"{model_id!r:.60}"
+    elif len(model_id.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+        n = len(model_id.encode("utf-8", "surrogatepass"))
+        problem = f"{n} bytes (UTF-8), starting {model_id[:20]!r}"
+    elif model_id.startswith(".") or any(c in model_id for c in "/\\") or not model_id.isprintable():
+        problem = f"{model_id[:60]!r}, which has a leading '.', a '/' or '\\', or a control character"
+    else:
+        try:
+            model_id.encode("utf-8")
+        except UnicodeEncodeError:
+            problem = f"{model_id[:60]!r}, which is not valid Unicode"
+        else:
+            return model_id
+    raise StoreError(
+        f"Invalid model id. Expected a directory name of at most {MAX_ID_BYTES} bytes (UTF-8) without a "
+        f"leading '.', '/', '\\' or control characters. Received: {problem}. Fix: use the id of a stored "
+        "model (the sidebar's model picker lists them)."
+    )
+
+
+def worse_than(record: ModelRecord, default: ModelRecord | None) -> str | None:
+    """Why `record` should not replace `default` as the default model without being asked (pure), or None.
+
+    Only comparable models are compared: the same dataset and reconstruction loss (a BCE and an MSE test
+    loss are on different scales), both with a finite test loss."""
+    if default is None or default.id == record.id:
+        return None
+    new, old = record.test_metrics.get("loss"), default.test_metrics.get("loss")
+    same = (record.config.dataset, record.config.loss) == (default.config.dataset, default.config.loss)
+    if not same or not all(isinstance(v, float) and math.isfinite(v) for v in (new, old)):
+        return None
+    if new - old > DEFAULT_WORSE_BY * abs(old):
+        return (
+            f"its test loss {new:.1f} is more than {100 * DEFAULT_WORSE_BY:.0f}% higher than the default "
+            f"model's ({old:.1f})"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -156,19 +206,7 @@ class ModelStore:
 
     def model_dir(self, model_id: str) -> Path:
         """The directory of `model_id`, refusing ids that are not plain names inside the store."""
-        if (
-            not isinstance(model_id, str)
-            or not model_id
-            or model_id.startswith(".")
-            or "/" in model_id
-            or "\\" in model_id
-            or "\0" in model_id
-        ):
-            raise StoreError(
-                f"Invalid model id {model_id!r}: expected the name of a directory in "
-                f"{self.root}. Fix: pick a model from ModelStore.list()."
-            )
-        return self.root / model_id
+        return self.root / check_model_id(model_id)
 
     # ------------------------------------------------------------------ writing
     def check_writable(self) -> None:
@@ -177,12 +215,12 @@ class ModelStore:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(
-                f"Cannot create the model store {self.root}: {e.strerror}. "
+                f"Cannot create the model store {shown(self.root)}: {e.strerror}. "
                 "Fix: set LATENT_EXPLORER_HOME to a writable directory."
             ) from None
         if not os.access(self.root, os.W_OK):
             raise StoreError(
-                f"The model store {self.root} is not writable. "
+                f"The model store {shown(self.root)} is not writable. "
                 "Fix: set LATENT_EXPLORER_HOME to a writable directory."
             )
 
@@ -201,7 +239,8 @@ class ModelStore:
         make_current: bool = True,
         files: dict[str, bytes] | None = None,
     ) -> ModelRecord:
-        """Save a trained pair atomically and (by default) make it the current model.
+        """Save a trained pair atomically and (make_current, the default) offer it as the default model
+        for new tabs (`offer_as_default`: a much worse model is saved but does not become the default).
 
         `files` are more files to keep in the model directory ({name: bytes}, e.g. TEST_SET), written
         into the same temp directory, so they appear with the model or not at all."""
@@ -214,9 +253,10 @@ class ModelStore:
             **{name: partial(Path.write_bytes, data=data) for name, data in (files or {}).items()},
         }
         self.write_model_dir(model_id, meta, writers, what="save the model")
+        record = self.record(model_id)
         if make_current:
-            self.set_current(model_id)
-        return self.record(model_id)
+            self.offer_as_default(record)
+        return record
 
     def save_bytes(
         self,
@@ -261,7 +301,7 @@ class ModelStore:
         """
         self.check_writable()
         self.sweep()
-        tmp = self.root / f".tmp-{os.getpid()}-{model_id}"
+        tmp = self.root / f".tmp-{os.getpid()}-{check_model_id(model_id)}"
         final = self.root / model_id
         try:
             tmp.mkdir()
@@ -278,7 +318,7 @@ class ModelStore:
             if final.is_dir() and e.errno in (errno.ENOTEMPTY, errno.EEXIST):
                 return False  # another process (a second session) wrote the same model first
             raise StoreError(
-                f"Could not {what} to {self.root}: {e.strerror or e}. "
+                f"Could not {what} to {shown(self.root)}: {e.strerror or e}. "
                 "Fix: free disk space or set LATENT_EXPLORER_HOME to a writable directory; "
                 "the previous model is untouched."
             ) from None
@@ -286,13 +326,27 @@ class ModelStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
+    def offer_as_default(self, record: ModelRecord) -> bool:
+        """Make a newly saved model the default for new tabs unless it is much worse than the default
+        (`worse_than`): the one rule every saver of a trained model calls. Returns whether it became the
+        default. Raises StoreError if current.json cannot be written."""
+        if worse_than(record, self.current()):
+            return False
+        self.set_current(record.id)
+        return True
+
+    def why_not_default(self, record: ModelRecord) -> str | None:
+        """Why `offer_as_default` kept `record` from becoming the default, or None."""
+        return worse_than(record, self.current())
+
     def set_current(self, model_id: str) -> None:
+        """Make `model_id` the default model: the one new tabs open on (a user's explicit choice)."""
         self.record(model_id)  # raises if it does not exist
         try:
             atomic_write_text(self.root / "current.json", json.dumps({"id": model_id}))
         except OSError as e:
             raise StoreError(
-                f"Could not write {self.root / 'current.json'}: {e.strerror or e}. "
+                f"Could not write {shown(self.root / 'current.json')}: {e.strerror or e}. "
                 "Fix: set LATENT_EXPLORER_HOME to a writable directory."
             ) from None
 
@@ -307,7 +361,7 @@ class ModelStore:
                 os.rename(path, trash)
             except OSError as e:
                 raise StoreError(
-                    f"Could not delete {path}: {e.strerror or e}. Fix: check the permissions "
+                    f"Could not delete {shown(path)}: {e.strerror or e}. Fix: check the permissions "
                     "of the model store (LATENT_EXPLORER_HOME)."
                 ) from None
             shutil.rmtree(trash, ignore_errors=True)
@@ -335,9 +389,13 @@ class ModelStore:
     def record(self, model_id: str) -> ModelRecord:
         path = self.model_dir(model_id)
         meta_path = path / "meta.json"
-        if not path.is_dir():
-            raise StoreError(
-                f"No model {model_id!r} in {self.root}. "
+        try:
+            exists = path.is_dir()
+        except OSError as e:  # e.g. a name the file system refuses
+            raise StoreError(f"Cannot read the model {model_id!r}: {e.strerror or e}.") from None
+        if not exists:
+            raise ModelNotFoundError(
+                f"No model {model_id!r} in {shown(self.root)}. "
                 "Fix: train one with `python -m model.train` or pick another model."
             )
         try:
@@ -360,17 +418,19 @@ class ModelStore:
             )
         except FileNotFoundError:
             raise StoreError(
-                f"Model {model_id!r} has no meta.json: it is incomplete. Fix: delete {path} and retrain."
+                f"Model {model_id!r} has no meta.json: it is incomplete. "
+                f"Fix: delete {shown(path)} and retrain."
             ) from None
         except KeyError as e:
             raise StoreError(
                 f"Model {model_id!r} has a corrupt meta.json (no {e.args[0]!r} entry). "
-                f"Fix: delete {path} and retrain."
+                f"Fix: delete {shown(path)} and retrain."
             ) from None
         except (ValueError, TypeError, OverflowError, RecursionError, OSError) as e:
             # bad JSON / UTF-8, a bad field or config value, an absurd number, unreadable
+            why = e.strerror if isinstance(e, OSError) and e.strerror else e  # no absolute file names
             raise StoreError(
-                f"Model {model_id!r} has a corrupt meta.json ({e}). Fix: delete {path} and retrain."
+                f"Model {model_id!r} has a corrupt meta.json ({why}). Fix: delete {shown(path)} and retrain."
             ) from None
         return record
 

@@ -14,7 +14,7 @@ import numpy as np
 import streamlit as st
 
 from explorer import cache, session, views
-from explorer.panels.common import lazy_expander
+from explorer.panels.common import lazy_expander, model_labels
 from model import analysis
 from model.data import DataError
 from model.store import StoreError
@@ -74,7 +74,7 @@ def compare_panel(store, ex) -> None:
                 "(sidebar → Retrain), e.g. with another latent size or loss."
             )
             return
-        labels = {r.id: r.label for r in others}
+        labels = model_labels(others)  # unique: the browser sends back the label, not the id
         other_id = st.selectbox("Second model", list(labels), key="cmp_other", format_func=labels.get)
         record = next(r for r in others if r.id == other_id)
         try:

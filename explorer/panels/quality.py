@@ -13,6 +13,7 @@ import numpy as np
 import streamlit as st
 
 from explorer import cache, session, views
+from explorer.panels.common import model_labels
 from model import quality
 from model.data import DataError, model_dataset
 from model.store import StoreError
@@ -123,7 +124,7 @@ def _compare_models(store, ex, model_stamp) -> None:
     if not same:
         return
     ids = [r.id for r in same]
-    labels = {r.id: r.label for r in same}
+    labels = model_labels(same)  # unique: the browser sends back the labels, not the ids
     default = [ex.record.id] + [i for i in ids if i != ex.record.id][: COMPARE_MAX - 1]
     picked = st.multiselect(
         "Reconstructions side by side (same test images)",

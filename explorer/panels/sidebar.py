@@ -13,6 +13,7 @@ import streamlit as st
 
 from explorer import session
 from explorer.panels import retrain, sweep
+from explorer.panels.common import model_labels
 from model.config import option
 from model.store import StoreError, dir_size
 
@@ -40,7 +41,7 @@ def sidebar(store):
                 _delete_button(store, model_id, broken=True)
         if records:
             ids = [r.id for r in records]
-            labels = {r.id: r.label for r in records}
+            labels = model_labels(records)  # unique: the browser sends back the label, not the id
             current_id = current.id if current is not None and current.id in labels else None
             # One stable widget whose value follows switches made elsewhere (another session, a finished
             # retrain). Only a user's pick calls _switch_model; a widget keyed by the current model was

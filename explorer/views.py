@@ -161,6 +161,24 @@ def class_name(class_names, label) -> str:
     return class_names[label] if 0 <= label < len(class_names) else str(label)
 
 
+def axis_ranges(xy, q: float = 0.002, margin: float = 0.06) -> tuple[list[float], list[float]]:
+    """Fixed axis ranges for a scatter of `xy` (N, 2): the points' robust range (the q and 1 - q
+    quantiles, so a few far outliers do not squash the cloud) grown by `margin` of its span per side.
+
+    Computed from the data alone, so overlays (rings, ellipses, markers) never move the axes: an ellipse
+    larger than the plot is clipped, not followed. Returns ([x0, x1], [y0, y1]).
+    """
+    xy = np.asarray(xy, np.float64).reshape(-1, 2)
+    xy = xy[np.isfinite(xy).all(axis=1)]
+    if len(xy) == 0:
+        return [-1.0, 1.0], [-1.0, 1.0]
+    lo, hi = np.quantile(xy, q, axis=0), np.quantile(xy, 1.0 - q, axis=0)
+    span = hi - lo
+    pad = np.where(span > 0, margin * span, 1.0)  # a single point (or a line) still gets a window
+    lo, hi = lo - pad, hi + pad
+    return [float(lo[0]), float(hi[0])], [float(lo[1]), float(hi[1])]
+
+
 def latent_scatter(
     xy,
     labels,
@@ -185,8 +203,11 @@ def latent_scatter(
         path: optional (K, 2) interpolation path, drawn as a dashed line.
         axis_titles: the two axis titles.
 
-    Every class trace carries its rows' index in `customdata` (shape (n, 1)), so a click gives back the
-    test-set row whatever the trace; overlays have no customdata and cannot be selected.
+    The axes are fixed from `xy` alone (`axis_ranges`): a pick, its ellipses or any overlay added later
+    never rescale the plot (they are clipped at its edge), and overlays stay out of the legend, so the
+    legend is the classes and nothing else. Every class trace carries its rows' index in `customdata`
+    (shape (n, 1)), so a click gives back the test-set row whatever the trace; overlays have no
+    customdata and cannot be selected.
     """
     xy = np.asarray(xy, np.float32)
     labels = np.asarray(labels)
@@ -220,7 +241,7 @@ def latent_scatter(
                 y=e[:, 1],
                 mode="lines",
                 name=f"{k + 1}σ posterior",
-                showlegend=k == 0,
+                showlegend=False,
                 line=dict(color=MARKER_COLOR, width=1.5, dash="solid" if k == 0 else "dot"),
                 hoverinfo="skip",
             )
@@ -233,6 +254,7 @@ def latent_scatter(
                 y=path[:, 1],
                 mode="lines+markers",
                 name="interpolation",
+                showlegend=False,
                 line=dict(color="#555555", width=1.5, dash="dash"),
                 marker=dict(size=5, color="#555555"),
                 hoverinfo="skip",
@@ -245,6 +267,7 @@ def latent_scatter(
                 y=[float(picked[1])],
                 mode="markers",
                 name="pick",
+                showlegend=False,
                 marker=dict(size=14, color="rgba(0,0,0,0)", line=dict(color=MARKER_COLOR, width=2.5)),
                 hoverinfo="skip",
             )
@@ -256,18 +279,28 @@ def latent_scatter(
                 y=[float(current[1])],
                 mode="markers",
                 name="sliders",
+                showlegend=False,
                 marker=dict(size=16, symbol="x-thin", color="#d62728", line=dict(color="#d62728", width=3)),
                 hoverinfo="skip",
             )
         )
+    x_range, y_range = axis_ranges(xy)
     fig.update_layout(
         height=height,
         margin=dict(l=10, r=10, t=10, b=10),
         hovermode="closest",
         legend=dict(itemsizing="constant", y=0.9),
-        xaxis=dict(title_text=axis_titles[0], zeroline=False),
-        yaxis=dict(title_text=axis_titles[1], zeroline=False, scaleanchor="x", scaleratio=1),
-        uirevision="latent-scatter",  # keep the user's zoom when only the overlays change
+        xaxis=dict(title_text=axis_titles[0], zeroline=False, range=x_range, autorange=False),
+        yaxis=dict(
+            title_text=axis_titles[1],
+            zeroline=False,
+            range=y_range,
+            autorange=False,
+            scaleanchor="x",
+            scaleratio=1,
+        ),
+        # keep the user's zoom while only the overlays change; new data (model, projection) resets it
+        uirevision="latent-scatter " + " ".join(f"{v:.6g}" for v in (*x_range, *y_range)),
     )
     return fig
 
@@ -346,6 +379,7 @@ def highlight_rows(fig: go.Figure, xy, rows, name: str = "selection", color: str
                 y=p[:, 1],
                 mode="markers",
                 name=name,
+                showlegend=False,
                 hoverinfo="skip",
                 marker=dict(size=7, color="rgba(0,0,0,0)", line=dict(color=color, width=1)),
             )

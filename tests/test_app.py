@@ -474,6 +474,38 @@ def test_a_model_trained_on_a_user_npz_is_explorable(home, tmp_path, capsys):
 # ----------------------------------------------------------------------------- pure builders
 
 
+def test_scatter_axes_come_from_the_data_and_no_overlay_moves_them():
+    rng = np.random.default_rng(1)
+    xy = rng.normal(size=(2000, 2)).astype(np.float32) * (3.0, 1.5)
+    xy[0] = (400.0, -300.0)  # one far outlier does not squash the cloud
+    labels = np.arange(2000) % 10
+    names = [str(i) for i in range(10)]
+
+    def ranges(fig):
+        return list(fig.layout.xaxis.range), list(fig.layout.yaxis.range), fig.layout.uirevision
+
+    plain = views.latent_scatter(xy, labels, names)
+    x_range, y_range, _ = ranges(plain)
+    assert plain.layout.xaxis.autorange is False and plain.layout.yaxis.autorange is False
+    assert -12 < x_range[0] < -7 and 7 < x_range[1] < 12, x_range  # ~±3σ of N(0, 3²) plus a margin
+    assert -6 < y_range[0] < -3.5 and 3.5 < y_range[1] < 6, y_range
+    inside = (
+        (xy[:, 0] > x_range[0]) & (xy[:, 0] < x_range[1]) & (xy[:, 1] > y_range[0]) & (xy[:, 1] < y_range[1])
+    )
+    assert inside.mean() > 0.99
+
+    huge = views.sigma_ellipse(xy[5], np.diag([4e14, 4e14]), 2)  # a ±2·10⁷ ellipse (a bad local map)
+    picked = views.latent_scatter(
+        xy, labels, names, picked=xy[5], ellipses=[huge / 2, huge], path=np.array([[0, 0], [1e6, 1e6]])
+    )
+    picked = views.highlight_rows(picked, xy, [1, 2, 3])
+    assert ranges(picked) == ranges(plain), "an overlay moved the axes"
+    shown = [t.name for t in picked.data if t.showlegend is not False]
+    assert shown == [t.name for t in plain.data if t.showlegend is not False] == names, shown
+    moved = views.latent_scatter(xy * 2, labels, names)  # other data (model, projection): new axes, view
+    assert ranges(moved)[0] != x_range and ranges(moved)[2] != ranges(plain)[2]
+
+
 def test_views_upscale_png_ellipse_and_scatter():
     img = np.linspace(0, 1, 28 * 28, dtype=np.float32).reshape(28, 28)
     big = views.upscale(img, 4)
@@ -508,6 +540,9 @@ def test_views_upscale_png_ellipse_and_scatter():
     assert views.picked_row([{"x": 0}, {"customdata": [9]}]) == 9
     assert views.picked_row([{"customdata": 3}, {"x": 1}]) == 3  # overlays have no customdata
     assert views.picked_row([]) is None
+
+    legend = [t.name for t in fig.data if t.showlegend is not False]
+    assert legend == ["a", "b", "c"], f"overlays must stay out of the legend: {legend}"
 
     extent = views.map_extent(xy, bounds=[3.0, 2.0])
     assert extent == (-3.0, 3.0, -3.0, 3.0)  # square: the same scale on both axes

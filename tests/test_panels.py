@@ -6,6 +6,7 @@ What the page shows is compared with the same model run here (model.analysis on 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -248,6 +249,8 @@ def test_a_link_to_a_gone_model_says_so_and_one_to_another_model_opens_it(home):
 def test_attribute_vector_from_4_to_9_moves_the_sliders_along_it(home, media, reference):
     latent, data = reference
     at = run_app(attr_open=True)
+    at.selectbox(key="attr_from").set_value("class:4")
+    at.selectbox(key="attr_to").set_value("class:9").run()
     assert_clean(at)
     z_means = latent.encode(data.x_test)[0]
     v = z_means[data.y_test == 9].mean(0) - z_means[data.y_test == 4].mean(0)
@@ -262,6 +265,50 @@ def test_attribute_vector_from_4_to_9_moves_the_sliders_along_it(home, media, re
     assert_clean(at)
     bounds = pad(at)[0]["bounds"]
     assert list(page_z(at)) == pytest.approx(np.clip(z + 0.5 * v, -np.array(bounds), bounds), abs=1e-4)
+
+
+def test_default_interpolation_and_attribute_rows_show_a_change(home, media, reference):
+    """On first load (no pick, sliders at the centre) neither row is ten copies of one digit."""
+    latent, data = reference
+    at = run_app(attr_open=True)
+    assert_clean(at)
+    note = next(c.value for c in at.caption if c.value.startswith("From test #"))
+    start, end = (int(r) for r in re.findall(r"test #(\d+)", note))
+    assert start != end and data.y_test[start] != data.y_test[end], note
+    interp = shown(at, media, "t=", 3)
+    assert len(interp) == at.slider(key="interp_steps").value
+    # (the 1-epoch test model decodes near-identical grey blobs: "differ" here is a few grey levels; on a
+    # trained model these are two different digits)
+    assert not np.array_equal(interp[0], interp[-1]), "the endpoints decode to the same image"
+    z_means = latent.encode(data.x_test)[0]
+    assert (
+        np.abs(interp[-1].astype(int) - views.to_uint8(latent.decode(z_means[end : end + 1])[0])).max() <= 2
+    )
+    attr = shown(at, media, "s=", 3)
+    assert len(attr) == 7
+    assert not np.array_equal(attr[0], attr[-1]), "the attribute row does not change"
+    a, b = (int(at.selectbox(key=k).value.split(":")[1]) for k in ("attr_from", "attr_to"))
+    means = np.stack([z_means[data.y_test == c].mean(0) for c in range(10)])
+    pair = np.linalg.norm(means[:, None] - means[None], axis=-1)[np.triu_indices(10, 1)]
+    assert np.linalg.norm(means[a] - means[b]) >= 0.5 * np.median(pair), (a, b)
+    # after a pick the rerun is stable: the same other-class image, the row ends at the pick
+    at.session_state["pick"] = 7
+    at.run()
+    again = next(c.value for c in at.caption if c.value.startswith("From test #"))
+    assert re.findall(r"test #(\d+)", again)[1] == "7" and at.run() and again in page_text(at)
+
+
+def test_attribute_default_pair_is_the_nearest_class_apart():
+    from explorer.panels.attributes import default_classes
+    from explorer.panels.interpolation import other_class_row
+
+    labels = np.repeat(np.arange(4), 5)
+    centres = np.array([[0.0, 0.0], [0.1, 0.0], [3.0, 0.0], [-6.0, 0.0]])  # 0 and 1 almost coincide
+    z_means = centres[labels] + np.random.default_rng(0).normal(scale=0.01, size=(20, 2))
+    assert default_classes([0.02, 0.0], z_means, labels) == (0, 2)  # not 1: too close to show a change
+    assert default_classes([-5.0, 0.0], z_means, labels) == (3, 0)
+    row = other_class_row(labels, 3, seed=1)
+    assert labels[row] != labels[3] and row == other_class_row(labels, 3, seed=1)
 
 
 def test_attribute_vector_between_two_saved_selections(home, reference):

@@ -1,5 +1,9 @@
 """Attribute vectors: the difference of two groups' mean z (two classes, or two saved selections), and
 the current z moved along it with a strength slider ("turn this 4 into a 9"), path shown on a map.
+The strength s is in units of the distance between the two means (s = 1 moves z by |v|). The default
+pair shows a change: from the class nearest the current z to the nearest class whose mean is clearly
+apart from it (two classes whose means almost coincide, like 4 and 9 in a 2-D space, would decode
+seven identical digits).
 
 Widget keys: attr_open, attr_from, attr_to, attr_s, attr_save_a, attr_save_b, attr_apply. The saved
 selections (attr_sel_a, attr_sel_b), the selection it reads and the sliders it moves ("Move the sliders
@@ -17,6 +21,23 @@ from model import analysis
 
 PATH_STEPS = 7
 MAP_SIZE = 220
+MIN_APART = 0.5  # the default target class's mean is at least this fraction of the median distance apart
+
+
+def default_classes(z, z_means, labels) -> tuple[int, int]:
+    """The default (from, to) classes: the class whose mean z is nearest to `z`, and the nearest class
+    whose mean is at least MIN_APART x the median distance between class means away from it (pure)."""
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    if len(classes) < 2:
+        return int(classes[0]), int(classes[0])
+    means = np.stack([np.asarray(z_means)[labels == c].mean(axis=0) for c in classes])  # (C, d)
+    a = int(np.argmin(np.linalg.norm(means - np.asarray(z, np.float64), axis=1)))
+    dist = np.linalg.norm(means - means[a], axis=1)  # (C,)
+    pair = np.linalg.norm(means[:, None] - means[None], axis=-1)[np.triu_indices(len(classes), 1)]
+    far = np.flatnonzero(dist >= MIN_APART * np.median(pair))
+    b = int(far[np.argmin(dist[far])]) if len(far) else int(np.argmax(dist))
+    return int(classes[a]), int(classes[b])
 
 
 def group_rows(ex, key: str) -> np.ndarray:
@@ -46,12 +67,28 @@ def attributes_panel(ex, z_sliders) -> None:
                 return f"class {ex.class_name(int(key.split(':')[1]))}"
             return f"saved selection {key[-1].upper()} ({sizes[key[-1]]:,} images)"
 
-        default_a = options.index("class:4") if "class:4" in options else 0
-        default_b = options.index("class:9") if "class:9" in options else min(1, len(options) - 1)
+        ca, cb = default_classes(z_sliders, ex.latents.z_mean, ex.latents.labels)
         c1, c2, c3 = st.columns([2, 2, 3])
-        a = c1.selectbox("From the mean of", options, index=default_a, key="attr_from", format_func=label)
-        b = c2.selectbox("To the mean of", options, index=default_b, key="attr_to", format_func=label)
-        s = c3.slider("Strength s (z + s·v)", -1.0, 2.0, 1.0, step=0.05, key="attr_s")
+        a = c1.selectbox(
+            "From the mean of",
+            options,
+            index=options.index(f"class:{ca}"),
+            key="attr_from",
+            format_func=label,
+        )
+        b = c2.selectbox(
+            "To the mean of", options, index=options.index(f"class:{cb}"), key="attr_to", format_func=label
+        )
+        s = c3.slider(
+            "Strength s (z + s·v)",
+            -1.0,
+            2.0,
+            1.0,
+            step=0.05,
+            key="attr_s",
+            help="In units of the distance between the two means: s = 1 moves z by |v|, as far as "
+            "from one mean to the other.",
+        )
         sel = session.selection_rows()
         s1, s2, _ = st.columns([1, 1, 2])
         s1.button(
@@ -91,7 +128,8 @@ def attributes_panel(ex, z_sliders) -> None:
             )
             st.caption(
                 f"v = mean z of {label(b)} − mean z of {label(a)} = `{fmt(v)}` (|v| = "
-                f"{np.linalg.norm(v):.2f}), added to the sliders' z = `{fmt(z)}`. The map shows the "
+                f"{np.linalg.norm(v):.2f}, the distance between the two means: s = 1 moves that far), "
+                f"added to the sliders' z = `{fmt(z)}`. The map shows the "
                 "path (grey) and where z + s·v lands (red ×)"
                 + ("" if ex.latent_dim == 2 else f", in the {ex.view_name} view")
                 + "."

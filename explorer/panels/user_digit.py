@@ -269,6 +269,7 @@ def overlay_user_digit(fig: go.Figure, xy, ellipses=()) -> go.Figure:
             y=[float(xy[1])],
             mode="markers",
             name="your picture",
+            showlegend=False,  # the legend is the classes only: an overlay never changes it
             marker=dict(size=16, symbol="star", color=USER_COLOR, line=dict(color="white", width=1.5)),
             hovertemplate="your picture<extra></extra>",
         )

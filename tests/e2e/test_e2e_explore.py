@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 from browser_harness import (
+    HarnessError,
     fetch_image,
     image_srcs,
     isolated_point,
@@ -196,3 +197,39 @@ def test_clicking_a_scatter_point_shows_its_original_and_reconstruction(app_page
         " return [t.x[0], t.y[0]]; }"
     )
     assert np.allclose(pick_xy, z_mean[0], atol=1e-5), (pick_xy, z_mean[0])
+
+
+AXES_JS = (
+    "(root) => { const L = root.querySelector('.js-plotly-plot')._fullLayout;"
+    " return [L.xaxis.range.slice(), L.yaxis.range.slice(), L.showlegend,"
+    " root.querySelectorAll('.legend .traces').length]; }"
+)
+
+
+def test_a_pick_does_not_rescale_the_scatter_or_grow_its_legend(app_page):
+    """The axes come from the data: the pick's ring and 1σ/2σ ellipses appear without moving them."""
+    page = app_page
+    chart = scatter(page)
+    chart.scroll_into_view_if_needed()
+    before = chart.evaluate(AXES_JS)
+    points, box, _ = scatter_points(chart)
+    target, _ = isolated_point(points, box, rng_seed=3)
+    page.mouse.move(target[2], target[3])
+    page.mouse.down()
+    page.mouse.up()
+
+    def overlay_names():
+        try:
+            _, _, traces = scatter_points(scatter(page))
+        except HarnessError:  # the chart is being redrawn (no layout for a moment)
+            return set()
+        return {t["name"] for t in traces if t["type"] == "scatter"}
+
+    deadline = time.monotonic() + 30
+    while "2σ posterior" not in overlay_names() and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    wait_idle(page)
+    assert {"pick", "1σ posterior", "2σ posterior"} <= overlay_names()
+    after = scatter(page).evaluate(AXES_JS)
+    assert after == before, f"the pick changed the axes or the legend: {before} -> {after}"
+    assert before[3] == 10, f"the legend should list the 10 classes only: {before}"

@@ -12,13 +12,12 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from model.config import VAEConfig
 from model.data import to_float
 from model.errors import StoreError
+from model.tflog import keras, tf  # TensorFlow without its start-up noise on stderr (model/tflog.py)
 from model.vae import vae_losses  # importing model.vae also registers Sampling and VAE for loading
 
 if TYPE_CHECKING:

@@ -235,10 +235,9 @@ def train(
     Returns (LatentModel, ModelRecord or None, the Keras VAE). Nothing is saved if training fails or
     is interrupted, so the store's previous models are untouched.
     """
-    import keras
-
     from model.latent import LatentModel
     from model.progress import JsonlProgress
+    from model.tflog import keras  # TensorFlow without its start-up noise on stderr
     from model.vae import build_vae
 
     _quiet_tf()

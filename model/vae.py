@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import math
 
-import keras
-import tensorflow as tf  # the training step (VAE.train_step) is the TensorFlow backend's
-from keras import layers, ops
-
 from model.config import IMAGE_SHAPE, LOSSES, PRECISIONS, VAEConfig  # noqa: F401  (re-exported)
+
+# TensorFlow (the training step, VAE.train_step, is its backend's) without its start-up noise on stderr
+from model.tflog import keras, tf
+
+layers, ops = keras.layers, keras.ops
 
 
 @keras.saving.register_keras_serializable(package="latent_explorer")

@@ -279,3 +279,57 @@ def test_the_users_digit_in_tsne_gets_the_local_map_not_the_pca_one():
     xy = zm @ w
     z = zm[17] + 0.01 * rng.normal(size=5)  # near a test mean, not on one
     assert np.allclose(point_jacobian(zm, xy, z), w, atol=1e-2)
+
+
+def test_a_damaged_tsne_cache_is_refused_from_its_header_and_recomputed(tmp_path, monkeypatch):
+    import io
+    import zipfile
+
+    from model import paths
+
+    monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))
+    n = 30
+    path = analysis.tsne_path("m1")
+    path.parent.mkdir(parents=True)
+
+    def npy(a) -> bytes:
+        buf = io.BytesIO()
+        np.save(buf, a, allow_pickle=False)
+        return buf.getvalue()
+
+    def header(d) -> bytes:
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(buf, d)
+        return buf.getvalue() + b"\0" * 64
+
+    good = np.arange(2 * n, dtype=np.float32).reshape(n, 2)
+    zip_buf = io.BytesIO()
+    with zipfile.ZipFile(zip_buf, "w") as zf:
+        zf.writestr("arr_0.npy", npy(good))
+    damaged = {
+        "empty": b"",
+        "truncated": npy(good)[:-8],
+        "structured": npy(np.zeros(n, dtype=[("x", "f4"), ("y", "f4")])),
+        "string": npy(np.full((n, 2), "ab")),
+        "bytes": npy(np.full((n, 2), b"ab")),
+        "int": npy(np.zeros((n, 2), np.int64)),
+        "npz": zip_buf.getvalue(),
+        "header of 74.5 GiB": header({"descr": "<f8", "fortran_order": False, "shape": (5_000_000_000, 2)}),
+        "other shape": npy(np.zeros((n, 3), np.float32)),
+        "nan": npy(np.full((n, 2), np.nan, np.float32)),
+        "text": b"\x93NUMPY garbage",
+    }
+    for name, content in damaged.items():
+        path.write_bytes(content)
+        assert analysis.tsne_cached("m1", n) is None, name
+    path.write_bytes(npy(good.astype(np.float64)))
+    assert np.array_equal(analysis.tsne_cached("m1", n), good)
+    path.write_bytes(npy(np.asfortranarray(good)))
+    assert np.array_equal(analysis.tsne_cached("m1", n), good)
+
+    path.write_bytes(b"")  # a damaged cache does not block a new computation, which replaces it
+    jobs = analysis.TsneJobs(compute=lambda z, seed: z[:, :2])
+    z = np.random.default_rng(0).normal(size=(n, 3)).astype(np.float32)
+    assert jobs.start("m1", z) is True
+    assert jobs.wait("m1")["state"] == "done"
+    assert np.allclose(analysis.tsne_cached("m1", n), z[:, :2])

@@ -95,6 +95,8 @@ def _overlay(ex: cache.Explorer, row):
     if row is None or not 0 <= row < len(ex.images):
         return None, []
     xy, cov = ex.latents.xy[row], ex.projected_cov(row)
+    if cov is None:  # the view cannot carry the posterior there (the pick panel says why)
+        return xy, []
     return xy, [views.sigma_ellipse(xy, cov, k) for k in (1, 2)]
 
 

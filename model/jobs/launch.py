@@ -31,6 +31,7 @@ from model.jobs.files import (
     latest_job_id,
     list_jobs,
     read_json,
+    read_status,
     write_json,
 )
 from model.jobs.status import JobStatus
@@ -205,7 +206,7 @@ def cancel_job(job_id: str | None = None, grace: float = CANCEL_GRACE_S) -> JobS
         return js
     job_dir = jobs_root() / job_id
     atomic_write_text(job_dir / "cancel", str(time.time()))
-    status = read_json(job_dir / "status.json") or {}
+    status = read_status(job_dir / "status.json") or {}
     pid, pid_start = status.get("pid"), status.get("pid_start")
     threading.Thread(
         target=_stop, args=(job_id, job_dir, pid, pid_start, grace), name=f"cancel-{job_id}", daemon=True

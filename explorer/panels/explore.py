@@ -39,7 +39,7 @@ def _on_select() -> None:
     event = session.widget_value("scatter")
     if sel_panel.on_scatter_event(event):  # a box/lasso selection, not a click
         return
-    row = views.picked_row(event["selection"]["points"]) if event else None
+    row = views.picked_row(views.selection_points(event))
     if row is not None:
         session.set_pick(row)
 

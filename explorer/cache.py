@@ -205,6 +205,10 @@ class Explorer:
         """The posterior covariance of test row `index`, projected to the scatter plane: (2, 2)."""
         return projected_cov(self.latents.proj_components, self.latents.z_log_var[index])
 
+    def ellipse_note(self, index: int) -> str | None:
+        """Why test row `index` is shown without posterior ellipses (None: a linear view always has them)."""
+        return None
+
     @property
     def map_extent(self) -> tuple[float, float, float, float]:
         """The live map's window: the sliders' plane for a 2-D model, the bulk of the PCA view above."""

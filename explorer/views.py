@@ -6,6 +6,7 @@ Nothing here touches Streamlit, the model store or Keras, so every function is c
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 import plotly.graph_objects as go
@@ -305,20 +306,44 @@ def latent_scatter(
     return fig
 
 
+MAX_EVENT_POINTS = 100_000  # points read from one selection event (a test set has 10,000)
+
+
+def selection_points(event) -> list:
+    """The `selection.points` list of a Plotly selection event as the browser sent it ([] if the event,
+    its selection or its points are missing or of another type)."""
+    sel = event.get("selection") if isinstance(event, dict) else None
+    points = sel.get("points") if isinstance(sel, dict) else None
+    return points[:MAX_EVENT_POINTS] if isinstance(points, list) else []
+
+
+def _row(cd) -> int | None:
+    """A customdata value as a test-set row: a finite, whole, non-negative number, else None."""
+    if isinstance(cd, dict):
+        cd = cd.get("0", next(iter(cd.values()), None))
+    if isinstance(cd, (list, tuple)):
+        cd = cd[0] if cd else None
+    if isinstance(cd, bool) or not isinstance(cd, (int, float)):
+        return None
+    if isinstance(cd, float) and not (math.isfinite(cd) and cd.is_integer()):
+        return None
+    return int(cd) if 0 <= cd < 2**31 else None
+
+
 def picked_row(points) -> int | None:
     """The test-set row of the last selected point in a Plotly selection, or None.
 
-    Points without customdata (overlays) are ignored. customdata may arrive as `[row]`, `row`, or
-    `{"0": row}`: numpy customdata reaches the browser as a typed array, which JSON writes as an object.
+    Points without customdata (overlays) are ignored, and so is any value the browser sent that is not
+    a row (NaN, inf, fractions, negative or huge numbers, strings, a `points` that is not a list).
+    customdata may arrive as `[row]`, `row`, or `{"0": row}`: numpy customdata reaches the browser as a
+    typed array, which JSON writes as an object.
     """
-    for p in reversed(list(points or [])):
-        cd = p.get("customdata") if isinstance(p, dict) else None
-        if isinstance(cd, dict):
-            cd = cd.get("0", next(iter(cd.values()), None))
-        if isinstance(cd, (list, tuple)):
-            cd = cd[0] if cd else None
-        if isinstance(cd, (int, float)) and not isinstance(cd, bool):
-            return int(cd)
+    if not isinstance(points, (list, tuple)):
+        return None
+    for p in reversed(points[-MAX_EVENT_POINTS:]):
+        row = _row(p.get("customdata")) if isinstance(p, dict) else None
+        if row is not None:
+            return row
     return None
 
 
@@ -356,11 +381,11 @@ def mosaic(images, cols: int = 20, pad: int = 1) -> np.ndarray:
 def selected_rows(event) -> list[int] | None:
     """The test-set rows of a box or lasso selection in a Plotly selection event, or None for a plain
     click (no box/lasso drawn). Points without customdata (overlays) are ignored; order is kept."""
-    sel = (event or {}).get("selection") or {}
-    if not (sel.get("box") or sel.get("lasso")):
+    sel = event.get("selection") if isinstance(event, dict) else None
+    if not isinstance(sel, dict) or not (sel.get("box") or sel.get("lasso")):
         return None
     out, seen = [], set()
-    for p in sel.get("points") or []:
+    for p in selection_points(event):
         row = picked_row([p])
         if row is not None and row not in seen:
             seen.add(row)

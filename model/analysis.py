@@ -225,13 +225,50 @@ def tsne_2d(z_means, seed: int = TSNE_SEED, perplexity: float = TSNE_PERPLEXITY)
     )
 
 
-def tsne_cached(model_id: str, n: int, seed: int = TSNE_SEED) -> np.ndarray | None:
-    """The cached t-SNE of model `model_id` if it exists and has `n` rows, else None."""
+TSNE_MAX_BYTES = 1 << 28  # 256 MiB: 2 float64 per point for 16 M points, far beyond any test set
+
+
+def _npy_header(f) -> tuple[tuple, bool, np.dtype]:
+    """(shape, fortran_order, dtype) from an open .npy file's header, without reading its data.
+
+    ValueError for anything that is not a .npy file (an .npz is a zip, for instance)."""
+    from numpy.lib import format as npy
+
+    version = npy.read_magic(f)
+    if version == (1, 0):
+        return npy.read_array_header_1_0(f)
+    if version == (2, 0):
+        return npy.read_array_header_2_0(f)
+    raise ValueError(f"Expected a .npy file of format 1.0 or 2.0. Received: version {version}")
+
+
+def read_xy(path, n: int) -> np.ndarray | None:
+    """An (n, 2) array of finite floats from the .npy file `path`, or None if it is anything else.
+
+    The header is checked before any data is read (dtype a plain float, shape (n, 2), the file's size
+    matching the header), so an empty, truncated, structured, string, object or oversized file costs a
+    few bytes of reading, never a traceback or a huge allocation."""
     try:
-        a = np.load(tsne_path(model_id, seed), allow_pickle=False)
-    except (OSError, ValueError):
+        with open(path, "rb") as f:
+            shape, fortran, dtype = _npy_header(f)
+            if dtype.kind != "f" or dtype.fields is not None or dtype.subdtype is not None:
+                return None
+            if tuple(shape) != (int(n), 2) or n * 2 * dtype.itemsize > TSNE_MAX_BYTES:
+                return None
+            if os.fstat(f.fileno()).st_size - f.tell() != n * 2 * dtype.itemsize:
+                return None  # truncated, or something appended
+            a = np.fromfile(f, dtype=dtype, count=n * 2)
+    except (OSError, ValueError, EOFError, TypeError, SyntaxError, MemoryError):
         return None
-    return a if a.shape == (n, 2) and np.all(np.isfinite(a)) else None
+    a = a.reshape((2, n)).T if fortran else a.reshape(n, 2)
+    a = a.astype(np.float32)
+    return a if np.all(np.isfinite(a)) else None
+
+
+def tsne_cached(model_id: str, n: int, seed: int = TSNE_SEED) -> np.ndarray | None:
+    """The cached t-SNE of model `model_id` if it exists and is a valid (n, 2) float array, else None
+    (a damaged cache is then recomputed and replaced)."""
+    return read_xy(tsne_path(model_id, seed), n)
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:

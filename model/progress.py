@@ -8,6 +8,7 @@ needs no Keras; the Keras callback `JsonlProgress` is built on first access (imp
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -68,16 +69,54 @@ def write_event(path, event: str, **fields) -> None:
         f.flush()
 
 
+EVENTS = ("start", "batch", "epoch", "done", "error")
+_COUNTS = ("epoch", "step", "steps", "epochs", "pid")  # non-negative integers wherever they appear
+_NEEDS = {"batch": ("epoch", "step"), "epoch": ("epoch",)}  # what model.jobs.status reads unguarded
+
+
+def checked_event(ev) -> dict | None:
+    """`ev` as an event model.jobs.status can read, or None if it is not one: a JSON object with a
+    known "event", a finite "time", non-negative integer counts (epoch, step, steps, epochs, pid),
+    a string message/model_id, and numbers for everything else (the loss terms; NaN is allowed:
+    a diverged loss is reported as such). Fields of another type are dropped; a batch or epoch
+    event without its epoch (and step) is dropped whole."""
+    if not isinstance(ev, dict) or ev.get("event") not in EVENTS:
+        return None
+    t = ev.get("time")
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+        return None
+    out = {"event": ev["event"], "time": float(t)}
+    for k, v in ev.items():
+        if k in out:
+            continue
+        if k in _COUNTS:
+            ok = isinstance(v, int) and not isinstance(v, bool) and v >= 0
+        elif k in ("message", "model_id"):
+            ok = isinstance(v, str) or v is None
+        elif k == "test_metrics":
+            ok = isinstance(v, dict)
+        else:
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+        if ok:
+            out[k] = v
+    if any(k not in out for k in _NEEDS.get(out["event"], ())):
+        return None
+    return out
+
+
 def read_events(path) -> list[dict]:
-    """All complete events in `path` (a torn last line is ignored)."""
+    """All complete, well-formed events in `path` (`checked_event`): a torn last line, a line of
+    another JSON type or with fields of the wrong type is skipped, never raised on."""
     try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
+        text = Path(path).read_text(errors="replace")
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
         return []
     events = []
     for line in text.splitlines():
         try:
-            events.append(json.loads(line))
-        except ValueError:
-            pass
+            ev = checked_event(json.loads(line))
+        except (ValueError, RecursionError):
+            continue
+        if ev is not None:
+            events.append(ev)
     return events

@@ -279,3 +279,105 @@ def test_the_users_digit_in_tsne_gets_the_local_map_not_the_pca_one():
     xy = zm @ w
     z = zm[17] + 0.01 * rng.normal(size=5)  # near a test mean, not on one
     assert np.allclose(point_jacobian(zm, xy, z), w, atol=1e-2)
+
+
+def _collapsed_latents(n=2000, seed=7):
+    """8-D latent means of a VAE with 5 inactive dimensions (means ≈ 0, posterior ≈ prior there) and a
+    non-linear 2-D view of the 3 active ones that also wobbles a little with the inactive ones."""
+    rng = np.random.default_rng(seed)
+    zm = np.concatenate([rng.normal(size=(n, 3)), 1e-4 * rng.normal(size=(n, 5))], 1)
+    zlv = np.concatenate([np.full((n, 3), -3.0), np.zeros((n, 5))], 1)  # var 1 in the inactive dims
+    xy = 20 * np.tanh(zm[:, :2]) + 3 * np.sin(2 * zm[:, 2:3]) + 0.05 * rng.normal(size=(n, 2))
+    return zm, zlv, xy
+
+
+def _inside(points, xy, margin=0.05):
+    lo, hi = xy.min(0), xy.max(0)
+    pad = margin * (hi - lo).max()
+    return bool(np.all(points >= lo - pad - 1e-9) and np.all(points <= hi + pad + 1e-9))
+
+
+def test_the_tsne_local_map_never_sends_an_ellipse_outside_the_plane():
+    """Inactive latent dimensions give a neighbourhood that is flat along them: a plain least-squares map
+    weighs them by noise/1e-4, and their variance of 1 made ellipses of ±10^7 that set the axes."""
+    from explorer.panels.projection import carry_cov, global_gain, local_jacobian, place, point_jacobian
+    from explorer.views import sigma_ellipse
+
+    zm, zlv, xy = _collapsed_latents()
+    gain = global_gain(zm, xy)
+    kept = 0
+    for row in range(0, len(zm), 40):
+        cov, note = carry_cov(local_jacobian(zm, xy, row), zlv[row], xy[row], xy, gain)
+        assert (cov is None) != (note is None)
+        if cov is not None:
+            kept += 1
+            assert _inside(sigma_ellipse(xy[row], cov, 2), xy), f"row {row}: ellipse past the plane"
+    assert kept >= 40, f"only {kept} of 50 picks keep their ellipses"  # the fix is a fit, not a refusal
+    # any latent point (the user's digit, the sliders): placed inside, and its ellipse too
+    rng = np.random.default_rng(8)
+    for z in zm[rng.choice(len(zm), 20)] + 0.1 * rng.normal(size=(20, 8)):
+        at = place(zm, xy, z[None])[0]
+        assert _inside(at[None], xy)
+        cov, note = carry_cov(point_jacobian(zm, xy, z), zlv[0], at, xy, gain)
+        assert cov is None or _inside(sigma_ellipse(at, cov, 2), xy)
+    # a map that is absurd anyway is refused, with the reason
+    cov, note = carry_cov(np.full((8, 2), 1e6), zlv[0], xy[0], xy, gain)
+    assert cov is None and "stretches latent offsets" in note
+    cov, note = carry_cov(np.full((8, 2), np.nan), zlv[0], xy[0], xy, gain)
+    assert cov is None and "not finite" in note
+    cov, note = carry_cov(np.eye(8, 2) * gain, np.full(8, 4.0), xy[0], xy)  # σ = e² ≈ 7.4 latent units
+    assert cov is None and "past the whole t-SNE plane" in note
+
+
+def test_a_damaged_tsne_cache_is_refused_from_its_header_and_recomputed(tmp_path, monkeypatch):
+    import io
+    import zipfile
+
+    from model import paths
+
+    monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))
+    n = 30
+    path = analysis.tsne_path("m1")
+    path.parent.mkdir(parents=True)
+
+    def npy(a) -> bytes:
+        buf = io.BytesIO()
+        np.save(buf, a, allow_pickle=False)
+        return buf.getvalue()
+
+    def header(d) -> bytes:
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(buf, d)
+        return buf.getvalue() + b"\0" * 64
+
+    good = np.arange(2 * n, dtype=np.float32).reshape(n, 2)
+    zip_buf = io.BytesIO()
+    with zipfile.ZipFile(zip_buf, "w") as zf:
+        zf.writestr("arr_0.npy", npy(good))
+    damaged = {
+        "empty": b"",
+        "truncated": npy(good)[:-8],
+        "structured": npy(np.zeros(n, dtype=[("x", "f4"), ("y", "f4")])),
+        "string": npy(np.full((n, 2), "ab")),
+        "bytes": npy(np.full((n, 2), b"ab")),
+        "int": npy(np.zeros((n, 2), np.int64)),
+        "npz": zip_buf.getvalue(),
+        "header of 74.5 GiB": header({"descr": "<f8", "fortran_order": False, "shape": (5_000_000_000, 2)}),
+        "other shape": npy(np.zeros((n, 3), np.float32)),
+        "nan": npy(np.full((n, 2), np.nan, np.float32)),
+        "text": b"\x93NUMPY garbage",
+    }
+    for name, content in damaged.items():
+        path.write_bytes(content)
+        assert analysis.tsne_cached("m1", n) is None, name
+    path.write_bytes(npy(good.astype(np.float64)))
+    assert np.array_equal(analysis.tsne_cached("m1", n), good)
+    path.write_bytes(npy(np.asfortranarray(good)))
+    assert np.array_equal(analysis.tsne_cached("m1", n), good)
+
+    path.write_bytes(b"")  # a damaged cache does not block a new computation, which replaces it
+    jobs = analysis.TsneJobs(compute=lambda z, seed: z[:, :2])
+    z = np.random.default_rng(0).normal(size=(n, 3)).astype(np.float32)
+    assert jobs.start("m1", z) is True
+    assert jobs.wait("m1")["state"] == "done"
+    assert np.allclose(analysis.tsne_cached("m1", n), z[:, :2])

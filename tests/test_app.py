@@ -551,3 +551,43 @@ def test_views_upscale_png_ellipse_and_scatter():
     red = np.asarray(Image.open(io.BytesIO(views.map_png(base, extent, current=(1.5, -1.5)))))
     assert tuple(red[45, 45]) == (214, 39, 40), "the red cross is not at z = (1.5, -1.5)"
     assert tuple(red[15, 15]) == tuple(base[15, 15])
+
+
+def test_browser_values_are_validated_and_the_pads_error_is_text_with_a_retry(home):
+    from explorer.components import latent_pad as lp
+
+    # selection events: anything that is not a row is ignored, never raised on
+    nan, inf = float("nan"), float("inf")
+    for cd in (nan, inf, -inf, 2.5, -1, 1e300, "7", True, None, [nan], {"0": inf}, [], {}):
+        assert views.picked_row([{"customdata": cd}]) is None, cd
+    assert views.picked_row([{"customdata": [4]}, {"customdata": nan}]) == 4  # the last valid one
+    assert views.picked_row([{"customdata": 7.0}]) == 7
+    for points in (None, 5, "abc", {"customdata": 3}, [1, "x", None]):
+        assert views.picked_row(points) is None
+    for event in (None, [], 5, "x", {"selection": 3}, {"selection": {"points": 3, "box": [1]}}):
+        assert views.selected_rows(event) in (None, [])
+        assert views.selection_points(event) == []
+    box = {
+        "selection": {
+            "box": [{}],
+            "points": [{"customdata": [1]}, {"customdata": nan}, "x", {"customdata": 1}],
+        }
+    }
+    assert views.selected_rows(box) == [1]
+    # the pad's z and error values
+    assert lp.browser_z([0.5, -1], 2) == [0.5, -1.0]
+    for z in ([nan, 0], [inf, 0], [10**400, 0], [True, 0], ["1", 0], [0], [0, 0, 0], "0,0", None, {"0": 1}):
+        assert lp.browser_z(z, 2) is None, z
+    assert lp.browser_text("a\nb\x00c" + "x" * 1000) == "a b c" + "x" * 295
+    assert lp.browser_text({"a": [1]}) == "{'a': [1]}"
+    # an error from the browser is shown as plain text (no markdown: no link, no image), with a retry
+    evil = "**bold** [x](http://127.0.0.1:1/beacon) ![i](http://127.0.0.1:1/i.png) `code"
+    at = run_app(_latent_pad={"sent": None, "known": None, "rev": 0, "error": lp.browser_text(evil)})
+    assert_clean(at)
+    assert any(evil in t.value for t in at.text), [t.value for t in at.text]
+    assert "beacon" not in page_text(at), "the browser's words went through markdown"
+    assert not at.get("component_instance"), "the pad is shown although it failed"
+    at.button(key="latent_pad_retry").click().run()
+    assert_clean(at)
+    assert at.get("component_instance"), "no retry of the in-browser decoder"
+    assert at.session_state["_latent_pad"]["error"] is None

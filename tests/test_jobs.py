@@ -38,7 +38,7 @@ def _no_stray_jobs(monkeypatch):
     except jobs.JobError:
         return
     for job_id in jobs.list_jobs():
-        status = json.loads((root / job_id / "status.json").read_text())
+        status = files.read_status(root / job_id / "status.json") or {}
         if procs.process_alive(status.get("pid"), status.get("pid_start")):
             os.kill(status["pid"], signal.SIGKILL)
 
@@ -676,3 +676,67 @@ def test_ended_jobs_show_where_they_stopped():
         "j", {"config": {"epochs": 2}}, killed, S.Verdict("running"), cancel_requested=False, now=40.0
     )
     assert (js.phase, js.epoch, js.step, js.epochs_done) == ("training", 2, 7, 1)
+
+
+def test_job_files_of_the_wrong_json_type_are_read_as_absent_never_raised_on(home):
+    """latest.json, status.json and progress.jsonl are read by every page: a value of another JSON type
+    in any of them reads as missing (a field dropped, an event skipped, no job), never as a traceback."""
+    root = jobs.jobs_root()
+    job_dir = root / "20260101-000000-aaaa"
+    job_dir.mkdir()
+    good = {"config": TINY.to_dict(), "started": 10.0, "ended": 20.0, "returncode": 1, "state": "failed"}
+    start = {"event": "start", "time": 11.0, "epochs": 1, "steps": 2}
+    batch = {"event": "batch", "time": 12.0, "epoch": 0, "step": 1, "loss": 3.0}
+    bad_events = [
+        [1],
+        "x",
+        5,
+        None,
+        {"event": 3, "time": 1.0},
+        {"event": "batch", "time": "x", "epoch": 0, "step": 1},
+        {"event": "batch", "time": 13.0, "epoch": "x", "step": 1},
+        {"event": "batch", "time": 13.0, "epoch": 0, "step": [2]},
+        {"event": "epoch", "time": 14.0, "epoch": "x", "loss": 3.0},
+        {"event": "epoch", "time": 14.0, "epoch": 0, "loss": "x", "val_loss": {"a": 1}},
+        {"event": "start", "time": 11.5, "epochs": "x", "steps": -1},
+        {"event": "error", "time": 15.0, "message": ["not", "text"]},
+        {"event": "done", "time": 16.0, "model_id": 123},
+    ]
+    lines = [json.dumps(start), json.dumps(batch)] + [json.dumps(e) for e in bad_events]
+    (job_dir / "progress.jsonl").write_text("\n".join(lines) + "\n")
+    evs = files.events(job_dir / "progress.jsonl")
+    assert evs[:2] == [start, batch]
+    assert all(isinstance(e, dict) and isinstance(e["event"], str) for e in evs)
+    bad_status = [
+        [1],
+        5,
+        "x",
+        {**good, "config": [1]},
+        {**good, "config": {"epochs": "x", "batch_size": [1]}},
+        {**good, "started": "x", "ended": [2], "returncode": "1", "pid": "12", "pid_start": {}},
+        {**good, "state": 7, "model_id": 3, "error": {"a": 1}},
+    ]
+    for status in bad_status:
+        (job_dir / "status.json").write_text(json.dumps(status))
+        for latest in (5, [1], "x", {"id": 123}, {"id": ["a"]}, {"id": "../x"}, {"id": job_dir.name}):
+            (root / "latest.json").write_text(json.dumps(latest))
+            js = files.latest_job()  # the page's first read
+            assert js is None or (js.id == job_dir.name and js.state in status_mod.STATES), (status, latest)
+            if js is not None:
+                assert isinstance(js.epochs, int) and isinstance(js.started, float | int)
+                assert js.returncode is None or isinstance(js.returncode, int)
+    # a status.json that is not an object is no job; one with bad fields is a job without those fields
+    (job_dir / "status.json").write_text(json.dumps([1]))
+    with pytest.raises(jobs.JobError, match="No training job"):
+        files.job_status(job_dir.name)
+    (job_dir / "status.json").write_text(json.dumps({**good, "pid": "12", "config": {"epochs": "x"}}))
+    js = files.job_status(job_dir.name)
+    assert js.state == "succeeded" and js.model_id is None  # the done event, without its bad model id
+    assert js.pid is None and js.epochs == 1 and js.step == 1 and js.history == {}
+    # and the page renders with all of it
+    from tests.test_app import assert_clean, run_app
+
+    (root / "latest.json").write_text(json.dumps({"id": job_dir.name}))
+    assert_clean(run_app())
+    (root / "latest.json").write_text("5")
+    assert_clean(run_app())

@@ -375,7 +375,19 @@ def test_tsne_is_computed_in_the_background_then_shown_with_the_picks_ellipses(h
     assert ring["x"][0] == pytest.approx(tsne[42, 0], abs=1e-3) and ring["y"][0] == pytest.approx(
         tsne[42, 1], abs=1e-3
     )
-    assert any(t.get("name") == "1σ posterior" for t in spec["data"]), "no ellipses in the t-SNE view"
+    from tests.test_extras import extras_xy
+
+    # untrained weights: the posterior is the prior (σ ≈ 1) while the means spread ≈ 0.02, so the local
+    # map's 2σ ellipse would be ~20 times the plane: no ellipses, the pick panel says why, and every
+    # point drawn stays inside the plane (a ±10^7 ellipse once set the axes and hid the data)
+    assert not any(t.get("name") == "1σ posterior" for t in spec["data"])
+    assert "no posterior ellipses on the scatter in the t-SNE view" in page_text(at)
+    assert "past the whole t-SNE plane" in page_text(at)
+    lo, hi = tsne.min(0), tsne.max(0)
+    for t in spec["data"]:
+        x, y = (extras_xy(t.get(a, [])).astype(float) for a in "xy")
+        assert np.all((x >= lo[0] - 1e-3) & (x <= hi[0] + 1e-3)), t.get("name")
+        assert np.all((y >= lo[1] - 1e-3) & (y <= hi[1] + 1e-3)), t.get("name")
     # cached on disk: another session gets it at once, no job
     at2 = run_app(proj_method="t-SNE")
     assert_clean(at2)

@@ -50,7 +50,7 @@ def _on_chart(key: str) -> None:
     event = session.widget_value(key)
     rows = views.selected_rows(event)
     if rows is None:
-        row = views.picked_row(((event or {}).get("selection") or {}).get("points"))
+        row = views.picked_row(views.selection_points(event))
         rows = None if row is None else [row]
     if rows is not None:
         session.set_cmp_rows(rows)

@@ -39,7 +39,7 @@ def _on_select() -> None:
     event = session.widget_value("scatter")
     if sel_panel.on_scatter_event(event):  # a box/lasso selection, not a click
         return
-    row = views.picked_row(event["selection"]["points"]) if event else None
+    row = views.picked_row(views.selection_points(event))
     if row is not None:
         session.set_pick(row)
 
@@ -95,6 +95,8 @@ def _overlay(ex: cache.Explorer, row):
     if row is None or not 0 <= row < len(ex.images):
         return None, []
     xy, cov = ex.latents.xy[row], ex.projected_cov(row)
+    if cov is None:  # the view cannot carry the posterior there (the pick panel says why)
+        return xy, []
     return xy, [views.sigma_ellipse(xy, cov, k) for k in (1, 2)]
 
 

@@ -58,7 +58,12 @@ def pick_panel(ex: cache.Explorer) -> None:
     with cols[2]:
         st.markdown(f"**Label:** {ex.class_name(label)}  \n**Index:** {pick}")
         st.markdown(f"**z_mean:** `{fmt(z_mean)}`  \n**σ (posterior std):** `{fmt(sigma)}`")
+        note = ex.ellipse_note(int(pick))
         st.caption(
-            "The sliders were moved to z_mean; the ellipses on the scatter are the "
-            "posterior's 1σ and 2σ contours."
+            "The sliders were moved to z_mean; "
+            + (
+                f"no posterior ellipses on the scatter in the {ex.view_name} view: {note}."
+                if note
+                else "the ellipses on the scatter are the posterior's 1σ and 2σ contours."
+            )
         )

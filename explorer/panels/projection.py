@@ -3,8 +3,10 @@
 The t-SNE (scikit-learn, seeded) is computed once per model in a background thread with its progress on
 the page, and cached on disk (model.analysis.tsne_path), so it is instant for every later session.
 With t-SNE the pick keeps its ring and its 1σ/2σ ellipses: the posterior covariance is carried into the
-t-SNE plane by the local linear map fitted on the pick's nearest test means; other latent points (the
-sliders, paths) are placed at the distance-weighted t-SNE position of their nearest test means.
+t-SNE plane by the local linear map fitted on the pick's nearest test means (over the directions they
+span; a map that stretches absurdly or sends the ellipse past the plane is refused, and the pick is shown
+without ellipses, saying why); other latent points (the sliders, paths) are placed at the
+distance-weighted t-SNE position of their nearest test means, so they stay inside the plane.
 
 Hook: `ex = projection_panel(ex)` in the page, before the explore panel (returns the explorer to use).
 Session keys (owned here): proj_method, _tsne_seen.
@@ -22,6 +24,9 @@ from model import analysis
 
 K_PLACE = 10  # nearest test means used to place a latent point in the t-SNE plane
 K_LOCAL = 30  # nearest test means for the local linear map of a pick's covariance
+RCOND = 0.05  # latent directions spread less than this times the widest are left out of the local map
+MAX_GAIN = 50.0  # a local map may stretch this many times more than the view does overall
+MARGIN = 0.25  # an ellipse may reach this share of the view's size past its points
 EXPECTED_S_PER_1K = 12.0  # a rough guide for the progress bar: ~2 min for 10k points on a busy 2-core box
 
 
@@ -34,16 +39,27 @@ class TsneExplorer(cache.Explorer):
         flat = z.reshape(-1, z.shape[-1])  # (K, d)
         return place(self.latents.z_mean, self.latents.xy, flat).reshape(*z.shape[:-1], 2)
 
-    def projected_cov(self, index: int) -> np.ndarray:
-        jac = local_jacobian(self.latents.z_mean, self.latents.xy, int(index))  # (d, 2)
-        var = np.exp(self.latents.z_log_var[index].astype(np.float64))
-        return (jac.T * var) @ jac
+    def projected_cov(self, index: int) -> np.ndarray | None:
+        """Test row `index`'s posterior through the local linear map around it: (2, 2), or None when that
+        map is unreliable there (`ellipse_note` says why; the pick is then shown without ellipses)."""
+        return self._carried(self.latents.z_mean[index], self.latents.z_log_var[index], row=int(index))[0]
 
-    def posterior_cov(self, z_mean, z_log_var) -> np.ndarray:
+    def posterior_cov(self, z_mean, z_log_var) -> np.ndarray | None:
         """Any picture's posterior through the local linear map around its latent mean, as for a pick."""
-        jac = point_jacobian(self.latents.z_mean, self.latents.xy, z_mean)  # (d, 2)
-        var = np.exp(np.asarray(z_log_var, np.float64))
-        return (jac.T * var) @ jac
+        return self._carried(z_mean, z_log_var)[0]
+
+    def ellipse_note(self, index: int) -> str | None:
+        """Why test row `index` has no ellipses in this view, or None when it has them."""
+        return self._carried(self.latents.z_mean[index], self.latents.z_log_var[index], row=int(index))[1]
+
+    def _carried(self, z_mean, z_log_var, row: int | None = None) -> tuple[np.ndarray | None, str | None]:
+        lat = self.latents
+        if row is None:
+            center = place(lat.z_mean, lat.xy, np.asarray(z_mean, np.float32)[None])[0]
+            jac = point_jacobian(lat.z_mean, lat.xy, z_mean)  # (d, 2)
+        else:
+            center, jac = lat.xy[row], local_jacobian(lat.z_mean, lat.xy, row)
+        return carry_cov(jac, z_log_var, center, lat.xy, global_gain(lat.z_mean, lat.xy))
 
     @property
     def view_name(self) -> str:
@@ -72,15 +88,27 @@ def place(z_means, xy, points, k: int = K_PLACE) -> np.ndarray:
     return (w[..., None] * np.asarray(xy, np.float32)[idx]).sum(1) / w.sum(1, keepdims=True)
 
 
+def fit_local_map(dz, dxy, rcond: float = RCOND) -> np.ndarray:
+    """The least-squares linear map (d, 2) with dz @ map ≈ dxy, over the directions the neighbourhood
+    really spans: latent directions whose spread is below `rcond` times the largest one are left out
+    (the map is 0 along them) instead of being fitted on noise. In a VAE with inactive latent
+    dimensions (every mean ≈ 0 there, the posterior ≈ the prior) a plain fit gives those directions
+    huge weights, and their variance of ~1 then blows the ellipses up to the size of the page."""
+    dz = np.asarray(dz, np.float64)
+    dxy = np.asarray(dxy, np.float64)
+    u, s, vt = np.linalg.svd(dz, full_matrices=False)  # dz = u diag(s) vt
+    keep = s > rcond * (s[0] if len(s) else 0.0)
+    return (vt[keep].T / s[keep]) @ (u[:, keep].T @ dxy)
+
+
 def local_jacobian(z_means, xy, row: int, k: int = K_LOCAL) -> np.ndarray:
-    """The least-squares linear map (d, 2) from latent offsets to view offsets around test row `row`,
-    fitted on its k nearest test means (pure)."""
+    """The linear map (d, 2) from latent offsets to view offsets around test row `row`, fitted on its
+    k nearest test means (`fit_local_map`, pure)."""
     zm = np.asarray(z_means, np.float64)
     rows, _ = analysis.nearest(zm, zm[row], k=min(k, len(zm) - 1), exclude=row)
     dz = zm[rows] - zm[row]  # (k, d)
     dxy = np.asarray(xy, np.float64)[rows] - np.asarray(xy, np.float64)[row]  # (k, 2)
-    jac, *_ = np.linalg.lstsq(dz, dxy, rcond=None)
-    return jac
+    return fit_local_map(dz, dxy)
 
 
 def point_jacobian(z_means, xy, z, k: int = K_LOCAL) -> np.ndarray:
@@ -91,8 +119,43 @@ def point_jacobian(z_means, xy, z, k: int = K_LOCAL) -> np.ndarray:
     anchor = place(z_means, xy, z[None])[0].astype(np.float64)
     dz = zm[rows] - z  # (k, d)
     dxy = np.asarray(xy, np.float64)[rows] - anchor  # (k, 2)
-    jac, *_ = np.linalg.lstsq(dz, dxy, rcond=None)
-    return jac
+    return fit_local_map(dz, dxy)
+
+
+def global_gain(z_means, xy) -> float:
+    """The view's overall scale: spread of the view over spread of the latent means (pure)."""
+    zs = float(np.sqrt(np.asarray(z_means, np.float64).var(0).sum()))
+    xs = float(np.sqrt(np.asarray(xy, np.float64).var(0).sum()))
+    return xs / zs if zs > 0 else np.inf
+
+
+def carry_cov(jac, z_log_var, center, xy, gain: float | None = None) -> tuple[np.ndarray | None, str | None]:
+    """A diagonal posterior diag(exp(z_log_var)) carried into the view by the local map `jac` (d, 2):
+    (cov (2, 2), None), or (None, why) when the map is not to be trusted there (pure).
+
+    Refused: a map that is not finite, one that stretches latent offsets more than MAX_GAIN times the
+    view's overall scale (`global_gain`), and one whose 2σ ellipse around `center` reaches past the
+    view's extent (the box around every point of `xy`, widened by MARGIN of its size on each side)."""
+    jac = np.asarray(jac, np.float64)
+    var = np.exp(np.clip(np.asarray(z_log_var, np.float64), -50, 50))
+    cov = (jac.T * var) @ jac
+    if not (np.all(np.isfinite(jac)) and np.all(np.isfinite(cov))):
+        return None, "the local linear map around it is not finite"
+    xy = np.asarray(xy, np.float64)
+    lo, hi = xy.min(0), xy.max(0)
+    size = float(np.max(hi - lo))
+    gain = np.inf if gain is None else gain
+    stretch = float(np.linalg.norm(jac, 2))
+    if np.isfinite(gain) and stretch > MAX_GAIN * gain:
+        return None, (
+            f"the local linear map around it stretches latent offsets {stretch / gain:,.0f} times "
+            "more than the view does overall (its neighbourhood is too flat to fit a map)"
+        )
+    half = 2.0 * np.sqrt(np.clip(np.diag(cov), 0.0, None))  # the 2σ ellipse's half-widths along x, y
+    c = np.asarray(center, np.float64).reshape(2)
+    if np.any(c - half < lo - MARGIN * size) or np.any(c + half > hi + MARGIN * size):
+        return None, "its 2σ ellipse through the local linear map would reach past the whole t-SNE plane"
+    return cov, None
 
 
 def with_tsne(ex, xy) -> TsneExplorer:

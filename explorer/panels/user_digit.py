@@ -282,5 +282,5 @@ def mark_user_digit(fig: go.Figure, ex) -> go.Figure:
     u = user_latent(ex)
     if u is None:
         return fig
-    ellipses = [views.sigma_ellipse(u["xy"], u["cov"], k) for k in (1, 2)]
+    ellipses = [] if u["cov"] is None else [views.sigma_ellipse(u["xy"], u["cov"], k) for k in (1, 2)]
     return overlay_user_digit(fig, u["xy"], ellipses)

@@ -14,7 +14,7 @@ from pathlib import Path
 from model.config import VAEConfig
 from model.errors import JobError, StoreError
 from model.jobs import procs
-from model.jobs.status import JobStatus, Verdict, build, derive
+from model.jobs.status import JobStatus, Verdict, build, checked_status, derive
 from model.paths import HOME_ENV, atomic_write_text, home
 from model.progress import read_events
 from model.store import ModelStore
@@ -40,10 +40,18 @@ def jobs_root() -> Path:
 
 
 def read_json(path: Path) -> dict | None:
+    """A job file's JSON object, or None if it is missing, unreadable, not JSON or not an object."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
         return None
+    return data if isinstance(data, dict) else None
+
+
+def read_status(path: Path) -> dict | None:
+    """A job's status.json with every field checked (`model.jobs.status.checked_status`), or None."""
+    data = read_json(path)
+    return None if data is None else checked_status(data)
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -51,8 +59,11 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def latest_job_id() -> str | None:
-    data = read_json(jobs_root() / "latest.json") or {}
-    return data.get("id")
+    """The id latest.json names, if it is a job directory's name (a plain, non-hidden file name)."""
+    job_id = (read_json(jobs_root() / "latest.json") or {}).get("id")
+    if not isinstance(job_id, str) or not job_id or job_id.startswith(".") or "/" in job_id or "\\" in job_id:
+        return None
+    return job_id
 
 
 def list_jobs() -> list[str]:
@@ -146,7 +157,7 @@ def verdict(status: dict, evs: list[dict], job_dir: Path) -> Verdict:
 
 def finalize(job_dir: Path, returncode: int | None = None) -> None:
     """Record the final state in status.json (idempotent; any process may do it)."""
-    status = read_json(job_dir / "status.json")
+    status = read_status(job_dir / "status.json")
     if status is None:
         return
     if returncode is not None:
@@ -172,7 +183,7 @@ def finalize(job_dir: Path, returncode: int | None = None) -> None:
 def job_status(job_id: str) -> JobStatus:
     """The status of a job, live (read from its files; cheap enough to poll every second)."""
     job_dir = jobs_root() / job_id
-    status = read_json(job_dir / "status.json")
+    status = read_status(job_dir / "status.json")
     if status is None:
         raise JobError(
             f"No training job {job_id!r} in {job_dir.parent}. Fix: start one, or pick one of "
@@ -184,11 +195,11 @@ def job_status(job_id: str) -> JobStatus:
     done = any(e.get("event") == "done" for e in evs)
     if v.state != "running" and not done and status.get("returncode") is None and reaper is not None:
         reaper.join(timeout=2.0)  # our child just died: let the reaper record its exit code (the message)
-        status = read_json(job_dir / "status.json") or status
+        status = read_status(job_dir / "status.json") or status
         v = verdict(status, evs, job_dir)
     if v.state != "running" and status.get("state") == "running":
         finalize(job_dir)
-        status = read_json(job_dir / "status.json") or status
+        status = read_status(job_dir / "status.json") or status
     return build(job_id, status, evs, v, cancel_requested=(job_dir / "cancel").exists())
 
 

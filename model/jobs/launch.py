@@ -30,7 +30,7 @@ from model.jobs.files import (
     jobs_root,
     latest_job_id,
     list_jobs,
-    read_json,
+    read_status,
     write_json,
 )
 from model.jobs.status import JobStatus
@@ -64,7 +64,7 @@ def _reap(proc: subprocess.Popen, job_dir: Path) -> None:
 def _prune(root: Path, keep: str) -> None:
     for job_id in list_jobs()[KEEP_JOBS:]:
         if job_id != keep:
-            status = read_json(root / job_id / "status.json") or {}
+            status = read_status(root / job_id / "status.json") or {}
             if status.get("state") != "running":
                 shutil.rmtree(root / job_id, ignore_errors=True)
 
@@ -208,7 +208,7 @@ def cancel_job(job_id: str | None = None, grace: float = CANCEL_GRACE_S) -> JobS
         return js
     job_dir = jobs_root() / job_id
     atomic_write_text(job_dir / "cancel", str(time.time()))
-    status = read_json(job_dir / "status.json") or {}
+    status = read_status(job_dir / "status.json") or {}
     if status.get("backend", "local") != "local":  # a Ray task: its sweep driver sees the file and
         return job_status(job_id)  # cancels the task (model.jobs.backends)
     pid, pid_start = status.get("pid"), status.get("pid_start")

@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from model.progress import checked_event
+
 STATES = ("running", "succeeded", "failed", "cancelled")
 TEST_IMAGES = 10_000  # validation set size of both built-in datasets (for the ETA)
 SAVE_S = 2.0  # rough time to save a model (for the ETA)
@@ -162,7 +164,36 @@ def derive(
 
 
 def _finite(v) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def _count(v) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+
+_STATUS_FIELDS = {  # status.json field -> its check; a field failing it is dropped (read as absent)
+    "id": lambda v: isinstance(v, str),
+    "state": lambda v: v in STATES,
+    "config": lambda v: isinstance(v, dict),
+    "pid": lambda v: _count(v) is not None and v > 0,
+    "pid_start": lambda v: _count(v) is not None,
+    "launcher_pid": lambda v: _count(v) is not None,
+    "started": lambda v: _finite(v) is not None and v >= 0,
+    "ended": lambda v: _finite(v) is not None and v >= 0,
+    "returncode": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "model_id": lambda v: isinstance(v, str),
+    "error": lambda v: isinstance(v, str),
+    "warning": lambda v: isinstance(v, str),
+}
+
+
+def checked_status(status) -> dict | None:
+    """A status.json's content with each known field checked like meta.json's (type, range): a field
+    of the wrong type is dropped, so it reads as absent instead of raising later. None if `status` is
+    not a JSON object. Unknown fields are kept as they are (nothing here reads them)."""
+    if not isinstance(status, dict):
+        return None
+    return {k: v for k, v in status.items() if k not in _STATUS_FIELDS or _STATUS_FIELDS[k](v)}
 
 
 def build(
@@ -176,13 +207,15 @@ def build(
 ) -> JobStatus:
     """The JobStatus of a job from its status.json dict, its progress events and its verdict."""
     state = verdict.state
+    status = checked_status(status) or {}
+    events = [e for e in map(checked_event, events) if e is not None]
     config = status.get("config", {})
     js = JobStatus(
         id=job_id,
         state=state,
         phase="starting",
         config=config,
-        epochs=int(config.get("epochs") or 1),
+        epochs=_count(config.get("epochs")) or 1,
         started=status.get("started", 0.0),
         ended=status.get("ended") if state != "running" else None,
         model_id=verdict.model_id,
@@ -197,8 +230,8 @@ def build(
     epochs_ev = [e for e in events if e.get("event") == "epoch"]
     if start:
         js.phase = "training"
-        js.steps = int(start.get("steps") or 0)
-        js.epochs = int(start.get("epochs") or js.epochs)
+        js.steps = start.get("steps") or 0
+        js.epochs = start.get("epochs") or js.epochs
     # An epoch event comes also for an epoch Keras cut short (TerminateOnNaN stops mid-epoch and still
     # ends the epoch): it counts as done only if its last batch (always reported) was reached.
     full = {b["epoch"] for b in batches if js.steps and b["step"] >= js.steps}
@@ -225,7 +258,7 @@ def build(
         elif js.steps and js.step >= js.steps:
             js.phase = "validating"
         js.eta = eta(
-            start, batches, epochs_ev, js.epochs, js.steps, int(config.get("batch_size") or 128), now
+            start, batches, epochs_ev, js.epochs, js.steps, _count(config.get("batch_size")) or 128, now
         )
     else:
         js.phase = "ended"

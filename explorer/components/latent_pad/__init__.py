@@ -101,21 +101,48 @@ def _on_change(key: str, z_keys: list[str], bounds: list[float]) -> None:
         return
     state = _state()
     if "error" in value:
-        state["error"] = str(value["error"])[:300]
+        state["error"] = browser_text(value["error"])
     elif "need" in value:
         state["sent"] = None  # send the weights again on this run
     elif "z" in value:
-        z = value["z"]
-        if isinstance(z, list) and len(z) == len(z_keys) and all(isinstance(v, (int, float)) for v in z):
-            z = [float(np.clip(v, -b, b)) if np.isfinite(v) else 0.0 for v, b in zip(z, bounds)]
-            for k, v in zip(z_keys, z):
+        z = browser_z(value["z"], len(z_keys))
+        if z is not None:
+            clipped = [float(np.clip(v, -b, b)) for v, b in zip(z, bounds)]
+            for k, v in zip(z_keys, clipped):
                 st.session_state[k] = v
-            state["known"] = z if z == [float(v) for v in value["z"]] else None  # clipped: resend
+            state["known"] = clipped if clipped == z else None  # clipped: resend
+
+
+def browser_text(value, limit: int = 300) -> str:
+    """A message the browser sent, as one line of at most `limit` printable characters (shown as plain
+    text, never as markdown)."""
+    text = value if isinstance(value, str) else repr(value)
+    text = "".join(c if c.isprintable() else " " for c in text[: 4 * limit])
+    return " ".join(text.split())[:limit] or "no reason given"
+
+
+def browser_z(value, d: int) -> list[float] | None:
+    """A z the browser sent, if it is a list of d finite numbers (not bools), as floats; else None."""
+    if not isinstance(value, list) or len(value) != d:
+        return None
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return None
+        try:
+            v = float(v)
+        except OverflowError:  # a JSON integer beyond float
+            return None
+        if not np.isfinite(v):
+            return None
+        out.append(v)
+    return out
 
 
 def retry() -> None:
-    """Forget a browser error so the next run tries the pad again."""
-    _state()["error"] = None
+    """Forget a browser error so the next run tries the pad again (with the weights sent anew)."""
+    state = _state()
+    state["error"] = state["sent"] = None
 
 
 def latent_pad(
@@ -142,7 +169,10 @@ def latent_pad(
     reason = unavailable()
     state = _state()
     if reason is None and state["error"]:
-        reason = f"Your browser could not start the in-browser decoder: {state['error'].rstrip('.')}."
+        # the browser's words are shown as plain text (never markdown), with a way to try again
+        st.text(f"Your browser could not start the in-browser decoder: {state['error']}")
+        st.button("Retry the in-browser decoder", key=f"{key}_retry", on_click=retry)
+        reason = "The in-browser decoder did not start (the reason is above)."
     send = state["sent"] != model_key  # the weights go once per model per session (or when asked again)
     if reason is None and send:
         try:

@@ -538,6 +538,30 @@ def test_first_run_explains_and_offers_two_presets(empty_home):
     assert "30 epochs" in text and "3 epochs" in text and "10,000 images" in text
 
 
+def test_the_retrain_form_has_a_widget_for_every_config_field(home):
+    """The form's labels, defaults and choices come from the VAEConfig fields; a field the form does
+    not lay out by hand still gets a widget (made from its metadata)."""
+    from dataclasses import fields
+
+    from streamlit.testing.v1 import AppTest
+
+    from model.config import option
+
+    at = AppTest.from_function(_panel_app, default_timeout=30).run()
+    assert not at.exception
+    kinds = ("number_input", "radio", "select_slider", "selectbox", "text_input")
+    widgets = {w.label: w for kind in kinds for w in at.sidebar.get(kind) if w.key.startswith("retrain_")}
+    assert {option(f.name).label for f in fields(VAEConfig)} <= set(widgets)
+    for f in fields(VAEConfig):
+        if f.name != "dataset":  # the dataset offered first is the first one available here
+            assert widgets[option(f.name).label].value == f.default, f.name
+    assert widgets[option("loss").label].options == ["BCE (seed)", "MSE"]
+    at.sidebar.number_input(key="retrain_seed").set_value(2**32)  # above the seed's range
+    at.sidebar.button[0].click().run()
+    assert not at.exception and jobs.latest_job() is None
+    assert "Expected seed to be an integer in [0, 2**32)" in at.sidebar.error[0].value
+
+
 def test_describe_names_the_config_and_its_schedule():
     from explorer.panels.retrain import describe
 

@@ -16,6 +16,7 @@ Session state used here (all prefixed `retrain_` / `_retrain_`):
 from __future__ import annotations
 
 import time
+from dataclasses import fields
 
 import plotly.graph_objects as go
 import streamlit as st
@@ -280,15 +281,34 @@ def _choice(name: str, fmt=str):
     return lambda v: fmt(v) + (" (seed)" if v == default else "")
 
 
+def _field_input(name: str, default):
+    """A widget for a VAEConfig field the form does not lay out by hand, made from its metadata."""
+    opt, key = option(name), f"retrain_{name}"
+    if opt.choices and not opt.open:
+        return st.radio(
+            opt.label,
+            opt.choices,
+            index=opt.choices.index(default),
+            key=key,
+            horizontal=True,
+            format_func=_choice(name),
+            help=_help(name),
+        )
+    if opt.kind is str:
+        return st.text_input(opt.label, value=default, key=key, help=_help(name))
+    step = 1 if opt.kind is int else None
+    return st.number_input(opt.label, value=default, step=step, key=key, help=_help(name))
+
+
 def _options_form(active: bool) -> VAEConfig | None:
     """The retrain options; returns the VAEConfig to train when Start is pressed.
 
     Labels, help, defaults and the allowed values come from the VAEConfig fields (model.config)."""
-    d = VAEConfig()
+    d, v = VAEConfig(), {}  # v: field name -> the widget's value
     datasets = available_datasets()
     usable = [name for name, how in datasets.items() if how is None]
     with st.form("retrain_form", border=False):
-        epochs = st.number_input(
+        v["epochs"] = st.number_input(
             _label("epochs"),
             min_value=1,
             max_value=500,
@@ -297,7 +317,7 @@ def _options_form(active: bool) -> VAEConfig | None:
             key="retrain_epochs",
             help=_help("epochs"),
         )
-        loss = st.radio(
+        v["loss"] = st.radio(
             _label("loss"),
             option("loss").choices,
             index=option("loss").choices.index(d.loss),
@@ -306,7 +326,7 @@ def _options_form(active: bool) -> VAEConfig | None:
             format_func=_choice("loss", str.upper),
             help=_help("loss"),
         )
-        beta = st.number_input(
+        v["kl_weight"] = st.number_input(
             _label("kl_weight"),
             min_value=0.0,
             max_value=1000.0,
@@ -316,7 +336,7 @@ def _options_form(active: bool) -> VAEConfig | None:
             key="retrain_beta",
             help=_help("kl_weight") + " The page reports the loss recon + KL whatever β.",
         )
-        batch = st.select_slider(
+        v["batch_size"] = st.select_slider(
             _label("batch_size"),
             BATCH_SIZES,
             value=d.batch_size,
@@ -324,7 +344,7 @@ def _options_form(active: bool) -> VAEConfig | None:
             help=_help("batch_size"),
         )
         with st.expander("More options"):
-            limit = st.selectbox(
+            v["limit"] = st.selectbox(
                 _label("limit"),
                 SUBSETS,
                 index=SUBSETS.index(d.limit),
@@ -332,14 +352,14 @@ def _options_form(active: bool) -> VAEConfig | None:
                 format_func=lambda n: "all (60,000)" if n is None else f"first {n:,}",
                 help=_help("limit"),
             )
-            latent = st.select_slider(
+            v["latent_dim"] = st.select_slider(
                 _label("latent_dim"),
                 LATENT_SIZES,
                 value=d.latent_dim,
                 key="retrain_latent",
                 help=_help("latent_dim") + " With more than 2 the sliders explore a 2-D slice.",
             )
-            dataset = st.selectbox(
+            v["dataset"] = st.selectbox(
                 _label("dataset"),
                 usable or [d.dataset],
                 key="retrain_dataset",
@@ -348,7 +368,7 @@ def _options_form(active: bool) -> VAEConfig | None:
             for name, how in datasets.items():
                 if how is not None:
                     st.caption(f"{DATASET_LABELS.get(name, name)} is not available here: {how}")
-            lr = st.number_input(
+            v["learning_rate"] = st.number_input(
                 _label("learning_rate"),
                 min_value=1e-5,
                 max_value=0.99,
@@ -358,7 +378,7 @@ def _options_form(active: bool) -> VAEConfig | None:
                 key="retrain_lr",
                 help=_help("learning_rate"),
             )
-            schedule = st.radio(
+            v["lr_schedule"] = st.radio(
                 _label("lr_schedule"),
                 option("lr_schedule").choices,
                 index=option("lr_schedule").choices.index(d.lr_schedule),
@@ -369,6 +389,9 @@ def _options_form(active: bool) -> VAEConfig | None:
                 "(`python -m model.train --fast`) cosine decay beats the seed's 30-epoch test loss in "
                 "about half the time.",
             )
+            for f in fields(VAEConfig):  # any other field: a widget made from its metadata
+                if f.name not in v:
+                    v[f.name] = _field_input(f.name, getattr(d, f.name))
         start = st.form_submit_button(
             "Start training",
             type="primary",
@@ -380,17 +403,11 @@ def _options_form(active: bool) -> VAEConfig | None:
         )
     if not start:
         return None
-    return VAEConfig(
-        dataset=dataset,
-        latent_dim=latent,
-        loss=loss,
-        epochs=epochs,
-        batch_size=batch,
-        learning_rate=lr,
-        limit=limit,
-        lr_schedule=schedule,
-        kl_weight=beta,
-    )
+    try:
+        return VAEConfig(**v)
+    except ValueError as e:  # a value the widgets' bounds let through (e.g. a seed of 2**32)
+        st.error(f"{e}. Fix: change that option and start again.")
+        return None
 
 
 def _trained_already(store, config: VAEConfig):

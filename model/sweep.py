@@ -19,8 +19,10 @@ The API (a UI builds on it; nothing here imports TensorFlow or Ray):
     list_sweeps(); latest_sweep_id()
 
 - `parse_grid(items) -> dict[str, list]`: "field=v1,v2,..." items; keys are VAEConfig field names
-  (dashes allowed; `beta` is `kl_weight`), values typed by the field (int, float, str, None for an
-  optional field). ValueError names a bad key or value and the fix.
+  or their flags and aliases (`model.config.field_name`: "beta" is kl_weight, "latent-dim", "lr"),
+  values read and checked by the field's option (`model.config.parse_value`: int, float, a choice,
+  "none" for an optional field). ValueError names a bad key or value and the fix.
+- `field_name(key) -> str`: the field a grid key names (ValueError "Unknown grid field ...").
 - `expand(base, grid) -> list[VAEConfig]`: the grid's product applied to `base`, duplicates dropped.
 - `start_sweep(configs, *, backend=None, cpus_per_job=1, gpus_per_job=0, fields=None) -> SweepInfo`
   (id, path, backend, address, fields, reused: {row index: model id}). `backend`: None (the

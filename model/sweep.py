@@ -506,6 +506,8 @@ def row_line(row: SweepRow, fields: list[str], n: int) -> str:
         return f"{head} (model {row.model_id} already in the store: not retrained)"
     if js is None:
         return head + (f": {row.error}" if row.error else "")
+    if js.active and not js.steps:  # waiting for resources, loading TensorFlow and the data
+        return f"{head} ({js.phase}), {js.elapsed:.0f} s"
     if js.active:
         eta = f", ETA {js.eta:.0f} s" if js.eta is not None else ""
         return (
@@ -580,7 +582,15 @@ def _knn(store: ModelStore, rec) -> float | None:
 
 def print_table(table: list[dict], fields: list[str]) -> None:
     cols = [*fields, "state", "model_id", "test_loss", "reconstruction_loss", "kl_loss", "knn_accuracy"]
-    heads = [*fields, "state", "model id", "test loss", "recon", "KL", "5-NN acc"]
+    heads = [
+        *("beta" if f == "kl_weight" else f for f in fields),
+        "state",
+        "model id",
+        "test loss",
+        "recon",
+        "KL",
+        "5-NN acc",
+    ]
     cells = []
     for r in table:
         row = []

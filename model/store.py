@@ -54,7 +54,8 @@ class ModelRecord:
         trained = f"weights from {Path(source).name}" if source else f"{c.epochs} ep"
         if self.extra.get("bundled"):  # installed from model/bundled/ (model.bundle)
             trained += " · bundled"
-        return f"{c.dataset} · z{c.latent_dim} · {c.loss} · {trained}{q} · {when}"
+        beta = f" · β {c.kl_weight:g}" if c.kl_weight != 1 else ""
+        return f"{c.dataset} · z{c.latent_dim} · {c.loss}{beta} · {trained}{q} · {when}"
 
 
 def _number(value, what: str, *, finite: bool = True) -> float:

@@ -139,3 +139,11 @@ def test_config_from_args_parses_every_field_and_names_a_bad_flag():
         with pytest.raises(ValueError) as e:
             config_from_args(p.parse_args(argv))
         assert str(e.value) == message
+
+
+def test_the_picker_label_names_beta_only_when_it_is_not_one(tmp_path):
+    from model.store import ModelRecord
+
+    label = ModelRecord("m", tmp_path, VAEConfig(kl_weight=4, epochs=1)).label
+    assert label.startswith("mnist · z2 · bce · β 4 · 1 ep · ")
+    assert "β" not in ModelRecord("m", tmp_path, VAEConfig(epochs=1)).label

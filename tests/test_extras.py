@@ -209,6 +209,7 @@ def test_comparison_table_is_pure_markdown():
             "dataset": "mnist",
             "latent_dim": 2,
             "loss": "bce",
+            "kl_weight": 0.5,
             "epochs": 1,
             "train_images": None,
             "test_loss": 200.0,
@@ -221,7 +222,10 @@ def test_comparison_table_is_pure_markdown():
     ]
     md = quality_panel.comparison_table(rows, current_id="a").splitlines()
     assert md[0].startswith("|  | dataset | latent |")
-    assert md[2] == "| ▶ | mnist | 2 | bce | 1 | all | 200.0 | 195.5 | 4.50 | 190.2 | 50.0% | 3 s | `a` |"
+    assert md[0].startswith("|  | dataset | latent | loss | β | epochs |")
+    assert (
+        md[2] == "| ▶ | mnist | 2 | bce | 0.5 | 1 | all | 200.0 | 195.5 | 4.50 | 190.2 | 50.0% | 3 s | `a` |"
+    )
 
 
 def test_overlay_and_projection_helpers():

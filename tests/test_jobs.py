@@ -122,10 +122,11 @@ def test_concurrent_starts_from_threads_and_a_process_give_one_job(home, tmp_pat
             "-c",
             textwrap.dedent(f"""
             import os, time
+            from model.config import VAEConfig
             from model.jobs import start_job
             while not os.path.exists({str(go)!r}):
                 time.sleep(0.005)
-            info = start_job(dict(epochs=1, limit=256))
+            info = start_job(VAEConfig(epochs=1, limit=256))
             print(info.id, info.new)
         """),
         ],
@@ -171,8 +172,8 @@ def test_cancel_mid_epoch_keeps_the_current_model_even_if_the_launcher_died(home
         [
             sys.executable,
             "-c",
-            "from model.jobs import start_job; "
-            "print(start_job(dict(epochs=1, limit=4096, batch_size=32)).id)",
+            "from model.config import VAEConfig; from model.jobs import start_job; "
+            "print(start_job(VAEConfig(epochs=1, limit=4096, batch_size=32)).id)",
         ],  # 128 steps
         cwd=REPO,
         capture_output=True,
@@ -471,15 +472,19 @@ def test_retrain_panel_starts_shows_and_cancels_a_job(home):
     at.sidebar.number_input(key="retrain_epochs").set_value(1)
     at.sidebar.selectbox(key="retrain_limit").set_value(256)
     at.sidebar.radio(key="retrain_schedule").set_value("cosine")
+    at.sidebar.number_input(key="retrain_beta").set_value(4.0)
     at.sidebar.button[0].click().run()  # Start training
     assert not at.exception
     assert "Training started" in at.sidebar.success[0].value
     job = jobs.active_job()
     assert job is not None and job.config["epochs"] == 1 and job.config["limit"] == 256
     assert job.config["lr_schedule"] == "cosine"
+    # the job's config.json is the VAEConfig the form built, β included
+    saved = json.loads((jobs.jobs_root() / job.id / "config.json").read_text())
+    assert saved == VAEConfig(epochs=1, limit=256, lr_schedule="cosine", kl_weight=4.0).to_dict()
     # another session sees the running job, with its Start button disabled
     other = AppTest.from_function(_panel_app, default_timeout=30).run()
-    assert any("**Training** MNIST digits" in m.value for m in other.sidebar.markdown)
+    assert any("**Training** MNIST digits" in m.value and "β 4" in m.value for m in other.sidebar.markdown)
     assert other.sidebar.button[0].disabled
     assert len(other.sidebar.get("progress")) == 1
     # Cancel in the first session
@@ -542,6 +547,15 @@ def test_describe_names_the_config_and_its_schedule():
         describe({**config, "epochs": 1, "limit": 10_000, "lr_schedule": "cosine"})
         == "MNIST digits · z2 · BCE · 1 epoch · batch 128 · 10,000 images · cosine lr"
     )
+    assert describe(VAEConfig.quick(kl_weight=0.5)) == (
+        "MNIST digits · z2 · BCE · 3 epochs · batch 128 · 10,000 images · β 0.5"
+    )
+
+
+def test_start_job_takes_only_a_vae_config(home):
+    with pytest.raises(TypeError, match=r"Expected a VAEConfig\. Received: dict\. Fix: start_job\(VAEConfig"):
+        jobs.start_job(dict(epochs=1, limit=256))
+    assert jobs.latest_job() is None
 
 
 # ------------------------------------------------------------------------- one config into the job (issue 13)
@@ -561,6 +575,7 @@ def test_the_saved_model_has_the_jobs_config_field_for_field(home):
         precision="float32",
         seed=7,
         lr_schedule="cosine",
+        kl_weight=2.0,
     )
     assert all(
         getattr(config, k) != v for k, v in VAEConfig().to_dict().items() if k not in ("dataset", "precision")

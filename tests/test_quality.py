@@ -108,6 +108,7 @@ def test_evaluate_quality_caches_and_compare_shows_it(home):
     assert set(row) == set(quality.COLUMNS)
     assert row["iwae_nll"] == r["iwae_nll"] and row["knn_accuracy"] == r["knn_accuracy"]
     assert row["latent_dim"] == 2 and row["dataset"] == "mnist" and row["id"] == rec.id
+    assert row["kl_weight"] == rec.config.kl_weight == 1.0
 
 
 def test_corrupt_cache_is_ignored_and_wrong_dataset_refused(home, tiny):

@@ -302,6 +302,23 @@ def test_config_from_args_reads_the_config_flags_presets_and_shortcuts():
     assert config("--fast", "--lr", "0.0005") == VAEConfig.fast(learning_rate=5e-4)
 
 
+def test_beta_trains_recon_plus_beta_kl_and_is_saved_with_the_model(linked_home, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["--beta", "4", "--limit", "256", "--epochs", "1", "--out", str(out), "--no-files"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    [record] = ModelStore(linked_home / "models").list()
+    assert record.config == VAEConfig(kl_weight=4.0, limit=256, epochs=1)
+    assert "β 4" in record.label
+    assert record.id.startswith(VAEConfig(kl_weight=4.0, limit=256, epochs=1).slug())
+    h = record.history  # the ELBO's terms as always, and the objective recon + β·KL beside them
+    assert set(h) >= {"loss", "reconstruction_loss", "kl_loss", "objective", "val_objective"}
+    assert h["objective"][0] == pytest.approx(h["reconstruction_loss"][0] + 4 * h["kl_loss"][0], rel=1e-4)
+    assert h["loss"][0] == pytest.approx(h["reconstruction_loss"][0] + h["kl_loss"][0], rel=1e-4)
+    assert set(record.test_metrics) == {"loss", "reconstruction_loss", "kl_loss"}
+    assert not out.exists()
+
+
 def test_npz_models_get_their_own_dataset_name(tmp_path, linked_home, capsys):
     """A model trained on a user .npz must never pass for the MNIST model of the same config."""
     rng = np.random.default_rng(0)

@@ -145,6 +145,7 @@ def _compare_models(store, ex, model_stamp) -> None:
         cols[0].caption(
             f"z{r.config.latent_dim} · {r.config.loss} · {r.config.epochs} ep"
             + (f" · {r.config.limit} img" if r.config.limit else "")
+            + (f" · β {r.config.kl_weight:g}" if r.config.kl_weight != 1 else "")
         )
         try:
             pngs = _recon_pngs(
@@ -161,6 +162,7 @@ TABLE = (
     ("dataset", "dataset"),
     ("latent", "latent_dim"),
     ("loss", "loss"),
+    ("β", "kl_weight"),
     ("epochs", "epochs"),
     ("train images", "train_images"),
     ("test loss", "test_loss"),
@@ -193,6 +195,8 @@ def comparison_table(rows: list[dict], current_id: str | None = None) -> str:
             return f"{v:.1f}"
         if key == "kl":
             return f"{v:.2f}"
+        if key == "kl_weight":
+            return f"{v:g}"
         if key == "id":
             return f"`{v}`"
         return str(v).replace("|", "\\|")

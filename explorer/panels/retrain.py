@@ -22,18 +22,18 @@ import streamlit as st
 
 from explorer import session
 from model import jobs
+from model.config import VAEConfig, option
 from model.data import available_datasets
 
 POLL_ACTIVE_S = 1.0  # progress refresh while a job runs
 POLL_IDLE_S = 5.0  # how soon an idle session notices a job started elsewhere
 MAX_CURVE_POINTS = 400  # the live loss curve is thinned to about this many points
+# The values the form offers for a few fields (each holds the field's default; the defaults, the
+# allowed values, labels and help come from the VAEConfig fields: model.config).
 BATCH_SIZES = (32, 64, 128, 256, 512)
 SUBSETS = (None, 30_000, 10_000, 5_000, 1_000, 256)  # training images (None: all)
 LATENT_SIZES = (2, 3, 4, 8, 16, 32)
 DATASET_LABELS = {"mnist": "MNIST digits", "fashion_mnist": "Fashion-MNIST"}
-# first-run presets: the seed's model, and a quick one to look around while the real one trains later
-DEFAULT_PRESET = dict(epochs=30, batch_size=128, loss="bce", latent_dim=2, limit=None)
-QUICK_PRESET = dict(epochs=3, batch_size=128, loss="bce", latent_dim=2, limit=10_000)
 
 
 # ----------------------------------------------------------------------------- pure helpers
@@ -48,15 +48,21 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def describe(config: dict) -> str:
-    """One line naming a training config: "MNIST · z2 · BCE · 30 epochs · batch 128 · 10,000 images"."""
-    n = f"{config['limit']:,} images" if config.get("limit") else "all images"
-    epochs = config.get("epochs")
+def describe(config: VAEConfig | dict) -> str:
+    """One line naming a training config: "MNIST · z2 · BCE · 30 epochs · batch 128 · 10,000 images",
+    plus " · cosine lr" and " · β 4" when they are not the seed's. A dict is a job's saved config."""
+    if not isinstance(config, VAEConfig):
+        try:
+            config = VAEConfig.from_dict(config, strict=False)
+        except (TypeError, ValueError) as e:
+            return f"an unreadable config ({e})"
+    c = config
+    n = f"{c.limit:,} images" if c.limit else "all images"
     return (
-        f"{DATASET_LABELS.get(config.get('dataset'), config.get('dataset'))} · z{config.get('latent_dim')} · "
-        f"{str(config.get('loss', '')).upper()} · {epochs} epoch{'' if epochs == 1 else 's'} · "
-        f"batch {config.get('batch_size')} · {n}"
-        + (" · cosine lr" if config.get("lr_schedule") == "cosine" else "")
+        f"{DATASET_LABELS.get(c.dataset, c.dataset)} · z{c.latent_dim} · {c.loss.upper()} · "
+        f"{c.epochs} epoch{'' if c.epochs == 1 else 's'} · batch {c.batch_size} · {n}"
+        + (" · cosine lr" if c.lr_schedule == "cosine" else "")
+        + (f" · β {c.kl_weight:g}" if c.kl_weight != 1 else "")
     )
 
 
@@ -134,7 +140,7 @@ def _latest() -> tuple[jobs.JobStatus | None, str | None]:
         return None, str(e)
 
 
-def _start(config: dict, where: str) -> None:
+def _start(config: VAEConfig, where: str) -> None:
     """Start a job (or find the running one), remember what to tell the user, rerun the app."""
     try:
         info = jobs.start_job(config)
@@ -259,75 +265,109 @@ def _announce_end() -> None:
 # ----------------------------------------------------------------------------- sidebar panel
 
 
-def _options_form(active: bool) -> dict | None:
-    """The retrain options; returns the config dict when Start is pressed."""
+def _label(name: str) -> str:
+    return option(name).label
+
+
+def _help(name: str) -> str:
+    text = option(name).help
+    return text[:1].upper() + text[1:] + "."
+
+
+def _choice(name: str, fmt=str):
+    """A format_func for field `name`'s choices: the value, "(seed)" after the default."""
+    default = getattr(VAEConfig(), name)
+    return lambda v: fmt(v) + (" (seed)" if v == default else "")
+
+
+def _options_form(active: bool) -> VAEConfig | None:
+    """The retrain options; returns the VAEConfig to train when Start is pressed.
+
+    Labels, help, defaults and the allowed values come from the VAEConfig fields (model.config)."""
+    d = VAEConfig()
     datasets = available_datasets()
     usable = [name for name, how in datasets.items() if how is None]
     with st.form("retrain_form", border=False):
         epochs = st.number_input(
-            "Epochs",
+            _label("epochs"),
             min_value=1,
             max_value=500,
-            value=DEFAULT_PRESET["epochs"],
+            value=d.epochs,
             step=1,
             key="retrain_epochs",
-            help="Passes over the training images (the seed trains 30).",
+            help=_help("epochs"),
         )
         loss = st.radio(
-            "Reconstruction loss",
-            ("bce", "mse"),
+            _label("loss"),
+            option("loss").choices,
+            index=option("loss").choices.index(d.loss),
             key="retrain_loss",
             horizontal=True,
-            format_func={"bce": "BCE (seed)", "mse": "MSE"}.get,
-            help="Binary cross-entropy (the seed's default) or mean squared error.",
+            format_func=_choice("loss", str.upper),
+            help=_help("loss"),
+        )
+        beta = st.number_input(
+            _label("kl_weight"),
+            min_value=0.0,
+            max_value=1000.0,
+            value=d.kl_weight,
+            step=0.5,
+            format="%.2f",
+            key="retrain_beta",
+            help=_help("kl_weight") + " The page reports the loss recon + KL whatever β.",
         )
         batch = st.select_slider(
-            "Batch size", BATCH_SIZES, value=DEFAULT_PRESET["batch_size"], key="retrain_batch"
+            _label("batch_size"),
+            BATCH_SIZES,
+            value=d.batch_size,
+            key="retrain_batch",
+            help=_help("batch_size"),
         )
         with st.expander("More options"):
             limit = st.selectbox(
-                "Training images",
+                _label("limit"),
                 SUBSETS,
+                index=SUBSETS.index(d.limit),
                 key="retrain_limit",
                 format_func=lambda n: "all (60,000)" if n is None else f"first {n:,}",
-                help="Train on a subset for a quick model.",
+                help=_help("limit"),
             )
             latent = st.select_slider(
-                "Latent size",
+                _label("latent_dim"),
                 LATENT_SIZES,
-                value=2,
+                value=d.latent_dim,
                 key="retrain_latent",
-                help="Dimensions of z; with more than 2 the sliders explore a 2-D slice.",
+                help=_help("latent_dim") + " With more than 2 the sliders explore a 2-D slice.",
             )
             dataset = st.selectbox(
-                "Dataset",
-                usable or ["mnist"],
+                _label("dataset"),
+                usable or [d.dataset],
                 key="retrain_dataset",
-                format_func=lambda d: DATASET_LABELS.get(d, d),
+                format_func=lambda name: DATASET_LABELS.get(name, name),
             )
             for name, how in datasets.items():
                 if how is not None:
                     st.caption(f"{DATASET_LABELS.get(name, name)} is not available here: {how}")
             lr = st.number_input(
-                "Learning rate",
+                _label("learning_rate"),
                 min_value=1e-5,
                 max_value=0.99,
-                value=1e-3,
+                value=d.learning_rate,
                 step=1e-4,
                 format="%.5f",
                 key="retrain_lr",
-                help="RMSprop's step size (seed: 0.001). Too large a value makes the "
-                "loss NaN, which stops the job with a message.",
+                help=_help("learning_rate"),
             )
             schedule = st.radio(
-                "Learning-rate schedule",
-                ("constant", "cosine"),
+                _label("lr_schedule"),
+                option("lr_schedule").choices,
+                index=option("lr_schedule").choices.index(d.lr_schedule),
                 key="retrain_schedule",
                 horizontal=True,
-                format_func={"constant": "constant (seed)", "cosine": "cosine decay to 0"}.get,
-                help="Cosine decay lowers the rate smoothly to 0 by the last epoch. With "
-                "batch 64, learning rate 0.002 and 20 epochs (`python -m model.train "
-                "--fast`) it beats the seed's 30-epoch test loss in about half the time.",
+                format_func=_choice("lr_schedule"),
+                help=_help("lr_schedule") + " With batch 64, learning rate 0.002 and 20 epochs "
+                "(`python -m model.train --fast`) cosine decay beats the seed's 30-epoch test loss in "
+                "about half the time.",
             )
         start = st.form_submit_button(
             "Start training",
@@ -340,26 +380,26 @@ def _options_form(active: bool) -> dict | None:
         )
     if not start:
         return None
-    return dict(
+    return VAEConfig(
         dataset=dataset,
-        latent_dim=int(latent),
+        latent_dim=latent,
         loss=loss,
-        epochs=int(epochs),
-        batch_size=int(batch),
-        learning_rate=float(lr),
+        epochs=epochs,
+        batch_size=batch,
+        learning_rate=lr,
         limit=limit,
         lr_schedule=schedule,
+        kl_weight=beta,
     )
 
 
-def _trained_already(store, config: dict):
+def _trained_already(store, config: VAEConfig):
     """The newest stored model trained with exactly this config, or None."""
-    from model.config import VAEConfig
     from model.store import StoreError
 
     try:
-        return store.find(VAEConfig.from_dict(config))
-    except (StoreError, TypeError, ValueError, OSError):
+        return store.find(config)
+    except (StoreError, OSError):
         return None
 
 
@@ -465,10 +505,11 @@ def first_run(store) -> None:
                 f"MNIST is not available here ({datasets['mnist']}); training on "
                 f"{DATASET_LABELS[dataset]} instead."
             )
+        seed, quick = VAEConfig.preset("seed", dataset=dataset), VAEConfig.quick(dataset=dataset)
         c1, c2 = st.columns(2)
         with c1:
             st.markdown(
-                f"**Default model** — the seed's setup: {describe({**DEFAULT_PRESET, 'dataset': dataset})}. "
+                f"**Default model** — the seed's setup: {describe(seed)}. "
                 "Best quality; takes a while on a CPU (the ETA shows once it runs)."
             )
             if st.button(
@@ -477,14 +518,14 @@ def first_run(store) -> None:
                 key="retrain_first_default",
                 icon=":material/model_training:",
             ):
-                _start({**DEFAULT_PRESET, "dataset": dataset}, "main")
+                _start(seed, "main")
         with c2:
             st.markdown(
-                f"**Quick preview** — {describe({**QUICK_PRESET, 'dataset': dataset})}. "
+                f"**Quick preview** — {describe(quick)}. "
                 "Ready in about a minute; blurrier digits. Retrain the full model later from "
                 "the sidebar."
             )
             if st.button("Train a quick preview model", key="retrain_first_quick", icon=":material/bolt:"):
-                _start({**QUICK_PRESET, "dataset": dataset}, "main")
+                _start(quick, "main")
         st.caption("Or from a terminal: `python -m model.train` (the page picks the model up on reload).")
     _live_fragment("main", wide=True, active=active)

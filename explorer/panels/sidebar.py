@@ -7,10 +7,13 @@ notes shown after a delete or a failed switch go through explorer.session.
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import streamlit as st
 
 from explorer import session
 from explorer.panels import retrain
+from model.config import option
 from model.store import StoreError, dir_size
 
 
@@ -153,17 +156,10 @@ def _model_card(record) -> None:
     else:
         st.caption("No test metrics saved with this model.")
     st.subheader("Config")
-    rows = {
-        "dataset": c.dataset,
-        "latent size": c.latent_dim,
-        "loss": c.loss,
-        "epochs": c.epochs,
-        "batch size": c.batch_size,
-        "learning rate": c.learning_rate,
-        "training images": c.limit or "all",
-        "precision": c.precision,
-        "seed": c.seed,
-    }
+    rows = {}  # every field of the config, labelled as in the Retrain panel
+    for f in fields(c):
+        label, value = option(f.name).label, getattr(c, f.name)
+        rows[label[:1].lower() + label[1:]] = "all" if value is None else value
     if record.train_seconds:
         rows["training time"] = f"{record.train_seconds:.0f} s"
     st.markdown("\n".join(f"- {k}: `{v}`" for k, v in rows.items()))

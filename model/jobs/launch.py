@@ -51,19 +51,9 @@ class JobInfo:
 
     id: str
     path: Path
-    config: dict
+    config: VAEConfig
     pid: int | None
     new: bool  # False: a job was already running and this is that one
-
-
-def config_dict(config) -> dict:
-    """A VAEConfig (or a dict of its fields) as a checked dict; JobError if a field is bad."""
-    if isinstance(config, VAEConfig):
-        return config.to_dict()
-    try:
-        return VAEConfig.from_dict(dict(config)).to_dict()
-    except (TypeError, ValueError) as e:
-        raise JobError(f"Bad training options: {e}") from None
 
 
 def _reap(proc: subprocess.Popen, job_dir: Path) -> None:
@@ -142,14 +132,19 @@ def _spawn(root: Path, job_dir: Path, cfg: dict) -> subprocess.Popen:
     return proc
 
 
-def start_job(config) -> JobInfo:
-    """Start training `config` (a VAEConfig or its dict) in a background process.
+def start_job(config: VAEConfig) -> JobInfo:
+    """Start training `config` in a background process.
 
     Only one job runs at a time, across sessions and processes: if one is running, it is returned
     (with `new=False`) instead of starting another. On success the trainer saves the model
     atomically and makes it the store's current model. Raises JobError if the job cannot start.
     """
-    cfg = config_dict(config)
+    if not isinstance(config, VAEConfig):
+        raise TypeError(
+            f"Expected a VAEConfig. Received: {type(config).__name__}. "
+            "Fix: start_job(VAEConfig(...)), or VAEConfig.from_dict(d) for a dict of its fields."
+        )
+    cfg = config.to_dict()
     root = jobs_root()
     try:
         free = shutil.disk_usage(root).free
@@ -173,7 +168,14 @@ def start_job(config) -> JobInfo:
     try:
         running = active_job()
         if running is not None:
-            return JobInfo(running.id, root / running.id, running.config, running.pid, new=False)
+            try:
+                config = VAEConfig.from_dict(running.config, strict=False)
+            except (TypeError, ValueError) as e:
+                raise JobError(
+                    f"A training job ({running.id}) is running with an unreadable config ({e}). "
+                    "Fix: cancel it, then start again."
+                ) from None
+            return JobInfo(running.id, root / running.id, config, running.pid, new=False)
         if procs.lock_held(root / "job.lock", wait=5.0):  # a job that just ended may still be exiting
             raise JobError(
                 f"Another training process holds {root / 'job.lock'}. Fix: wait for it to "
@@ -186,7 +188,7 @@ def start_job(config) -> JobInfo:
         reaper.start()
         procs.reapers[job_id] = reaper
         _prune(root, keep=job_id)
-        return JobInfo(job_id, job_dir, cfg, proc.pid, new=True)
+        return JobInfo(job_id, job_dir, config, proc.pid, new=True)
     finally:
         launch.release()
 

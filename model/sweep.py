@@ -19,8 +19,10 @@ The API (a UI builds on it; nothing here imports TensorFlow or Ray):
     list_sweeps(); latest_sweep_id()
 
 - `parse_grid(items) -> dict[str, list]`: "field=v1,v2,..." items; keys are VAEConfig field names
-  (dashes allowed; `beta` is `kl_weight`), values typed by the field (int, float, str, None for an
-  optional field). ValueError names a bad key or value and the fix.
+  or their flags and aliases (`model.config.field_name`: "beta" is kl_weight, "latent-dim", "lr"),
+  values read and checked by the field's option (`model.config.parse_value`: int, float, a choice,
+  "none" for an optional field). ValueError names a bad key or value and the fix.
+- `field_name(key) -> str`: the field a grid key names (ValueError "Unknown grid field ...").
 - `expand(base, grid) -> list[VAEConfig]`: the grid's product applied to `base`, duplicates dropped.
 - `start_sweep(configs, *, backend=None, cpus_per_job=1, gpus_per_job=0, fields=None) -> SweepInfo`
   (id, path, backend, address, fields, reused: {row index: model id}). `backend`: None (the
@@ -504,6 +506,8 @@ def row_line(row: SweepRow, fields: list[str], n: int) -> str:
         return f"{head} (model {row.model_id} already in the store: not retrained)"
     if js is None:
         return head + (f": {row.error}" if row.error else "")
+    if js.active and not js.steps:  # waiting for resources, loading TensorFlow and the data
+        return f"{head} ({js.phase}), {js.elapsed:.0f} s"
     if js.active:
         eta = f", ETA {js.eta:.0f} s" if js.eta is not None else ""
         return (
@@ -578,7 +582,15 @@ def _knn(store: ModelStore, rec) -> float | None:
 
 def print_table(table: list[dict], fields: list[str]) -> None:
     cols = [*fields, "state", "model_id", "test_loss", "reconstruction_loss", "kl_loss", "knn_accuracy"]
-    heads = [*fields, "state", "model id", "test loss", "recon", "KL", "5-NN acc"]
+    heads = [
+        *("beta" if f == "kl_weight" else f for f in fields),
+        "state",
+        "model id",
+        "test loss",
+        "recon",
+        "KL",
+        "5-NN acc",
+    ]
     cells = []
     for r in table:
         row = []

@@ -40,7 +40,7 @@ from model.config import VAEConfig
 from model.errors import DataError, JobError, StoreError, TrainingError
 from model.jobs import procs
 from model.jobs.files import finalize, job_status, jobs_root, write_json
-from model.jobs.launch import CANCEL_GRACE_S, CONFIG, cancel_job, config_dict, start_job
+from model.jobs.launch import CANCEL_GRACE_S, CONFIG, cancel_job, start_job
 from model.jobs.status import JobStatus
 from model.paths import home
 from model.progress import write_event
@@ -182,7 +182,9 @@ class RayBackend(Backend):
 
     # ------------------------------------------------------------------ submit
     def submit(self, config: VAEConfig, *, sweep_id: str | None = None) -> str | None:
-        cfg = config_dict(config)
+        if not isinstance(config, VAEConfig):
+            raise TypeError(f"Expected a VAEConfig. Received: {type(config).__name__}.")
+        cfg = config.to_dict()
         if cfg["dataset"] not in BUILTIN:
             raise JobError(
                 f"Expected a built-in dataset {BUILTIN} on Ray (its workers load the data themselves). "

@@ -123,6 +123,13 @@ def test_a_pick_in_one_tab_leaves_the_other_tabs_and_the_default_alone(home):
     assert_clean(a)
     assert store.current_id() == older.id and exploring(a) == older.id
     assert exploring(b.run()) == rec.id and exploring(run_app()) == older.id
+    # a model trained from another tab is offered to b ("Explore it"), which switches b only
+    b.session_state["_model_offer"] = older.id
+    b.run()
+    assert any("A new model was trained" in i.value for i in b.sidebar.info)
+    b.button(key="model_offer_go").click().run()
+    assert_clean(b)
+    assert exploring(b) == older.id and not any("A new model" in i.value for i in b.sidebar.info)
 
 
 def test_a_link_opens_its_model_in_that_tab_only_and_a_damaged_one_is_named_there(home):
@@ -141,6 +148,10 @@ def test_a_link_opens_its_model_in_that_tab_only_and_a_damaged_one_is_named_ther
     text = warnings_of(at)
     assert f"The link's model ` {older.id} ` cannot be read" in text and "corrupt meta.json" in text
     assert "is gone" not in text and "not in this server's store" not in text  # it is there, unreadable
+    assert f"<home>/models/{older.id}" in text and str(home) not in text  # no server paths shown
+    sidebar = " ".join(str(e.value) for kind in ("caption", "warning") for e in at.sidebar.get(kind))
+    assert "<home>/models" in sidebar and str(home) not in sidebar
+    assert not any(str(home) in (b.help or "") for b in at.button)
     assert exploring(at) == rec.id and at.session_state["pick"] == 5
     other.run()
     assert not other.exception and not other.main.error and exploring(other) == rec.id
@@ -222,3 +233,39 @@ def test_markdown_in_a_link_is_shown_as_text_never_rendered(home):
     for w in shown:
         rest = outside_code(w)
         assert "](" not in rest and "<img" not in rest and "bold**" not in rest, w
+
+
+# ----------------------------------------------------------------------------- a finished training
+
+
+def _job_end_script():
+    import streamlit as st
+
+    from explorer import session
+    from explorer.panels import retrain
+    from model import jobs
+
+    if st.session_state.get("started_here"):
+        session.add_started_job("job-1")
+    if not st.session_state.get("ended"):
+        st.session_state["ended"] = True
+        js = jobs.JobStatus(id="job-1", state="succeeded", phase="ended", config={}, epochs=1)
+        js.model_id = "the-new-model"
+        retrain._follow(js)  # what the progress fragment does when it sees the job end
+
+
+def test_a_finished_training_switches_the_tab_that_started_it_and_is_offered_to_the_others():
+    from streamlit.testing.v1 import AppTest
+
+    mine = AppTest.from_function(_job_end_script)
+    mine.session_state["started_here"] = True
+    mine.run()
+    assert not mine.exception
+    assert mine.session_state["_model"] == "the-new-model"
+    assert "_model_offer" not in mine.session_state
+    other = AppTest.from_function(_job_end_script)
+    other.session_state["_model"] = "its-own-model"
+    other.run()
+    assert not other.exception
+    assert other.session_state["_model"] == "its-own-model"  # was: every tab switched
+    assert other.session_state["_model_offer"] == "the-new-model"  # "Explore it" in its sidebar

@@ -39,7 +39,8 @@ Widget keys (owned by the panel that draws the widget):
   pick           goto
   interpolation  interp_a, interp_b, interp_steps
   manifold       manifold_span, manifold_dx, manifold_dy
-  sidebar        model_pick, delete_<id>, delete_yes_<id>, delete_no_<id>
+  sidebar        model_pick, model_default, model_offer_go, model_offer_no, delete_<id>, delete_yes_<id>,
+                 delete_no_<id>
   user digit     user_panel, user_canvas, user_upload, user_to_sliders, user_clear, user_png
   downloads      dl_digit_28, dl_digit_280, dl_csv, dl_zip, dl_encoder, dl_decoder
   quality        quality_go, quality_all, compare_models_<hash>

@@ -423,8 +423,8 @@ def _offer_existing(store, active: bool) -> None:
 def retrain_panel(store) -> None:
     """Sidebar panel: retrain options, Start/Cancel, and live progress of the running job.
 
-    Every open session shows the running job, whoever started it; when it succeeds, every session
-    reruns and explores the new model (the store's current model).
+    Every open session shows the running job, whoever started it; when it succeeds, the tab that
+    started it explores the new model and the others are offered it ("Explore it").
     """
     _announce_end()
     _show_notice("sidebar")

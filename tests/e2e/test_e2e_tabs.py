@@ -12,7 +12,7 @@ import shutil
 from urllib.parse import urlencode
 
 import pytest
-from browser_harness import StreamlitServer, new_page, open_app, wait_idle
+from browser_harness import StreamlitServer, new_page, open_app, runs_done, wait_idle, wait_runs
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +45,13 @@ def tab(browser, url: str):
     return page
 
 
+def rerun(page) -> None:
+    """Rerun the whole page, as Streamlit's "R" key does, and wait for that run to end."""
+    n = runs_done(page)
+    page.locator("body").press("r")
+    wait_runs(page, n)
+
+
 def pick_model(page, label_part: str) -> None:
     picker = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(
         has_text="Model to explore"
@@ -71,8 +78,7 @@ def test_a_pick_in_one_tab_leaves_another_tab_alone_and_new_tabs_open_on_the_def
         assert model_id(a) == older_id
         assert f"model={older_id}" in a.url  # the tab's URL names its model
         # B interacts (a rerun), then reloads: still its own model; the store's default is unchanged
-        b.locator("body").press("r")
-        wait_idle(b)
+        rerun(b)
         assert model_id(b) == default_id
         b.reload(wait_until="domcontentloaded")
         b.wait_for_function("window.__e2e && window.__e2e.runsDone >= 1")
@@ -86,14 +92,29 @@ def test_a_pick_in_one_tab_leaves_another_tab_alone_and_new_tabs_open_on_the_def
         a.wait_for_function("window.__e2e && window.__e2e.runsDone >= 1")
         wait_idle(a)
         assert model_id(a) == older_id
-        # the model A explores is deleted from another tab: a download click in A says so on the page
-        store.delete(older_id)
-        a.locator('[data-testid="stSidebar"]').get_by_role("button", name=re.compile("^Model \\(zip")).click()
-        note = a.locator('[data-testid="stAlert"]').filter(has_text="was deleted")
-        note.wait_for(state="visible")
-        assert older_id in note.inner_text()
-        wait_idle(a)
-        assert model_id(a) == default_id
+        # the model A explores is deleted from another tab: A's next step (a click inside the explore
+        # fragment, then a model download) says so on the page
+        for step, button in (
+            ("explore", a.get_by_role("button", name="Random test image")),
+            (
+                "download",
+                a.locator('[data-testid="stSidebar"]').get_by_role("button", name=re.compile("^Model .zip")),
+            ),
+        ):
+            shutil.copytree(store.record(default_id).path, store.root / (older_id + step))
+            rerun(a)  # the picker lists the new model
+            pick_model(a, older_id + step)  # its label ends with its id: it has the default's label
+            a.wait_for_function(
+                "id => document.querySelector('[data-testid=stSidebar]').innerText.includes('id ' + id)",
+                arg=older_id + step,
+            )
+            store.delete(older_id + step)
+            button.click()
+            note = a.locator('[data-testid="stAlert"]').filter(has_text="was deleted")
+            note.wait_for(state="visible")
+            assert older_id + step in note.inner_text(), step
+            wait_idle(a)
+            assert model_id(a) == default_id
         assert a.locator('[data-testid="stException"]').count() == 0
         assert b.locator('[data-testid="stException"]').count() == 0
     finally:

@@ -27,8 +27,10 @@ from explorer.panels import (
     sweep,
     user_digit,
 )
+from explorer.panels.common import plain
 from model import serving
 from model.data import DataError
+from model.paths import shown
 from model.store import StoreError
 
 
@@ -41,15 +43,16 @@ def main() -> None:
         store = cache.get_store()
     except OSError as e:
         st.error(
-            f"Cannot use the latent explorer's home directory: {e}. "
+            f"Cannot use the latent explorer's home directory: {plain(e.strerror or e)}. "
             "Fix: set LATENT_EXPLORER_HOME to a writable directory and restart."
         )
         return
-    record = sidebar.sidebar(store)
+    record = sidebar.sidebar(store)  # this tab's model: see sidebar.tab_record
     st.title("Latent explorer")
+    sidebar.model_note()
     if record is None:
         for msg in cache.broken_models(store):
-            st.error(f"Unreadable model: {msg}")
+            st.error(f"Unreadable model: {plain(msg)}")
         retrain.first_run(store)
         return
     try:
@@ -78,7 +81,8 @@ def main() -> None:
 
 def _intro(record, ex: cache.Explorer) -> None:
     st.caption(
-        f"Exploring **{record.label}** — {len(ex.images):,} test images, {ex.latent_dim}-D latent space."
+        f"Exploring **{plain(record.label)}** — {len(ex.images):,} test images, "
+        f"{ex.latent_dim}-D latent space."
     )
     if record.extra.get("bundled"):
         c = record.config
@@ -91,7 +95,7 @@ def _intro(record, ex: cache.Explorer) -> None:
 
 def _load_error(store, record, e: Exception) -> None:
     what = "model" if isinstance(e, StoreError) else "dataset"
-    st.error(f"Cannot open the {what} of **{record.id}**.\n\n{e}")
+    st.error(f"Cannot open the {what} of **{plain(record.id)}**.\n\n{plain(e)}")
     others = [r for r in store.list() if r.id != record.id]
     if others:
         st.info("Pick another model in the sidebar, or retrain one (sidebar → Retrain).")
@@ -100,7 +104,7 @@ def _load_error(store, record, e: Exception) -> None:
     if isinstance(e, StoreError):
         st.button(
             f"Delete the broken model {record.id}",
-            on_click=store.delete,
-            args=(record.id,),
-            help=f"Removes {record.path}; other models are untouched.",
+            on_click=sidebar.delete_model,
+            args=(store, record.id),
+            help=f"Removes {plain(shown(record.path))}; other models are untouched.",
         )

@@ -21,8 +21,14 @@ Non-widget state (accessors below):
   _canvas_sig, _upload_id   what the canvas / uploader last gave, so each input is processed once
   _user_panel_used          the user-digit expander has been used: keep it open
   _quality_uncached         {model id: quality estimate} that could not be cached on disk
-  _delete_note, _confirm_delete, _switch_error, _seen_current   the sidebar's model picker and Delete
-  _link_done, _link_switch, _link_msg   a link's view applied once per session
+  _model          the id of the model this tab explores (None: not chosen yet; the store's current
+                  model is only the default a new tab starts on)
+  _model_note     (kind, text) about this tab's model, shown once (deleted or damaged since, a training
+                  not made the default)
+  _model_offer    the id of a model trained from another tab, offered with "Explore it"
+  _started_jobs   ids of the training jobs this tab started (it switches to their model when done)
+  _delete_note, _confirm_delete, _switch_error, _seen_model   the sidebar's model picker and Delete
+  _link_done, _link_msg   a link's view applied once per session
   cmp_rows        test rows ringed in both scatters of the model comparison
   attr_sel_a, attr_sel_b    saved selections for the attribute vectors
   _retrain_notice_<where>, _retrain_active_<key>, _retrain_ended, _retrain_duplicate   the Retrain panel
@@ -33,7 +39,8 @@ Widget keys (owned by the panel that draws the widget):
   pick           goto
   interpolation  interp_a, interp_b, interp_steps
   manifold       manifold_span, manifold_dx, manifold_dy
-  sidebar        model_pick, delete_<id>, delete_yes_<id>, delete_no_<id>
+  sidebar        model_pick, model_default, model_offer_go, model_offer_no, delete_<id>, delete_yes_<id>,
+                 delete_no_<id>
   user digit     user_panel, user_canvas, user_upload, user_to_sliders, user_clear, user_png
   downloads      dl_digit_28, dl_digit_280, dl_csv, dl_zip, dl_encoder, dl_decoder
   quality        quality_go, quality_all, compare_models_<hash>
@@ -309,12 +316,56 @@ def set_switch_error(message: str) -> None:
     _ss()["_switch_error"] = message
 
 
-def follow_current_model(widget_key: str, current_id: str | None, ids: list[str]) -> None:
-    """Make the model picker's widget value follow switches made elsewhere (another session, a retrain)."""
+def follow_tab_model(widget_key: str, model_id: str | None, ids: list[str]) -> None:
+    """Make the model picker's widget value follow this tab's model when code changed it (a link, a
+    finished training this tab started, "Explore it", a delete)."""
     ss = _ss()
-    if ss.get("_seen_current") != current_id or ss.get(widget_key) not in ids:
-        ss["_seen_current"] = current_id
-        ss[widget_key] = current_id
+    if ss.get("_seen_model") != model_id or ss.get(widget_key) not in ids:
+        ss["_seen_model"] = model_id
+        ss[widget_key] = model_id
+
+
+# ----------------------------------------------------------------------------- this tab's model
+
+
+def tab_model() -> str | None:
+    """The id of the model this tab explores (None until the first run chose one)."""
+    return _ss().get("_model")
+
+
+def set_tab_model(model_id: str | None) -> None:
+    """Explore `model_id` in this tab only (also a button callback)."""
+    ss = _ss()
+    ss["_model"] = model_id
+    if ss.get("_model_offer") == model_id:
+        ss.pop("_model_offer", None)
+
+
+def set_model_note(kind: str, text: str) -> None:
+    _ss()["_model_note"] = (kind, text)
+
+
+def pop_model_note() -> tuple[str, str] | None:
+    return _ss().pop("_model_note", None)
+
+
+def model_offer() -> str | None:
+    return _ss().get("_model_offer")
+
+
+def set_model_offer(model_id: str | None) -> None:
+    """Offer a model trained elsewhere ("Explore it"); None dismisses the offer (a button callback)."""
+    _ss()["_model_offer"] = model_id
+
+
+def add_started_job(job_id: str) -> None:
+    ss = _ss()
+    ss["_started_jobs"] = [*ss.get("_started_jobs", []), job_id]
+
+
+def started_job(job_id: str) -> bool:
+    """Whether this tab started the training job `job_id`."""
+    return job_id in _ss().get("_started_jobs", [])
 
 
 def widget_value(key: str) -> Any:
@@ -331,14 +382,6 @@ def link_done() -> bool:
 
 def set_link_done() -> None:
     _ss()["_link_done"] = True
-
-
-def link_switch_tried() -> bool:
-    return bool(_ss().get("_link_switch"))
-
-
-def set_link_switch_tried() -> None:
-    _ss()["_link_switch"] = True
 
 
 def pop_link_msg() -> tuple[str, str] | None:

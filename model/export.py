@@ -12,6 +12,7 @@ import zipfile
 import numpy as np
 from PIL import Image
 
+from model.paths import shown
 from model.store import FILES, ModelRecord, StoreError
 
 MAX_SCALE = 64
@@ -76,7 +77,7 @@ def model_file(record: ModelRecord, part: str) -> bytes:
     try:
         return path.read_bytes()
     except OSError as e:
-        raise StoreError(f"Cannot read {path}: {e.strerror or e}. Fix: retrain the model.") from None
+        raise StoreError(f"Cannot read {shown(path)}: {e.strerror or e}. Fix: retrain the model.") from None
 
 
 README = """Latent explorer model {id}
@@ -105,6 +106,8 @@ def model_zip(record: ModelRecord) -> bytes:
             try:
                 zf.writestr(f"{record.id}/{name}", path.read_bytes())
             except OSError as e:
-                raise StoreError(f"Cannot read {path}: {e.strerror or e}. Fix: retrain the model.") from None
+                raise StoreError(
+                    f"Cannot read {shown(path)}: {e.strerror or e}. Fix: retrain the model."
+                ) from None
         zf.writestr(f"{record.id}/README.txt", README.format(id=record.id, d=record.config.latent_dim))
     return buf.getvalue()

@@ -17,6 +17,7 @@ import numpy as np
 from model.config import VAEConfig
 from model.data import to_float
 from model.errors import StoreError
+from model.paths import shown
 from model.tflog import keras, tf  # TensorFlow without its start-up noise on stderr (model/tflog.py)
 from model.vae import vae_losses  # importing model.vae also registers Sampling and VAE for loading
 
@@ -30,16 +31,16 @@ def load_keras(path: Path, what: str, model_id: str):
     """Load one `.keras` file of a saved model with safe_mode on; StoreError (with the fix) if it fails.
 
     `what` ("encoder"/"decoder") and `model_id` only word the message."""
-    fix = f"Fix: delete {path.parent} (or pick another model) and retrain."
+    fix = f"Fix: delete {shown(path.parent)} (or pick another model) and retrain."
     if not path.exists():
         raise StoreError(f"Model {model_id!r} is missing {path.name}. {fix}")
     if not zipfile.is_zipfile(path):
-        raise StoreError(f"{path} is not a valid .keras file (corrupt or truncated). {fix}")
+        raise StoreError(f"{shown(path)} is not a valid .keras file (corrupt or truncated). {fix}")
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as e:  # keras raises ValueError/TypeError/OSError/KeyError for bad archives
         raise StoreError(
-            f"Could not load the {what} of model {model_id!r} from {path}: "
+            f"Could not load the {what} of model {model_id!r} from {shown(path)}: "
             f"{type(e).__name__}: {str(e).splitlines()[0][:300]}. {fix}"
         ) from None
 
@@ -70,7 +71,7 @@ def _check_swapped(encoder, decoder, record) -> None:
     enc_wrong, dec_wrong = _looks_like_decoder(encoder), _looks_like_encoder(decoder)
     if not (enc_wrong or dec_wrong):
         return
-    where = f" in {record.path}" if record is not None else ""
+    where = f" in {shown(record.path)}" if record is not None else ""
     if enc_wrong and dec_wrong:
         raise StoreError(
             f"Incompatible encoder/decoder: encoder.keras and decoder.keras are swapped: encoder.keras "

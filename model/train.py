@@ -484,6 +484,8 @@ def main(argv=None, *, extra: dict | None = None) -> int:
         )
         if record is not None:
             print(f"saved model {record.id} in {store.root}")
+            if store.current_id() != record.id and (why := store.why_not_default(record)):
+                print(f"not made the default model for new tabs: {why} (pick it in the page's sidebar)")
         if not args.no_figures:
             for path in write_figures(latent, data, out):
                 print(f"wrote {path}")

@@ -274,7 +274,7 @@ def test_eight_latent_dims_get_eight_sliders_and_a_pca_scatter(home, media, refe
 # ----------------------------------------------------------------------------- model changes and bad state
 
 
-def test_a_new_current_model_replaces_the_old_one_without_restart(home):
+def test_a_new_default_model_is_where_new_tabs_open_and_open_tabs_keep_theirs(home):
     import dataclasses
 
     from model.store import ModelStore
@@ -290,16 +290,20 @@ def test_a_new_current_model_replaces_the_old_one_without_restart(home):
         dataclasses.replace(old.config, seed=7),
         test_metrics={"loss": 1.0, "reconstruction_loss": 0.5, "kl_loss": 0.5},
     )
-    at.run()  # what any rerun (e.g. the retrain panel finishing) does
+    assert store.current_id() == new.id  # better than the default: the new default
+    at.run()  # an open tab keeps exploring its model
     assert_clean(at)
-    assert at.session_state["_stamp"].startswith(new.id + "|"), "still exploring the old model"
-    assert "| 1.00 | 0.50 | 0.50 |" in page_text(at)
-    # the model picker switches back (and makes it current for everyone)
-    picker = next(s for s in at.selectbox if s.label == "Model to explore")
-    picker.set_value(old.id).run()
-    assert_clean(at)
-    assert store.current().id == old.id
     assert at.session_state["_stamp"].startswith(old.id + "|")
+    fresh = run_app()  # a new tab opens on the default, without a restart
+    assert_clean(fresh)
+    assert fresh.session_state["_stamp"].startswith(new.id + "|"), "still exploring the old model"
+    assert "| 1.00 | 0.50 | 0.50 |" in page_text(fresh)
+    # the model picker switches this tab only, and leaves the default alone
+    picker = next(s for s in fresh.selectbox if s.label == "Model to explore")
+    picker.set_value(old.id).run()
+    assert_clean(fresh)
+    assert fresh.session_state["_stamp"].startswith(old.id + "|")
+    assert store.current().id == new.id
 
 
 def test_no_model_shows_the_first_run_screen(empty_home):
@@ -399,14 +403,15 @@ def test_an_unreadable_current_model_is_named_with_delete_while_another_is_explo
     at = run_app()
     assert not at.exception
     [err] = [e.value for e in at.sidebar.error]
-    assert f"current model **{broken.id}** cannot be read" in err and f"Exploring **{other.id}**" in err
+    assert f"default model **` {broken.id} `** cannot be read" in err
+    assert f"New tabs open on **` {other.id} `** instead" in err
     assert "Fix:" in err
     assert other.label in " ".join(c.value for c in at.caption)  # the page explores the readable one
     at.button(key=f"delete_{broken.id}").click().run()
-    assert f"Delete **{broken.id}** for good?" in sidebar_text(at)
+    assert f"Delete **` {broken.id} `** for good?" in sidebar_text(at)
     at.button(key=f"delete_yes_{broken.id}").click().run()
     assert not at.exception and not broken.path.exists() and other.path.exists()
-    assert f"Deleted the model {broken.id}" in sidebar_text(at) and not at.sidebar.error
+    assert f"Deleted the model ` {broken.id} `" in sidebar_text(at) and not at.sidebar.error
 
 
 def test_created_1e300_does_not_take_the_page_down(home):

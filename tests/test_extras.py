@@ -223,9 +223,12 @@ def test_comparison_table_is_pure_markdown():
     md = quality_panel.comparison_table(rows, current_id="a").splitlines()
     assert md[0].startswith("|  | dataset | latent |")
     assert md[0].startswith("|  | dataset | latent | loss | β | epochs |")
-    assert (
-        md[2] == "| ▶ | mnist | 2 | bce | 0.5 | 1 | all | 200.0 | 195.5 | 4.50 | 190.2 | 50.0% | 3 s | `a` |"
+    assert md[2] == (
+        "| ▶ | ` mnist ` | 2 | ` bce ` | 0.5 | 1 | all | 200.0 | 195.5 | 4.50 | 190.2 | 50.0% | 3 s | ` a ` |"
     )
+    rows[0].update(id="a|b", dataset="**x** [y](http://127.0.0.1:1/)")  # from files: text, one cell each
+    md = quality_panel.comparison_table(rows).splitlines()
+    assert "| ` **x** [y](http://127.0.0.1:1/) ` |" in md[2] and md[2].endswith("| ` a\\|b ` |")
 
 
 def test_overlay_and_projection_helpers():

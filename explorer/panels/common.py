@@ -31,9 +31,12 @@ def current_z(ex) -> np.ndarray:
 def plain(value) -> str:
     """Markdown that shows `value` as the text it is: for anything from a URL, a file or the browser.
 
-    Every ASCII punctuation character is backslash-escaped (CommonMark allows it for each), so no link,
-    image, emphasis, code span, HTML, math or table cell can start inside the value."""
-    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", str(value))
+    A code span whose fence is longer than any run of backticks in the value (so none breaks out), padded
+    with a space each side (which Markdown strips): nothing inside it is a link, image, emphasis, HTML,
+    math or Streamlit directive. Line breaks become spaces."""
+    text = re.sub(r"[\r\n]+", " ", str(value))
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
 
 
 def model_labels(records) -> dict[str, str]:

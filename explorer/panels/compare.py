@@ -14,7 +14,7 @@ import numpy as np
 import streamlit as st
 
 from explorer import cache, session, views
-from explorer.panels.common import lazy_expander, model_labels
+from explorer.panels.common import lazy_expander, model_labels, plain
 from model import analysis
 from model.data import DataError
 from model.store import StoreError
@@ -70,7 +70,7 @@ def compare_panel(store, ex) -> None:
         others = [r for r in store.list(dataset=ex.record.config.dataset) if r.id != ex.record.id]
         if not others:
             st.info(
-                f"No other stored {ex.record.config.dataset} model to compare with: retrain one "
+                f"No other stored {plain(ex.record.config.dataset)} model to compare with: retrain one "
                 "(sidebar → Retrain), e.g. with another latent size or loss."
             )
             return
@@ -82,7 +82,7 @@ def compare_panel(store, ex) -> None:
             model = _second_model(stamp, str(store.root), record.id)
             other = cache.latents(stamp, model, ex.images, ex.latents.labels)
         except (StoreError, DataError) as e:
-            st.error(f"Cannot open the second model: {e}")
+            st.error(f"Cannot open the second model: {plain(e)}")
             return
         _linked(ex, record, other)
 
@@ -100,7 +100,7 @@ def _linked(ex, record, other: cache.Latents) -> None:
     cols = st.columns(2, gap="medium")
     for col, (rec, arr, titles, key) in zip(cols, sides):
         with col:
-            st.markdown(f"**{rec.label}**")
+            st.markdown(f"**{plain(rec.label)}**")
             fig = views.latent_scatter(arr.xy, arr.labels, ex.class_names, axis_titles=titles, height=420)
             fig = views.highlight_rows(fig, arr.xy, rows, name=f"highlighted ({len(rows)})", color="#000000")
             st.plotly_chart(

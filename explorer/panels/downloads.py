@@ -1,5 +1,6 @@
 """Downloads: the decoded digit as PNG (under the live digit), and in the sidebar the test set's latent
-means as CSV and the model's .keras files (each generated on click).
+means as CSV and the model's .keras files (each generated on click). A click on a model file also reruns
+the page, so a model deleted from another tab since is named on the page (the file cannot be built).
 
 Widget keys: dl_digit_28, dl_digit_280, dl_csv, dl_zip, dl_encoder, dl_decoder.
 """
@@ -60,7 +61,7 @@ def downloads_sidebar(ex) -> None:
             lambda: export.model_zip(rec),
             file_name=f"{rec.id}.zip",
             mime="application/zip",
-            on_click="ignore",
+            on_click="rerun",  # the rerun tells this tab if its model was deleted meanwhile
             key="dl_zip",
             width="stretch",
             help="encoder.keras, decoder.keras, meta.json and a README on how to load them.",
@@ -71,6 +72,6 @@ def downloads_sidebar(ex) -> None:
                 functools.partial(export.model_file, rec, part),
                 file_name=f"{rec.id}-{part}.keras",
                 mime="application/octet-stream",
-                on_click="ignore",
+                on_click="rerun",
                 key=f"dl_{part}",
             )

@@ -166,6 +166,8 @@ def _draw_scatter(ex: cache.Explorer, scatter_box, row) -> None:
 def explore_panel(ex: cache.Explorer) -> None:
     """Sliders, live digit, scatter, pick and interpolation: reruns alone on any of its widgets."""
     t0 = time.perf_counter()
+    if not ex.record.path.is_dir():  # deleted from another tab: the full run says so (one stat)
+        st.rerun(scope="app")
     sync_sliders(ex)  # a click reruns only this fragment: apply the new pick here too
     d = ex.latent_dim
     left, right = st.columns([1, 1], gap="medium")

@@ -3,13 +3,15 @@
     ?model=<id>&z=0.123,-1.5&pick=42
 
 Hooks (one line each in the page):
+  link_model(store)        when a tab chooses its model (its first run, explorer.panels.sidebar): the
+                           link's model, for this tab only; one that is not here or cannot be read is named
+                           (with why) and the tab explores the default model instead
   restore_view(store, ex)  main script, after the sliders are synced: on a session's first run, apply the
-                           link's model (making it current, as the sidebar's picker does), pick and z;
-                           a model that is gone is named and the current model shown instead
+                           link's pick and z
   update_url(ex)           end of the explore fragment: write the current view into the URL
   link_panel(ex)           "Link to this view" (copy button), a lazy expander
 
-Widget key: link_open. The link's own flags (_link_done, _link_switch, _link_msg), the pick and the
+Widget key: link_open. The link's own flags (_link_done, _link_msg), the pick and the
 latent values it applies go through explorer.session (a pick with keep_z, so the sliders keep the
 link's z instead of jumping to the pick's posterior mean).
 """
@@ -24,8 +26,8 @@ import numpy as np
 import streamlit as st
 
 from explorer import session
-from explorer.panels.common import current_z, lazy_expander
-from model.store import StoreError, check_model_id
+from explorer.panels.common import current_z, lazy_expander, plain
+from model.store import ModelNotFoundError, StoreError, check_model_id
 
 DIGITS = 3  # z in the URL: 3 decimals (a slider step is 0.05)
 MAX_DIM = 512
@@ -101,33 +103,46 @@ def decode_view(params, latent_dim: int | None = None, n_images: int | None = No
     return view
 
 
+def link_model(store) -> str | None:
+    """The model a link names (`?model=`), if this store can read it; read when a tab chooses its model
+    on its first run (explorer.panels.sidebar). A model that is not here, or cannot be read, is named (with
+    why) in a message `restore_view` shows, and None is returned: the tab explores the default model."""
+    if session.link_done():
+        return None
+    model_id = decode_view(st.query_params.to_dict()).model  # a bad id: restore_view names it
+    if not model_id:
+        return None
+    instead = "Showing the default model instead; the link's pick and z are applied if they fit."
+    try:
+        store.record(model_id)
+    except ModelNotFoundError:
+        session.set_link_msg(
+            "warning",
+            f"The link's model {plain(model_id)} is not in this server's store (deleted, or the link "
+            f"comes from another machine). {instead}",
+        )
+    except StoreError as e:
+        session.set_link_msg(
+            "warning", f"The link's model {plain(model_id)} cannot be read: {plain(e)} {instead}"
+        )
+    else:
+        return model_id
+    return None
+
+
 def restore_view(store, ex) -> None:
+    """On a session's first run: apply the link's pick and z (its model was chosen by `link_model`)."""
     if msg := session.pop_link_msg():
         (st.warning if msg[0] == "warning" else st.info)(msg[1])
     if session.link_done():
         return
+    session.set_link_done()
     params = st.query_params.to_dict()
     if not any(k in params for k in ("model", "z", "pick")):
-        session.set_link_done()
         return
-    link_model = decode_view(params).model
-    if link_model and link_model != ex.record.id and not session.link_switch_tried():
-        session.set_link_switch_tried()  # once: never loop if someone else switches the model back
-        try:
-            store.set_current(link_model)
-        except StoreError:  # gone or unreadable
-            st.warning(
-                f"The link's model `{link_model}` is gone from this machine's store (deleted, or the "
-                f"link comes from another machine). Showing the current model **{ex.record.label}** "
-                "instead; the link's pick and z are applied if they fit."
-            )
-        else:
-            session.set_link_msg("info", f"Opened the link's model `{link_model}` (now the current model).")
-            st.rerun()
-    session.set_link_done()
     view = decode_view(params, ex.latent_dim, len(ex.images))
     for p in view.problems:
-        st.warning(p)
+        st.warning(plain(p))
     if view.pick is not None:
         session.set_pick(view.pick, keep_z=view.z is not None)  # keep the link's z, not the pick's mean
     if view.z is not None:

@@ -13,7 +13,7 @@ import numpy as np
 import streamlit as st
 
 from explorer import cache, session, views
-from explorer.panels.common import model_labels
+from explorer.panels.common import model_labels, plain
 from model import quality
 from model.data import DataError, model_dataset
 from model.store import StoreError
@@ -61,7 +61,7 @@ def quality_panel(store, ex) -> None:
                 try:
                     q = _estimate(store, rec.id, ex.model)
                 except (DataError, StoreError, ValueError) as e:
-                    st.error(f"Could not estimate the quality: {e}")
+                    st.error(f"Could not estimate the quality: {plain(e)}")
                 else:
                     if q.get("cache_error"):
                         session.keep_quality_uncached(rec.id, q)
@@ -109,14 +109,14 @@ def _compare_models(store, ex, model_stamp) -> None:
     if missing and st.button(f"Estimate the missing numbers for {len(missing)} model(s)", key="quality_all"):
         bar, failed = st.progress(0.0), []
         for i, r in enumerate(missing):
-            bar.progress(i / len(missing), text=f"{r.label}…")
+            bar.progress(i / len(missing), text=f"{plain(r.label)}…")
             try:
                 _estimate(store, r.id, ex.model if r.id == ex.record.id else None)
             except (DataError, StoreError, ValueError) as e:
                 failed.append(f"{r.id}: {e}")
         bar.progress(1.0, text="done")
         for msg in failed:
-            st.error(f"Could not estimate the quality of {msg}")
+            st.error(f"Could not estimate the quality of {plain(msg)}")
         if not failed:
             st.rerun()  # redraw the table with the new numbers
 
@@ -153,7 +153,7 @@ def _compare_models(store, ex, model_stamp) -> None:
                 model_stamp(r), str(store.root), r.id, tuple(int(i) for i in class_rows), ex.images
             )
         except StoreError as e:
-            cols[1].error(str(e))
+            cols[1].error(plain(e))
             continue
         cols[1].image(pngs, width=84, output_format="PNG")
 
@@ -198,9 +198,9 @@ def comparison_table(rows: list[dict], current_id: str | None = None) -> str:
             return f"{v:.2f}"
         if key == "kl_weight":
             return f"{v:g}"
-        if key == "id":
-            return f"`{v}`"
-        return str(v).replace("|", "\\|")
+        if isinstance(v, str):  # from files; a pipe inside a code span still ends a table cell
+            return plain(v).replace("|", "\\|")
+        return str(v)
 
     lines = ["| " + " | ".join(h for h, _ in TABLE) + " |", "|" + "---|" * len(TABLE)]
     for row in rows:

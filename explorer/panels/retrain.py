@@ -3,14 +3,15 @@
 Training runs in a background process (`model.jobs`), so the page keeps answering while it trains; its
 progress is read from the job's files by a fragment that reruns on a timer (`st.fragment(run_every=)`)
 in every open session, whoever started the job. When a job starts or ends, the fragment reruns the
-whole app once: on success the trainer has already made the new model the store's current model
-(`store.current()`), so every session switches to it without a restart; older models stay in the
-store's model picker.
+whole app once: on success the tab that started the job explores the new model; every other tab keeps
+its model and is offered the new one ("Explore it" in the sidebar). The trainer offers the new model as
+the default for new tabs (`ModelStore.offer_as_default`); older models stay in the model picker.
 
 Session state used here (all prefixed `retrain_` / `_retrain_`):
   _retrain_active_<where>   whether a job ran at the last full run (a change triggers a full rerun)
   _retrain_notice_<where>   a (kind, text) message to show once after a rerun ("sidebar" or "main")
   _retrain_ended            the job whose end this session saw (announced once with a toast)
+The jobs this tab started, and the model it explores, go through explorer.session too.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer import session
+from explorer.panels.common import plain
 from model import jobs
 from model.config import VAEConfig, option
 from model.data import available_datasets
+from model.paths import shown
 
 POLL_ACTIVE_S = 1.0  # progress refresh while a job runs
 POLL_IDLE_S = 5.0  # how soon an idle session notices a job started elsewhere
@@ -148,6 +151,8 @@ def _start(config: VAEConfig, where: str) -> None:
     except jobs.JobError as e:
         notice = ("error", str(e))
     else:
+        if info.new:
+            session.add_started_job(info.id)  # this tab explores the model when it is done
         if info.new and where == "main":
             notice = (
                 "success",
@@ -181,10 +186,10 @@ def _outcome(js: jobs.JobStatus) -> None:
     if js.state == "succeeded":
         st.caption(
             f"Last training ({describe(js.config)}) finished at {when} in "
-            f"{fmt_duration(js.elapsed)}: it is the current model unless another was picked since."
+            f"{fmt_duration(js.elapsed)}: the tab that started it explores it; the others can pick it."
         )
         if js.warning:
-            st.warning(f"{js.warning} (model `{js.model_id}`)")
+            st.warning(f"{js.warning} (model {plain(js.model_id)})")
     elif js.state == "cancelled":
         st.warning(
             f"The last training job was cancelled at {when}. Nothing was saved; the previous "
@@ -236,9 +241,20 @@ def _live(key: str, wide: bool) -> None:
         session.set_retrain_active(key, active)
         if not active and js is not None:
             session.set_retrain_ended(js.id)
-        st.rerun()  # the page picks up the new model (store.current()) and the new refresh rate
+            _follow(js)
+        st.rerun()  # the page picks up this tab's model and the new refresh rate
     if active:
         _job_view(js, wide=wide, key=key)
+
+
+def _follow(js: jobs.JobStatus) -> None:
+    """A training that succeeded: the tab that started it explores its model, any other is offered it."""
+    if js.state != "succeeded" or not js.model_id:
+        return
+    if session.started_job(js.id):
+        session.set_tab_model(js.model_id)
+    else:
+        session.set_model_offer(js.model_id)
 
 
 def _live_fragment(key: str, wide: bool, active: bool) -> None:
@@ -255,8 +271,10 @@ def _announce_end() -> None:
         js = jobs.job_status(job_id)
     except jobs.JobError:
         return
-    if js.state == "succeeded":
+    if js.state == "succeeded" and session.started_job(js.id):
         st.toast(f"New model trained ({describe(js.config)}); now exploring it.", icon="✅")
+    elif js.state == "succeeded":
+        st.toast(f"A new model was trained ({describe(js.config)}): see the sidebar.", icon="✅")
     elif js.state == "failed":
         st.toast("Training failed: see the Retrain panel.", icon="⚠️")
     elif js.state == "cancelled":
@@ -423,9 +441,11 @@ def _trained_already(store, config: VAEConfig):
 def _explore_existing(store, model_id: str) -> None:
     session.clear_retrain_duplicate()
     try:
-        store.set_current(model_id)
+        store.record(model_id)
     except Exception as e:  # noqa: BLE001 - StoreError: say it, never a traceback
         session.set_retrain_notice("sidebar", ("error", str(e)))
+    else:
+        session.set_tab_model(model_id)  # this tab only
 
 
 def _offer_existing(store, active: bool) -> None:
@@ -460,8 +480,8 @@ def _offer_existing(store, active: bool) -> None:
 def retrain_panel(store) -> None:
     """Sidebar panel: retrain options, Start/Cancel, and live progress of the running job.
 
-    Every open session shows the running job, whoever started it; when it succeeds, every session
-    reruns and explores the new model (the store's current model).
+    Every open session shows the running job, whoever started it; when it succeeds, the tab that
+    started it explores the new model and the others are offered it ("Explore it").
     """
     _announce_end()
     _show_notice("sidebar")
@@ -495,10 +515,10 @@ def first_run(store) -> None:
     st.subheader("No trained model yet")
     st.markdown(
         "The explorer shows the latent space of a variational autoencoder trained on handwritten "
-        f"digits. This store (`{store.root}`) has no model to explore: the bundled MNIST model is "
-        "installed only into a store without one, once, and stays deleted if you delete it. Pick one "
-        "below; nothing trains until you click. Training runs in the background: this page shows its "
-        "progress and opens the explorer when the model is ready."
+        f"digits. This store ({plain(shown(store.root))}) has no model to explore: the bundled MNIST "
+        "model is installed only into a store without one, once, and stays deleted if you delete it. "
+        "Pick one below; nothing trains until you click. Training runs in the background: this page "
+        "shows its progress and opens the explorer when the model is ready."
     )
     js, err = _latest()
     if err:

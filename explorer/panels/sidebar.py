@@ -1,8 +1,12 @@
-"""The sidebar: the model picker (every unreadable model named, with Delete), the current model's test
+"""The sidebar: the model picker (every unreadable model named, with Delete), this tab's model's test
 quality and config, the store's size, then the Retrain panel.
 
-Widget keys: model_pick, delete_<id>, delete_yes_<id>, delete_no_<id>; the Delete confirmation and the
-notes shown after a delete or a failed switch go through explorer.session.
+The model a tab explores belongs to the tab (`tab_record`): a pick here, a link or "Explore it" changes
+this tab only; the store's current model is only the default a new tab opens on.
+
+Widget keys: model_pick, model_default, model_offer_go, model_offer_no, delete_<id>, delete_yes_<id>,
+delete_no_<id>; the tab's model, the Delete confirmation and the notes shown after a delete or a failed
+switch go through explorer.session.
 """
 
 from __future__ import annotations
@@ -12,42 +16,84 @@ from dataclasses import fields
 import streamlit as st
 
 from explorer import session
-from explorer.panels import retrain, sweep
-from explorer.panels.common import model_labels
+from explorer.panels import links, retrain, sweep
+from explorer.panels.common import model_labels, plain
 from model.config import option
-from model.store import StoreError, dir_size
+from model.paths import shown
+from model.store import ModelNotFoundError, StoreError, dir_size
+
+
+def tab_record(store):
+    """The model this tab explores (a ModelRecord), or None when the store has none.
+
+    The tab's own choice (session state) if it is still readable; on a tab's first run, the model its link
+    names; else the store's default. A model deleted (from another tab) or damaged since is named once
+    (`session.pop_model_note`, shown by `model_note`) and the tab falls back to the default."""
+    model_id = session.tab_model()
+    if model_id is None:
+        model_id = links.link_model(store)
+    if model_id is not None:
+        try:
+            record = store.record(model_id)
+        except ModelNotFoundError:
+            session.set_model_note(
+                "warning",
+                f"The model **{plain(model_id)}** this tab explored was deleted (from another tab or "
+                "session): its pictures and downloads are gone. This tab now explores the default model.",
+            )
+        except StoreError as e:
+            session.set_model_note(
+                "error",
+                f"The model **{plain(model_id)}** this tab explored cannot be read any more: {plain(e)}\n\n"
+                "This tab now explores the default model.",
+            )
+        else:
+            session.set_tab_model(record.id)
+            return record
+    record = store.current()
+    session.set_tab_model(None if record is None else record.id)
+    return record
+
+
+def model_note() -> None:
+    """Main area, under the title: what happened to this tab's model since its last run (once)."""
+    if note := session.pop_model_note():
+        {"warning": st.warning, "error": st.error, "info": st.info}[note[0]](note[1])
 
 
 def sidebar(store):
-    """Model picker, config, quality and the Retrain panel. Returns the current record (or None).
+    """Model picker, config, quality and the Retrain panel. Returns this tab's record (or None).
 
-    Every model the store cannot read is named here with the reason and a Delete button (a current
-    model that became unreadable first: the page then explores the newest readable one)."""
+    Every model the store cannot read is named here with the reason and a Delete button (a default
+    model that became unreadable first: new tabs then open on the newest readable one)."""
+    current = tab_record(store)
     with st.sidebar:
         st.header("Model")
         if note := session.pop_delete_note():
             (st.error if note[0] == "error" else st.success)(note[1])
+        _offer(store, current)
         records = store.list()
-        current = store.current()
         broken = store.broken()
-        current_id = store.current_id()
-        if current_id in broken:
-            instead = f" Exploring **{current.id}** instead." if current is not None else ""
-            st.error(f"The current model **{current_id}** cannot be read.{instead}\n\n{broken[current_id]}")
-            _delete_button(store, current_id, broken=True)
+        default_id = store.current_id()
+        if default_id in broken:
+            fallback = store.current()
+            instead = f" New tabs open on **{plain(fallback.id)}** instead." if fallback is not None else ""
+            st.error(
+                f"The default model **{plain(default_id)}** cannot be read.{instead}\n\n"
+                f"{plain(broken[default_id])}"
+            )
+            _delete_button(store, default_id, broken=True)
         for model_id, why in broken.items():
-            if model_id != current_id:
-                st.warning(f"Unreadable model **{model_id}**: {why}")
+            if model_id != default_id:
+                st.warning(f"Unreadable model **{plain(model_id)}**: {plain(why)}")
                 _delete_button(store, model_id, broken=True)
         if records:
             ids = [r.id for r in records]
             labels = model_labels(records)  # unique: the browser sends back the label, not the id
-            current_id = current.id if current is not None and current.id in labels else None
-            # One stable widget whose value follows switches made elsewhere (another session, a finished
-            # retrain). Only a user's pick calls _switch_model; a widget keyed by the current model was
-            # remounted on every switch and the browser could send its stale pick back, reverting a retrain.
+            # One stable widget whose value follows this tab's model when code changes it (a link, a
+            # training this tab started, "Explore it"). Only a user's pick calls _switch_model.
             key = "model_pick"
-            session.follow_current_model(key, current_id, ids)
+            session.follow_tab_model(key, current.id if current is not None else None, ids)
             st.selectbox(
                 "Model to explore",
                 ids,
@@ -57,10 +103,11 @@ def sidebar(store):
                 placeholder="Pick a model",
                 on_change=_switch_model,
                 args=(store, key),
-                help="Every saved model, newest first; the one picked here becomes the current "
-                "model for every open session.",
+                help="Every saved model, newest first. The one picked here is explored in this tab only; "
+                "new tabs open on the default model.",
             )
         if current is not None:
+            _default_status(store, current)
             _model_card(current)
             _delete_button(store, current.id, broken=False)
         else:
@@ -76,6 +123,54 @@ def sidebar(store):
     return current
 
 
+def _offer(store, current) -> None:
+    """A model trained from another tab: "Explore it" here, or dismiss."""
+    offer = session.model_offer()
+    if offer is None or (current is not None and offer == current.id):
+        return
+    try:
+        record = store.record(offer)
+    except StoreError:
+        session.set_model_offer(None)  # deleted or damaged since: nothing to offer
+        return
+    st.info(f"A new model was trained (from another tab or session): **{plain(record.label)}**.")
+    c1, c2 = st.columns(2)
+    c1.button(
+        "Explore it",
+        key="model_offer_go",
+        type="primary",
+        icon=":material/visibility:",
+        on_click=session.set_tab_model,
+        args=(record.id,),
+        help="Explore the new model in this tab; other tabs keep theirs.",
+    )
+    c2.button("Not now", key="model_offer_no", on_click=session.set_model_offer, args=(None,))
+
+
+def _default_status(store, record) -> None:
+    """Whether this tab's model is the default for new tabs, and a button to make it so."""
+    if store.current_id() == record.id:
+        st.caption("This is the default model: new tabs open on it.")
+        return
+    if why := store.why_not_default(record):
+        st.caption(f"Not the default for new tabs: {why}.")  # numbers only
+    st.button(
+        "Make it the default for new tabs",
+        key="model_default",
+        icon=":material/star:",
+        on_click=_make_default,
+        args=(store, record.id),
+        help="New tabs (and links without a model) open on the default model; open tabs keep theirs.",
+    )
+
+
+def _make_default(store, model_id: str) -> None:
+    try:
+        store.set_current(model_id)
+    except StoreError as e:
+        session.set_switch_error(plain(e))
+
+
 def _fmt_bytes(n: int) -> str:
     return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.0f} KB"
 
@@ -87,20 +182,24 @@ def _store_size(store, n_models: int, n_broken: int) -> None:
     unreadable = f" + {n_broken} unreadable" if n_broken else ""
     st.caption(
         f"Store: {n_models} model{'' if n_models == 1 else 's'}{unreadable}, "
-        f"{_fmt_bytes(size)} on disk (training job logs: {_fmt_bytes(jobs_size)}) in `{store.root}`."
+        f"{_fmt_bytes(size)} on disk (training job logs: {_fmt_bytes(jobs_size)}) "
+        f"in {plain(shown(store.root))}."
     )
 
 
 def _delete_button(store, model_id: str, *, broken: bool) -> None:
     """ "Delete…", then a confirmation ("Yes, delete" / "Keep it") before the model goes."""
     if session.confirm_delete() == model_id:
-        st.warning(f"Delete **{model_id}** for good? Other models are untouched.")
+        st.warning(
+            f"Delete **{plain(model_id)}** for good? Other models are untouched; a tab exploring it "
+            "is told on its next step."
+        )
         c1, c2 = st.columns(2)
         c1.button(
             "Yes, delete",
             key=f"delete_yes_{model_id}",
             type="primary",
-            on_click=_delete_model,
+            on_click=delete_model,
             args=(store, model_id),
         )
         c2.button("Keep it", key=f"delete_no_{model_id}", on_click=session.ask_delete, args=(None,))
@@ -111,18 +210,21 @@ def _delete_button(store, model_id: str, *, broken: bool) -> None:
             icon=":material/delete:",
             on_click=session.ask_delete,
             args=(model_id,),
-            help=f"Removes {store.root / model_id} (asks first).",
+            help=f"Removes {plain(shown(store.root / model_id))} (asks first).",
         )
 
 
-def _delete_model(store, model_id: str) -> None:
+def delete_model(store, model_id: str) -> None:
+    """Button callback: delete a model (this tab's own one: the tab goes on to the default)."""
     session.ask_delete(None)
     was_current = store.current_id() == model_id
     try:
         store.delete(model_id)
     except StoreError as e:
-        session.set_delete_note("error", str(e))
+        session.set_delete_note("error", plain(e))
         return
+    if session.tab_model() == model_id:
+        session.set_tab_model(None)  # this tab deleted its own model: on to the default, no warning
     if was_current:  # make the fallback explicit: the newest remaining model becomes current
         remaining = store.list()
         if remaining:
@@ -130,16 +232,19 @@ def _delete_model(store, model_id: str) -> None:
                 store.set_current(remaining[0].id)
             except StoreError:
                 pass  # current() falls back to the newest readable model anyway
-    session.set_delete_note("success", f"Deleted the model {model_id}.")
+    session.set_delete_note("success", f"Deleted the model {plain(model_id)}.")
 
 
 def _switch_model(store, key: str) -> None:
+    """The picker's callback: explore the picked model in this tab only."""
     model_id = session.widget_value(key)
     if model_id:
         try:
-            store.set_current(model_id)
+            store.record(model_id)
         except StoreError as e:
-            session.set_switch_error(str(e))
+            session.set_switch_error(plain(e))
+        else:
+            session.set_tab_model(model_id)
 
 
 def _model_card(record) -> None:
@@ -167,5 +272,5 @@ def _model_card(record) -> None:
         rows[label[:1].lower() + label[1:]] = "all" if value is None else value
     if record.train_seconds:
         rows["training time"] = f"{record.train_seconds:.0f} s"
-    st.markdown("\n".join(f"- {k}: `{v}`" for k, v in rows.items()))
-    st.caption(f"id `{record.id}`")
+    st.markdown("\n".join(f"- {k}: {plain(v)}" for k, v in rows.items()))
+    st.caption(f"id {plain(record.id)}")

@@ -137,7 +137,8 @@ def start_job(config: VAEConfig) -> JobInfo:
 
     Only one job runs at a time, across sessions and processes: if one is running, it is returned
     (with `new=False`) instead of starting another. On success the trainer saves the model
-    atomically and makes it the store's current model. Raises JobError if the job cannot start.
+    atomically and offers it as the default model (`ModelStore.offer_as_default`). Raises JobError if
+    the job cannot start.
     """
     if not isinstance(config, VAEConfig):
         raise TypeError(

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from browser_harness import (
     StreamlitServer,
+    console_log,
     dump_debug,
     is_auto_rerun,
     isolated_point,
@@ -22,6 +23,7 @@ from browser_harness import (
     scatter_points,
     wait_idle,
     wait_runs,
+    watch_console,
 )
 
 PAD_FRAME = "latent_pad/index.html"
@@ -136,6 +138,11 @@ def no_exceptions(page) -> None:
     assert errors.count() == 0, f"the page shows a traceback: {errors.first.inner_text()[:500]}"
 
 
+def clean_console(page, what: str) -> None:
+    """No console error, uncaught exception, failed request or HTTP error since the page was opened."""
+    console_log(page).assert_clean(page, what=what)
+
+
 def check_exact(frame, latent, seed):
     d = latent.latent_dim
     z = np.random.default_rng(seed).normal(size=(6, d)).astype(np.float32) * 2
@@ -158,6 +165,7 @@ def test_the_browser_decodes_like_the_server_2d(pad_page, latent2):
     assert np.allclose(pad_page.pad_z(), decoded_z(pad_page.page), atol=5e-4 + 1e-6)
     assert frame.locator("#pad").is_visible() and frame.locator('input[type="range"]').count() == 2
     no_exceptions(pad_page.page)
+    clean_console(pad_page.page, "the load of a 2-D model's pad")
 
 
 def test_the_browser_decodes_like_the_server_8d(browser, server8):
@@ -178,6 +186,7 @@ def test_the_browser_decodes_like_the_server_8d(browser, server8):
         assert len(p.sent) > sent
         assert np.allclose(decoded_z(p.page), p.pad_z(), atol=5e-4 + 1e-6)
         no_exceptions(p.page)
+        clean_console(p.page, "the load of an 8-D model's pad and a slider step")
     finally:
         p.page.context.close()
 
@@ -214,6 +223,7 @@ def test_dragging_the_pad_decodes_every_move_and_talks_to_the_server_once(pad_pa
     assert np.allclose(decoded_z(page), z_pad, atol=5e-4 + 1e-6), (decoded_z(page), z_pad)
     assert np.allclose(p.pad_z(), z_pad), "the pad jumped after the server's run"
     no_exceptions(page)
+    clean_console(page, "a drag on the pad")
 
 
 def test_dragging_a_slider_decodes_every_move(pad_page):
@@ -240,6 +250,7 @@ def test_dragging_a_slider_decodes_every_move(pad_page):
     p.settle_ws()
     assert len(p.sent) - sent == 1
     assert np.allclose(decoded_z(page), p.pad_z(), atol=5e-4 + 1e-6)
+    clean_console(page, "a slider drag")
 
 
 def test_hover_previews_and_leaving_restores(pad_page):
@@ -258,6 +269,7 @@ def test_hover_previews_and_leaving_restores(pad_page):
     assert np.array_equal(p.pad_z(), z) and len(p.sent) == sent, (
         "hovering moved the cross or talked to the server"
     )
+    clean_console(page, "hovering over the pad")
 
 
 def test_arrow_keys_move_the_cross_and_commit_on_key_up(pad_page):
@@ -274,6 +286,27 @@ def test_arrow_keys_move_the_cross_and_commit_on_key_up(pad_page):
     page.keyboard.up("ArrowUp")
     wait_runs(page, runs)
     assert np.allclose(decoded_z(page), p.pad_z(), atol=5e-4 + 1e-6)
+    clean_console(page, "an arrow key held and released")
+
+
+def test_ten_arrow_presses_commit_one_z_and_leave_the_console_clean(pad_page):
+    """A user tapping an arrow key ten times sees ten digits in the page, and the server hears the last z
+    once the keys stop: one rerun, so no image of a dropped run is fetched (a 404 per image before)."""
+    p, page = pad_page, pad_page.page
+    frame = p.wait_pad()
+    frame.locator("#pad").focus()
+    p.settle_ws()
+    z, sent, mark, runs, before = p.pad_z(), len(p.sent), console_log(page).mark(), runs_done(page), p.digit()
+    for _ in range(10):  # as fast as a user taps (no wait per press: a loaded machine would slow it)
+        page.keyboard.press("ArrowRight")
+    assert np.allclose(p.pad_z(), z + [0.5, 0], atol=1e-3), (p.pad_z(), z)
+    p.wait_digit_change(before)
+    wait_runs(page, runs)
+    p.settle_ws()
+    assert len(p.sent) - sent == 1, f"ten presses sent {len(p.sent) - sent} websocket frames, expected 1"
+    assert np.allclose(decoded_z(page), p.pad_z(), atol=5e-4 + 1e-6), (decoded_z(page), p.pad_z())
+    console_log(page).assert_clean(page, since=mark, what="ten arrow presses")
+    no_exceptions(page)
 
 
 def test_a_tap_moves_the_cross_on_a_touch_screen(browser, server):
@@ -283,6 +316,7 @@ def test_a_tap_moves_the_cross_on_a_touch_screen(browser, server):
     context.add_init_script(INIT_SCRIPT)
     page = context.new_page()
     page.set_default_timeout(60_000)
+    watch_console(page)
     try:
         p = Page(browser, server, page=page).open()
         p.wait_pad()
@@ -294,6 +328,7 @@ def test_a_tap_moves_the_cross_on_a_touch_screen(browser, server):
         p.wait_digit_change(before)
         wait_runs(page, runs)
         assert not np.allclose(p.pad_z(), z) and np.allclose(decoded_z(page), p.pad_z(), atol=5e-4 + 1e-6)
+        clean_console(page, "a tap on the pad")
     finally:
         context.close()
 
@@ -345,6 +380,7 @@ def test_clicking_a_scatter_point_moves_the_pad(pad_page, latent2):
         )
     )
     assert np.abs(sliders - z_mean).max() <= 0.005 + 1e-6, (sliders, z_mean)  # the range inputs' 0.01 grid
+    clean_console(page, "a scatter pick with the pad")
 
 
 # ----------------------------------------------------------------------------- fallback

@@ -1,6 +1,8 @@
 // The latent pad: sliders (and, for a 2-D model, a draggable latent plane) whose decoded digit follows the
 // pointer. The decoder runs here with TensorFlow.js core ops (WASM backend, CPU fallback); the server hears
-// about z only on release (pointer up, a slider's `change`, an arrow key released).
+// about z only on release (pointer up, a slider's `change` after a drag), or once the keys stop: arrow keys
+// (on the pad or a focused slider) commit KEY_QUIET_MS after the last key, so ten presses are one server
+// run, not ten runs whose images the next run drops while the browser still fetches them (404s).
 //
 // Streamlit's v1 component protocol, by hand (what streamlit-component-lib does):
 //   page -> us   {type: 'streamlit:render', args, dfs, disabled, theme}   (bytes args arrive as Uint8Array)
@@ -203,7 +205,16 @@
     if (stats.decodeMs.length > 5000) { stats.decodeMs.splice(0, 2500); stats.drawnAt.splice(0, 2500); }
   }
 
+  const KEY_QUIET_MS = 400;  // keys commit this long after the last one (a tap train is one commit)
+  let keyTimer = 0;
+  function commitSoon() {
+    clearTimeout(keyTimer);
+    keyTimer = setTimeout(commit, KEY_QUIET_MS);
+  }
+  function cancelSoon() { clearTimeout(keyTimer); keyTimer = 0; }
+
   function commit() {
+    cancelSoon();
     const z = Array.from(S.z);
     if (S.committed && S.committed.every((v, i) => v === z[i])) return;
     S.committed = z;
@@ -259,10 +270,11 @@
     if (!a) return;
     const [i, sign] = a;
     S.z[i] = q(clampDim(S.z[i] + sign * (e.shiftKey ? 0.25 : 0.05), i));
+    cancelSoon();  // a held key repeats: commit only after it is released and the keys stay quiet
     request(performance.now());
     e.preventDefault();
   });
-  pad.addEventListener('keyup', (e) => { if (ARROWS[e.key]) commit(); });
+  pad.addEventListener('keyup', (e) => { if (ARROWS[e.key]) commitSoon(); });
 
   function buildSliders() {
     const box = $('sliders');
@@ -281,8 +293,12 @@
         S.preview = null;
         request(t);
       });
-      input.addEventListener('change', commit);
-      input.addEventListener('pointerdown', () => { S.draggingSlider = true; });
+      // A change from the keyboard (arrows, Page Up/Down, Home/End) waits for the keys to stop; one from
+      // the pointer (a drag's release, a click on the track) commits at once.
+      let keyed = false;
+      input.addEventListener('keydown', () => { keyed = true; cancelSoon(); });
+      input.addEventListener('change', () => { if (keyed) commitSoon(); else commit(); });
+      input.addEventListener('pointerdown', () => { keyed = false; S.draggingSlider = true; });
       input.addEventListener('pointerup', () => { S.draggingSlider = false; });
       box.appendChild(row);
     }
@@ -320,6 +336,7 @@
     S.extent = args.extent || null;
     S.step = args.step || 0.01;
     if (modelChanged || args.rev !== S.rev) {  // the server moved z (a pick, a new model): follow it
+      cancelSoon();  // a pending key commit is for the z the server just replaced
       S.rev = args.rev;
       S.z = Float32Array.from(args.z);
       S.committed = Array.from(S.z);

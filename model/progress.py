@@ -1,6 +1,8 @@
 """Training progress as JSON lines, for a UI (or anyone) following a training process.
 
-Each line is one event: {"event": "start"|"batch"|"epoch"|"done"|"error", "time": ..., ...}.
+Each line is one event: {"event": "phase"|"start"|"batch"|"epoch"|"done"|"error", "time": ..., ...}.
+A `phase` event ({"what": "loading TensorFlow"...}) says what a job does before training starts
+(`write_phase`; model.jobs.status.PHASES lists them).
 The file is append-only, so a reader can tail it while the trainer writes. Reading and writing events
 needs no Keras; the Keras callback `JsonlProgress` is built on first access (importing Keras then).
 """
@@ -66,6 +68,11 @@ def write_event(path, event: str, **fields) -> None:
     with open(path, "a") as f:
         f.write(line + "\n")
         f.flush()
+
+
+def write_phase(path, what: str) -> None:
+    """A `phase` event: the process now does `what` (e.g. "loading TensorFlow")."""
+    write_event(path, "phase", what=what)
 
 
 def read_events(path) -> list[dict]:

@@ -191,6 +191,58 @@ def test_the_browser_decodes_like_the_server_8d(browser, server8):
         p.page.context.close()
 
 
+def test_the_pad_reports_its_warm_decode_time(pad_page):
+    """The status line's "ms per digit" after load is the warm figure, not the first (cold) decode."""
+    frame = pad_page.wait_pad()
+    frame.wait_for_function("() => /ms per digit/.test(document.getElementById('status').textContent)")
+    status = frame.locator("#status").inner_text()
+    reported = float(re.search(r"([\d.]+) ms per digit", status).group(1))
+    settled = frame.evaluate(
+        """() => { const z = window.latentPad.z, t = [];
+        for (let i = 0; i < 31; i++) { const s = performance.now(); window.latentPad.decode(z);
+                                        t.push(performance.now() - s); }
+        t.sort((a, b) => a - b); return t[15]; }"""
+    )
+    assert reported <= 3 * settled + 10, (
+        f"reported {reported} ms per digit after load, settled {settled:.1f} ms"
+    )
+    warm = frame.evaluate("() => window.latentPad.stats.warmUpMs")
+    assert warm is not None and warm > 0  # the cold decodes ran, uncounted, before the first reported one
+
+
+def test_the_pad_has_labelled_axes_with_ticks_where_their_values_are(pad_page):
+    p = pad_page
+    frame = p.wait_pad()
+    assert frame.locator(".xtitle").inner_text() == "z[0]" and frame.locator(".ytitle").inner_text() == "z[1]"
+    x0, x1, y0, y1 = frame.evaluate("() => window.latentPad.state.extent")
+    pad = p.box("#pad")
+    inside = p.page.frame_locator(f'iframe[src*="{PAD_FRAME}"]')
+    title = inside.locator(".ytitle").bounding_box()
+    for axis, (lo, hi) in (("x", (x0, x1)), ("y", (y0, y1))):
+        ticks = inside.locator(f"#{axis}Ticks .tick")
+        values = [float(v) for v in ticks.evaluate_all("els => els.map(e => e.dataset.value)")]
+        texts = ticks.all_inner_texts()
+        assert 3 <= len(values) <= 8, (axis, values)
+        assert [float(t.replace("−", "-")) for t in texts] == pytest.approx(values, abs=0.006), texts
+        assert all(lo - 1e-6 <= v <= hi + 1e-6 for v in values) and values == sorted(values), values
+        boxes = [ticks.nth(i).bounding_box() for i in range(len(values))]
+        for v, b in zip(values, boxes):
+            if axis == "x":  # centred under its value's pixel, below the pad
+                want = pad["x"] + (v - lo) / (hi - lo) * pad["width"]
+                got = b["x"] + b["width"] / 2
+                assert b["y"] >= pad["y"] + pad["height"] - 1, (v, b, pad)
+            else:  # centred beside it, left of the pad, clear of the axis title
+                want = pad["y"] + (hi - v) / (hi - lo) * pad["height"]
+                got = b["y"] + b["height"] / 2
+                assert b["x"] + b["width"] <= pad["x"] + 1, (v, b, pad)
+                assert b["x"] >= title["x"] + title["width"] - 1, (v, b, title)
+            assert abs(got - want) <= 3, (axis, v, got, want)  # (the pad's 1 px border, text metrics)
+        key = "x" if axis == "x" else "y"
+        size = "width" if axis == "x" else "height"
+        ordered = sorted(boxes, key=lambda b: b[key])
+        assert all(a[key] + a[size] <= b[key] for a, b in zip(ordered, ordered[1:])), f"{axis} labels overlap"
+
+
 # ----------------------------------------------------------------------------- dragging
 
 

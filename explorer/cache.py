@@ -65,7 +65,9 @@ def broken_models(store: ModelStore) -> list[str]:
 
 @st.cache_resource(max_entries=3, show_spinner="Loading the model…")
 def _load_model(stamp: str, _root: str, _model_id: str):
-    return ModelStore(_root).load(_model_id)
+    model = ModelStore(_root).load(_model_id)
+    model.warm_up()  # compile encode/decode under this spinner, not on the user's first click
+    return model
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the test set…")

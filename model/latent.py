@@ -209,6 +209,13 @@ class LatentModel:
             out.append(spec)
         return out
 
+    def warm_up(self) -> None:
+        """Trace the compiled encoder and decoder now (one blank image through both), so that the first
+        user-facing call (a scatter click's reconstruction, the first decoded digit) does not pay for
+        it: tracing the decoder alone takes about a second, a warm call a few milliseconds. The input
+        signatures leave the batch size open, so no other batch size traces again."""
+        self.reconstruct(np.zeros((1, 28, 28), np.float32))
+
     def reconstruct(self, images) -> np.ndarray:
         """Decode each image's posterior mean: (N, 28, 28) float32."""
         return self.decode(self.encode(images)[0])

@@ -1,6 +1,8 @@
 """Training progress as JSON lines, for a UI (or anyone) following a training process.
 
-Each line is one event: {"event": "start"|"batch"|"epoch"|"done"|"error", "time": ..., ...}.
+Each line is one event: {"event": "phase"|"start"|"batch"|"epoch"|"done"|"error", "time": ..., ...}.
+A `phase` event ({"what": "loading TensorFlow"...}) says what a job does before training starts
+(`write_phase`; model.jobs.status.PHASES lists them).
 The file is append-only, so a reader can tail it while the trainer writes. Reading and writing events
 needs no Keras; the Keras callback `JsonlProgress` is built on first access (importing Keras then).
 """
@@ -69,7 +71,12 @@ def write_event(path, event: str, **fields) -> None:
         f.flush()
 
 
-EVENTS = ("start", "batch", "epoch", "done", "error")
+def write_phase(path, what: str) -> None:
+    """A `phase` event: the process now does `what` (e.g. "loading TensorFlow")."""
+    write_event(path, "phase", what=what)
+
+
+EVENTS = ("start", "phase", "batch", "epoch", "done", "error")
 _COUNTS = ("epoch", "step", "steps", "epochs", "pid")  # non-negative integers wherever they appear
 _NEEDS = {"batch": ("epoch", "step"), "epoch": ("epoch",)}  # what model.jobs.status reads unguarded
 
@@ -91,7 +98,7 @@ def checked_event(ev) -> dict | None:
             continue
         if k in _COUNTS:
             ok = isinstance(v, int) and not isinstance(v, bool) and v >= 0
-        elif k in ("message", "model_id"):
+        elif k in ("message", "model_id", "what"):
             ok = isinstance(v, str) or v is None
         elif k == "test_metrics":
             ok = isinstance(v, dict)

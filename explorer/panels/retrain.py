@@ -71,8 +71,11 @@ def describe(config: VAEConfig | dict) -> str:
 
 
 def progress_text(js: jobs.JobStatus) -> str:
+    since = f" ({fmt_duration(js.activity_elapsed)})" if js.activity_elapsed is not None else ""
     if js.phase == "starting":
-        return "Starting: loading TensorFlow and the data…"
+        return f"Starting: {js.activity or 'loading TensorFlow and the data'}…{since}"
+    if js.phase == "training" and js.activity:
+        return f"Epoch {js.epoch}/{js.epochs} · {js.activity}…{since}"
     if js.phase == "saving":
         return "Evaluating on the test set and saving the model…"
     if js.phase == "validating":

@@ -20,6 +20,11 @@ STATES = ("running", "succeeded", "failed", "cancelled")
 TEST_IMAGES = 10_000  # validation set size of both built-in datasets (for the ETA)
 SAVE_S = 2.0  # rough time to save a model (for the ETA)
 UNTOUCHED = " The previous models are untouched."
+# What a job does before its first batch reports, in order: the job process writes a `phase` event with one
+# of the first three as `what` (model.jobs.worker); the last follows the `start` event (Keras traces and
+# compiles the training step during the first batch).
+PHASES = ("loading the data", "loading TensorFlow", "building the model")
+FIRST_BATCH = "first batch (compiling the training step)"
 
 
 @dataclass
@@ -48,6 +53,13 @@ class JobStatus:
     returncode: int | None = None
     pid: int | None = None
     cancel_requested: bool = False
+    activity: str | None = None  # while running and no batch ran yet: what the job is doing (see PHASES)
+    activity_since: float | None = None  # when that began (time.time())
+
+    @property
+    def activity_elapsed(self) -> float | None:
+        """Seconds spent in `activity` so far (None without one)."""
+        return None if self.activity_since is None else max(0.0, time.time() - self.activity_since)
 
     @property
     def active(self) -> bool:
@@ -226,6 +238,7 @@ def build(
         cancel_requested=cancel_requested,
     )
     start = next((e for e in events if e.get("event") == "start"), None)
+    phases = [e for e in events if e.get("event") == "phase"]
     batches = [e for e in events if e.get("event") == "batch"]
     epochs_ev = [e for e in events if e.get("event") == "epoch"]
     if start:
@@ -253,6 +266,10 @@ def build(
         if js.loss is None or js.step == 0:
             js.loss = _finite(epochs_ev[-1].get("loss"))
     if state == "running":
+        if not start and phases:  # starting: the job process says what it is doing
+            js.activity, js.activity_since = str(phases[-1].get("what") or ""), phases[-1].get("time")
+        elif start and not batches and not epochs_ev:
+            js.activity, js.activity_since = FIRST_BATCH, start.get("time")
         if start and js.epochs_done >= js.epochs:
             js.phase = "saving"
         elif js.steps and js.step >= js.steps:

@@ -3,8 +3,9 @@
 It holds `job.lock` for its whole life, reads the job's `config.json` into a `VAEConfig` and calls
 `model.train.train` with it, so the saved model's config is the job's config, field for field. Progress
 goes to `progress.jsonl`; the end is a `done` event naming the model, or an `error` event saying why and
-how to fix it. A job keeps only the model in the store: no vae.weights.h5, TensorBoard logs or figures
-(`python -m model.train` writes those).
+how to fix it. Before training starts it writes a `phase` event for each slow step (loading the data,
+loading TensorFlow, building the model), so the page can say what it waits for. A job keeps only the
+model in the store: no vae.weights.h5, TensorBoard logs or figures (`python -m model.train` writes those).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from model import train  # TensorFlow loads only inside train.train()
 from model.config import VAEConfig
 from model.data import load_dataset
 from model.errors import DataError, StoreError, TrainingError
+from model.jobs.status import PHASES
 from model.paths import HOME_ENV
-from model.progress import write_event
+from model.progress import write_event, write_phase
 from model.store import ModelStore
+from model.tflog import import_tensorflow
 
 CONFIG = "config.json"
 
@@ -43,8 +46,12 @@ def _train(job_dir: Path, progress: Path) -> None:
     config = _config(job_dir)
     store = ModelStore()
     store.check_writable()  # before TensorFlow loads: fail fast
+    data_phase, tf_phase, build_phase = PHASES
+    write_phase(progress, data_phase)
     data = load_dataset(config.dataset)
-
+    write_phase(progress, tf_phase)
+    import_tensorflow()  # (quietly: model/tflog.py) the slowest step of a start
+    write_phase(progress, build_phase)  # until Keras' `start` event
     latent, record, _ = train.train(
         config, data, store=store, progress=progress, verbose=2, extra={"job": job_dir.name}
     )

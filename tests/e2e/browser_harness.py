@@ -303,13 +303,89 @@ def launch_browser(playwright):
 
 
 def new_page(browser, viewport=(1400, 1000), init_scripts=()):
-    """A page in a fresh context (a fresh Streamlit session) with the run counter installed."""
+    """A page in a fresh context (a fresh Streamlit session) with the run counter installed and its
+    console watched (`console_log(page)`)."""
     context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
     for script in (INIT_SCRIPT, *init_scripts):
         context.add_init_script(script)
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
+    watch_console(page)
     return page
+
+
+# ----------------------------------------------------------------------------- console
+
+
+class ConsoleLog:
+    """What went wrong in a page (and its frames) as its console tells it: console errors, uncaught
+    exceptions (`pageerror`), failed requests and HTTP error responses (a `/media/*.png` 404...).
+
+    Filled by playwright's events, which arrive only while playwright waits on something: `problems()`
+    lets pending events in first. `mark()` + `problems(since=...)` looks at one stretch of a walk."""
+
+    def __init__(self):
+        self.entries: list[str] = []
+
+    def add(self, text: str) -> None:
+        self.entries.append(text)
+
+    def mark(self) -> int:
+        return len(self.entries)
+
+    def problems(self, page=None, since: int = 0, settle_ms: int = 300) -> list[str]:
+        if page is not None and not page.is_closed():
+            page.wait_for_timeout(settle_ms)  # let playwright deliver pending events
+        return self.entries[since:]
+
+    def assert_clean(self, page=None, since: int = 0, what: str = "the walk") -> None:
+        problems = self.problems(page, since)
+        assert not problems, f"{len(problems)} browser console problem(s) during {what}:\n" + "\n".join(
+            problems[:20]
+        )
+
+
+_LOGS: dict = {}
+
+
+def watch_console(page) -> ConsoleLog:
+    """Start collecting `page`'s console errors, page errors, failed requests and HTTP >= 400 responses
+    (idempotent; `new_page` does it for every page). Returns the page's `ConsoleLog`."""
+    if id(page) in _LOGS and _LOGS[id(page)][0] is page:
+        return _LOGS[id(page)][1]
+    log = ConsoleLog()
+    _LOGS[id(page)] = (page, log)
+
+    def on_console(msg):
+        if msg.type == "error":
+            loc = msg.location or {}
+            where = f" ({loc.get('url', '')}:{loc.get('lineNumber', '')})" if loc.get("url") else ""
+            log.add(f"console error: {msg.text[:500]}{where}")
+
+    def on_response(resp):
+        if resp.status >= 400:
+            log.add(f"HTTP {resp.status}: {resp.request.method} {resp.url}")
+
+    def on_failed(req):
+        log.add(f"request failed ({req.failure}): {req.method} {req.url}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda e: log.add(f"page error: {e}"))
+    page.on("response", on_response)
+    page.on("requestfailed", on_failed)
+    page.on("close", lambda _p: _LOGS.pop(id(page), None))
+    return log
+
+
+def console_log(page) -> ConsoleLog:
+    """The `ConsoleLog` of a page made by `new_page` (or passed to `watch_console`)."""
+    entry = _LOGS.get(id(page))
+    if entry is None or entry[0] is not page:
+        raise HarnessError(
+            "This page's console is not watched. Fix: create it with new_page() or call "
+            "watch_console(page) before opening the app."
+        )
+    return entry[1]
 
 
 def open_app(page, url: str, timeout: float = FIRST_RUN_MS) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from browser_harness import (
     HarnessError,
+    console_log,
     fetch_image,
     image_srcs,
     isolated_point,
@@ -100,6 +101,7 @@ def test_page_shows_the_decoded_digit(app_page, served_model):
     shown = shown_digit(page)
     assert np.abs(shown - expected).max() <= TOL, "the painted digit is not decoder(z) for the sliders"
     assert "Exploring" in page.get_by_text("Exploring").first.inner_text()
+    console_log(page).assert_clean(page, what="the first load")
 
 
 def test_slider_move_repaints_the_digit(app_page, served_model):
@@ -126,6 +128,7 @@ def test_slider_move_repaints_the_digit(app_page, served_model):
         expected = latent.decode(z[None])[0]
         assert np.abs(shown_digit(page) - expected).max() <= TOL, f"step {step}: wrong digit at z0={z0}"
     no_exceptions(page)
+    console_log(page).assert_clean(page, what="the load and three slider steps")
 
 
 def test_clicking_a_scatter_point_shows_its_original_and_reconstruction(app_page, served_model):
@@ -197,6 +200,7 @@ def test_clicking_a_scatter_point_shows_its_original_and_reconstruction(app_page
         " return [t.x[0], t.y[0]]; }"
     )
     assert np.allclose(pick_xy, z_mean[0], atol=1e-5), (pick_xy, z_mean[0])
+    console_log(page).assert_clean(page, what="the load and a scatter pick")
 
 
 AXES_JS = (
@@ -233,3 +237,4 @@ def test_a_pick_does_not_rescale_the_scatter_or_grow_its_legend(app_page):
     after = scatter(page).evaluate(AXES_JS)
     assert after == before, f"the pick changed the axes or the legend: {before} -> {after}"
     assert before[3] == 10, f"the legend should list the 10 classes only: {before}"
+    console_log(page).assert_clean(page, what="the load and a scatter pick")

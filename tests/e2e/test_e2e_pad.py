@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from browser_harness import (
     StreamlitServer,
+    console_log,
     dump_debug,
     is_auto_rerun,
     isolated_point,
@@ -22,6 +23,7 @@ from browser_harness import (
     scatter_points,
     wait_idle,
     wait_runs,
+    watch_console,
 )
 
 PAD_FRAME = "latent_pad/index.html"
@@ -136,6 +138,11 @@ def no_exceptions(page) -> None:
     assert errors.count() == 0, f"the page shows a traceback: {errors.first.inner_text()[:500]}"
 
 
+def clean_console(page, what: str) -> None:
+    """No console error, uncaught exception, failed request or HTTP error since the page was opened."""
+    console_log(page).assert_clean(page, what=what)
+
+
 def check_exact(frame, latent, seed):
     d = latent.latent_dim
     z = np.random.default_rng(seed).normal(size=(6, d)).astype(np.float32) * 2
@@ -158,6 +165,7 @@ def test_the_browser_decodes_like_the_server_2d(pad_page, latent2):
     assert np.allclose(pad_page.pad_z(), decoded_z(pad_page.page), atol=5e-4 + 1e-6)
     assert frame.locator("#pad").is_visible() and frame.locator('input[type="range"]').count() == 2
     no_exceptions(pad_page.page)
+    clean_console(pad_page.page, "the load of a 2-D model's pad")
 
 
 def test_the_browser_decodes_like_the_server_8d(browser, server8):
@@ -178,8 +186,61 @@ def test_the_browser_decodes_like_the_server_8d(browser, server8):
         assert len(p.sent) > sent
         assert np.allclose(decoded_z(p.page), p.pad_z(), atol=5e-4 + 1e-6)
         no_exceptions(p.page)
+        clean_console(p.page, "the load of an 8-D model's pad and a slider step")
     finally:
         p.page.context.close()
+
+
+def test_the_pad_reports_its_warm_decode_time(pad_page):
+    """The status line's "ms per digit" after load is the warm figure, not the first (cold) decode."""
+    frame = pad_page.wait_pad()
+    frame.wait_for_function("() => /ms per digit/.test(document.getElementById('status').textContent)")
+    status = frame.locator("#status").inner_text()
+    reported = float(re.search(r"([\d.]+) ms per digit", status).group(1))
+    settled = frame.evaluate(
+        """() => { const z = window.latentPad.z, t = [];
+        for (let i = 0; i < 31; i++) { const s = performance.now(); window.latentPad.decode(z);
+                                        t.push(performance.now() - s); }
+        t.sort((a, b) => a - b); return t[15]; }"""
+    )
+    assert reported <= 3 * settled + 10, (
+        f"reported {reported} ms per digit after load, settled {settled:.1f} ms"
+    )
+    warm = frame.evaluate("() => window.latentPad.stats.warmUpMs")
+    assert warm is not None and warm > 0  # the cold decodes ran, uncounted, before the first reported one
+
+
+def test_the_pad_has_labelled_axes_with_ticks_where_their_values_are(pad_page):
+    p = pad_page
+    frame = p.wait_pad()
+    assert frame.locator(".xtitle").inner_text() == "z[0]" and frame.locator(".ytitle").inner_text() == "z[1]"
+    x0, x1, y0, y1 = frame.evaluate("() => window.latentPad.state.extent")
+    pad = p.box("#pad")
+    inside = p.page.frame_locator(f'iframe[src*="{PAD_FRAME}"]')
+    title = inside.locator(".ytitle").bounding_box()
+    for axis, (lo, hi) in (("x", (x0, x1)), ("y", (y0, y1))):
+        ticks = inside.locator(f"#{axis}Ticks .tick")
+        values = [float(v) for v in ticks.evaluate_all("els => els.map(e => e.dataset.value)")]
+        texts = ticks.all_inner_texts()
+        assert 3 <= len(values) <= 8, (axis, values)
+        assert [float(t.replace("−", "-")) for t in texts] == pytest.approx(values, abs=0.006), texts
+        assert all(lo - 1e-6 <= v <= hi + 1e-6 for v in values) and values == sorted(values), values
+        boxes = [ticks.nth(i).bounding_box() for i in range(len(values))]
+        for v, b in zip(values, boxes):
+            if axis == "x":  # centred under its value's pixel, below the pad
+                want = pad["x"] + (v - lo) / (hi - lo) * pad["width"]
+                got = b["x"] + b["width"] / 2
+                assert b["y"] >= pad["y"] + pad["height"] - 1, (v, b, pad)
+            else:  # centred beside it, left of the pad, clear of the axis title
+                want = pad["y"] + (hi - v) / (hi - lo) * pad["height"]
+                got = b["y"] + b["height"] / 2
+                assert b["x"] + b["width"] <= pad["x"] + 1, (v, b, pad)
+                assert b["x"] >= title["x"] + title["width"] - 1, (v, b, title)
+            assert abs(got - want) <= 3, (axis, v, got, want)  # (the pad's 1 px border, text metrics)
+        key = "x" if axis == "x" else "y"
+        size = "width" if axis == "x" else "height"
+        ordered = sorted(boxes, key=lambda b: b[key])
+        assert all(a[key] + a[size] <= b[key] for a, b in zip(ordered, ordered[1:])), f"{axis} labels overlap"
 
 
 # ----------------------------------------------------------------------------- dragging
@@ -214,6 +275,7 @@ def test_dragging_the_pad_decodes_every_move_and_talks_to_the_server_once(pad_pa
     assert np.allclose(decoded_z(page), z_pad, atol=5e-4 + 1e-6), (decoded_z(page), z_pad)
     assert np.allclose(p.pad_z(), z_pad), "the pad jumped after the server's run"
     no_exceptions(page)
+    clean_console(page, "a drag on the pad")
 
 
 def test_dragging_a_slider_decodes_every_move(pad_page):
@@ -240,6 +302,7 @@ def test_dragging_a_slider_decodes_every_move(pad_page):
     p.settle_ws()
     assert len(p.sent) - sent == 1
     assert np.allclose(decoded_z(page), p.pad_z(), atol=5e-4 + 1e-6)
+    clean_console(page, "a slider drag")
 
 
 def test_hover_previews_and_leaving_restores(pad_page):
@@ -258,6 +321,7 @@ def test_hover_previews_and_leaving_restores(pad_page):
     assert np.array_equal(p.pad_z(), z) and len(p.sent) == sent, (
         "hovering moved the cross or talked to the server"
     )
+    clean_console(page, "hovering over the pad")
 
 
 def test_arrow_keys_move_the_cross_and_commit_on_key_up(pad_page):
@@ -274,6 +338,27 @@ def test_arrow_keys_move_the_cross_and_commit_on_key_up(pad_page):
     page.keyboard.up("ArrowUp")
     wait_runs(page, runs)
     assert np.allclose(decoded_z(page), p.pad_z(), atol=5e-4 + 1e-6)
+    clean_console(page, "an arrow key held and released")
+
+
+def test_ten_arrow_presses_commit_one_z_and_leave_the_console_clean(pad_page):
+    """A user tapping an arrow key ten times sees ten digits in the page, and the server hears the last z
+    once the keys stop: one rerun, so no image of a dropped run is fetched (a 404 per image before)."""
+    p, page = pad_page, pad_page.page
+    frame = p.wait_pad()
+    frame.locator("#pad").focus()
+    p.settle_ws()
+    z, sent, mark, runs, before = p.pad_z(), len(p.sent), console_log(page).mark(), runs_done(page), p.digit()
+    for _ in range(10):  # as fast as a user taps (no wait per press: a loaded machine would slow it)
+        page.keyboard.press("ArrowRight")
+    assert np.allclose(p.pad_z(), z + [0.5, 0], atol=1e-3), (p.pad_z(), z)
+    p.wait_digit_change(before)
+    wait_runs(page, runs)
+    p.settle_ws()
+    assert len(p.sent) - sent == 1, f"ten presses sent {len(p.sent) - sent} websocket frames, expected 1"
+    assert np.allclose(decoded_z(page), p.pad_z(), atol=5e-4 + 1e-6), (decoded_z(page), p.pad_z())
+    console_log(page).assert_clean(page, since=mark, what="ten arrow presses")
+    no_exceptions(page)
 
 
 def test_a_tap_moves_the_cross_on_a_touch_screen(browser, server):
@@ -283,6 +368,7 @@ def test_a_tap_moves_the_cross_on_a_touch_screen(browser, server):
     context.add_init_script(INIT_SCRIPT)
     page = context.new_page()
     page.set_default_timeout(60_000)
+    watch_console(page)
     try:
         p = Page(browser, server, page=page).open()
         p.wait_pad()
@@ -294,6 +380,7 @@ def test_a_tap_moves_the_cross_on_a_touch_screen(browser, server):
         p.wait_digit_change(before)
         wait_runs(page, runs)
         assert not np.allclose(p.pad_z(), z) and np.allclose(decoded_z(page), p.pad_z(), atol=5e-4 + 1e-6)
+        clean_console(page, "a tap on the pad")
     finally:
         context.close()
 
@@ -345,6 +432,7 @@ def test_clicking_a_scatter_point_moves_the_pad(pad_page, latent2):
         )
     )
     assert np.abs(sliders - z_mean).max() <= 0.005 + 1e-6, (sliders, z_mean)  # the range inputs' 0.01 grid
+    clean_console(page, "a scatter pick with the pad")
 
 
 # ----------------------------------------------------------------------------- fallback

@@ -1,6 +1,8 @@
 // The latent pad: sliders (and, for a 2-D model, a draggable latent plane) whose decoded digit follows the
 // pointer. The decoder runs here with TensorFlow.js core ops (WASM backend, CPU fallback); the server hears
-// about z only on release (pointer up, a slider's `change`, an arrow key released).
+// about z only on release (pointer up, a slider's `change` after a drag), or once the keys stop: arrow keys
+// (on the pad or a focused slider) commit KEY_QUIET_MS after the last key, so ten presses are one server
+// run, not ten runs whose images the next run drops while the browser still fetches them (404s).
 //
 // Streamlit's v1 component protocol, by hand (what streamlit-component-lib does):
 //   page -> us   {type: 'streamlit:render', args, dfs, disabled, theme}   (bytes args arrive as Uint8Array)
@@ -68,6 +70,15 @@
     return x;
   }
 
+  // The first decodes of a new decoder are slow (the backend sets up its kernels: ~260 ms here against
+  // 13-16 ms once warm). They run here, uncounted, so "ms per digit" reports the figure a user feels.
+  const WARM_UP = 3;
+  function warmUp(net) {
+    const t = performance.now(), z = new Float32Array(net.d);
+    for (let i = 0; i < WARM_UP; i++) decodeMany(net, [z]);
+    stats.warmUpMs = performance.now() - t;
+  }
+
   function decodeMany(net, zs) {  // zs: array of arrays -> Float32Array (N * 784)
     const out = tf.tidy(() => forward(net, tf.tensor2d(zs.map((z) => Array.from(z)), [zs.length, net.d])));
     const px = out.dataSync();
@@ -129,8 +140,42 @@
     return [(zx - x0) / (x1 - x0) * pad.width, (y1 - zy) / (y1 - y0) * pad.height];
   };
 
+  // Axis ticks: "nice" steps (1, 2, 2.5 or 5 times a power of ten) giving 4 to 7 ticks over the extent.
+  function niceTicks(lo, hi) {
+    const span = hi - lo;
+    if (!(span > 0)) return [];
+    const raw = span / 5, p = Math.pow(10, Math.floor(Math.log10(raw)));
+    const step = [1, 2, 2.5, 5, 10].map((m) => m * p).find((s) => span / s <= 7);
+    const out = [];
+    for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + 1e-9 * span; v += step) {
+      out.push(Math.abs(v) < 1e-9 * span ? 0 : v);
+    }
+    return out;
+  }
+  const tickText = (v) => (v < 0 ? '−' : '') + String(+Math.abs(v).toFixed(2));
+  let axesKey = null;
+  function paintAxes() {  // the tick labels beside the pad (HTML, placed in % of the pad's side)
+    const key = S.extent ? S.extent.join(',') : '';
+    if (key === axesKey) return;
+    axesKey = key;
+    const [x0, x1, y0, y1] = S.extent;
+    const label = (v, where) => {
+      const el = document.createElement('span');
+      el.className = 'tick';
+      el.textContent = tickText(v);
+      el.dataset.value = v;
+      el.style[where[0]] = where[1];
+      return el;
+    };
+    const xt = $('xTicks'), yt = $('yTicks');
+    xt.replaceChildren(...niceTicks(x0, x1).map((v) => label(v, ['left', `${100 * (v - x0) / (x1 - x0)}%`])));
+    const title = yt.querySelector('.ytitle');
+    yt.replaceChildren(title, ...niceTicks(y0, y1).map((v) => label(v, ['top', `${100 * (y1 - v) / (y1 - y0)}%`])));
+  }
+
   function paintPad() {
     if (S.d !== 2 || !S.extent) return;
+    paintAxes();
     fitCanvas(pad);
     const ctx = pad.getContext('2d'), W = pad.width, H = pad.height, r = window.devicePixelRatio || 1;
     ctx.fillStyle = '#fff';
@@ -146,6 +191,22 @@
     ctx.fillStyle = 'rgba(240, 242, 246, 0.8)';
     ctx.fillRect(0, 0, W, by0); ctx.fillRect(0, by1, W, H - by1);
     ctx.fillRect(0, by0, bx0, by1 - by0); ctx.fillRect(bx1, by0, W - bx1, by1 - by0);
+    // tick marks on the four edges, and faint grid lines through the ticks
+    const [ex0, ex1, ey0, ey1] = S.extent, tick = 5 * r;
+    ctx.strokeStyle = 'rgba(49, 51, 63, 0.10)'; ctx.lineWidth = r;
+    ctx.beginPath();
+    for (const v of niceTicks(ex0, ex1)) { const [x] = toPx(v, 0); ctx.moveTo(x, 0); ctx.lineTo(x, H); }
+    for (const v of niceTicks(ey0, ey1)) { const [, y] = toPx(0, v); ctx.moveTo(0, y); ctx.lineTo(W, y); }
+    ctx.stroke();
+    ctx.strokeStyle = 'rgba(49, 51, 63, 0.55)';
+    ctx.beginPath();
+    for (const v of niceTicks(ex0, ex1)) {
+      const [x] = toPx(v, 0); ctx.moveTo(x, H); ctx.lineTo(x, H - tick); ctx.moveTo(x, 0); ctx.lineTo(x, tick);
+    }
+    for (const v of niceTicks(ey0, ey1)) {
+      const [, y] = toPx(0, v); ctx.moveTo(0, y); ctx.lineTo(tick, y); ctx.moveTo(W, y); ctx.lineTo(W - tick, y);
+    }
+    ctx.stroke();
     const [cx, cy] = toPx(S.z[0], S.z[1]);
     ctx.strokeStyle = 'rgba(214, 39, 40, 0.45)';
     ctx.lineWidth = r;
@@ -198,12 +259,21 @@
     stats.decodes += 1;
     stats.decodeMs.push(drawn - ts);
     stats.drawnAt.push(drawn);
-    if (stats.decodes % 30 === 1) showStatus();
+    if (stats.decodes % 10 === 1) showStatus();
     if (t0 != null) requestAnimationFrame(() => stats.latency.push([t0, drawn, performance.now()]));
     if (stats.decodeMs.length > 5000) { stats.decodeMs.splice(0, 2500); stats.drawnAt.splice(0, 2500); }
   }
 
+  const KEY_QUIET_MS = 400;  // keys commit this long after the last one (a tap train is one commit)
+  let keyTimer = 0;
+  function commitSoon() {
+    clearTimeout(keyTimer);
+    keyTimer = setTimeout(commit, KEY_QUIET_MS);
+  }
+  function cancelSoon() { clearTimeout(keyTimer); keyTimer = 0; }
+
   function commit() {
+    cancelSoon();
     const z = Array.from(S.z);
     if (S.committed && S.committed.every((v, i) => v === z[i])) return;
     S.committed = z;
@@ -259,10 +329,11 @@
     if (!a) return;
     const [i, sign] = a;
     S.z[i] = q(clampDim(S.z[i] + sign * (e.shiftKey ? 0.25 : 0.05), i));
+    cancelSoon();  // a held key repeats: commit only after it is released and the keys stay quiet
     request(performance.now());
     e.preventDefault();
   });
-  pad.addEventListener('keyup', (e) => { if (ARROWS[e.key]) commit(); });
+  pad.addEventListener('keyup', (e) => { if (ARROWS[e.key]) commitSoon(); });
 
   function buildSliders() {
     const box = $('sliders');
@@ -281,8 +352,12 @@
         S.preview = null;
         request(t);
       });
-      input.addEventListener('change', commit);
-      input.addEventListener('pointerdown', () => { S.draggingSlider = true; });
+      // A change from the keyboard (arrows, Page Up/Down, Home/End) waits for the keys to stop; one from
+      // the pointer (a drag's release, a click on the track) commits at once.
+      let keyed = false;
+      input.addEventListener('keydown', () => { keyed = true; cancelSoon(); });
+      input.addEventListener('change', () => { if (keyed) commitSoon(); else commit(); });
+      input.addEventListener('pointerdown', () => { keyed = false; S.draggingSlider = true; });
       input.addEventListener('pointerup', () => { S.draggingSlider = false; });
       box.appendChild(row);
     }
@@ -296,8 +371,10 @@
     const key = args.model;
     if (args.spec && args.weights && !models.has(key)) {
       const t = performance.now();
-      models.set(key, buildNet(args.spec, args.weights));
+      const net = buildNet(args.spec, args.weights);
       stats.buildMs = performance.now() - t;
+      warmUp(net);
+      models.set(key, net);
       while (models.size > 2) {  // keep the two latest models
         const [old] = models.keys();
         models.get(old).layers.forEach((l) => l.w.forEach((w) => w.dispose()));
@@ -320,6 +397,7 @@
     S.extent = args.extent || null;
     S.step = args.step || 0.01;
     if (modelChanged || args.rev !== S.rev) {  // the server moved z (a pick, a new model): follow it
+      cancelSoon();  // a pending key commit is for the z the server just replaced
       S.rev = args.rev;
       S.z = Float32Array.from(args.z);
       S.committed = Array.from(S.z);
@@ -339,7 +417,8 @@
   function showStatus() {
     if (!S.net) { status('Loading the decoder…'); return; }
     status(`Decoded in your browser: TensorFlow.js ${tf.version_core}, ${S.backend} backend`
-      + (stats.decodeMs.length ? ` · ${median(stats.decodeMs.slice(-30)).toFixed(1)} ms per digit` : '')
+      + (stats.decodeMs.length ? ` · ${median(stats.decodeMs.slice(-30)).toFixed(1)} ms per digit`
+        + (stats.decodeMs.length > 1 ? ` (median of ${Math.min(30, stats.decodeMs.length)})` : '') : '')
       + ' · the server hears z when you let go');
   }
   const median = (a) => { const s = a.slice().sort((x, y) => x - y); return s.length ? s[s.length >> 1] : NaN; };

@@ -299,15 +299,19 @@ def _eight_dim_model():
 def test_tsne_is_computed_in_the_background_then_shown_with_the_picks_ellipses(home, reference, monkeypatch):
     import threading
 
+    from explorer import background
+    from explorer.panels import projection
+
     _, data = reference
     record, latent = _eight_dim_model()
     gate = threading.Event()
 
-    def fake_tsne(z, seed):  # stands in for scikit-learn (tested in test_analysis.py): a known layout
-        gate.wait(30)
-        return z[:, :2] * 10 + z[:, 2:4]
+    def fake_tsne(z, seed, progress):  # stands in for scikit-learn (tested in test_analysis.py)
+        while not gate.wait(0.1):
+            progress(0.25)
+        return z[:, :2] * 10 + z[:, 2:4]  # a known layout
 
-    monkeypatch.setattr(analysis.TSNE_JOBS, "_compute", fake_tsne)
+    monkeypatch.setattr(projection, "TSNE_COMPUTE", fake_tsne)
     at = run_app(pick=42)
     assert_clean(at)
     assert scatter_spec(at)["layout"]["xaxis"]["title"]["text"].startswith("PC1")
@@ -316,7 +320,7 @@ def test_tsne_is_computed_in_the_background_then_shown_with_the_picks_ellipses(h
     assert any("Computing the t-SNE of 10,000 latent means" in p.proto.text for p in at.get("progress"))
     assert scatter_spec(at)["layout"]["xaxis"]["title"]["text"].startswith("PC1"), "PCA until it is ready"
     gate.set()
-    assert analysis.TSNE_JOBS.wait(record.id)["state"] == "done"
+    assert background.RUNNER.wait(("tsne", record.id, 0))["state"] == "done"
     at.run()
     assert_clean(at)
     spec = scatter_spec(at)

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
@@ -284,6 +285,48 @@ def tsne_cached(model_id: str, n: int, seed: int = TSNE_SEED) -> np.ndarray | No
     """The cached t-SNE of model `model_id` if it exists and is a valid (n, 2) float array, else None
     (a damaged cache is then recomputed and replaced)."""
     return read_xy(tsne_path(model_id, seed), n)
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the home (as the page shows it to every viewer), if it is inside it."""
+    try:
+        return f"{Path(path).relative_to(home())} (in LATENT_EXPLORER_HOME)"
+    except ValueError:
+        return str(path)
+
+
+def write_problem(e: OSError, path: Path) -> str:
+    """What an OSError from writing a cache file at `path` means, and the fix, in one sentence."""
+    where = Path(e.filename) if getattr(e, "filename", None) else Path(path)
+    if e.errno == errno.ENOSPC:
+        return f"the disk is full ({_shown(where)}). Fix: free disk space"
+    if isinstance(e, (FileExistsError, NotADirectoryError)):
+        return (
+            f"{_shown(where)} is a file where a directory should be. Fix: delete or move it "
+            "(it is not latent explorer's)"
+        )
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (
+            f"{_shown(where)} is not writable ({e.strerror}). Fix: make LATENT_EXPLORER_HOME writable "
+            "for the server's user"
+        )
+    return f"{_shown(where)}: {e.strerror or e}. Fix: check LATENT_EXPLORER_HOME"
+
+
+def cache_problem(path: Path) -> str | None:
+    """Why a cache file could not be written at `path` (its directory is created, and a probe file
+    written and removed, as the real write would), or None if it can. Checked before minutes of
+    computing, so the page can say it at once."""
+    path = Path(path)
+    probe = path.with_name(f".probe-{os.getpid()}-{threading.get_native_id()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0")
+        probe.unlink()
+    except OSError as e:
+        return write_problem(e, path)
+    return None
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:

@@ -417,3 +417,21 @@ def test_a_damaged_tsne_cache_is_refused_from_its_header_and_recomputed(tmp_path
 
     path.write_bytes(b"")
     assert analysis.tsne_cached("m1", n) is None  # so the page computes it again and replaces it
+
+
+def test_cache_problem_names_the_real_cause_before_any_work(tmp_path, monkeypatch):
+    import errno
+
+    from model import paths
+
+    monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))
+    path = analysis.tsne_path("m1")
+    assert analysis.cache_problem(path) is None and list(path.parent.iterdir()) == []  # no probe left
+    path.parent.rmdir()
+    path.parent.write_text("x")
+    msg = analysis.cache_problem(path)
+    assert msg.startswith("analysis/m1 (in LATENT_EXPLORER_HOME) is a file where a directory should be")
+    full = analysis.write_problem(OSError(errno.ENOSPC, "No space left on device", str(path)), path)
+    assert "disk is full" in full and "Fix: free disk space" in full
+    ro = analysis.write_problem(OSError(errno.EROFS, "Read-only file system", str(path)), path)
+    assert "not writable (Read-only file system)" in ro and "memory" not in ro

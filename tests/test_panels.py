@@ -432,3 +432,38 @@ def test_the_latents_and_map_are_one_shared_read_only_copy(reference):
     assert not base.flags.writeable
     png = views.map_png(base, (-4.0, 4.0, -4.0, 4.0), current=[0.0, 0.0])  # drawing copies, base unchanged
     assert png[:4] == b"\x89PNG" and not base.flags.writeable
+
+
+def test_an_unsavable_tsne_is_said_before_computing_and_kept_in_memory(home, monkeypatch):
+    """analysis/<id> not writable: the page said "FileExistsError … Fix: free memory" after minutes of
+    computing, threw the result away, and every Retry computed it again."""
+    from explorer import background
+    from explorer.panels import projection
+
+    record, _ = _eight_dim_model()
+    (home / "analysis").mkdir()
+    (home / "analysis" / record.id).write_text("a file where the cache directory goes")
+    calls = []
+
+    def fake_tsne(z, seed, progress):
+        calls.append(1)
+        return z[:, :2] * 10 + z[:, 2:4]
+
+    monkeypatch.setattr(projection, "TSNE_COMPUTE", fake_tsne)
+    at = run_app(proj_method="t-SNE")
+    assert_clean(at)
+    before = [w.value for w in at.warning if "cannot be saved" in w.value]
+    assert (
+        before and f"analysis/{record.id} (in LATENT_EXPLORER_HOME) is a file where a directory" in before[0]
+    )
+    assert str(home) not in before[0]  # no server path shown to every viewer
+    assert background.RUNNER.wait(("tsne", record.id, 0))["state"] == "done"
+    at.run()
+    assert_clean(at)
+    assert scatter_spec(at)["layout"]["xaxis"]["title"]["text"] == "t-SNE 1", "the result was thrown away"
+    after = [w.value for w in at.warning if "could not be saved" in w.value]
+    assert after and "kept in this server's memory" in after[0] and "free memory" not in after[0]
+    at.run()
+    at2 = run_app(proj_method="t-SNE")  # another session: the same result, not a new computation
+    assert scatter_spec(at2)["layout"]["xaxis"]["title"]["text"] == "t-SNE 1"
+    assert len(calls) == 1, f"computed {len(calls)} times"

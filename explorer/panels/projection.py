@@ -175,8 +175,12 @@ def _tsne_task(model_id: str, z_means):
 
     def run(progress):
         xy = TSNE_COMPUTE(z, analysis.TSNE_SEED, progress)
-        analysis.save_npy(analysis.tsne_path(model_id), xy)
-        return {"xy": xy}
+        path = analysis.tsne_path(model_id)
+        try:
+            analysis.save_npy(path, xy)
+        except OSError as e:  # the work is kept: in this server's memory, until it restarts
+            return {"xy": xy, "cache_error": analysis.write_problem(e, path)}
+        return {"xy": xy, "cache_error": None}
 
     return run
 
@@ -238,12 +242,27 @@ def projection_panel(ex):
     if xy is None:
         key, runner = _tsne_key(model_id), background.RUNNER
         status = runner.status(key)
-        if status["state"] == "failed":
-            st.error(f"The t-SNE failed: {status['error']}. Fix: free memory and retry, or use PCA.")
+        result = status.get("result") or {}
+        if status["state"] == "done" and result.get("cache_error") and len(result["xy"]) == n:
+            xy = result["xy"]  # computed, but it could not be saved: kept in this server's memory
+            st.warning(
+                f"The t-SNE could not be saved ({result['cache_error']}); it is kept in this server's "
+                "memory until the server restarts."
+            )
+        elif status["state"] == "failed":
+            fix = "free memory and retry" if "MemoryError" in status["error"] else "retry"
+            st.error(f"The t-SNE failed: {status['error'].rstrip('.')}. Fix: {fix}, or use PCA.")
             st.button("Retry the t-SNE", on_click=runner.forget, args=(key,), key="proj_retry")
             return ex
+    if xy is None:
         if status["state"] == "done":
             runner.forget(key)  # done, but its cache is gone (the model was deleted and retrained...)
+        problem = analysis.cache_problem(analysis.tsne_path(model_id))
+        if problem:
+            st.warning(
+                f"The t-SNE cannot be saved: {problem}. It is computed anyway and kept in this "
+                "server's memory until the server restarts."
+            )
         runner.submit(
             key,
             _tsne_task(model_id, ex.latents.z_mean),

@@ -435,3 +435,17 @@ def test_cache_problem_names_the_real_cause_before_any_work(tmp_path, monkeypatc
     assert "disk is full" in full and "Fix: free disk space" in full
     ro = analysis.write_problem(OSError(errno.EROFS, "Read-only file system", str(path)), path)
     assert "not writable (Read-only file system)" in ro and "memory" not in ro
+
+
+def test_a_bad_z_in_a_link_is_named_for_what_is_wrong():
+    from explorer.panels.links import MAX_DIM, decode_view
+
+    big = decode_view({"z": "1e39,0"}, latent_dim=2)  # finite for Python, inf as a 32-bit float
+    assert big.z is None and "within ±3.4e+38 (32-bit floats)" in big.problems[0]
+    many = decode_view({"z": ",".join(["0"] * (MAX_DIM + 1))})
+    assert many.z is None and f"at most {MAX_DIM} latent values" in many.problems[0]
+    assert f"Received: {MAX_DIM + 1}" in many.problems[0]
+    inf = decode_view({"z": "inf,0"}, latent_dim=2)
+    assert inf.z is None and "comma-separated numbers" in inf.problems[0]
+    text = decode_view({"z": "a,b"}, latent_dim=2)
+    assert text.z is None and "comma-separated numbers" in text.problems[0]

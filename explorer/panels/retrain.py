@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer import session
-from model import jobs
+from model import bundle, jobs
 from model.data import available_datasets
 
 POLL_ACTIVE_S = 1.0  # progress refresh while a job runs
@@ -443,6 +443,10 @@ def first_run(store) -> None:
         "below; nothing trains until you click. Training runs in the background: this page shows its "
         "progress and opens the explorer when the model is ready."
     )
+    refused = bundle.refusal() if not store.list() else None
+    if refused:
+        st.warning("The bundled model was refused, so it was not installed:")
+        st.text(refused)  # as text: it holds file names and fingerprints
     js, err = _latest()
     if err:
         st.error(err)

@@ -199,7 +199,7 @@ def evaluate_quality(
     Returns a flat dict: iwae_nll, elbo_nll, iwae_k, iwae_n, likelihood, knn_accuracy, knn_chance,
     knn_k, knn_n_train, knn_n_test, seconds, computed (a timestamp); plus cache_error (a one-line
     note) when the result could not be cached (read-only or full home). `progress(fraction)`, if given,
-    is called as the work goes (IWAE batches up to 0.8, then k-NN); it may raise to stop the work.
+    is called after each IWAE batch (up to 0.8; the k-NN follows); it may raise to stop the work.
     """
     if data.name != model.config.dataset:
         raise ValueError(
@@ -208,8 +208,7 @@ def evaluate_quality(
     t0 = time.perf_counter()
     report = progress or (lambda fraction: None)
     est = iwae(model, data.x_test[:n_iwae], k=k_iwae, seed=seed, progress=lambda f: report(0.8 * f))
-    knn = knn_accuracy(model, data, k=k_nn, n_train=n_knn_train)
-    report(1.0)
+    knn = knn_accuracy(model, data, k=k_nn, n_train=n_knn_train)  # no report after it: done work stands
     result = {
         "iwae_nll": est["iwae_nll"],
         "elbo_nll": est["elbo_nll"],

@@ -467,3 +467,42 @@ def test_an_unsavable_tsne_is_said_before_computing_and_kept_in_memory(home, mon
     at2 = run_app(proj_method="t-SNE")  # another session: the same result, not a new computation
     assert scatter_spec(at2)["layout"]["xaxis"]["title"]["text"] == "t-SNE 1"
     assert len(calls) == 1, f"computed {len(calls)} times"
+
+
+def test_a_tsne_can_be_cancelled_and_waits_its_turn_behind_other_work(home, monkeypatch):
+    import threading
+
+    from explorer import background
+    from explorer.panels import projection
+
+    record, _ = _eight_dim_model()
+    stopped = threading.Event()
+
+    def endless_tsne(z, seed, progress):
+        try:
+            while True:
+                progress(0.1)
+                __import__("time").sleep(0.05)
+        finally:
+            stopped.set()
+
+    monkeypatch.setattr(projection, "TSNE_COMPUTE", endless_tsne)
+    gate = threading.Event()
+    background.RUNNER.submit("other", lambda progress: gate.wait(60), "another-session", "quality of x")
+    at = run_app(proj_method="t-SNE")
+    assert_clean(at)
+    key = ("tsne", record.id, 0)
+    assert background.RUNNER.status(key)["state"] == "queued"  # one task at a time per server
+    assert any("1 task(s) first (quality of x)" in p.proto.text for p in at.get("progress"))
+    gate.set()
+    for _ in range(100):
+        if background.RUNNER.status(key)["state"] == "running":
+            break
+        __import__("time").sleep(0.1)
+    at.run()
+    assert any("Computing the t-SNE" in p.proto.text for p in at.get("progress"))
+    at.button(key="proj_cancel").click().run()
+    assert_clean(at)
+    assert background.RUNNER.wait(key, timeout=30)["state"] == "cancelled" and stopped.wait(10)
+    assert at.session_state["proj_method"] == "PCA"
+    assert scatter_spec(at)["layout"]["xaxis"]["title"]["text"].startswith("PC1")

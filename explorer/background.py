@@ -23,7 +23,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-LEASE = 20.0  # seconds a task stays wanted after the last `want`
+LEASE = 90.0  # seconds a task stays wanted after the last `want` (a hidden tab may tick once a minute)
 KEEP = 32  # finished tasks (with their results) kept in memory
 
 

@@ -331,7 +331,10 @@ def _collapsed_latents(n=2000, seed=7):
     return zm, zlv, xy
 
 
-def _inside(points, xy, margin=0.05):
+def _inside(points, xy, margin=None):
+    from explorer.panels.projection import MARGIN
+
+    margin = MARGIN if margin is None else margin  # an ellipse may reach this share past the points
     lo, hi = xy.min(0), xy.max(0)
     pad = margin * (hi - lo).max()
     return bool(np.all(points >= lo - pad - 1e-9) and np.all(points <= hi + pad + 1e-9))

@@ -7,16 +7,22 @@
     attribute_path(z, v, strengths)        z + s·v for each strength: (S, d)
     selection_summary(rows, ...)           counts per label, mean image and mean z of a set of rows
     gif_bytes(frames, ...)                 an animated GIF of grey frames (Pillow)
-    tsne_path / tsne_cached / TsneJobs     a seeded 2-D t-SNE of the latent means, computed once per
-                                           model in a background thread, cached on disk atomically
+    tsne_path / tsne_cached / save_npy     a seeded 2-D t-SNE of the latent means, cached on disk
+    tsne_in_child(z, seed, progress)       ... computed in a child process (cancellable, nice 10); the
+                                           page runs it through explorer.background, one at a time
 
 `model` is anything with `decode(z (N, d)) -> (N, 28, 28)` and `latent_dim` (a `model.latent.LatentModel`).
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import re
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -210,7 +216,9 @@ def tsne_path(model_id: str, seed: int = TSNE_SEED) -> Path:
     return home() / "analysis" / model_id / f"tsne-{int(seed)}.npy"
 
 
-def tsne_2d(z_means, seed: int = TSNE_SEED, perplexity: float = TSNE_PERPLEXITY) -> np.ndarray:
+def tsne_2d(
+    z_means, seed: int = TSNE_SEED, perplexity: float = TSNE_PERPLEXITY, verbose: int = 0
+) -> np.ndarray:
     """A seeded 2-D t-SNE of (N, d) latent means (PCA init, so it is reproducible): (N, 2) float32."""
     from sklearn.manifold import TSNE  # lazy: scikit-learn is slow to import, and only t-SNE needs it
 
@@ -219,7 +227,15 @@ def tsne_2d(z_means, seed: int = TSNE_SEED, perplexity: float = TSNE_PERPLEXITY)
         raise ValueError(f"Expected at least 5 latent means (N, d). Received: shape={z.shape}")
     perplexity = float(min(perplexity, (len(z) - 1) / 3))
     return (
-        TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=int(seed), n_jobs=1)
+        TSNE(
+            n_components=2,
+            perplexity=perplexity,
+            init="pca",
+            random_state=int(seed),
+            n_jobs=1,
+            verbose=verbose,
+            max_iter=TSNE_ITERATIONS,
+        )
         .fit_transform(z)
         .astype(np.float32)
     )
@@ -271,80 +287,117 @@ def tsne_cached(model_id: str, n: int, seed: int = TSNE_SEED) -> np.ndarray | No
     return read_xy(tsne_path(model_id, seed), n)
 
 
+def _shown(path: Path) -> str:
+    """`path` relative to the home (as the page shows it to every viewer), if it is inside it."""
+    try:
+        return f"{Path(path).relative_to(home())} (in LATENT_EXPLORER_HOME)"
+    except ValueError:
+        return str(path)
+
+
+def write_problem(e: OSError, path: Path) -> str:
+    """What an OSError from writing a cache file at `path` means, and the fix, in one sentence."""
+    where = Path(e.filename) if getattr(e, "filename", None) else Path(path)
+    if e.errno == errno.ENOSPC:
+        return f"the disk is full ({_shown(where)}). Fix: free disk space"
+    if isinstance(e, (FileExistsError, NotADirectoryError)):
+        return (
+            f"{_shown(where)} is a file where a directory should be. Fix: delete or move it "
+            "(it is not latent explorer's)"
+        )
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (
+            f"{_shown(where)} is not writable ({e.strerror}). Fix: make LATENT_EXPLORER_HOME writable "
+            "for the server's user"
+        )
+    return f"{_shown(where)}: {e.strerror or e}. Fix: check LATENT_EXPLORER_HOME"
+
+
+def cache_problem(path: Path) -> str | None:
+    """Why a cache file could not be written at `path` (its directory is created, and a probe file
+    written and removed, as the real write would), or None if it can. Checked before minutes of
+    computing, so the page can say it at once."""
+    path = Path(path)
+    probe = path.with_name(f".probe-{os.getpid()}-{threading.get_native_id()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0")
+        probe.unlink()
+    except OSError as e:
+        return write_problem(e, path)
+    return None
+
+
 def save_npy(path: Path, array: np.ndarray) -> None:
     buf = io.BytesIO()
     np.save(buf, np.asarray(array), allow_pickle=False)
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _lower_thread_priority(niceness: int = 10) -> None:
-    """Run the calling thread `niceness` steps lower in CPU priority (Linux: each thread has its own nice
-    value), so a t-SNE in the app's process leaves the CPU to the page's requests, as training jobs do
-    (nice 10)."""
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + niceness))
-    except (AttributeError, OSError):  # not Linux, or not permitted: run at the normal priority
-        pass
+TSNE_ITERATIONS = 1000  # scikit-learn's default max_iter, for the progress of a run
+_ITERATION = re.compile(r"\[t-SNE\] Iteration (\d+):")
 
 
-class TsneJobs:
-    """t-SNE computations in background threads, at most one per (model id, seed) per process.
+def tsne_in_child(z_means, seed: int = TSNE_SEED, progress=None, poll: float = 0.25) -> np.ndarray:
+    """`tsne_2d` in a child process at a lower CPU priority (nice 10): (N, 2) float32.
 
-    `status(key)` -> {"state": "idle"|"running"|"done"|"failed", "elapsed": s, "error": str}. The result
-    goes to the disk cache (`tsne_cached`), so every session and process sees it once done.
-    """
-
-    def __init__(self, compute=tsne_2d):
-        self._compute = compute
-        self._lock = threading.Lock()
-        self._jobs: dict[tuple, dict] = {}
-
-    def start(self, model_id: str, z_means, seed: int = TSNE_SEED) -> bool:
-        """Start computing unless it runs already or is cached. Returns True when a thread started."""
-        key = (model_id, int(seed))
-        with self._lock:
-            job = self._jobs.get(key)
-            if job and job["state"] == "running":
-                return False
-            if tsne_cached(model_id, len(z_means), seed) is not None:
-                return False
-            job = self._jobs[key] = {"state": "running", "started": time.monotonic(), "error": ""}
-        z = np.array(z_means, np.float32)  # a private copy for the thread
-
-        def run():
-            _lower_thread_priority()
-            try:
-                save_npy(tsne_path(model_id, seed), self._compute(z, seed))
-                job["state"] = "done"
-            except Exception as e:  # shown on the page; the thread must never die silently
-                job["error"] = f"{type(e).__name__}: {e}"
-                job["state"] = "failed"
-            job["elapsed"] = time.monotonic() - job["started"]
-
-        threading.Thread(target=run, name=f"tsne-{model_id}", daemon=True).start()
-        return True
-
-    def status(self, model_id: str, seed: int = TSNE_SEED) -> dict:
-        job = self._jobs.get((model_id, int(seed)))
-        if job is None:
-            return {"state": "idle", "elapsed": 0.0, "error": ""}
-        elapsed = job.get("elapsed", time.monotonic() - job["started"])
-        return {"state": job["state"], "elapsed": elapsed, "error": job["error"]}
-
-    def forget(self, model_id: str, seed: int = TSNE_SEED) -> None:
-        """Drop a finished or failed job's status (so a new start can retry)."""
-        with self._lock:
-            job = self._jobs.get((model_id, int(seed)))
-            if job and job["state"] != "running":
-                del self._jobs[(model_id, int(seed))]
-
-    def wait(self, model_id: str, seed: int = TSNE_SEED, timeout: float = 600.0) -> dict:
-        """Block until the job is no longer running (tests, scripts)."""
-        end = time.monotonic() + timeout
-        while self.status(model_id, seed)["state"] == "running" and time.monotonic() < end:
-            time.sleep(0.05)
-        return self.status(model_id, seed)
+    `progress(fraction)` is called every `poll` seconds with the iterations the child reported; if it
+    raises (the work is no longer wanted), the child is killed at once and the exception goes on, so
+    a cancelled t-SNE stops using the CPU and its memory at once (a thread could not be stopped).
+    RuntimeError with the child's last words if it fails (MemoryError, a killed process...)."""
+    z = np.asarray(z_means, np.float32)
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])]))
+    with tempfile.TemporaryDirectory(prefix="tsne-") as tmp:
+        src, out = Path(tmp) / "z.npy", Path(tmp) / "xy.npy"
+        np.save(src, z, allow_pickle=False)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "model.analysis", str(src), str(out), str(int(seed))],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=tmp,
+            text=True,
+            errors="replace",
+        )
+        try:
+            os.setpriority(os.PRIO_PROCESS, proc.pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10))
+        except (AttributeError, OSError):  # not Linux, or not permitted: the normal priority
+            pass
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+        reader.start()
+        try:
+            while proc.poll() is None:
+                if progress is not None:
+                    done = [int(m.group(1)) for m in map(_ITERATION.search, lines[-20:]) if m]
+                    progress(min(1.0, max(done, default=0) / TSNE_ITERATIONS))
+                time.sleep(poll)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        reader.join(timeout=5)
+        if proc.returncode != 0:
+            last = [ln.strip() for ln in lines if ln.strip()][-1:] or [f"exit code {proc.returncode}"]
+            how = "was killed" if proc.returncode < 0 else "failed"
+            raise RuntimeError(f"the t-SNE process {how}: {last[0][:300]}")
+        xy = read_xy(out, len(z))
+        if xy is None:
+            raise RuntimeError("the t-SNE process wrote no valid result")
+        return xy
 
 
-TSNE_JOBS = TsneJobs()  # the process-wide registry the UI uses (no thread starts at import)
+def main(argv=None) -> int:
+    """`python -m model.analysis Z.npy OUT.npy SEED`: the t-SNE of Z.npy's rows into OUT.npy (used by
+    `tsne_in_child`; prints scikit-learn's iteration reports)."""
+    src, out, seed = argv if argv is not None else sys.argv[1:]
+    z = np.load(src, allow_pickle=False)
+    np.save(out, tsne_2d(z, int(seed), verbose=2), allow_pickle=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -78,6 +78,26 @@ def verify_files(bundle_dir: Path = BUNDLE_DIR, meta: dict | None = None) -> Non
             )
 
 
+def refusal(bundle_dir: Path = BUNDLE_DIR) -> str | None:
+    """Why the bundled model is refused (its meta.json unreadable, a file missing or not matching its
+    fingerprint), or None when it is usable, turned off, or absent from this checkout (no directory).
+    For the first-run page: a damaged bundle is never installed, and the page says so."""
+    if not enabled() or not Path(bundle_dir).is_dir():
+        return None
+    try:
+        meta = read_meta(bundle_dir)
+        VAEConfig.from_dict(meta["config"])
+        verify_files(bundle_dir, meta)
+    except StoreError as e:
+        return str(e).replace(str(bundle_dir), "model/bundled")  # no server path on the page
+    except (KeyError, TypeError, ValueError, OSError) as e:
+        return (
+            f"The bundled model in model/bundled is unusable ({type(e).__name__}: {e}). "
+            f"Fix: restore model/bundled/ from git or regenerate it with `{COMMAND}`."
+        )
+    return None
+
+
 # ---------------------------------------------------------------------------------------- install
 def install(store: ModelStore | None = None, bundle_dir: Path = BUNDLE_DIR) -> str | None:
     """Install the bundled model into `store` once, if it has no model for the bundle's dataset.

@@ -7,7 +7,9 @@ call them freely.
 from __future__ import annotations
 
 import io
+import json
 import zipfile
+from pathlib import PurePath
 
 import numpy as np
 from PIL import Image
@@ -96,6 +98,20 @@ latent explorer's model.vae first, which registers it (the decoder needs nothing
 """
 
 
+def _portable_meta(data: bytes) -> bytes:
+    """meta.json for someone else: the `--npz` file it was trained on named by its file name only,
+    not by the server's absolute path (the checksum beside it still identifies the file)."""
+    try:
+        meta = json.loads(data)
+    except ValueError:
+        return data
+    extra = meta.get("extra") if isinstance(meta, dict) else None
+    if isinstance(extra, dict) and isinstance(extra.get("npz"), str):
+        extra["npz"] = PurePath(extra["npz"]).name
+        return json.dumps(meta, indent=1).encode("utf-8")
+    return data
+
+
 def model_zip(record: ModelRecord) -> bytes:
     """A zip with the model's encoder.keras, decoder.keras, meta.json and a short README.txt,
     all in a folder named after the model id."""
@@ -104,7 +120,10 @@ def model_zip(record: ModelRecord) -> bytes:
         for name in FILES:
             path = record.path / name
             try:
-                zf.writestr(f"{record.id}/{name}", path.read_bytes())
+                data = path.read_bytes()
+                if name == "meta.json":
+                    data = _portable_meta(data)
+                zf.writestr(f"{record.id}/{name}", data)
             except OSError as e:
                 raise StoreError(
                     f"Cannot read {shown(path)}: {e.strerror or e}. Fix: retrain the model."

@@ -58,7 +58,7 @@ def log_likelihood(x: np.ndarray, x_hat: np.ndarray, loss: str) -> np.ndarray:
     raise ValueError(f"Expected loss 'bce' or 'mse'. Received: loss={loss!r}")
 
 
-def log_weights(model, images, k: int = 64, seed: int | None = 0) -> np.ndarray:
+def log_weights(model, images, k: int = 64, seed: int | None = 0, progress=None) -> np.ndarray:
     """Importance log-weights log p(x|z_k) + log p(z_k) - log q(z_k|x), z_k ~ q(z|x).
 
     Args:
@@ -66,6 +66,7 @@ def log_weights(model, images, k: int = 64, seed: int | None = 0) -> np.ndarray:
         images: (N, 28, 28) uint8 or floats in [0, 1].
         k: samples per image.
         seed: seed of the sampling noise.
+        progress: optional `progress(fraction)`, called after each batch (it may raise to stop).
 
     Returns (k, N) float64. Every batch of images is decoded in one call (k * batch rows).
     """
@@ -85,10 +86,12 @@ def log_weights(model, images, k: int = 64, seed: int | None = 0) -> np.ndarray:
         log_pz = -0.5 * (np.square(z) + LOG_2PI).sum(-1)  # (k, B)
         log_qz = -0.5 * (np.square(eps) + LOG_2PI + lv).sum(-1)  # (k, B)
         out[:, i : i + batch] = log_px + log_pz - log_qz
+        if progress is not None:
+            progress(min(1.0, (i + batch) / len(x_all)))
     return out
 
 
-def iwae(model, images, k: int = 64, seed: int | None = 0) -> dict:
+def iwae(model, images, k: int = 64, seed: int | None = 0, progress=None) -> dict:
     """Importance-weighted negative log-likelihood estimate on `images`, in nats per image.
 
     Returns a dict: `iwae_nll` (-IWAE bound with k samples, mean over images: an upper bound on the
@@ -96,7 +99,7 @@ def iwae(model, images, k: int = 64, seed: int | None = 0) -> dict:
     the same samples, >= iwae_nll), `k`, `n`, `likelihood` (what log p(x|z) is), `seconds`.
     """
     t0 = time.perf_counter()
-    lw = log_weights(model, images, k=k, seed=seed)  # (k, N)
+    lw = log_weights(model, images, k=k, seed=seed, progress=progress)  # (k, N)
     top = lw.max(0)
     bound = top + np.log(np.exp(lw - top).mean(0))  # log mean_k w_k, stably: (N,)
     loss = model.config.loss
@@ -188,21 +191,24 @@ def evaluate_quality(
     n_knn_train: int | None = None,
     seed: int = 0,
     save: bool = True,
+    progress=None,
 ) -> dict:
     """Both estimates for one model: IWAE on the first `n_iwae` test images with `k_iwae` samples,
     k-NN on all test images. Cached under the model's id when it has one (and `save`).
 
     Returns a flat dict: iwae_nll, elbo_nll, iwae_k, iwae_n, likelihood, knn_accuracy, knn_chance,
     knn_k, knn_n_train, knn_n_test, seconds, computed (a timestamp); plus cache_error (a one-line
-    note) when the result could not be cached (read-only or full home).
+    note) when the result could not be cached (read-only or full home). `progress(fraction)`, if given,
+    is called after each IWAE batch (up to 0.8; the k-NN follows); it may raise to stop the work.
     """
     if data.name != model.config.dataset:
         raise ValueError(
             f"Expected the {model.config.dataset!r} dataset the model was trained on. Received: {data.name!r}"
         )
     t0 = time.perf_counter()
-    est = iwae(model, data.x_test[:n_iwae], k=k_iwae, seed=seed)
-    knn = knn_accuracy(model, data, k=k_nn, n_train=n_knn_train)
+    report = progress or (lambda fraction: None)
+    est = iwae(model, data.x_test[:n_iwae], k=k_iwae, seed=seed, progress=lambda f: report(0.8 * f))
+    knn = knn_accuracy(model, data, k=k_nn, n_train=n_knn_train)  # no report after it: done work stands
     result = {
         "iwae_nll": est["iwae_nll"],
         "elbo_nll": est["elbo_nll"],

@@ -58,3 +58,12 @@ def empty_home(session_home, tmp_path, monkeypatch):
     _link_data(session_home, dst)
     monkeypatch.setenv(paths.HOME_ENV, str(dst))
     return dst
+
+
+@pytest.fixture(autouse=True)
+def _fresh_analysis_runner(monkeypatch):
+    """Each test gets its own background analysis runner (explorer.background): no task or result of
+    another test's model (the same tiny model id in every home) carries over."""
+    from explorer import background  # the standard library only
+
+    monkeypatch.setattr(background, "RUNNER", background.Runner())

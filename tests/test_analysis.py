@@ -184,47 +184,87 @@ def test_tsne_is_seeded_and_separates_clusters():
     assert np.linalg.norm(c0 - c1) > 3 * spread
 
 
-def test_tsne_jobs_run_in_the_background_and_cache_atomically(tmp_path, monkeypatch):
-    from model import paths
+def test_tsne_in_a_child_process_reports_progress_and_is_killed_when_cancelled(tmp_path):
+    import os
+    import threading
 
-    monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))
-    z = np.random.default_rng(4).normal(size=(30, 3)).astype(np.float32)
-    gate = __import__("threading").Event()
+    z = np.random.default_rng(4).normal(size=(60, 3)).astype(np.float32)
+    seen = []
+    xy = analysis.tsne_in_child(z, seed=1, progress=seen.append, poll=0.05)
+    assert xy.shape == (60, 2) and xy.dtype == np.float32 and np.all(np.isfinite(xy))
+    assert seen and seen == sorted(seen) and 0 <= seen[0] and seen[-1] <= 1
+    # a progress callback that raises stops the child at once (its CPU and memory are freed)
+    children = []
 
-    seen = {}
+    def stop(fraction):
+        children.extend(p for p in os.listdir("/proc") if p.isdigit())
+        raise KeyboardInterrupt("no longer wanted")
 
-    def slow(zz, seed):
-        import os
-        import threading
+    before = {p for p in os.listdir("/proc") if p.isdigit()}
+    with pytest.raises(KeyboardInterrupt):
+        analysis.tsne_in_child(np.random.default_rng(5).normal(size=(3000, 8)), progress=stop, poll=0.05)
+    spawned = set(children) - before - {str(os.getpid())}
+    assert spawned, "no child process"
+    for pid in spawned:
+        try:
+            state = open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0]
+        except OSError:
+            continue  # gone
+        assert state in "ZX" or int(pid) in {t.native_id for t in threading.enumerate()}, state
 
-        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        gate.wait(5)
-        return zz[:, :2] * 2
 
-    jobs = analysis.TsneJobs(compute=slow)
-    assert jobs.status("m1")["state"] == "idle"
-    assert jobs.start("m1", z) is True
-    assert jobs.status("m1")["state"] == "running" and jobs.start("m1", z) is False  # one at a time
-    assert analysis.tsne_cached("m1", 30) is None  # nothing visible until it is complete
+def test_the_analysis_runner_runs_one_task_at_a_time_in_order_and_drops_unwanted_ones():
+    import threading
+
+    from explorer.background import Runner
+
+    runner = Runner(lease=0.5)
+    gate, order, running = threading.Event(), [], []
+
+    def task(name, wait=False):
+        def fn(progress):
+            running.append(name)
+            try:
+                assert len(running) == 1, f"{running} at once"
+                while wait and not gate.is_set():
+                    progress(0.5)  # raises once nobody wants it
+                    __import__("time").sleep(0.02)
+            finally:
+                running.remove(name)
+            order.append(name)
+            return name.upper()
+
+        return fn
+
+    assert runner.submit("a", task("a", wait=True), "s1")["state"] in ("queued", "running")
+    runner.submit("b", task("b"), "s1")
+    runner.submit("c", task("c"), "s2")
+    assert runner.submit("b", task("b-again"), "s2")["state"] == "queued"  # shared, not a second task
+    st_c = runner.status("c")
+    assert st_c["state"] == "queued" and st_c["ahead"] == ["a", "b"]
+    runner.cancel("c", "s2")  # its only session cancels: dropped from the queue
+    assert runner.status("c")["state"] == "cancelled"
+    for _ in range(10):  # keep a and b wanted for a while: a keeps running, b waits
+        runner.want("a", "s1"), runner.want("b", "s1")
+        __import__("time").sleep(0.1)
+    assert runner.status("a")["state"] == "running" and runner.status("b")["state"] == "queued"
     gate.set()
-    assert jobs.wait("m1")["state"] == "done"
-    assert np.allclose(analysis.tsne_cached("m1", 30), z[:, :2] * 2)
-    main_nice = __import__("os").getpriority(__import__("os").PRIO_PROCESS, 0)
-    assert seen["nice"] >= min(19, main_nice + 10), "the t-SNE thread does not run at a lower priority"
-    assert analysis.tsne_cached("m1", 31) is None  # a cache of another size is not used
-    assert jobs.start("m1", z) is False  # cached: no new thread
-    assert [p.name for p in analysis.tsne_path("m1").parent.iterdir()] == ["tsne-0.npy"]  # no temp left
-
-    def boom(zz, seed):
-        raise MemoryError("too big")
-
-    bad = analysis.TsneJobs(compute=boom)
-    bad.start("m2", z)
-    st = bad.wait("m2")
-    assert st["state"] == "failed" and "MemoryError: too big" in st["error"]
-    assert analysis.tsne_cached("m2", 30) is None
-    with pytest.raises(ValueError, match="Expected a stored model id"):
-        analysis.tsne_path("../etc")
+    assert runner.wait("b")["state"] == "done" and runner.status("b")["result"] == "B"
+    assert order == ["a", "b"]  # in order, one at a time; c never ran
+    # nobody wants it any more (tabs closed): a running task is stopped, a queued one never starts
+    gate.clear()
+    runner.submit("d", task("d", wait=True), "s3")
+    runner.submit("e", task("e"), "s3")
+    assert runner.wait("d", timeout=10)["state"] == "cancelled"
+    assert "no open page" in runner.status("d")["error"]
+    assert runner.wait("e", timeout=10)["state"] == "cancelled" and "e" not in order
+    # a failure is reported, kept until forgotten, then a new submit runs again
+    runner.submit("f", lambda progress: 1 / 0, "s1")
+    assert runner.wait("f")["state"] == "failed" and "ZeroDivisionError" in runner.status("f")["error"]
+    assert runner.submit("f", task("f"), "s1")["state"] == "failed"
+    runner.forget("f")
+    runner.submit("f", task("f"), "s1")
+    assert runner.wait("f")["state"] == "done"
 
 
 # ----------------------------------------------------------------------------- links
@@ -291,7 +331,10 @@ def _collapsed_latents(n=2000, seed=7):
     return zm, zlv, xy
 
 
-def _inside(points, xy, margin=0.05):
+def _inside(points, xy, margin=None):
+    from explorer.panels.projection import MARGIN
+
+    margin = MARGIN if margin is None else margin  # an ellipse may reach this share past the points
     lo, hi = xy.min(0), xy.max(0)
     pad = margin * (hi - lo).max()
     return bool(np.all(points >= lo - pad - 1e-9) and np.all(points <= hi + pad + 1e-9))
@@ -375,9 +418,37 @@ def test_a_damaged_tsne_cache_is_refused_from_its_header_and_recomputed(tmp_path
     path.write_bytes(npy(np.asfortranarray(good)))
     assert np.array_equal(analysis.tsne_cached("m1", n), good)
 
-    path.write_bytes(b"")  # a damaged cache does not block a new computation, which replaces it
-    jobs = analysis.TsneJobs(compute=lambda z, seed: z[:, :2])
-    z = np.random.default_rng(0).normal(size=(n, 3)).astype(np.float32)
-    assert jobs.start("m1", z) is True
-    assert jobs.wait("m1")["state"] == "done"
-    assert np.allclose(analysis.tsne_cached("m1", n), z[:, :2])
+    path.write_bytes(b"")
+    assert analysis.tsne_cached("m1", n) is None  # so the page computes it again and replaces it
+
+
+def test_cache_problem_names_the_real_cause_before_any_work(tmp_path, monkeypatch):
+    import errno
+
+    from model import paths
+
+    monkeypatch.setenv(paths.HOME_ENV, str(tmp_path))
+    path = analysis.tsne_path("m1")
+    assert analysis.cache_problem(path) is None and list(path.parent.iterdir()) == []  # no probe left
+    path.parent.rmdir()
+    path.parent.write_text("x")
+    msg = analysis.cache_problem(path)
+    assert msg.startswith("analysis/m1 (in LATENT_EXPLORER_HOME) is a file where a directory should be")
+    full = analysis.write_problem(OSError(errno.ENOSPC, "No space left on device", str(path)), path)
+    assert "disk is full" in full and "Fix: free disk space" in full
+    ro = analysis.write_problem(OSError(errno.EROFS, "Read-only file system", str(path)), path)
+    assert "not writable (Read-only file system)" in ro and "memory" not in ro
+
+
+def test_a_bad_z_in_a_link_is_named_for_what_is_wrong():
+    from explorer.panels.links import MAX_DIM, decode_view
+
+    big = decode_view({"z": "1e39,0"}, latent_dim=2)  # finite for Python, inf as a 32-bit float
+    assert big.z is None and "within ±3.4e+38 (32-bit floats)" in big.problems[0]
+    many = decode_view({"z": ",".join(["0"] * (MAX_DIM + 1))})
+    assert many.z is None and f"at most {MAX_DIM} latent values" in many.problems[0]
+    assert f"Received: {MAX_DIM + 1}" in many.problems[0]
+    inf = decode_view({"z": "inf,0"}, latent_dim=2)
+    assert inf.z is None and "comma-separated numbers" in inf.problems[0]
+    text = decode_view({"z": "a,b"}, latent_dim=2)
+    assert text.z is None and "comma-separated numbers" in text.problems[0]

@@ -220,3 +220,26 @@ def test_installing_needs_no_keras(tmp_path):
         timeout=120,
     )
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_a_damaged_bundle_is_refused_and_the_first_run_page_says_so(
+    empty_home, bundle_on, tmp_path, monkeypatch
+):
+    """It showed "No trained model yet" with no word that the bundle had been refused."""
+    copy = tmp_path / "bundled"
+    shutil.copytree(bundle.BUNDLE_DIR, copy)
+    assert bundle.refusal(copy) is None
+    data = bytearray((copy / "decoder.keras").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / "decoder.keras").write_bytes(bytes(data))
+    monkeypatch.setattr(bundle.install, "__defaults__", (None, copy))
+    monkeypatch.setattr(bundle.refusal, "__defaults__", (copy,))
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert ModelStore().list() == []  # never installed
+    text = page_text(at)
+    assert "No trained model yet" in text and "The bundled model was refused" in text
+    (why,) = [t.value for t in at.text if "fingerprint" in t.value]
+    assert "decoder.keras does not match its fingerprint" in why and str(copy) not in why
+    (copy / "meta.json").write_text("[1]")
+    assert "missing or unreadable" in bundle.refusal(copy)

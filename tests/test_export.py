@@ -97,3 +97,22 @@ def test_missing_model_file_is_a_store_error(home):
         export.model_zip(rec)
     with pytest.raises(ValueError, match="Expected part 'encoder' or 'decoder'"):
         export.model_file(rec, "weights")
+
+
+def test_the_zip_of_an_npz_model_names_its_data_file_without_the_servers_path(home):
+    import json
+
+    from model.store import ModelStore
+
+    store = ModelStore()
+    rec = store.current()
+    meta = json.loads((rec.path / "meta.json").read_text())
+    meta["extra"] = {**meta.get("extra", {}), "npz": "/srv/private/datasets/digits.npz", "npz_sha256": "ab12"}
+    (rec.path / "meta.json").write_text(json.dumps(meta))
+    rec = store.record(rec.id)
+    with zipfile.ZipFile(io.BytesIO(export.model_zip(rec))) as zf:
+        raw = zf.read(f"{rec.id}/meta.json").decode()
+    assert "/srv/private" not in raw
+    zipped = json.loads(raw)
+    assert zipped["extra"]["npz"] == "digits.npz" and zipped["extra"]["npz_sha256"] == "ab12"
+    assert zipped["config"] == meta["config"] and zipped["history"] == meta["history"]  # nothing else changed

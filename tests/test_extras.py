@@ -164,12 +164,28 @@ def test_quality_panel_estimates_and_compares(app, monkeypatch):
     assert table.count("\n") == 2  # header, rule, one model
     assert "▶" in table and "| – | – |" in table  # not estimated yet
 
-    app.button(key="quality_go").click().run()
-    assert not app.exception and not errors(app)
+    from explorer import background
     from model import quality
     from model.store import ModelStore
 
     rec = ModelStore().current()
+    gate = __import__("threading").Event()
+    estimate = quality_panel._estimate
+
+    def held(*args, **kw):  # the estimate waits until the page has been seen usable meanwhile
+        gate.wait(60)
+        return estimate(*args, **kw)
+
+    monkeypatch.setattr(quality_panel, "_estimate", held)
+    app.button(key="quality_go").click().run()
+    assert not app.exception and not errors(app)
+    # the estimate runs in the background: the page renders at once, with its progress
+    assert any("in the background" in p.proto.text for p in app.get("progress"))
+    assert app.get("plotly_chart"), "the page is not usable while the estimate runs"
+    gate.set()
+    assert background.RUNNER.wait(("quality", rec.id))["state"] == "done"
+    app.run()
+    assert not app.exception and not errors(app)
     q = quality.cached(rec.id)
     assert q["iwae_n"] == 100 and q["iwae_k"] == 4
     assert q["iwae_nll"] <= q["elbo_nll"]
@@ -321,7 +337,12 @@ def test_quality_estimate_is_shown_when_it_cannot_be_cached(app, home, monkeypat
         monkeypatch.setattr(quality, "atomic_write_text", read_only)
     else:
         (home / "quality").write_text("not a directory")
+    from explorer import background
+    from model.store import ModelStore
+
     app.button(key="quality_go").click().run()
+    assert background.RUNNER.wait(("quality", ModelStore().current().id))["state"] == "done"
+    app.run()
     assert not app.exception, [e.value for e in app.exception]
     assert not errors(app)
     metrics = {m.label: m.value for m in app.metric}

@@ -368,6 +368,9 @@ def test_status_is_derived_from_the_store_when_the_job_saved_a_model(home, case)
         assert store.current().id == rec.id
     elif case == "disk full after the save":
         assert "No space left on device" in js.warning
+        # the failed job's advice ("free disk space, then start again") is wrong once the model is saved
+        assert "then start again" not in js.warning and "nothing to start again" in js.warning
+        assert js.warning.endswith("Fix: free disk space before the next training.")
     else:
         assert js.warning is None  # a cancel that came after the save: the model stands
     assert "previous models are untouched" not in (js.warning or "")
@@ -655,6 +658,18 @@ def test_status_derivation_is_pure():
     late = S.derive([start], alive=False, cancelled=False, returncode=-9, saved=lambda: ("m2", True))
     assert late.state == "succeeded" and late.model_id == "m2" and "killed (SIGKILL)" in late.warning
     assert "untouched" not in late.warning
+    full = S.derive(
+        [start],
+        alive=False,
+        cancelled=False,
+        returncode=1,
+        log_tail=lambda: "OSError: [Errno 28] No space left on device",
+        saved=lambda: ("m3", True),
+    )
+    assert full.state == "succeeded" and "the disk is full" in full.warning
+    assert (
+        "then start the job again" not in full.warning and "free disk space before the next" in full.warning
+    )
     error = {"event": "error", "time": 20.0, "message": "Training diverged. Fix: lower the learning rate."}
     assert S.derive([start, error], alive=False, cancelled=False).error.startswith("Training diverged")
     assert S.derive([start, error], alive=False, cancelled=True).state == "cancelled"

@@ -346,15 +346,19 @@ def _eight_dim_model():
 def test_tsne_is_computed_in_the_background_then_shown_with_the_picks_ellipses(home, reference, monkeypatch):
     import threading
 
+    from explorer import background
+    from explorer.panels import projection
+
     _, data = reference
     record, latent = _eight_dim_model()
     gate = threading.Event()
 
-    def fake_tsne(z, seed):  # stands in for scikit-learn (tested in test_analysis.py): a known layout
-        gate.wait(30)
-        return z[:, :2] * 10 + z[:, 2:4]
+    def fake_tsne(z, seed, progress):  # stands in for scikit-learn (tested in test_analysis.py)
+        while not gate.wait(0.1):
+            progress(0.25)
+        return z[:, :2] * 10 + z[:, 2:4]  # a known layout
 
-    monkeypatch.setattr(analysis.TSNE_JOBS, "_compute", fake_tsne)
+    monkeypatch.setattr(projection, "TSNE_COMPUTE", fake_tsne)
     at = run_app(pick=42)
     assert_clean(at)
     assert scatter_spec(at)["layout"]["xaxis"]["title"]["text"].startswith("PC1")
@@ -363,7 +367,7 @@ def test_tsne_is_computed_in_the_background_then_shown_with_the_picks_ellipses(h
     assert any("Computing the t-SNE of 10,000 latent means" in p.proto.text for p in at.get("progress"))
     assert scatter_spec(at)["layout"]["xaxis"]["title"]["text"].startswith("PC1"), "PCA until it is ready"
     gate.set()
-    assert analysis.TSNE_JOBS.wait(record.id)["state"] == "done"
+    assert background.RUNNER.wait(("tsne", record.id, 0))["state"] == "done"
     at.run()
     assert_clean(at)
     spec = scatter_spec(at)
@@ -475,3 +479,77 @@ def test_the_latents_and_map_are_one_shared_read_only_copy(reference):
     assert not base.flags.writeable
     png = views.map_png(base, (-4.0, 4.0, -4.0, 4.0), current=[0.0, 0.0])  # drawing copies, base unchanged
     assert png[:4] == b"\x89PNG" and not base.flags.writeable
+
+
+def test_an_unsavable_tsne_is_said_before_computing_and_kept_in_memory(home, monkeypatch):
+    """analysis/<id> not writable: the page said "FileExistsError … Fix: free memory" after minutes of
+    computing, threw the result away, and every Retry computed it again."""
+    from explorer import background
+    from explorer.panels import projection
+
+    record, _ = _eight_dim_model()
+    (home / "analysis").mkdir()
+    (home / "analysis" / record.id).write_text("a file where the cache directory goes")
+    calls = []
+
+    def fake_tsne(z, seed, progress):
+        calls.append(1)
+        return z[:, :2] * 10 + z[:, 2:4]
+
+    monkeypatch.setattr(projection, "TSNE_COMPUTE", fake_tsne)
+    at = run_app(proj_method="t-SNE")
+    assert_clean(at)
+    before = [w.value for w in at.warning if "cannot be saved" in w.value]
+    assert (
+        before and f"analysis/{record.id} (in LATENT_EXPLORER_HOME) is a file where a directory" in before[0]
+    )
+    assert str(home) not in before[0]  # no server path shown to every viewer
+    assert background.RUNNER.wait(("tsne", record.id, 0))["state"] == "done"
+    at.run()
+    assert_clean(at)
+    assert scatter_spec(at)["layout"]["xaxis"]["title"]["text"] == "t-SNE 1", "the result was thrown away"
+    after = [w.value for w in at.warning if "could not be saved" in w.value]
+    assert after and "kept in this server's memory" in after[0] and "free memory" not in after[0]
+    at.run()
+    at2 = run_app(proj_method="t-SNE")  # another session: the same result, not a new computation
+    assert scatter_spec(at2)["layout"]["xaxis"]["title"]["text"] == "t-SNE 1"
+    assert len(calls) == 1, f"computed {len(calls)} times"
+
+
+def test_a_tsne_can_be_cancelled_and_waits_its_turn_behind_other_work(home, monkeypatch):
+    import threading
+
+    from explorer import background
+    from explorer.panels import projection
+
+    record, _ = _eight_dim_model()
+    stopped = threading.Event()
+
+    def endless_tsne(z, seed, progress):
+        try:
+            while True:
+                progress(0.1)
+                __import__("time").sleep(0.05)
+        finally:
+            stopped.set()
+
+    monkeypatch.setattr(projection, "TSNE_COMPUTE", endless_tsne)
+    gate = threading.Event()
+    background.RUNNER.submit("other", lambda progress: gate.wait(60), "another-session", "quality of x")
+    at = run_app(proj_method="t-SNE")
+    assert_clean(at)
+    key = ("tsne", record.id, 0)
+    assert background.RUNNER.status(key)["state"] == "queued"  # one task at a time per server
+    assert any("1 task(s) first (quality of x)" in p.proto.text for p in at.get("progress"))
+    gate.set()
+    for _ in range(100):
+        if background.RUNNER.status(key)["state"] == "running":
+            break
+        __import__("time").sleep(0.1)
+    at.run()
+    assert any("Computing the t-SNE" in p.proto.text for p in at.get("progress"))
+    at.button(key="proj_cancel").click().run()
+    assert_clean(at)
+    assert background.RUNNER.wait(key, timeout=30)["state"] == "cancelled" and stopped.wait(10)
+    assert at.session_state["proj_method"] == "PCA"
+    assert scatter_spec(at)["layout"]["xaxis"]["title"]["text"].startswith("PC1")

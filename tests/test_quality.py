@@ -77,6 +77,25 @@ def test_iwae_is_reproducible_and_rejects_bad_k(tiny):
         quality.iwae(model, x, k=0)
 
 
+def test_iwae_reports_progress_and_stops_when_told(tiny):
+    model, data = tiny
+    seen = []
+    quality.iwae(model, data.x_test[:200], k=64, progress=seen.append)  # 64 images per batch: 4 batches
+    assert seen == sorted(seen) and len(seen) == 4 and seen[-1] == 1.0
+
+    class Stop(Exception):
+        pass
+
+    def stop(fraction):
+        seen.append(fraction)
+        raise Stop
+
+    seen.clear()
+    with pytest.raises(Stop):
+        quality.iwae(model, data.x_test[:200], k=64, progress=stop)
+    assert len(seen) == 1  # stopped after the first batch, not at the end
+
+
 def test_knn_accuracy_is_above_chance(tiny):
     model, data = tiny
     r = quality.knn_accuracy(model, data, k=5, n_train=5000, n_test=2000)

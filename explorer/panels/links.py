@@ -76,9 +76,21 @@ def decode_view(params, latent_dim: int | None = None, n_images: int | None = No
     z = _one(params, "z")
     if z:
         try:
-            vals = np.array([float(p) for p in z.split(",")], np.float32)
-            if not all(math.isfinite(v) for v in vals) or len(vals) > MAX_DIM:
-                raise ValueError
+            parts = z.split(",")
+            if len(parts) > MAX_DIM:
+                raise ValueError(
+                    f"Expected at most {MAX_DIM} latent values in the link. Received: {len(parts)}"
+                )
+            wide = [float(p) for p in parts]
+            if not all(math.isfinite(v) for v in wide):
+                raise ValueError  # nan, inf: not numbers a latent value can be
+            with np.errstate(over="ignore"):
+                vals = np.array(wide, np.float32)
+            if not np.all(np.isfinite(vals)):
+                raise ValueError(
+                    f"Expected latent values within ±{float(np.finfo(np.float32).max):.3g} (32-bit floats) "
+                    f"in the link. Received: z={z[:60]!r}"
+                )
             if latent_dim is not None and len(vals) != latent_dim:
                 view.problems.append(
                     f"Expected {latent_dim} latent values in the link (this model's size). "
@@ -86,8 +98,11 @@ def decode_view(params, latent_dim: int | None = None, n_images: int | None = No
                 )
             else:
                 view.z = vals
-        except ValueError:
-            view.problems.append(f"Expected z as comma-separated numbers in the link. Received: z={z[:60]!r}")
+        except ValueError as e:
+            said = str(e) if str(e).startswith("Expected") else ""
+            view.problems.append(
+                said or f"Expected z as comma-separated numbers in the link. Received: z={z[:60]!r}"
+            )
     pick = _one(params, "pick")
     if pick:
         try:

@@ -1,7 +1,8 @@
 """Projections above 2-D: the scatter in PCA (default) or t-SNE of the test set's latent means.
 
-The t-SNE (scikit-learn, seeded) is computed once per model in a background thread with its progress on
-the page, and cached on disk (model.analysis.tsne_path), so it is instant for every later session.
+The t-SNE (scikit-learn, seeded) is computed once per model by the server's analysis runner
+(explorer.background: one task at a time, cancellable, dropped when no page wants it) with its
+progress on the page, and cached on disk (model.analysis.tsne_path), so it is instant for every later session.
 With t-SNE the pick keeps its ring and its 1σ/2σ ellipses: the posterior covariance is carried into the
 t-SNE plane by the local linear map fitted on the pick's nearest test means (over the directions they
 span; a map that stretches absurdly or sends the ellipse past the plane is refused, and the pick is shown
@@ -19,7 +20,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import streamlit as st
 
-from explorer import cache, views
+from explorer import background, cache, views
 from model import analysis
 
 K_PLACE = 10  # nearest test means used to place a latent point in the t-SNE plane
@@ -27,7 +28,7 @@ K_LOCAL = 30  # nearest test means for the local linear map of a pick's covarian
 RCOND = 0.05  # latent directions spread less than this times the widest are left out of the local map
 MAX_GAIN = 50.0  # a local map may stretch this many times more than the view does overall
 MARGIN = 0.25  # an ellipse may reach this share of the view's size past its points
-EXPECTED_S_PER_1K = 12.0  # a rough guide for the progress bar: ~2 min for 10k points on a busy 2-core box
+TSNE_COMPUTE = analysis.tsne_in_child  # (z, seed, progress) -> (N, 2); tests put a stand-in here
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,20 +165,60 @@ def with_tsne(ex, xy) -> TsneExplorer:
     return TsneExplorer(**values)
 
 
+def _tsne_key(model_id: str) -> tuple:
+    return ("tsne", model_id, analysis.TSNE_SEED)
+
+
+def _tsne_task(model_id: str, z_means):
+    """The background task: the t-SNE (in a child process), saved to the disk cache."""
+    z = np.array(z_means, np.float32)  # a private copy for the runner's thread
+
+    def run(progress):
+        xy = TSNE_COMPUTE(z, analysis.TSNE_SEED, progress)
+        path = analysis.tsne_path(model_id)
+        try:
+            analysis.save_npy(path, xy)
+        except OSError as e:  # the work is kept: in this server's memory, until it restarts
+            return {"xy": xy, "cache_error": analysis.write_problem(e, path)}
+        return {"xy": xy, "cache_error": None}
+
+    return run
+
+
+def _cancel(key: tuple) -> None:
+    background.RUNNER.cancel(key, background.session_id())
+    st.session_state["proj_method"] = "PCA"
+
+
 @st.fragment(run_every=1.0)
-def _progress(model_id: str, n: int) -> None:
-    """Ticks every second while the t-SNE runs; reruns the page once it is done."""
-    status = analysis.TSNE_JOBS.status(model_id)
-    if status["state"] != "running":
+def _progress(key: tuple, n: int) -> None:
+    """Ticks every second while the t-SNE waits or runs (saying this page still wants it); reruns the
+    page once it is done."""
+    runner = background.RUNNER
+    runner.want(key, background.session_id())
+    status = runner.status(key)
+    if status["state"] not in ("queued", "running"):
         st.rerun()  # the whole page: show the t-SNE (or the failure)
-    expected, elapsed = EXPECTED_S_PER_1K * n / 1000, status["elapsed"]
-    # scikit-learn reports no progress: the bar follows the elapsed time against a rough estimate and
-    # slows down as it nears the end, so it never claims to be done before it is
-    st.progress(
-        elapsed / (elapsed + expected),
-        text=f"Computing the t-SNE of {n:,} latent means in the background… {elapsed:.0f} s elapsed "
-        f"(roughly {expected / 60:.0f} min on 2 busy cores). Keep exploring: the PCA view stays "
-        "until it is ready, then the page switches by itself.",
+    if status["state"] == "queued" and status["ahead"]:
+        st.progress(
+            0.0,
+            text=f"The t-SNE of {n:,} latent means waits for the server's analysis runner (one at a time): "
+            f"{len(status['ahead'])} task(s) first ({', '.join(status['ahead'])[:200]}). "
+            "Keep exploring: the PCA view stays until it is ready.",
+        )
+    else:
+        st.progress(
+            status["progress"],
+            text=f"Computing the t-SNE of {n:,} latent means in the background… "
+            f"{100 * status['progress']:.0f}% of the iterations, {status['elapsed']:.0f} s elapsed. "
+            "Keep exploring: the PCA view stays until it is ready, then the page switches by itself.",
+        )
+    st.button(
+        "Cancel the t-SNE",
+        key="proj_cancel",
+        on_click=_cancel,
+        args=(key,),
+        help="Stops it unless another open page waits for it too; back to PCA.",
     )
 
 
@@ -199,15 +240,36 @@ def projection_panel(ex):
     n = len(ex.latents.z_mean)
     xy = analysis.tsne_cached(model_id, n)
     if xy is None:
-        status = analysis.TSNE_JOBS.status(model_id)
-        if status["state"] == "failed":
-            st.error(f"The t-SNE failed: {status['error']}. Fix: free memory and retry, or use PCA.")
-            st.button(
-                "Retry the t-SNE", on_click=analysis.TSNE_JOBS.forget, args=(model_id,), key="proj_retry"
+        key, runner = _tsne_key(model_id), background.RUNNER
+        status = runner.status(key)
+        result = status.get("result") or {}
+        if status["state"] == "done" and result.get("cache_error") and len(result["xy"]) == n:
+            xy = result["xy"]  # computed, but it could not be saved: kept in this server's memory
+            st.warning(
+                f"The t-SNE could not be saved ({result['cache_error']}); it is kept in this server's "
+                "memory until the server restarts."
             )
+        elif status["state"] == "failed":
+            fix = "free memory and retry" if "MemoryError" in status["error"] else "retry"
+            st.error(f"The t-SNE failed: {status['error'].rstrip('.')}. Fix: {fix}, or use PCA.")
+            st.button("Retry the t-SNE", on_click=runner.forget, args=(key,), key="proj_retry")
             return ex
-        analysis.TSNE_JOBS.start(model_id, ex.latents.z_mean)
-        _progress(model_id, n)
+    if xy is None:
+        if status["state"] == "done":
+            runner.forget(key)  # done, but its cache is gone (the model was deleted and retrained...)
+        problem = analysis.cache_problem(analysis.tsne_path(model_id))
+        if problem:
+            st.warning(
+                f"The t-SNE cannot be saved: {problem}. It is computed anyway and kept in this "
+                "server's memory until the server restarts."
+            )
+        runner.submit(
+            key,
+            _tsne_task(model_id, ex.latents.z_mean),
+            background.session_id(),
+            f"t-SNE of {ex.record.label}",
+        )
+        _progress(key, n)
         return ex
     st.caption(
         "t-SNE view (scikit-learn, seed 0, perplexity 30): nearby points are similar, but distances and "

@@ -12,7 +12,7 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from explorer import cache, session, views
+from explorer import background, cache, session, views
 from explorer.panels.common import model_labels, plain
 from model import quality
 from model.data import DataError, model_dataset
@@ -23,12 +23,56 @@ KNN_K = 5
 COMPARE_MAX = 4  # models shown side by side
 
 
-def _estimate(store, model_id: str, current_model=None) -> dict:
+def _estimate(store, model_id: str, current_model=None, progress=None) -> dict:
     """IWAE + k-NN for one stored model (cached on disk by model.quality)."""
     model = current_model if current_model is not None else store.load(model_id)
     rec = store.record(model_id)
     data = model_dataset(rec.config.dataset, rec.path, rec.extra, need_train=True)  # k-NN needs train
-    return quality.evaluate_quality(model, data, n_iwae=IWAE_N, k_iwae=IWAE_K, k_nn=KNN_K)
+    return quality.evaluate_quality(model, data, n_iwae=IWAE_N, k_iwae=IWAE_K, k_nn=KNN_K, progress=progress)
+
+
+def _quality_key(model_id: str) -> tuple:
+    return ("quality", model_id)
+
+
+def _start_estimate(store, model_id: str, model, label: str) -> None:
+    """Button callback: queue the estimate on the server's analysis runner (explorer.background)."""
+    key = _quality_key(model_id)
+    background.RUNNER.forget(key)  # a failed one is tried again
+    background.RUNNER.submit(
+        key,
+        lambda progress: _estimate(store, model_id, model, progress),
+        background.session_id(),
+        f"quality of {label}",
+    )
+
+
+def _cancel_estimate(model_id: str) -> None:
+    background.RUNNER.cancel(_quality_key(model_id), background.session_id())
+
+
+@st.fragment(run_every=1.0)
+def _estimate_progress(model_id: str) -> None:
+    """Ticks every second while the estimate waits or runs (this page still wants it); reruns the
+    page once it ended."""
+    key = _quality_key(model_id)
+    background.RUNNER.want(key, background.session_id())
+    status = background.RUNNER.status(key)
+    if status["state"] not in ("queued", "running"):
+        st.rerun()
+    if status["state"] == "queued" and status["ahead"]:
+        text = (
+            f"The estimate waits for the server's analysis runner (one task at a time): "
+            f"{len(status['ahead'])} task(s) first ({', '.join(status['ahead'])[:200]})."
+        )
+    else:
+        text = (
+            f"Estimating the log-likelihood (IWAE, K={IWAE_K}, {IWAE_N} test images), then the "
+            f"{KNN_K}-NN accuracy, in the background… {100 * status['progress']:.0f}%, "
+            f"{status['elapsed']:.0f} s elapsed. The page stays usable."
+        )
+    st.progress(status["progress"], text=text)
+    st.button("Cancel the estimate", key="quality_cancel", on_click=_cancel_estimate, args=(model_id,))
 
 
 def _metric(col, label, value, fmt, help=None):
@@ -51,20 +95,23 @@ def quality_panel(store, ex) -> None:
     # an estimate that could not be cached on disk (read-only home) is kept for this session
     q = quality.cached(rec.id) or session.quality_uncached(rec.id)
     if not q.get("iwae_nll"):
-        if st.button(
-            "Estimate log-likelihood and k-NN accuracy (20–60 s on a CPU)",
-            key="quality_go",
-            help=f"IWAE bound with K={IWAE_K} on {IWAE_N} test images; {KNN_K}-NN on all latent "
-            "means. Saved, so it runs once per model.",
-        ):
-            with st.spinner("Estimating… (IWAE: one batched decode per 64 images)"):
-                try:
-                    q = _estimate(store, rec.id, ex.model)
-                except (DataError, StoreError, ValueError) as e:
-                    st.error(f"Could not estimate the quality: {plain(e)}")
-                else:
-                    if q.get("cache_error"):
-                        session.keep_quality_uncached(rec.id, q)
+        status = background.RUNNER.status(_quality_key(rec.id))
+        if status["state"] == "done" and status["result"]:
+            q = status["result"]  # not in the disk cache: it could not be saved (cache_error says why)
+            session.keep_quality_uncached(rec.id, q)
+        elif status["state"] in ("queued", "running"):
+            _estimate_progress(rec.id)
+        else:
+            if status["state"] == "failed":
+                st.error(f"Could not estimate the quality: {plain(status['error'])}")
+            st.button(
+                "Estimate log-likelihood and k-NN accuracy (20–60 s on a CPU, in the background)",
+                key="quality_go",
+                on_click=_start_estimate,
+                args=(store, rec.id, ex.model, rec.label),
+                help=f"IWAE bound with K={IWAE_K} on {IWAE_N} test images; {KNN_K}-NN on all latent "
+                "means. Saved, so it runs once per model.",
+            )
     if q.get("cache_error"):
         st.caption(f"⚠️ {q['cache_error']}")
     m = rec.test_metrics

@@ -24,7 +24,7 @@ import streamlit as st
 
 from explorer import session
 from explorer.panels.common import plain
-from model import jobs
+from model import bundle, jobs
 from model.config import VAEConfig, option
 from model.data import available_datasets
 from model.paths import shown
@@ -523,6 +523,10 @@ def first_run(store) -> None:
         "Pick one below; nothing trains until you click. Training runs in the background: this page "
         "shows its progress and opens the explorer when the model is ready."
     )
+    refused = bundle.refusal() if not store.list() else None
+    if refused:
+        st.warning("The bundled model was refused, so it was not installed:")
+        st.text(refused)  # as text: it holds file names and fingerprints
     js, err = _latest()
     if err:
         st.error(err)

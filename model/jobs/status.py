@@ -130,10 +130,16 @@ def _saved_anyway(saved: tuple[str, bool] | None, problem: str | None) -> Verdic
     model_id, is_current = saved
     warning = None
     if problem:
-        problem = (
-            problem.replace(UNTOUCHED, "").replace("; the previous models are untouched", "").rstrip(".")
+        # the advice written for a failed job ("free disk space, then start again") is wrong once
+        # the model is saved: keep what happened, drop that advice, and say what is left to do
+        full = "No space left on device" in problem or "disk is full" in problem
+        problem = problem.replace(UNTOUCHED, "").replace("; the previous models are untouched", "")
+        problem = re.split(r"\.? Fix: ", problem, maxsplit=1)[0].rstrip(".")
+        warning = (
+            f"The model was saved, but then: {problem}. The saved model is complete: nothing to start again."
         )
-        warning = f"The model was saved, but then: {problem}."
+        if full:
+            warning += " Fix: free disk space before the next training."
     if not is_current:
         warning = (warning + " " if warning else "") + (
             "It was not made the current model: pick it in the sidebar's model list."

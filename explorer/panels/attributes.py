@@ -125,6 +125,10 @@ def attributes_panel(ex, z_sliders) -> None:
                 width=84,
                 output_format="PNG",
                 caption=[f"s={t:+.2f}" for t in strengths],
+                alt=[
+                    f"decoded digit at z + {t:.2f}·v (from {label(a)} towards {label(b)}), z = {fmt(p)}"
+                    for t, p in zip(strengths, path)
+                ],
             )
             st.caption(
                 f"v = mean z of {label(b)} − mean z of {label(a)} = `{fmt(v)}` (|v| = "
@@ -148,4 +152,6 @@ def attributes_panel(ex, z_sliders) -> None:
                 width=MAP_SIZE,
                 output_format="PNG",
                 caption="the attribute path on the test set",
+                alt=f"map of the test set with the attribute path from z = {fmt(z)} to z + {s:.2f}·v "
+                f"= {fmt(path[-1])} (red cross)",
             )

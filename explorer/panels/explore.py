@@ -83,6 +83,7 @@ def _live_digit(ex: cache.Explorer):
         width=28 * scale,
         output_format="PNG",
         caption="decoder(z) for the slider values",
+        alt=f"decoded digit at z = {fmt(z)}",
     )
     map_box = row.empty()  # drawn later, once the interpolation path is known
     st.caption(f"decoded in {decode_ms:.1f} ms on the server · z = `{fmt(z, 3)}`")
@@ -130,6 +131,9 @@ def _draw_map(ex: cache.Explorer, map_box, z: np.ndarray, path, pick) -> None:
         output_format="PNG",
         caption="the sliders (red ×) on the test set"
         + ("" if ex.latent_dim == 2 else f" ({ex.view_name} view)"),
+        alt=f"map of the test set in the latent plane, the sliders at z = {fmt(z)} marked with a red cross"
+        + ("" if pick is None else f", test image #{pick} ringed")
+        + ("" if path is None else ", the interpolation path as a grey line"),
     )
 
 
@@ -157,7 +161,17 @@ def _draw_scatter(ex: cache.Explorer, scatter_box, row) -> None:
             on_select=_on_select,
             selection_mode=("points", "box", "lasso"),
             config={"displaylogo": False, "scrollZoom": False},
+            alt=scatter_alt(ex),  # fixed per model: a changed alt would remount the chart
         )
+
+
+def scatter_alt(ex: cache.Explorer) -> str:
+    """The scatter's accessible label: what it shows and how to use it (no pick: it must not change)."""
+    x, y = ex.axis_titles
+    return (
+        f"Scatter plot of the {len(ex.images):,} test images in the latent plane ({x} across, {y} up), "
+        "one colour per label. Click a point to pick that test image; drag a box or lasso to select many."
+    )
 
 
 @st.fragment

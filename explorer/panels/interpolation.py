@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 from explorer import cache, session, views
+from explorer.panels.common import fmt
 
 THUMB_SCALE = 3
 
@@ -59,6 +60,10 @@ def interpolation_panel(ex: cache.Explorer, z_sliders: np.ndarray) -> np.ndarray
         width=28 * THUMB_SCALE,
         output_format="PNG",
         caption=[f"t={t:.2f}" for t in np.linspace(0, 1, steps)],
+        alt=[
+            f"decoded digit at t = {t:.2f} from {start[1]} to {end[1]}, z = {fmt(p)}"
+            for t, p in zip(np.linspace(0, 1, steps), path)
+        ],
     )
     note = f"From {start[1]} to {end[1]} (the grey line on the map)."
     missing = [ends[k][0] for k in (a, b) if ends[k][2] is None]

@@ -53,6 +53,8 @@ def neighbours_panel(ex) -> None:
                         width=28 * THUMB,
                         output_format="PNG",
                         caption=f"#{r} · {ex.class_name(labels[r])} · d={d:.3g}",
+                        alt=f"test image #{r}, label {ex.class_name(labels[r])}, latent distance "
+                        f"{d:.3g} from test image #{pick}",
                     )
                     st.button(
                         "pick",

@@ -197,12 +197,14 @@ def _user_result(ex, noun: str) -> None:
         width=28 * 6,
         output_format="PNG",
         caption=f"what the model sees (28×28, from the {u['source']})",
+        alt=f"your {noun} as the model sees it: 28×28, preprocessed from the {u['source']}",
     )
     c[1].image(
         views.to_png(u["recon"], 6),
         width=28 * 6,
         output_format="PNG",
         caption="reconstruction: decoder(z_mean)",
+        alt=f"reconstruction of your {noun}: decoded digit at z = {fmt(u['z_mean'])}",
     )
     sigma = np.exp(0.5 * u["z_log_var"])
     rows = neighbours(ex.latents.z_mean, u["z_mean"])
@@ -219,6 +221,9 @@ def _user_result(ex, noun: str) -> None:
         width=56,
         output_format="PNG",
         caption=[f"#{r} {ex.class_name(lab)}" for r, lab in zip(rows, labels)],
+        alt=[
+            f"test image #{r}, label {ex.class_name(lab)}, near your {noun}" for r, lab in zip(rows, labels)
+        ],
     )
     b1, b2, b3 = st.columns(3)
     b1.button(

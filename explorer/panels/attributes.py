@@ -16,7 +16,7 @@ import numpy as np
 import streamlit as st
 
 from explorer import cache, session, views
-from explorer.panels.common import fmt, lazy_expander
+from explorer.panels.common import fmt, lazy_expander, thumbnail_row
 from model import analysis
 
 PATH_STEPS = 7
@@ -120,7 +120,7 @@ def attributes_panel(ex, z_sliders) -> None:
         images = ex.model.decode(path)  # one batched decode; the last one is z + s·v
         left, right = st.columns([3, 1])
         with left:
-            st.image(
+            thumbnail_row("attr").image(
                 [views.to_png(im, 3) for im in images],
                 width=84,
                 output_format="PNG",

@@ -12,7 +12,7 @@ import numpy as np
 import streamlit as st
 
 from explorer import cache, session, views
-from explorer.panels.common import fmt
+from explorer.panels.common import fmt, thumbnail_row
 
 THUMB_SCALE = 3
 
@@ -55,7 +55,7 @@ def interpolation_panel(ex: cache.Explorer, z_sliders: np.ndarray) -> np.ndarray
     steps = c3.slider("Steps", 3, 16, 10, key="interp_steps")
     start, end = (ends[k] if ends[k][2] is not None else fallback[k] for k in (a, b))
     path, images = ex.model.interpolate(start[2], end[2], steps)  # one batched decode
-    st.image(
+    thumbnail_row("interp").image(
         [views.to_png(im, THUMB_SCALE) for im in images],
         width=28 * THUMB_SCALE,
         output_format="PNG",

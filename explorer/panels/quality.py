@@ -137,7 +137,7 @@ def _compare_models(store, ex, model_stamp) -> None:
     class_rows = _one_per_class(ex.latents.labels)
     cols = st.columns([1, 5])
     cols[0].caption("original")
-    cols[1].image(
+    cols[1].container(key="thumbs_quality_original").image(
         [views.to_png(ex.images[r], 3) for r in class_rows],
         width=84,
         output_format="PNG",
@@ -158,7 +158,7 @@ def _compare_models(store, ex, model_stamp) -> None:
         except StoreError as e:
             cols[1].error(str(e))
             continue
-        cols[1].image(
+        cols[1].container(key=f"thumbs_quality_{model_id}").image(
             pngs,
             width=84,
             output_format="PNG",

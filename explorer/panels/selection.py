@@ -66,7 +66,7 @@ def selection_panel(ex) -> None:
     n = len(s["rows"])
     with st.container(border=True):
         st.subheader(f"Selection: {n:,} test image{'s' * (n != 1)}")
-        left, right = st.columns([3, 1], gap="medium")
+        left, right = st.columns([2, 1], gap="medium")
         with left:
             more = f" (+{n - SHOW:,} more)" if n > SHOW else ""
             st.image(
@@ -82,14 +82,14 @@ def selection_panel(ex) -> None:
                 "| label | count |\n|---|---:|\n"
                 + "\n".join(f"| {ex.class_name(i)} | {counts[i]:,} |" for i in present)
             )
-            c = st.columns(2)
-            c[0].image(
+            row = st.container(horizontal=True)  # side by side, or one under the other when narrow
+            row.image(
                 s["mean_png"],
                 caption="mean image",
                 output_format="PNG",
                 alt=f"mean image of the {n:,} selected test images",
             )
-            c[1].image(
+            row.image(
                 s["decoded_png"],
                 caption="decoder(mean z)",
                 output_format="PNG",

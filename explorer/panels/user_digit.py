@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer import session, views
-from explorer.panels.common import fmt
+from explorer.panels.common import fmt, thumbnail_row
 from model import analysis, export
 from model.preprocess import MAX_BYTES, MAX_PIXELS, ImageError, prepare
 
@@ -216,7 +216,7 @@ def _user_result(ex, noun: str) -> None:
         f"**Nearest test images in latent space:** mostly **{ex.class_name(best)}** "
         f"({votes[best]} of {len(rows)})"
     )
-    st.image(
+    thumbnail_row("user_nn").image(
         [views.to_png(ex.images[r], 2) for r in rows],
         width=56,
         output_format="PNG",
@@ -225,16 +225,16 @@ def _user_result(ex, noun: str) -> None:
             f"test image #{r}, label {ex.class_name(lab)}, near your {noun}" for r, lab in zip(rows, labels)
         ],
     )
-    b1, b2, b3 = st.columns(3)
-    b1.button(
+    buttons = st.container(horizontal=True)  # wraps on a narrow screen; no label is cut off
+    buttons.button(
         "Move the sliders here",
         on_click=session.set_z,
         args=(u["z_mean"], ex.latents.bounds),
         key="user_to_sliders",
         help="Set the latent sliders to this picture's z_mean.",
     )
-    b2.button(f"Clear my {noun}", on_click=session.clear_user_digit, key="user_clear")
-    b3.download_button(
+    buttons.button(f"Clear my {noun}", on_click=session.clear_user_digit, key="user_clear")
+    buttons.download_button(
         "Preprocessed PNG",
         export.png_bytes(u["image"]),
         file_name=f"my-{noun.replace(' ', '-')}-28x28.png",

@@ -61,18 +61,19 @@ def box_select(page) -> None:
     _, (x0, y0, w, h), _ = scatter_points(chart)
     page.mouse.move(x0 + w / 2, y0 + h / 2)  # the modebar shows on hover
     chart.locator('.modebar-btn[data-title="Box Select"]').click()
-    page.mouse.move(x0 + 0.3 * w, y0 + 0.3 * h)
+    page.mouse.move(x0 + 0.4 * w, y0 + 0.4 * h)
     page.mouse.down()
     n = runs_done(page)
     page.mouse.move(x0 + 0.5 * w, y0 + 0.5 * h, steps=5)
-    page.mouse.move(x0 + 0.7 * w, y0 + 0.7 * h, steps=5)
+    page.mouse.move(x0 + 0.6 * w, y0 + 0.6 * h, steps=5)
     page.mouse.up()
     wait_runs(page, n)
     page.get_by_text("Selection:").first.wait_for()
 
 
 def walk(page) -> None:
-    """Select a box, pick test image PICK, open every collapsed section (each opens with a rerun)."""
+    """Select a box, pick test image PICK, open every collapsed section of the main area (each opens with
+    a rerun; the sidebar's are closed on a phone and hold no images)."""
     box_select(page)
     goto = page.get_by_label("Go to test image #")
     goto.fill(str(PICK))
@@ -81,13 +82,15 @@ def walk(page) -> None:
     wait_runs(page, n)
     page.get_by_text(f"test #{PICK} (original)").first.wait_for()
     for _ in range(20):
-        closed = page.locator('[data-testid="stExpander"] details:not([open]) > summary')
+        closed = page.locator(
+            '[data-testid="stMain"] [data-testid="stExpander"] details:not([open]) > summary'
+        )
         if closed.count() == 0:
             break
         n = runs_done(page)
         closed.first.click()
         wait_runs(page, n)
-    assert page.locator('[data-testid="stExpander"] details:not([open])').count() == 0
+    assert page.locator('[data-testid="stMain"] [data-testid="stExpander"] details:not([open])').count() == 0
     wait_idle(page)
     page.wait_for_function(  # every image decoded (a layout measured before would be wrong)
         "() => [...document.querySelectorAll('img')].every(i => i.complete && i.naturalWidth > 0)"
@@ -135,3 +138,52 @@ def test_every_image_says_what_it_is(walked):
     assert any(a.startswith("decoded digit at t = 0.00") for a in alts)
     label = scatter(page).get_attribute("aria-label") or ""
     assert label.startswith("Scatter plot of the 10,000 test images in the latent plane"), label
+
+
+# The scatter's toolbar (shown on hover) and the boxes it must not cover: axis titles, legend, plot area.
+TOOLBAR_JS = """
+(root) => {
+  const box = (e) => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const gd = root.querySelector('.js-plotly-plot'), L = gd._fullLayout, g = gd.getBoundingClientRect();
+  const x0 = g.left + L.xaxis._offset, y0 = g.top + L.yaxis._offset;
+  const covered = [...root.querySelectorAll('.g-xtitle, .g-ytitle, .legend')]
+    .map(e => [e.getAttribute('class'), box(e)]);
+  covered.push(['plot', [x0, y0, x0 + L.xaxis._length, y0 + L.yaxis._length]]);
+  return {toolbar: box(root.querySelector('.modebar')), covered};
+}
+"""
+
+
+def toolbar_overlaps(page) -> list:
+    chart = scatter(page)
+    chart.scroll_into_view_if_needed()
+    _, (x0, y0, w, h), _ = scatter_points(chart)
+    page.mouse.move(x0 + w / 2, y0 + h / 2)  # the toolbar shows on hover
+    chart.locator(".modebar").wait_for(state="visible")
+    info = chart.evaluate(TOOLBAR_JS)
+    t = info["toolbar"]
+    return [
+        name for name, b in info["covered"] if t[0] < b[2] and b[0] < t[2] and t[1] < b[3] and b[1] < t[3]
+    ]
+
+
+@pytest.mark.parametrize("width,height", [(1280, 800), (390, 844)], ids=["1280x800", "390x844"])
+def test_nothing_overflows_its_column(walked, width, height):
+    page = walked(width, height)
+    report = page.evaluate(OVERFLOW_JS)
+    print(
+        f"\n[layout {width}x{height}] main scroll/client {report['scroll']}, page {report['page']}, "
+        f"{len(report['over'])} overflowing: {report['over'][:20]}"
+    )
+    try:
+        covered = toolbar_overlaps(page)
+        assert not covered, f"the scatter's toolbar covers: {covered}"
+        assert report["scroll"][0] <= report["scroll"][1], (
+            f"the main area scrolls sideways: {report['scroll']}"
+        )
+        assert report["page"][0] <= report["page"][1], f"the page scrolls sideways: {report['page']}"
+        assert not report["over"], (
+            f"{len(report['over'])} elements stick out of their column: {report['over']}"
+        )
+    finally:
+        save_screenshot(page, f"layout-{width}x{height}", width)

@@ -48,7 +48,10 @@ def lazy_expander(label: str, key: str, icon: str | None = None, expanded: bool 
 
 
 def fmt(v, digits: int = 2) -> str:
-    return "[" + ", ".join(f"{x:+.{digits}f}" for x in np.asarray(v).ravel()) + "]"
+    """A latent vector as the page writes every z: "[+0.15, -1.20]" (no "-0.00": a value that rounds to
+    zero is written +0.00)."""
+    r = np.round(np.asarray(v, np.float64).ravel(), digits) + 0.0  # -0.0 + 0.0 == +0.0
+    return "[" + ", ".join(f"{x:+.{digits}f}" for x in r) + "]"
 
 
 def current_z(ex) -> np.ndarray:

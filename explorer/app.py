@@ -14,6 +14,7 @@ import streamlit as st
 
 from explorer import cache, session
 from explorer.panels import (
+    common,
     compare,
     downloads,
     explore,
@@ -36,6 +37,7 @@ from model.store import StoreError
 
 def main() -> None:
     st.set_page_config(page_title="Latent explorer", page_icon="🔢", layout="wide")
+    common.page_style()  # images and tables never stick out of their column
     t0 = time.perf_counter()
     serving.limit_heap_growth()  # once per process, before TensorFlow loads: see its docstring
     session.init()

@@ -288,9 +288,11 @@ def latent_scatter(
     x_range, y_range = axis_ranges(xy)
     fig.update_layout(
         height=height,
-        margin=dict(l=10, r=10, t=10, b=10),
+        # the toolbar (modebar) sits in the top margin, over no axis title; the legend is one row under the
+        # plot, so a narrow screen keeps the plot's full width
+        margin=dict(l=10, r=10, t=36, b=10),
         hovermode="closest",
-        legend=dict(itemsizing="constant", y=0.9),
+        legend=dict(itemsizing="constant", orientation="h", x=0, xanchor="left", y=-0.15, yanchor="top"),
         xaxis=dict(title_text=axis_titles[0], zeroline=False, range=x_range, autorange=False),
         yaxis=dict(
             title_text=axis_titles[1],

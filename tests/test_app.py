@@ -16,6 +16,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from explorer import views
+from explorer.panels.common import fmt
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 DIGIT_CAPTION = "decoder(z) for the slider values"
@@ -68,6 +69,13 @@ def shown(at: AppTest, media: dict, caption: str, scale: int | None = None) -> l
                 a = np.asarray(Image.open(io.BytesIO(media[file_id])).convert("L"))
                 out.append(a[::scale, ::scale] if scale else a)
     return out
+
+
+def server_digit(at: AppTest, media: dict) -> np.ndarray:
+    """The server's decode of the sliders' z as the page offers it: the "PNG 28×28" download, (28, 28)."""
+    (el,) = [e for e in at.get("download_button") if e.proto.label == "PNG 28×28"]
+    file_id = el.proto.url.rsplit("/", 1)[1].split(".")[0]
+    return np.asarray(Image.open(io.BytesIO(media[file_id])).convert("L"))
 
 
 def page_text(at: AppTest) -> str:
@@ -125,13 +133,13 @@ def test_page_renders_with_the_model(home, media, reference):
     n_weights = sum(w.size for w in latent.decoder.get_weights())
     assert len(blobs["weights"]) == 4 * n_weights and args["background"].startswith("data:image/png")
     assert not [s for s in at.slider if s.key and s.key.startswith("z")], "server sliders beside the pad"
-    # the server's digit is decoder(z) for the session's z, 140x140 nearest-neighbour upscaled (the pad
-    # paints the big live one in the browser)
-    (digit,) = shown(at, media, DIGIT_CAPTION)
-    assert digit.shape == (140, 140)
-    assert np.array_equal(digit, views.upscale(digit[::5, ::5], 5)), "not a crisp 5x upscale"
+    # one digit and one z: the pad paints the live digit and writes its z in the browser; the server's
+    # decode of the same z is the PNG download, not a second digit or z on the page
+    assert not shown(at, media, DIGIT_CAPTION), "a second (server) digit beside the pad"
+    assert "z = `[" not in page_text(at), "a second z beside the pad's"
+    digit = server_digit(at, media)
     expected = views.to_uint8(latent.decode(sliders(at))[0])
-    assert np.abs(digit[::5, ::5].astype(int) - expected).max() <= 1
+    assert digit.shape == (28, 28) and np.abs(digit.astype(int) - expected).max() <= 1
     # sidebar: config and quality of the current model
     text = page_text(at)
     assert "reconstruction" in text and "latent size" in text
@@ -146,7 +154,7 @@ def test_page_renders_with_the_model(home, media, reference):
 def test_moving_a_slider_changes_the_decoded_digit(home, media, reference):
     latent, _ = reference
     at = run_app()
-    (before,) = shown(at, media, DIGIT_CAPTION, 5)
+    before = server_digit(at, media)
     (map_before,) = shown(at, media, "the sliders (red ×)")
     spec_before = scatter_spec(at)
     rev = pad(at)[0]["rev"]
@@ -155,12 +163,12 @@ def test_moving_a_slider_changes_the_decoded_digit(home, media, reference):
     at.session_state["z0"] = target  # what the pad writes on release (AppTest cannot drag inside it)
     at.run()
     assert_clean(at)
-    (after,) = shown(at, media, DIGIT_CAPTION, 5)
+    after = server_digit(at, media)
     z = sliders(at)
     assert z[0] == pytest.approx(target)
     assert not np.array_equal(before, after), "the digit did not change"
     assert np.abs(after.astype(int) - views.to_uint8(latent.decode(z)[0])).max() <= 1
-    assert f"ms on the server · z = `[{z[0]:+.3f}, {z[1]:+.3f}]`" in page_text(at)
+    assert "decoded in" in page_text(at) and "z = `[" not in page_text(at)
     # the live map moved its marker; the 10k-point scatter is unchanged, so the browser keeps it
     (map_after,) = shown(at, media, "the sliders (red ×)")
     assert map_after.shape == (200, 200) and not np.array_equal(map_before, map_after)
@@ -244,6 +252,8 @@ def test_without_the_pad_the_server_sliders_work_and_say_why(home, media, refere
     assert sliders(at)[0] == pytest.approx(target)
     (digit,) = shown(at, media, DIGIT_CAPTION, 10)
     assert np.abs(digit.astype(int) - views.to_uint8(latent.decode(sliders(at))[0])).max() <= 1
+    z = sliders(at)  # without the pad the server's digit is the live one, with its z (the page's format)
+    assert f"ms on the server · z = `{fmt(z)}`" in page_text(at)
 
 
 def test_eight_latent_dims_get_eight_sliders_and_a_pca_scatter(home, media, reference):
@@ -264,7 +274,7 @@ def test_eight_latent_dims_get_eight_sliders_and_a_pca_scatter(home, media, refe
     assert np.allclose(args["z"], z_sliders)
     z_mean = latent.encode(data.x_test[row : row + 1])[0][0]
     assert np.allclose(z_sliders, z_mean, atol=1e-4), "the sliders did not move to the pick"
-    (digit,) = shown(at, media, DIGIT_CAPTION, 5)
+    digit = server_digit(at, media)
     assert np.abs(digit.astype(int) - views.to_uint8(latent.decode(z_sliders)[0])).max() <= 1
     scatter = scatter_spec(at)
     assert scatter["layout"]["xaxis"]["title"]["text"].startswith("PC1 of z")
@@ -596,3 +606,9 @@ def test_browser_values_are_validated_and_the_pads_error_is_text_with_a_retry(ho
     assert_clean(at)
     assert at.get("component_instance"), "no retry of the in-browser decoder"
     assert at.session_state["_latent_pad"]["error"] is None
+
+
+def test_z_is_written_one_way_everywhere():
+    assert fmt([0.1549, -0.0004]) == "[+0.15, +0.00]"  # never "-0.00"
+    assert fmt(np.array([-1.2, 3.0], np.float32)) == "[-1.20, +3.00]"
+    assert fmt([-0.00049], 3) == "[+0.000]"

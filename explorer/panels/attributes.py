@@ -16,7 +16,7 @@ import numpy as np
 import streamlit as st
 
 from explorer import cache, session, views
-from explorer.panels.common import fmt, lazy_expander
+from explorer.panels.common import fmt, lazy_expander, thumbnail_row
 from model import analysis
 
 PATH_STEPS = 7
@@ -120,11 +120,15 @@ def attributes_panel(ex, z_sliders) -> None:
         images = ex.model.decode(path)  # one batched decode; the last one is z + s·v
         left, right = st.columns([3, 1])
         with left:
-            st.image(
+            thumbnail_row("attr").image(
                 [views.to_png(im, 3) for im in images],
                 width=84,
                 output_format="PNG",
                 caption=[f"s={t:+.2f}" for t in strengths],
+                alt=[
+                    f"decoded digit at z + {t:.2f}·v (from {label(a)} towards {label(b)}), z = {fmt(p)}"
+                    for t, p in zip(strengths, path)
+                ],
             )
             st.caption(
                 f"v = mean z of {label(b)} − mean z of {label(a)} = `{fmt(v)}` (|v| = "
@@ -148,4 +152,6 @@ def attributes_panel(ex, z_sliders) -> None:
                 width=MAP_SIZE,
                 output_format="PNG",
                 caption="the attribute path on the test set",
+                alt=f"map of the test set with the attribute path from z = {fmt(z)} to z + {s:.2f}·v "
+                f"= {fmt(path[-1])} (red cross)",
             )

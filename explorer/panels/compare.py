@@ -109,6 +109,8 @@ def _linked(ex, record, other: cache.Latents) -> None:
                 on_select=functools.partial(_on_chart, key),
                 selection_mode=("points", "box", "lasso"),
                 config={"displaylogo": False, "scrollZoom": False},
+                alt=f"Scatter plot of the test images in the latent space of {rec.label}, one colour per "
+                "label; click a point or drag a box or lasso to ring the same test images in both plots.",
             )
     if rows:
         agree = neighbour_agreement(ex.latents.z_mean, other.z_mean, rows)

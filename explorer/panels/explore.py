@@ -23,8 +23,7 @@ from explorer.panels.interpolation import interpolation_panel
 from explorer.panels.pick import pick_panel
 
 DIGIT_SCALE = 10  # 28 px -> 280 px, nearest neighbour
-SMALL_DIGIT_SCALE = 5  # the server's copy beside the live map when the latent pad shows the big one
-MAP_SIZE = 200  # the live map beside the digit (below it when the column is narrow)
+MAP_SIZE = 200  # the live map: beside the digit (server sliders) or beside the interpolation (latent pad)
 PAD_MAP_SIZE = 280  # the latent pad's background map (2-D models)
 
 
@@ -45,7 +44,12 @@ def _on_select() -> None:
 
 
 def _live_digit(ex: cache.Explorer):
-    """The pad or the sliders, and the decoded digit. Returns (z (d,), decode_ms, the map's placeholder)."""
+    """The pad or the sliders, and the decoded digit. Returns (z (d,), decode_ms, the map's placeholder, or
+    None when the pad is shown: the pad is the live map of a 2-D model, and the map of the path and the
+    pick goes beside the interpolation).
+
+    With the pad, the page shows one digit and one z (the pad's); the server's decode of the same z is
+    only the PNG download. With the server's sliders, the server's digit is the live digit."""
     d, bounds = ex.latent_dim, ex.latents.bounds
     st.subheader("Move through the latent space")
     # In-browser decoding while dragging; it writes z0..z{d-1} on release. Without it: server sliders.
@@ -76,16 +80,22 @@ def _live_digit(ex: cache.Explorer):
     t = time.perf_counter()
     digit = ex.model.decode(z)[0]  # (28, 28): one compiled forward pass, no predict()
     decode_ms = 1000 * (time.perf_counter() - t)
+    if pad_note is None:
+        st.caption(
+            f"decoded in {decode_ms:.1f} ms on the server too, when you let go: download this digit as"
+        )
+        downloads.digit_download(digit, z)
+        return z, decode_ms, None
     row = st.container(horizontal=True, gap="small")  # wraps: the map goes below on narrow screens
-    scale = DIGIT_SCALE if pad_note else SMALL_DIGIT_SCALE  # the pad shows the big live digit
     row.image(
-        views.to_png(digit, scale),
-        width=28 * scale,
+        views.to_png(digit, DIGIT_SCALE),
+        width=28 * DIGIT_SCALE,
         output_format="PNG",
         caption="decoder(z) for the slider values",
+        alt=f"decoded digit at z = {fmt(z)}",
     )
     map_box = row.empty()  # drawn later, once the interpolation path is known
-    st.caption(f"decoded in {decode_ms:.1f} ms on the server · z = `{fmt(z, 3)}`")
+    st.caption(f"decoded in {decode_ms:.1f} ms on the server · z = `{fmt(z)}`")
     downloads.digit_download(digit, z)
     return z, decode_ms, map_box
 
@@ -130,8 +140,12 @@ def _draw_map(ex: cache.Explorer, map_box, z: np.ndarray, path, pick) -> None:
         ),
         width=MAP_SIZE,
         output_format="PNG",
-        caption="the sliders (red ×) on the test set"
+        caption=("the path (grey), the pick and " if path is not None else "")
+        + "the sliders (red ×) on the test set"
         + ("" if ex.latent_dim == 2 else f" ({ex.view_name} view)"),
+        alt=f"map of the test set in the latent plane, the sliders at z = {fmt(z)} marked with a red cross"
+        + ("" if pick is None else f", test image #{pick} ringed")
+        + ("" if path is None else ", the interpolation path as a grey line"),
     )
 
 
@@ -159,7 +173,17 @@ def _draw_scatter(ex: cache.Explorer, scatter_box, row) -> None:
             on_select=_on_select,
             selection_mode=("points", "box", "lasso"),
             config={"displaylogo": False, "scrollZoom": False},
+            alt=scatter_alt(ex),  # fixed per model: a changed alt would remount the chart
         )
+
+
+def scatter_alt(ex: cache.Explorer) -> str:
+    """The scatter's accessible label: what it shows and how to use it (no pick: it must not change)."""
+    x, y = ex.axis_titles
+    return (
+        f"Scatter plot of the {len(ex.images):,} test images in the latent plane ({x} across, {y} up), "
+        "one colour per label. Click a point to pick that test image; drag a box or lasso to select many."
+    )
 
 
 @st.fragment
@@ -183,7 +207,8 @@ def explore_panel(ex: cache.Explorer) -> None:
         )
 
     pick_panel(ex)
-    path = interpolation_panel(ex, z)
+    path, interp_map = interpolation_panel(ex, z, with_map=map_box is None)
+    map_box = map_box or interp_map
     tools.explore_tools(ex, z, path)  # GIF, selection, neighbours, traversals, attributes, link
 
     pick = session.pick()

@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 from explorer import cache, session, views
+from explorer.panels.common import fmt, thumbnail_row
 
 THUMB_SCALE = 3
 
@@ -24,8 +25,9 @@ def other_class_row(labels, row: int, seed: int = 0) -> int:
     return int(np.random.default_rng(seed).choice(others)) if len(others) else int(row)
 
 
-def interpolation_panel(ex: cache.Explorer, z_sliders: np.ndarray) -> np.ndarray | None:
-    """A row of digits decoded along the straight line between two points. Returns the path (K, d)."""
+def interpolation_panel(ex: cache.Explorer, z_sliders: np.ndarray, with_map: bool = False):
+    """A row of digits decoded along the straight line between two points. Returns the path (K, d) and,
+    with `with_map`, a placeholder beside the row for the map of the path (else None)."""
     st.subheader("Interpolation")
     zm, labels = ex.latents.z_mean, ex.latents.labels
     pick, prev = session.pick(), session.pick_prev()
@@ -54,15 +56,23 @@ def interpolation_panel(ex: cache.Explorer, z_sliders: np.ndarray) -> np.ndarray
     steps = c3.slider("Steps", 3, 16, 10, key="interp_steps")
     start, end = (ends[k] if ends[k][2] is not None else fallback[k] for k in (a, b))
     path, images = ex.model.interpolate(start[2], end[2], steps)  # one batched decode
-    st.image(
-        [views.to_png(im, THUMB_SCALE) for im in images],
-        width=28 * THUMB_SCALE,
-        output_format="PNG",
-        caption=[f"t={t:.2f}" for t in np.linspace(0, 1, steps)],
-    )
-    note = f"From {start[1]} to {end[1]} (the grey line on the map)."
-    missing = [ends[k][0] for k in (a, b) if ends[k][2] is None]
-    if missing:
-        note += f" No {' or '.join(missing)} yet: click points in the scatter to interpolate between them."
-    st.caption(note)
-    return path
+    left, map_col = st.columns([4, 1], gap="medium") if with_map else (st.container(), None)
+    with left:
+        thumbnail_row("interp").image(
+            [views.to_png(im, THUMB_SCALE) for im in images],
+            width=28 * THUMB_SCALE,
+            output_format="PNG",
+            caption=[f"t={t:.2f}" for t in np.linspace(0, 1, steps)],
+            alt=[
+                f"decoded digit at t = {t:.2f} from {start[1]} to {end[1]}, z = {fmt(p)}"
+                for t, p in zip(np.linspace(0, 1, steps), path)
+            ],
+        )
+        note = f"From {start[1]} to {end[1]} (the grey line on the map)."
+        missing = [ends[k][0] for k in (a, b) if ends[k][2] is None]
+        if missing:
+            note += (
+                f" No {' or '.join(missing)} yet: click points in the scatter to interpolate between them."
+            )
+        st.caption(note)
+    return path, (map_col.empty() if map_col is not None else None)

@@ -38,4 +38,10 @@ def manifold_panel(ex: cache.Explorer) -> None:
         + f" All {MANIFOLD_N * MANIFOLD_N} digits come from one batched decode, cached per model."
     )
     png = cache.manifold_png(ex.stamp, ex.model, MANIFOLD_N, float(span), dims)
-    st.image(png, width=MANIFOLD_N * 28, output_format="PNG")
+    st.image(
+        png,
+        width=MANIFOLD_N * 28,
+        output_format="PNG",
+        alt=f"{MANIFOLD_N}×{MANIFOLD_N} grid of decoded digits: z[{dims[0]}] from −{span:g} (left) to "
+        f"+{span:g} (right), z[{dims[1]}] from +{span:g} (top) to −{span:g} (bottom)",
+    )

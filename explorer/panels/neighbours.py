@@ -13,6 +13,7 @@ from explorer.panels.common import lazy_expander
 from model import analysis
 
 THUMB = 3
+CELL = 66  # px: one thumbnail and its button
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -43,21 +44,22 @@ def neighbours_panel(ex) -> None:
             + f"; {same} of {len(rows)} share its label "
             f"**{ex.class_name(labels[pick])}**. Press a button to pick that image."
         )
-        per_row = 10
-        for start in range(0, len(rows), per_row):
-            cols = st.columns(per_row)
-            for i, (r, d) in enumerate(zip(rows[start : start + per_row], dist[start : start + per_row])):
-                with cols[i]:
-                    st.image(
-                        views.to_png(ex.images[r], THUMB),
-                        width=28 * THUMB,
-                        output_format="PNG",
-                        caption=f"#{r} · {ex.class_name(labels[r])} · d={d:.3g}",
-                    )
-                    st.button(
-                        "pick",
-                        key=f"nn_pick_{start + i}",
-                        on_click=session.set_pick,
-                        args=(int(r),),
-                        help=f"Make test #{r} the pick.",
-                    )
+        # thumbnails with their button, wrapping to the column's width (10 a row on a laptop, 4 on a phone)
+        grid = st.container(horizontal=True, gap="xsmall")
+        for i, (r, d) in enumerate(zip(rows, dist)):
+            with grid.container(width=CELL):
+                st.image(
+                    views.to_png(ex.images[r], THUMB),
+                    width="stretch",
+                    output_format="PNG",
+                    caption=f"#{r} · {ex.class_name(labels[r])} · d={d:.3g}",
+                    alt=f"test image #{r}, label {ex.class_name(labels[r])}, latent distance "
+                    f"{d:.3g} from test image #{pick}",
+                )
+                st.button(
+                    "pick",
+                    key=f"nn_pick_{i}",
+                    on_click=session.set_pick,
+                    args=(int(r),),
+                    help=f"Make test #{r} the pick.",
+                )

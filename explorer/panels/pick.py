@@ -53,8 +53,21 @@ def pick_panel(ex: cache.Explorer) -> None:
     z_mean = ex.latents.z_mean[pick]
     sigma = np.exp(0.5 * ex.latents.z_log_var[pick])
     cols = st.columns([1, 1, 3])
-    cols[0].image(original, caption=f"test #{pick} (original)", width=28 * 6, output_format="PNG")
-    cols[1].image(recon, caption="reconstruction", width=28 * 6, output_format="PNG")
+    name = ex.class_name(label)
+    cols[0].image(
+        original,
+        caption=f"test #{pick} (original)",
+        width=28 * 6,
+        output_format="PNG",
+        alt=f"test image #{pick}, label {name}",
+    )
+    cols[1].image(
+        recon,
+        caption="reconstruction",
+        width=28 * 6,
+        output_format="PNG",
+        alt=f"reconstruction of test image #{pick} (label {name})",
+    )
     with cols[2]:
         st.markdown(f"**Label:** {ex.class_name(label)}  \n**Index:** {pick}")
         st.markdown(f"**z_mean:** `{fmt(z_mean)}`  \n**σ (posterior std):** `{fmt(sigma)}`")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer import cache, session
-from explorer.panels.common import fmt
+from explorer.panels.common import fmt, thumbnail_row
 
 PRIOR_N = 10
 THUMB_SCALE = 3
@@ -26,4 +26,10 @@ def prior_panel(ex: cache.Explorer) -> None:
     c2.caption(f"{PRIOR_N} draws z ~ N(0, I), decoded (seed {seed}).")
     z, pngs = cache.prior_samples(ex.stamp, ex.model, PRIOR_N, seed)
     captions = [fmt(v) if ex.latent_dim <= 2 else f"sample {i + 1}" for i, v in enumerate(z)]
-    st.image(pngs, width=28 * THUMB_SCALE, caption=captions, output_format="PNG")
+    thumbnail_row("prior").image(
+        pngs,
+        width=28 * THUMB_SCALE,
+        caption=captions,
+        output_format="PNG",
+        alt=[f"decoded sample {i + 1} from the prior, z = {fmt(v)}" for i, v in enumerate(z)],
+    )

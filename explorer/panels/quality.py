@@ -185,7 +185,12 @@ def _compare_models(store, ex, model_stamp) -> None:
     class_rows = _one_per_class(ex.latents.labels)
     cols = st.columns([1, 5])
     cols[0].caption("original")
-    cols[1].image([views.to_png(ex.images[r], 3) for r in class_rows], width=84, output_format="PNG")
+    cols[1].container(key="thumbs_quality_original").image(
+        [views.to_png(ex.images[r], 3) for r in class_rows],
+        width=84,
+        output_format="PNG",
+        alt=[f"test image #{r}, label {ex.class_name(ex.latents.labels[r])}" for r in class_rows],
+    )
     by_id = {r.id: r for r in same}
     for model_id in picked:
         r = by_id[model_id]
@@ -202,7 +207,12 @@ def _compare_models(store, ex, model_stamp) -> None:
         except StoreError as e:
             cols[1].error(plain(e))
             continue
-        cols[1].image(pngs, width=84, output_format="PNG")
+        cols[1].container(key=f"thumbs_quality_{model_id}").image(
+            pngs,
+            width=84,
+            output_format="PNG",
+            alt=[f"reconstruction of test image #{i} by {r.label}" for i in class_rows],
+        )
 
 
 TABLE = (

@@ -66,11 +66,14 @@ def selection_panel(ex) -> None:
     n = len(s["rows"])
     with st.container(border=True):
         st.subheader(f"Selection: {n:,} test image{'s' * (n != 1)}")
-        left, right = st.columns([3, 1], gap="medium")
+        left, right = st.columns([2, 1], gap="medium")
         with left:
             more = f" (+{n - SHOW:,} more)" if n > SHOW else ""
             st.image(
-                s["grid_png"], output_format="PNG", caption=f"the first {min(n, SHOW)} by test index{more}"
+                s["grid_png"],
+                output_format="PNG",
+                caption=f"the first {min(n, SHOW)} by test index{more}",
+                alt=f"grid of the first {min(n, SHOW)} of the {n:,} selected test images, by test index",
             )
         with right:
             counts = s["counts"]
@@ -79,9 +82,19 @@ def selection_panel(ex) -> None:
                 "| label | count |\n|---|---:|\n"
                 + "\n".join(f"| {ex.class_name(i)} | {counts[i]:,} |" for i in present)
             )
-            c = st.columns(2)
-            c[0].image(s["mean_png"], caption="mean image", output_format="PNG")
-            c[1].image(s["decoded_png"], caption="decoder(mean z)", output_format="PNG")
+            row = st.container(horizontal=True)  # side by side, or one under the other when narrow
+            row.image(
+                s["mean_png"],
+                caption="mean image",
+                output_format="PNG",
+                alt=f"mean image of the {n:,} selected test images",
+            )
+            row.image(
+                s["decoded_png"],
+                caption="decoder(mean z)",
+                output_format="PNG",
+                alt=f"decoded digit at the selection's mean z = {fmt(s['mean_z'])}",
+            )
             st.caption(f"mean z = `{fmt(s['mean_z'])}`")
         b1, b2, _ = st.columns([1, 1, 2])
         sel = s["rows"]

@@ -62,6 +62,8 @@ def traversal_panel(ex, z_sliders) -> None:
             width="content",
             caption=f"row i decodes z + t·e_i (z[{0}] … z[{ex.latent_dim - 1}] top to bottom); "
             f"columns t = −{span:g} … +{span:g} in {steps} steps",
+            alt=f"traversal grid around {what} z = {fmt(z)}: row i decodes z + t·e_i for z[0] … "
+            f"z[{ex.latent_dim - 1}], columns t from −{span:g} to +{span:g} in {steps} steps",
         )
         st.caption(
             f"Centre: {what} = `{fmt(z)}`"

@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer import session, views
-from explorer.panels.common import fmt
+from explorer.panels.common import fmt, thumbnail_row
 from model import analysis, export
 from model.preprocess import MAX_BYTES, MAX_PIXELS, ImageError, prepare
 
@@ -197,12 +197,14 @@ def _user_result(ex, noun: str) -> None:
         width=28 * 6,
         output_format="PNG",
         caption=f"what the model sees (28×28, from the {u['source']})",
+        alt=f"your {noun} as the model sees it: 28×28, preprocessed from the {u['source']}",
     )
     c[1].image(
         views.to_png(u["recon"], 6),
         width=28 * 6,
         output_format="PNG",
         caption="reconstruction: decoder(z_mean)",
+        alt=f"reconstruction of your {noun}: decoded digit at z = {fmt(u['z_mean'])}",
     )
     sigma = np.exp(0.5 * u["z_log_var"])
     rows = neighbours(ex.latents.z_mean, u["z_mean"])
@@ -214,22 +216,25 @@ def _user_result(ex, noun: str) -> None:
         f"**Nearest test images in latent space:** mostly **{ex.class_name(best)}** "
         f"({votes[best]} of {len(rows)})"
     )
-    st.image(
+    thumbnail_row("user_nn").image(
         [views.to_png(ex.images[r], 2) for r in rows],
         width=56,
         output_format="PNG",
         caption=[f"#{r} {ex.class_name(lab)}" for r, lab in zip(rows, labels)],
+        alt=[
+            f"test image #{r}, label {ex.class_name(lab)}, near your {noun}" for r, lab in zip(rows, labels)
+        ],
     )
-    b1, b2, b3 = st.columns(3)
-    b1.button(
+    buttons = st.container(horizontal=True)  # wraps on a narrow screen; no label is cut off
+    buttons.button(
         "Move the sliders here",
         on_click=session.set_z,
         args=(u["z_mean"], ex.latents.bounds),
         key="user_to_sliders",
         help="Set the latent sliders to this picture's z_mean.",
     )
-    b2.button(f"Clear my {noun}", on_click=session.clear_user_digit, key="user_clear")
-    b3.download_button(
+    buttons.button(f"Clear my {noun}", on_click=session.clear_user_digit, key="user_clear")
+    buttons.download_button(
         "Preprocessed PNG",
         export.png_bytes(u["image"]),
         file_name=f"my-{noun.replace(' ', '-')}-28x28.png",

@@ -464,6 +464,26 @@ def fetch_image(page, src: str):
     return np.asarray(Image.open(io.BytesIO(raw)))
 
 
+def server_z(page):
+    """The z of the server's last run, as the address bar says (`?z=...`, written by every run), (d,)."""
+    import numpy as np
+
+    z = page.evaluate("() => new URL(location.href).searchParams.get('z')")
+    if not z:
+        raise HarnessError(f"No z in the page's address: {page.url}")
+    return np.array([float(v) for v in z.split(",")], np.float32)
+
+
+def downloaded_image(page, label: str, timeout: float = WAIT_MS):
+    """Press the download button labelled `label` and return the image it saves, as a numpy array."""
+    import numpy as np
+    from PIL import Image
+
+    with page.expect_download(timeout=timeout) as info:
+        page.get_by_role("button", name=label, exact=True).click()
+    return np.asarray(Image.open(info.value.path()))
+
+
 def to_grey28(img):
     """An upscaled (nearest-neighbour) digit image -> (28, 28) float in [0, 1], sampled at cell centres."""
     import numpy as np

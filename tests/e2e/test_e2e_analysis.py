@@ -147,8 +147,13 @@ def test_the_address_of_a_view_opens_the_same_view_in_a_new_tab(app_page, browse
         other.get_by_text(re.compile(rf"Index:\s*{row}\b")).first.wait_for(state="visible")
         label = int(data.y_test[row])
         assert other.get_by_text(re.compile(rf"Label:\s*{label}\b")).count() >= 1
-        caption = other.get_by_text(re.compile(r"decoded in .* ms on the server")).first.inner_text()
-        z_shown = [float(v) for v in re.search(r"z = \[([^\]]*)\]", caption).group(1).split(",")]
+        other.wait_for_function(  # the latent pad, once its decoder is ready, shows the z of the link
+            "() => [...document.querySelectorAll('iframe')].some(f => { try {"
+            " return f.contentWindow.latentPad && f.contentWindow.latentPad.ready; }"
+            " catch (e) { return false; } })"
+        )
+        pad = next(f for f in other.frames if "latent_pad/index.html" in f.url)
+        z_shown = pad.evaluate("() => Array.from(window.latentPad.z)")
         z_link = [float(v) for v in query["z"][0].split(",")]
         assert np.allclose(z_shown, z_link, atol=5e-4 + 1e-6), (z_shown, z_link)
         assert parse_qs(urlparse(other.url).query) == query  # and its own address says the same

@@ -14,10 +14,12 @@ import pytest
 from browser_harness import (
     HarnessError,
     console_log,
+    downloaded_image,
     fetch_image,
     image_srcs,
     isolated_point,
     scatter_points,
+    server_z,
     to_grey28,
     wait_idle,
     wait_image_loaded,
@@ -43,6 +45,16 @@ def digit_img(page):
     return page.locator('[data-testid="stImage"]').filter(has_text=DIGIT_CAPTION).locator("img")
 
 
+def decoded_z(page) -> np.ndarray:
+    """The z the server decoded last (the address bar follows every run)."""
+    return server_z(page)
+
+
+def shown_digit(page) -> np.ndarray:
+    """The server's decode of that z: the "PNG 28×28" download (the pad paints the live digit)."""
+    return to_grey28(downloaded_image(page, "PNG 28×28"))
+
+
 def slider(page, name: str):
     """The range input labelled `name` in the latent pad (the component's frame), once its decoder is
     ready."""
@@ -65,21 +77,6 @@ def scatter(page):
     return page.locator('[data-testid="stPlotlyChart"]').filter(has=page.locator(".gl-container")).first
 
 
-def decoded_z(page) -> np.ndarray:
-    """The z the server decoded, from the caption under the digit
-    ("decoded in ... · z = [+0.123, -1.234]")."""
-    text = page.get_by_text(re.compile(r"decoded in .* ms on the server")).first.inner_text()
-    m = re.search(r"z = \[([^\]]*)\]", text)
-    assert m, f"no z in the digit's caption: {text!r}"
-    return np.array([float(v) for v in m.group(1).split(",")], np.float32)
-
-
-def shown_digit(page) -> np.ndarray:
-    img = digit_img(page)
-    wait_image_loaded(img)
-    return to_grey28(fetch_image(page, img.get_attribute("src")))
-
-
 def no_exceptions(page) -> None:
     errors = page.locator('[data-testid="stException"]')
     assert errors.count() == 0, f"the page shows a traceback: {errors.first.inner_text()[:500]}"
@@ -89,11 +86,10 @@ def test_page_shows_the_decoded_digit(app_page, served_model):
     latent, _ = served_model
     page = app_page
     no_exceptions(page)
-    img = digit_img(page)
-    wait_image_loaded(img)
-    # the server's copy is 140 px (the latent pad paints the big live digit in the browser)
-    size = img.evaluate("e => [e.naturalWidth, e.naturalHeight, e.getBoundingClientRect().width]")
-    assert size[:2] == [140, 140] and size[2] > 100, f"expected a 140x140 digit, got {size}"
+    # one digit and one z: the latent pad paints the live digit and its z; the server's decode of the same
+    # z is the PNG download, not a second digit or z on the page
+    assert digit_img(page).count() == 0, "a second (server) digit beside the pad"
+    assert page.get_by_text(re.compile(r"z = \[")).count() == 0, "a second z beside the pad's"
     z = decoded_z(page)
     shown_z = np.array([slider_value(page, "z[0]"), slider_value(page, "z[1]")])
     assert np.abs(shown_z - z).max() <= 0.005 + 1e-6, f"sliders show {shown_z}, the server decoded {z}"
@@ -109,16 +105,11 @@ def test_slider_move_repaints_the_digit(app_page, served_model):
     page = app_page
     z1 = decoded_z(page)[1]
     for step in range(3):
-        before_src, before_z0 = digit_img(page).get_attribute("src"), slider_value(page, "z[0]")
+        before_url, before_z0 = page.url, slider_value(page, "z[0]")
         thumb = slider(page, "z[0]")
         thumb.focus()
         page.keyboard.press("ArrowRight")
-        page.wait_for_function(
-            "([cap, src]) => { const f = [...document.querySelectorAll("
-            "'[data-testid=stImage]')].find(e => e.innerText.includes(cap));"
-            " return f && f.querySelector('img').src !== src; }",
-            arg=[DIGIT_CAPTION, before_src],
-        )
+        page.wait_for_function("(u) => location.href !== u", arg=before_url)  # the server's run wrote z
         wait_idle(page)
         z0 = slider_value(page, "z[0]")
         # one arrow press = one step (0.01), snapped to the step grid

@@ -54,7 +54,9 @@ def server8(e2e_home_template, tmp_path_factory):
     home = tmp_path_factory.mktemp("e2e_pad8") / "home"
     shutil.copytree(e2e_home_template, home)
     with paths.using_home(home):
-        train(VAEConfig(latent_dim=8, epochs=1, limit=500), store=ModelStore(), verbose=0)
+        store = ModelStore()
+        _, record, _ = train(VAEConfig(latent_dim=8, epochs=1, limit=500), store=store, verbose=0)
+        store.set_current(record.id)  # its loss is far above the 2-D default's: it is only offered
     srv = StreamlitServer(home, log_path=home.parent / "pad8.streamlit.log").start(timeout=120)
     yield srv
     srv.stop()

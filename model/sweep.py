@@ -53,6 +53,7 @@ import argparse
 import dataclasses
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -68,7 +69,7 @@ from model.errors import JobError, StoreError
 from model.jobs import procs
 from model.jobs.files import job_status, read_json, write_json
 from model.jobs.status import JobStatus
-from model.paths import HOME_ENV, atomic_write_text, home
+from model.paths import HOME_ENV, atomic_write_text, home, shown
 from model.store import ModelStore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -342,18 +343,18 @@ LOST = (
 def sweep_status(sweep_id: str) -> SweepStatus:
     """The live status of a sweep, from its files (cheap enough to poll every second)."""
     path = _sweep_dir(sweep_id)
-    meta = read_json(path / "sweep.json") or {}
+    meta, configs = _read_meta(path)
     driver = read_json(path / "driver.json") or {}
     end = read_json(path / "end.json")
-    jobs = read_json(path / "jobs.json") or {}
-    alive = end is None and procs.process_alive(driver.get("pid"), driver.get("pid_start"))
-    if end is None and not driver and time.time() - meta.get("created", 0) < 10:
+    jobs = {k: v for k, v in (read_json(path / "jobs.json") or {}).items() if isinstance(v, dict)}
+    alive = end is None and procs.process_alive(_int(driver.get("pid")), _number(driver.get("pid_start")))
+    if end is None and not driver and time.time() - meta["created"] < 10:
         alive = True  # start_sweep is writing driver.json
     cancel_all = (path / "cancel").exists()
-    reused = meta.get("reused") or {}
+    reused = meta["reused"]
     rows = []
-    for i, cfg in enumerate(meta.get("configs") or []):
-        row = SweepRow(i, VAEConfig.from_dict(cfg))
+    for i, cfg in enumerate(configs):
+        row = SweepRow(i, cfg)
         rec = jobs.get(str(i)) or {}
         if str(i) in reused:
             row.reused, row.state, row.model_id = True, "reused", reused[str(i)]
@@ -384,15 +385,53 @@ def sweep_status(sweep_id: str) -> SweepStatus:
     return SweepStatus(
         id=sweep_id,
         state=state,
-        backend=meta.get("backend", "local"),
-        address=meta.get("address"),
-        fields=list(meta.get("fields") or []),
+        backend=meta["backend"],
+        address=meta["address"],
+        fields=meta["fields"],
         rows=rows,
-        created=meta.get("created", 0.0),
-        ended=None if state == "running" else (end or {}).get("ended"),
-        error=(end or {}).get("error"),
+        created=meta["created"],
+        ended=None if state == "running" else _number((end or {}).get("ended")),
+        error=_text((end or {}).get("error")),
         cancel_requested=cancel_all,
     )
+
+
+def _number(v) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def _int(v) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else None
+
+
+def _text(v) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+def _read_meta(path: Path) -> tuple[dict, list[VAEConfig]]:
+    """sweep.json's fields, each checked, and its configs; a damaged file is a SweepError saying so."""
+    meta = read_json(path / "sweep.json")
+    damaged = (
+        f"The sweep {path.name}'s sweep.json is damaged or not a sweep's ({{}}). "
+        f"Fix: delete the folder {shown(path)}; its models stay in the store."
+    )
+    configs = (meta or {}).get("configs")
+    if not isinstance(configs, list) or not configs:
+        raise SweepError(damaged.format("no list of configs"))
+    try:
+        configs = [VAEConfig.from_dict(c, strict=False) for c in configs]
+    except (TypeError, ValueError) as e:
+        raise SweepError(damaged.format(f"a config cannot be read: {e}")) from None
+    reused = meta.get("reused")
+    fields_ = meta.get("fields")
+    checked = {
+        "backend": meta.get("backend") if meta.get("backend") in ("local", "ray") else "local",
+        "address": _text(meta.get("address")),
+        "fields": [f for f in fields_ if isinstance(f, str)] if isinstance(fields_, list) else [],
+        "created": _number(meta.get("created")) or 0.0,
+        "reused": {k: v for k, v in reused.items() if isinstance(v, str)} if isinstance(reused, dict) else {},
+    }
+    return checked, configs
 
 
 def cancel_sweep(sweep_id: str, job_id: str | None = None) -> SweepStatus:

@@ -310,3 +310,27 @@ def test_a_killed_driver_leaves_nothing_running_and_nothing_half_saved(home, bac
     # a local job process outlives its driver and may finish; a Ray task dies with its owner
     assert len(model_dirs(store)) - len(before) == sum(r.state == "succeeded" for r in st.rows)
     assert not [p for p in store.root.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_damaged_sweep_files_give_a_sweep_error_or_are_read_around(empty_home):
+    """sweep.json that is not a sweep's is a SweepError naming it; wrong types elsewhere are ignored."""
+    root = sweep.sweeps_root()
+    good = {"configs": [TINY.to_dict()], "fields": ["kl_weight"], "backend": "local", "created": 1.0}
+    for name, meta in {
+        "empty": "",
+        "list": "[1]",
+        "noconfigs": json.dumps({"fields": []}),
+        "badconfig": json.dumps({"configs": [{"epochs": "x"}]}),
+        "configsnum": json.dumps({"configs": 5}),
+    }.items():
+        (root / name).mkdir()
+        (root / name / "sweep.json").write_text(meta)
+        with pytest.raises(sweep.SweepError, match="sweep.json is damaged"):
+            sweep.sweep_status(name)
+    (root / "odd").mkdir()
+    (root / "odd" / "sweep.json").write_text(json.dumps({**good, "created": "x", "reused": [1], "fields": 3}))
+    (root / "odd" / "jobs.json").write_text(json.dumps({"0": 5}))
+    (root / "odd" / "driver.json").write_text(json.dumps({"pid": "x", "pid_start": []}))
+    (root / "odd" / "end.json").write_text(json.dumps({"ended": "x", "error": 7}))
+    st = sweep.sweep_status("odd")
+    assert [r.state for r in st.rows] == ["failed"] and st.state == "failed" and st.fields == []

@@ -284,9 +284,10 @@ class ModelStore:
         }
         writers = {name: partial(Path.write_bytes, data=data) for name, data in blobs.items()}
         self.write_model_dir(model_id, meta, writers, what="save the model")
+        record = self.record(model_id)
         if make_current:
-            self.set_current(model_id)
-        return self.record(model_id)
+            self.offer_as_default(record)
+        return record
 
     def write_model_dir(
         self, model_id: str, meta: dict, writers: dict[str, Callable[[Path], object]], what: str

@@ -387,3 +387,20 @@ def test_write_model_dir_failure_names_what_failed_and_leaves_nothing(tmp_path):
     with pytest.raises(StoreError, match=r"Could not install the bundled model to .*No space left.*Fix"):
         store.write_model_dir("m2", {}, {"a.bin": full_disk}, what="install the bundled model")
     assert not list(store.root.iterdir())
+
+
+def test_save_bytes_of_a_much_worse_model_keeps_the_default(store, untrained, tmp_path):
+    """A model trained elsewhere (a Ray worker's bytes) goes through the same default rule as `save`."""
+    default = store.current()
+    loss = default.test_metrics["loss"]
+    untrained.encoder.save(tmp_path / "e.keras")
+    untrained.decoder.save(tmp_path / "d.keras")
+    parts = {
+        "encoder.keras": (tmp_path / "e.keras").read_bytes(),
+        "decoder.keras": (tmp_path / "d.keras").read_bytes(),
+    }
+    cfg = default.config.replace(seed=77)
+    worse = store.save_bytes(parts, cfg, test_metrics={"loss": 1.5 * loss})
+    assert store.current_id() == default.id and "20% higher" in store.why_not_default(worse)
+    better = store.save_bytes(parts, cfg.replace(seed=78), test_metrics={"loss": 0.9 * loss})
+    assert store.current_id() == better.id

@@ -72,7 +72,7 @@ def decode_view(params, latent_dim: int | None = None, n_images: int | None = No
         try:
             view.model = check_model_id(model)
         except StoreError as e:
-            view.problems.append(f"The link's model id cannot be used. {e}")
+            view.problems.append(f"Expected a model id in the link. {e}")
     z = _one(params, "z")
     if z:
         try:

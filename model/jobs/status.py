@@ -197,12 +197,12 @@ _STATUS_FIELDS = {  # status.json field -> its check; a field failing it is drop
     "pid_start": lambda v: _count(v) is not None,
     "launcher_pid": lambda v: _count(v) is not None,
     "started": lambda v: _finite(v) is not None and v >= 0,
-    "ended": lambda v: _finite(v) is not None and v >= 0,
-    "returncode": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "model_id": lambda v: isinstance(v, str),
-    "error": lambda v: isinstance(v, str),
-    "warning": lambda v: isinstance(v, str),
-}
+    "ended": lambda v: v is None or (_finite(v) is not None and v >= 0),
+    "returncode": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),
+    "model_id": lambda v: v is None or isinstance(v, str),
+    "error": lambda v: v is None or isinstance(v, str),
+    "warning": lambda v: v is None or isinstance(v, str),
+}  # null is kept where the writer itself writes null (not yet known): rewriting the file keeps the key
 
 
 def checked_status(status) -> dict | None:

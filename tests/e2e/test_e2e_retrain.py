@@ -48,7 +48,7 @@ def test_retrain_one_epoch_then_the_page_explores_the_new_model(app_page, server
     assert sidebar_model_id(page) == old_id
 
     sidebar = page.locator('[data-testid="stSidebar"]')
-    epochs = sidebar.locator('[data-testid="stNumberInput"]').filter(has_text="Epochs").locator("input")
+    epochs = sidebar.get_by_label("Epochs", exact=True)  # not the Sweep tab's "Epochs (each job)"
     epochs.fill("1")
     sidebar.get_by_text("More options").click()
     subset = sidebar.locator('[data-testid="stSelectbox"]').filter(has_text="Training images")

@@ -493,11 +493,3 @@ class ModelStore:
                 pass
         models = self.list()
         return models[0] if models else None
-
-    def load(self, model_id: str):
-        """Load a model for inference: `LatentModel.from_record(self.record(model_id))`.
-
-        Raises StoreError with the fix. model.latent imports nothing from here, so there is no cycle."""
-        from model.latent import LatentModel  # lazy: loading needs Keras, reading the store does not
-
-        return LatentModel.from_record(self.record(model_id))

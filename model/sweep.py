@@ -599,8 +599,9 @@ def _knn(store: ModelStore, rec) -> float | None:
         return hit["knn_accuracy"]
     try:
         from model.data import load_dataset
+        from model.latent import LatentModel  # lazy: loading needs Keras
 
-        model = store.load(rec.id)
+        model = LatentModel.from_record(store.record(rec.id))
         r = quality.knn_accuracy(model, load_dataset(rec.config.dataset), k=5)
     except Exception as e:  # a model that cannot load, a user dataset that is gone: no accuracy
         print(f"note: no 5-NN accuracy for {rec.id}: {e}", file=sys.stderr)

@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from explorer import views
 from explorer.panels.common import fmt
+from model.latent import LatentModel
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 DIGIT_CAPTION = "decoder(z) for the slider values"
@@ -47,7 +48,7 @@ def reference(session_home):
     from model.store import ModelStore
 
     store = ModelStore(session_home / "models")
-    latent = store.load(store.current().id)
+    latent = LatentModel.from_record(store.record(store.current().id))
     data = load_dataset("mnist", npz=session_home / "data" / "mnist.npz")
     return latent, data
 
@@ -264,7 +265,7 @@ def test_eight_latent_dims_get_eight_sliders_and_a_pca_scatter(home, media, refe
     config = VAEConfig(latent_dim=8, epochs=1, limit=256)  # untrained weights are enough for the UI
     store = ModelStore()
     record = store.save(build_encoder(config), build_decoder(config), config)
-    latent = store.load(record.id)
+    latent = LatentModel.from_record(store.record(record.id))
     row = 42
     at = run_app(pick=row)
     assert_clean(at)
@@ -293,7 +294,7 @@ def test_a_new_default_model_is_where_new_tabs_open_and_open_tabs_keep_theirs(ho
     assert_clean(at)
     store = ModelStore()
     old = store.current()
-    latent = store.load(old.id)
+    latent = LatentModel.from_record(store.record(old.id))
     new = store.save(
         latent.encoder,
         latent.decoder,

@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 from explorer import cache
 from explorer.panels import quality as quality_panel
 from explorer.panels import user_digit
+from model.latent import LatentModel
 from tests.test_app import page_z
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
@@ -78,7 +79,7 @@ def test_upload_marks_the_digit_with_its_posterior(app):
     from model.preprocess import to_mnist
     from model.store import ModelStore
 
-    model = ModelStore().load(ModelStore().current().id)
+    model = LatentModel.from_record(ModelStore().record(ModelStore().current().id))
     z_mean, z_log_var = model.encode(to_mnist(seven())[None])
     t = traces(app)
     star = t["your picture"]

@@ -21,6 +21,7 @@ from model import jobs
 from model.config import VAEConfig
 from model.jobs import files, procs
 from model.jobs import status as status_mod
+from model.latent import LatentModel
 from model.store import ModelStore
 
 TINY = VAEConfig(epochs=1, limit=256)
@@ -65,7 +66,7 @@ def assert_untouched(store, old_id, old_dirs):
     assert store.current().id == old_id
     assert model_dirs(store) == old_dirs
     assert not list(store.root.glob(".tmp-*"))
-    digit = store.load(old_id).decode(np.zeros((1, 2), "float32"))
+    digit = LatentModel.from_record(store.record(old_id)).decode(np.zeros((1, 2), "float32"))
     assert digit.shape == (1, 28, 28) and np.isfinite(digit).all()
 
 
@@ -112,7 +113,7 @@ def test_job_progress_then_new_model_becomes_current(home):
     assert store.current().id == final.model_id
     assert {old, final.model_id} <= {r.id for r in store.list()}
     assert store.record(final.model_id).config == TINY
-    assert store.load(old).decode(np.zeros((1, 2), "float32")).shape == (1, 28, 28)
+    assert LatentModel.from_record(store.record(old)).decode(np.zeros((1, 2), "float32")).shape == (1, 28, 28)
     assert jobs.active_job() is None
     assert not procs.lock_held(jobs.jobs_root() / "job.lock")
     deadline = time.time() + 30  # the process may take a few seconds to exit after its last event

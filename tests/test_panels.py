@@ -13,6 +13,7 @@ import pytest
 
 from explorer import views
 from model import analysis
+from model.latent import LatentModel
 from tests.test_app import (  # noqa: F401
     assert_clean,
     media,
@@ -234,7 +235,7 @@ def test_a_link_to_a_gone_model_says_so_and_one_to_another_model_opens_it(home):
     assert at.session_state["pick"] == 3  # still fits the current model
     store = ModelStore()
     old = store.current()
-    latent = store.load(old.id)
+    latent = LatentModel.from_record(store.record(old.id))
     new = store.save(latent.encoder, latent.decoder, dataclasses.replace(old.config, seed=9))
     store.set_current(new.id)
     at = link_app(model=old.id, pick="8")
@@ -341,7 +342,7 @@ def _eight_dim_model():
     config = VAEConfig(latent_dim=8, epochs=1, limit=256)  # untrained weights are enough for the UI
     store = ModelStore()
     record = store.save(build_encoder(config), build_decoder(config), config)
-    return record, store.load(record.id)
+    return record, LatentModel.from_record(store.record(record.id))
 
 
 def test_tsne_is_computed_in_the_background_then_shown_with_the_picks_ellipses(home, reference, monkeypatch):
@@ -424,7 +425,7 @@ def test_two_models_side_by_side_with_linked_highlights(home, reference):
         assert [t.get("name") for t in spec["data"]].count("highlighted (1)") == 1
     other = next(s for s in at.selectbox if s.key == "cmp_other")
     z_a = latent.encode(data.x_test)[0]
-    z_b = ModelStore().load(other.value).encode(data.x_test)[0]
+    z_b = LatentModel.from_record(ModelStore().record(other.value)).encode(data.x_test)[0]
     # a box selection in one scatter rings the same rows in the other
     at.session_state["cmp_rows"] = [3, 4, 5]
     at.run()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from model.latent import LatentModel
 from model.store import ModelNotFoundError, ModelStore, StoreError, check_model_id
 from tests.test_app import assert_clean  # noqa: F401
 from tests.test_panels import link_app
@@ -190,7 +191,7 @@ def test_a_much_worse_training_does_not_become_the_default_unless_asked(home):
     store = ModelStore()
     default = store.current()
     loss = default.test_metrics["loss"]
-    latent = store.load(default.id)
+    latent = LatentModel.from_record(store.record(default.id))
 
     def save(factor, **config):
         cfg = dataclasses.replace(default.config, seed=int(100 * factor), **config)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from model.latent import LatentModel
 from model.paths import HOME_ENV
 from model.progress import read_events
 from model.store import ModelStore
@@ -125,7 +126,8 @@ def test_weights_loads_instead_of_training(trained, session_home, tmp_path, monk
     assert store.find(record.config) is None  # its config does not say how the weights were trained
     # Exactly the CLI-trained network.
     cli_store = ModelStore(cli_home / "models")
-    trained_model, loaded_model = cli_store.load(cli_store.current().id), store.load(record.id)
+    trained_model = LatentModel.from_record(cli_store.record(cli_store.current().id))
+    loaded_model = LatentModel.from_record(store.record(record.id))
     z = np.random.default_rng(0).normal(0, 2, (20, 2)).astype(np.float32)
     np.testing.assert_array_equal(loaded_model.decode(z), trained_model.decode(z))
     # A model directory of the store works too.

@@ -12,7 +12,7 @@ from explorer import cache
 from explorer.panels import quality as quality_panel
 from explorer.panels import user_digit
 from model.latent import LatentModel
-from tests.test_app import page_z
+from tests.apptest import page_z
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 TIMEOUT = 120

@@ -786,7 +786,7 @@ def test_job_files_of_the_wrong_json_type_are_read_as_absent_never_raised_on(hom
     assert js.state == "succeeded" and js.model_id is None  # the done event, without its bad model id
     assert js.pid is None and js.epochs == 1 and js.step == 1 and js.history == {}
     # and the page renders with all of it
-    from tests.test_app import assert_clean, run_app
+    from tests.apptest import assert_clean, run_app
 
     (root / "latest.json").write_text(json.dumps({"id": job_dir.name}))
     assert_clean(run_app())

@@ -14,13 +14,12 @@ import pytest
 from explorer import views
 from model import analysis
 from model.latent import LatentModel
-from tests.test_app import (  # noqa: F401
+from tests.apptest import (
     assert_clean,
-    media,
+    link_app,
     pad,
     page_text,
     page_z,
-    reference,
     run_app,
     scatter_spec,
     server_digit,
@@ -178,16 +177,6 @@ def test_the_selection_csv_holds_the_selected_rows(reference):
 
 
 # ----------------------------------------------------------------------------- links
-
-
-def link_app(**params):
-    from streamlit.testing.v1 import AppTest
-
-    from tests.test_app import APP
-
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.query_params.update(params)
-    return at.run()
 
 
 def test_a_link_restores_pick_and_z_and_the_url_follows(home, media, reference):

@@ -84,3 +84,12 @@ def link_app(**params):
     at = AppTest.from_file(APP, default_timeout=180)
     at.query_params.update(params)
     return at.run()
+
+
+def plotly_array(v):
+    """Plotly JSON arrays may be plain lists or {dtype, bdata} (base64) typed arrays."""
+    if isinstance(v, dict) and "bdata" in v:
+        import base64
+
+        return np.frombuffer(base64.b64decode(v["bdata"]), np.dtype(v["dtype"]))
+    return np.asarray(v, float)

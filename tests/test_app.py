@@ -276,7 +276,7 @@ def test_a_missing_dataset_gives_a_clear_message(home):
     assert any("'kmnist' is not built in" in e.value and "Fix:" in e.value for e in at.error)
 
 
-# ----------------------------------------------------------------------------- issue 12: the sidebar
+# ------------------------------------------------------------------------------ the sidebar
 
 
 def _second_model(store):
@@ -312,7 +312,7 @@ def sidebar_text(at: AppTest) -> str:
     ],
 )
 def test_an_unreadable_current_model_is_named_with_delete_while_another_is_explored(home, meta):
-    """Before issue 12 the page silently explored another model."""
+    """Before the fix the page silently explored another model."""
     from model.store import ModelStore
 
     store = ModelStore()
@@ -371,7 +371,7 @@ def test_delete_from_the_sidebar_asks_first_and_the_store_size_is_shown(home):
 
 
 def test_a_model_trained_on_a_user_npz_is_explorable(home, tmp_path, capsys):
-    """Before issue 12: "Unknown dataset 'npz-…'"; now its test set is kept in the model directory."""
+    """Before the fix "Unknown dataset 'npz-…'"; now its test set is kept in the model directory."""
     from model.data import load_dataset
     from model.store import ModelStore
     from model.train import main

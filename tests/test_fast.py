@@ -1,4 +1,4 @@
-"""The fast preset (issue 6): VAEConfig.fast() and `python -m model.train --fast` keep the seed's model,
+"""The fast preset: VAEConfig.fast() and `python -m model.train --fast` keep the seed's model,
 loss, optimizer and precision; only the batch size, the learning rate (and its schedule) and the number of
 epochs change, and explicit flags override the preset. Its speed and quality are measured by
 bench/train_speed.py, not here."""

@@ -280,7 +280,7 @@ def test_unwritable_store_fails_the_job_with_a_clear_status(home):
     assert "model store" in final.error and "LATENT_EXPLORER_HOME" in final.error
 
 
-# ----------------------------------------------------------------------------- the store decides (issue 12)
+# ----------------------------------------------------------------------------- the store decides
 
 
 class _Part:
@@ -515,7 +515,7 @@ def test_retrain_panel_starts_shows_and_cancels_a_job(home):
 
 
 def test_start_with_a_config_trained_already_offers_that_model(home):
-    """Issue 12: five Start presses with one config made five duplicate models."""
+    """Five Start presses with one config made five duplicate models."""
     from streamlit.testing.v1 import AppTest
 
     store = ModelStore()
@@ -598,11 +598,11 @@ def test_start_job_takes_only_a_vae_config(home):
     assert jobs.latest_job() is None
 
 
-# ------------------------------------------------------------------------- one config into the job (issue 13)
+# ------------------------------------------------------------------------- one config into the job
 
 
 def test_the_saved_model_has_the_jobs_config_field_for_field(home):
-    """Issue 13: the config went through a hand-made argv and lost lr_schedule (a cosine job trained with
+    """The config went through a hand-made argv and lost lr_schedule (a cosine job trained with
     a constant rate while its status.json said cosine). Every field differs from the default here."""
     config = VAEConfig(
         dataset="mnist",
@@ -681,7 +681,7 @@ def test_status_derivation_is_pure():
 
 
 def test_ended_jobs_show_where_they_stopped():
-    """Issue 12: a finished job said "batch 0/16", a job that diverged in epoch 1 said "epoch 2/2"."""
+    """A finished job said "batch 0/16", a job that diverged in epoch 1 said "epoch 2/2"."""
     from model.jobs import status as S
 
     start = {"event": "start", "time": 10.0, "epochs": 2, "steps": 16}

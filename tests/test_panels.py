@@ -1,4 +1,4 @@
-"""The analysis panels (explorer/panels/, issue 14) on the page, headless with AppTest and the tiny model.
+"""The analysis panels (explorer/panels/) on the page, headless with AppTest and the tiny model.
 
 What the page shows is compared with the same model run here (model.analysis on its own encodings).
 """
@@ -370,7 +370,7 @@ def test_tsne_is_computed_in_the_background_then_shown_with_the_picks_ellipses(h
     assert ring["x"][0] == pytest.approx(tsne[42, 0], abs=1e-3) and ring["y"][0] == pytest.approx(
         tsne[42, 1], abs=1e-3
     )
-    from tests.test_extras import extras_xy
+    from tests.apptest import plotly_array
 
     # untrained weights: the posterior is the prior (σ ≈ 1) while the means spread ≈ 0.02, so the local
     # map's 2σ ellipse would be ~20 times the plane: no ellipses, the pick panel says why, and every
@@ -380,7 +380,7 @@ def test_tsne_is_computed_in_the_background_then_shown_with_the_picks_ellipses(h
     assert "past the whole t-SNE plane" in page_text(at)
     lo, hi = tsne.min(0), tsne.max(0)
     for t in spec["data"]:
-        x, y = (extras_xy(t.get(a, [])).astype(float) for a in "xy")
+        x, y = (plotly_array(t.get(a, [])).astype(float) for a in "xy")
         assert np.all((x >= lo[0] - 1e-3) & (x <= hi[0] + 1e-3)), t.get("name")
         assert np.all((y >= lo[1] - 1e-3) & (y <= hi[1] + 1e-3)), t.get("name")
     # cached on disk: another session gets it at once, no job

@@ -296,7 +296,7 @@ def test_unwritable_store_directory_gives_store_error(tmp_path, untrained, monke
     assert list(root.iterdir()) == []
 
 
-# ----------------------------------------------------------------- issue 12: bad fields, broken, delete, size
+# ------------------------------------------------------------------ bad fields, broken, delete, size
 
 
 @pytest.mark.parametrize(
@@ -319,7 +319,7 @@ def test_unwritable_store_directory_gives_store_error(tmp_path, untrained, monke
     ],
 )
 def test_every_field_read_from_meta_json_is_validated(store, field, value, expected):
-    """Before issue 12 a "created" of 1e300 was accepted here and then took the whole page down."""
+    """Before the fix a "created" of 1e300 was accepted here and then took the whole page down."""
     rec = store.current()
     meta = json.loads((rec.path / "meta.json").read_text())
     meta[field] = value

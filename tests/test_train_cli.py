@@ -364,7 +364,7 @@ def test_scatter_figure_follows_the_number_of_classes(tmp_path):
 
 
 def test_a_full_disk_while_writing_the_weights_file_gives_a_message_not_a_crash(session_home, tmp_path):
-    """Issue 12: a full disk after the save crashed the trainer with SIGSEGV (rc -11) in h5py, leaving a
+    """A full disk after the save crashed the trainer with SIGSEGV (rc -11) in h5py, leaving a
     partial vae.weights.h5. Simulated portably: every file is limited to 400 KB (RLIMIT_FSIZE; the
     signal ignored, so a write past it fails with EFBIG as a full disk fails with ENOSPC). The model
     files (~300 KB each) fit; the weights file (~580 KB) does not."""

@@ -24,6 +24,8 @@ import gc
 import os
 import sys
 
+from model.env import env_flag
+
 ENV = "LATENT_EXPLORER_SERVING_TWEAKS"  # "0" turns both tweaks off
 
 # The function in streamlit/runtime/scriptrunner/script_runner.py that calls keras.backend.clear_session()
@@ -35,7 +37,7 @@ _frozen: set[str] = set()
 
 def enabled() -> bool:
     """Whether the tweaks are on (the default); LATENT_EXPLORER_SERVING_TWEAKS=0 turns them off."""
-    return os.environ.get(ENV, "1").strip() != "0"
+    return env_flag(ENV, True)
 
 
 def keep_compiled_functions() -> bool:

@@ -16,8 +16,9 @@ from model.latent import LatentModel
 from model.paths import HOME_ENV
 from model.progress import read_events
 from model.store import ModelStore
-from model.train import load_weights, main
+from model.train import main
 from model.vae import VAEConfig, build_vae
+from model.weights import load_weights
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -412,8 +413,8 @@ def test_a_full_disk_while_writing_the_weights_file_gives_a_message_not_a_crash(
 
 
 def test_the_weights_file_is_built_in_memory_and_round_trips(trained, tmp_path):
-    from model.train import weights_bytes
     from model.vae import build_vae
+    from model.weights import weights_bytes
 
     _, home, out, _ = trained
     vae = build_vae(VAEConfig())

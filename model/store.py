@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 
 from model.config import VAEConfig  # not model.vae: reading the store needs no Keras
-from model.data import TEST_SET  # noqa: F401 - a model's own test set (user data), see model.data
+from model.data import TEST_SET
 from model.errors import ModelNotFoundError, StoreError
 from model.paths import atomic_write_text, home, pid_alive, shown
 from model.record import (

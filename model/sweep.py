@@ -243,6 +243,25 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _follow(sweep_id: str, n: int) -> SweepStatus:
+    """Print a row's line when its state or phase changes (a running row every 10 s) until the sweep
+    ends; its final status."""
+    last: dict[int, tuple] = {}
+    while True:
+        st = sweep_status(sweep_id)
+        now = time.time()
+        for row in st.rows:
+            js = row.job
+            key = (row.state, js.phase if js else None)
+            prev = last.get(row.index)
+            if prev is None or prev[0] != key or (row.state == "running" and now - prev[1] >= 10):
+                last[row.index] = (key, now)
+                print(row_line(row, st.fields, n), flush=True)
+        if not st.active:
+            return st
+        time.sleep(1.0)
+
+
 def main(argv=None) -> int:
     from model import train
 
@@ -278,21 +297,8 @@ def main(argv=None) -> int:
     n = len(configs)
     where = f"Ray at {info.address}" if info.backend == "ray" else "the local runner, one job at a time"
     print(f"sweep {info.id}: {n} configs on {where}", flush=True)
-    last: dict[int, tuple] = {}
     try:
-        while True:
-            st = sweep_status(info.id)
-            now = time.time()
-            for row in st.rows:
-                js = row.job
-                key = (row.state, js.phase if js else None)
-                prev = last.get(row.index)
-                if prev is None or prev[0] != key or (row.state == "running" and now - prev[1] >= 10):
-                    last[row.index] = (key, now)
-                    print(row_line(row, st.fields, n), flush=True)
-            if not st.active:
-                break
-            time.sleep(1.0)
+        st = _follow(info.id, n)
     except KeyboardInterrupt:
         print("interrupted: cancelling the sweep", file=sys.stderr)
         cancel_sweep(info.id)

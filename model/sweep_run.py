@@ -204,6 +204,42 @@ def _record(path: Path, jobs: dict, index: int, **fields) -> None:
     write_json(path / "jobs.json", jobs)
 
 
+def _cancel_started(backend, started: dict[int, str], ended: set[int]) -> None:
+    for i, j in started.items():
+        if i not in ended and backend.status(j).active and not backend.status(j).cancel_requested:
+            backend.cancel(j)
+
+
+def _submit(backend, path: Path, meta: dict, jobs: dict, todo: list, started: dict[int, str]) -> None:
+    """Submit the next configs of `todo` (popped) while the backend has room."""
+    while todo and not backend.busy():
+        i, cfg = todo[0]
+        try:
+            job_id = backend.submit(cfg, sweep_id=meta.get("id"))
+        except JobError as e:
+            _record(path, jobs, i, error=str(e))
+            todo.pop(0)
+            continue
+        if job_id is None:
+            break
+        todo.pop(0)
+        started[i] = job_id
+        _record(path, jobs, i, job=job_id, state="running")
+        print(f"row {i}: job {job_id} ({cfg.slug()})", flush=True)
+
+
+def _collect(backend, path: Path, jobs: dict, started: dict[int, str], ended: set[int]) -> None:
+    """Record the jobs that ended since the last look."""
+    for i, j in started.items():
+        if i in ended:
+            continue
+        js = backend.status(j)
+        if not js.active:
+            ended.add(i)
+            _record(path, jobs, i, state=js.state, model_id=js.model_id, error=js.error)
+            print(f"row {i}: job {j} {js.state} {js.model_id or js.error or ''}", flush=True)
+
+
 def run(path: Path) -> int:
     """The sweep driver (`python -m model.sweep run SWEEP_DIR`): submit the sweep's jobs to its backend
     and follow them until every one ended; the exit code is 0 when all succeeded."""
@@ -234,31 +270,9 @@ def run(path: Path) -> int:
         while True:
             if (path / "cancel").exists():
                 todo = []
-                for i, j in started.items():
-                    if i not in ended and backend.status(j).active and not backend.status(j).cancel_requested:
-                        backend.cancel(j)
-            while todo and not backend.busy():
-                i, cfg = todo[0]
-                try:
-                    job_id = backend.submit(cfg, sweep_id=meta.get("id"))
-                except JobError as e:
-                    _record(path, jobs, i, error=str(e))
-                    todo.pop(0)
-                    continue
-                if job_id is None:
-                    break
-                todo.pop(0)
-                started[i] = job_id
-                _record(path, jobs, i, job=job_id, state="running")
-                print(f"row {i}: job {job_id} ({cfg.slug()})", flush=True)
-            for i, j in started.items():
-                if i in ended:
-                    continue
-                js = backend.status(j)
-                if not js.active:
-                    ended.add(i)
-                    _record(path, jobs, i, state=js.state, model_id=js.model_id, error=js.error)
-                    print(f"row {i}: job {j} {js.state} {js.model_id or js.error or ''}", flush=True)
+                _cancel_started(backend, started, ended)
+            _submit(backend, path, meta, jobs, todo, started)
+            _collect(backend, path, jobs, started, ended)
             if not todo and len(ended) == len(started):
                 break
             backend.poll(POLL_S)

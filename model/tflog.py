@@ -60,7 +60,7 @@ def import_tensorflow():
         return sys.modules["tensorflow"]
     with _lock:
         if wanted():
-            import keras  # noqa: F401  (Keras 3 imports TensorFlow, its backend)
+            import keras
             import tensorflow as tf
 
             tf.config.list_physical_devices("GPU")

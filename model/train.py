@@ -314,21 +314,8 @@ def main(argv=None, *, extra: dict | None = None) -> int:
     record = None
     try:
         config = config_from_args(args)
-        dataset = config.dataset
-        data = load_dataset(dataset, npz=args.npz)
-        out = Path(args.out)
-        store = None if args.no_store else ModelStore()
-        if store is not None:
-            store.check_writable()
-        if args.weights:
-            check_weights_path(args.weights)  # fail fast, before TensorFlow loads
-        if args.no_files:
-            args.no_figures = True
-        if not args.no_figures and config.latent_dim < 2:
-            raise ValueError(
-                "Expected --latent-dim of at least 2 for the figures. Received: "
-                f"--latent-dim {config.latent_dim}. Fix: add --no-figures."
-            )
+        data = load_dataset(config.dataset, npz=args.npz)
+        store = _check_before_training(args, config)
         facts = dict(extra or {})
         if args.npz:  # a checked reference to the user's file (its test set is kept with the model)
             facts.update(npz=str(Path(args.npz).resolve()), npz_sha256=_npz_digest(args.npz))
@@ -337,48 +324,72 @@ def main(argv=None, *, extra: dict | None = None) -> int:
             data,
             store=store,
             progress=args.progress,
-            log_dir=None if args.weights or args.no_files else out / "logs",
+            log_dir=None if args.weights or args.no_files else Path(args.out) / "logs",
             weights=args.weights,
             extra=facts or None,
         )
-        if args.summary:
-            vae.encoder.summary()
-            vae.decoder.summary()
-            vae.summary()
-        if not args.weights and not args.no_files:
-            save_weights(vae, out / "vae.weights.h5")
-        m = latent.evaluate(data.x_test) if record is None else record.test_metrics
-        print(
-            f"test loss {m['loss']:.2f} (reconstruction {m['reconstruction_loss']:.2f}, "
-            f"KL {m['kl_loss']:.2f})"
-        )
-        if record is not None:
-            print(f"saved model {record.id} in {store.root}")
-            if store.current_id() != record.id and (why := store.why_not_default(record)):
-                print(f"not made the default model for new tabs: {why} (pick it in the page's sidebar)")
-        if not args.no_figures:
-            from model.figures import write_figures  # lazy: matplotlib
-
-            for path in write_figures(latent, data, out):
-                print(f"wrote {path}")
-        if args.progress:
-            write_event(args.progress, "done", model_id=record.id if record else None, test_metrics=m)
+        _after_training(args, latent, record, vae, data, store)
         return 0
     except (DataError, StoreError, TrainingError, ValueError) as e:
         return fail(str(e))
     except OSError as e:  # e.g. an unwritable --out or --progress file, a full disk
-        where = f" {e.filename}" if e.filename else ""
-        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            saved = f" The model {record.id} was saved before that." if record is not None else ""
-            return fail(
-                f"cannot write{where}: the disk is full ({e.strerror}). Fix: free disk space, "
-                f"or use --no-files to write only the model store.{saved}"
-            )
-        return fail(
-            f"cannot write{where}: {e.strerror or e}. Fix: choose a writable --out / --progress path."
-        )
+        return fail(_write_problem(e, record))
     except KeyboardInterrupt:
         return fail("interrupted; nothing was saved and the previous models are untouched")
+
+
+def _check_before_training(args: argparse.Namespace, config: VAEConfig) -> ModelStore | None:
+    """Fail fast, before TensorFlow loads: the store is writable, the weights file and the figures'
+    latent dims are right. The store to save into (None with --no-store)."""
+    store = None if args.no_store else ModelStore()
+    if store is not None:
+        store.check_writable()
+    if args.weights:
+        check_weights_path(args.weights)
+    if args.no_files:
+        args.no_figures = True
+    if not args.no_figures and config.latent_dim < 2:
+        raise ValueError(
+            "Expected --latent-dim of at least 2 for the figures. Received: "
+            f"--latent-dim {config.latent_dim}. Fix: add --no-figures."
+        )
+    return store
+
+
+def _after_training(args: argparse.Namespace, latent, record, vae, data: Dataset, store) -> None:
+    """The summaries, the weights file, the test losses, the saved model, the figures, the done event."""
+    out = Path(args.out)
+    if args.summary:
+        vae.encoder.summary()
+        vae.decoder.summary()
+        vae.summary()
+    if not args.weights and not args.no_files:
+        save_weights(vae, out / "vae.weights.h5")
+    m = latent.evaluate(data.x_test) if record is None else record.test_metrics
+    print(f"test loss {m['loss']:.2f} (reconstruction {m['reconstruction_loss']:.2f}, KL {m['kl_loss']:.2f})")
+    if record is not None:
+        print(f"saved model {record.id} in {store.root}")
+        if store.current_id() != record.id and (why := store.why_not_default(record)):
+            print(f"not made the default model for new tabs: {why} (pick it in the page's sidebar)")
+    if not args.no_figures:
+        from model.figures import write_figures  # lazy: matplotlib
+
+        for path in write_figures(latent, data, out):
+            print(f"wrote {path}")
+    if args.progress:
+        write_event(args.progress, "done", model_id=record.id if record else None, test_metrics=m)
+
+
+def _write_problem(e: OSError, record) -> str:
+    """What went wrong writing a file, and the fix (a full disk says whether the model was saved)."""
+    where = f" {e.filename}" if e.filename else ""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        saved = f" The model {record.id} was saved before that." if record is not None else ""
+        return (
+            f"cannot write{where}: the disk is full ({e.strerror}). Fix: free disk space, "
+            f"or use --no-files to write only the model store.{saved}"
+        )
+    return f"cannot write{where}: {e.strerror or e}. Fix: choose a writable --out / --progress path."
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from browser_harness import StreamlitServer, launch_browser, new_page, open_app  # noqa: E402
+from browser_harness import StreamlitServer, launch_browser, new_page, open_app
 from ui_latency import DIGIT_CAPTION, PROBE_JS, load, summary, wait_sample  # also sets sys.path
 
 

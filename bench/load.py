@@ -22,7 +22,7 @@ point; then every session closes. Printed:
                each round: a leak grows "in use" or the blocks; fragmentation grows only "free"
   server view  sessions, media files, Streamlit's cache sizes and the commonest Python objects per round
 Malloc settings, one run each: the default (the app pins glibc's mmap threshold,
-model.serving.limit_heap_growth), `--server-env MALLOC_ARENA_MAX=2` (what README gives for long-running
+explorer.serving.limit_heap_growth), `--server-env MALLOC_ARENA_MAX=2` (what README gives for long-running
 servers), `--server-env MALLOC_MMAP_THRESHOLD_=33554432` (a user's own threshold: the app leaves it).
 Browser and server share the machine: on 2 cores the figures measure CPU contention as much as the app
 (the load average is printed with them).

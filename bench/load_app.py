@@ -29,9 +29,9 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import explorer.app as app  # noqa: E402
-from explorer.panels import explore  # noqa: E402
-from model import serving  # noqa: E402
+import explorer.app as app
+from explorer import serving
+from explorer.panels import explore
 
 LOG = os.environ.get("LOAD_TIMINGS_LOG")
 _lock = threading.Lock()

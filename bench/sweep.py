@@ -30,10 +30,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model import sweep  # noqa: E402
-from model.config import VAEConfig  # noqa: E402
-from model.jobs import files  # noqa: E402
-from model.paths import home, using_home  # noqa: E402
+from model import sweep
+from model.config import VAEConfig
+from model.jobs import files
+from model.paths import home, using_home
 
 
 def vm_hwm_kib(pid: int) -> int | None:

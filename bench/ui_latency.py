@@ -429,6 +429,58 @@ def prepare(args, tmp: Path) -> Path:
     return prepare_home(tmp / "home", epochs=args.train_epochs, limit=args.train_limit)
 
 
+def _drag_rows(name: str, r: dict) -> list[tuple]:
+    """The table rows of one drag measurement (the pad's or the range input's)."""
+
+    def ms(v):
+        return "—" if v is None else f"{v:.0f} ms"
+
+    rows = []
+    rows.append(
+        (
+            f"drag the {name} ({r['backend']}): decoded fps",
+            str(r["decoded_frames"]),
+            f"{r['fps']:.0f} fps",
+            "",
+            ">= 30 fps",
+        )
+    )
+    for label, key, goal in (
+        ("  pointer event -> digit drawn", "pointer_to_drawn_ms", "p50 <= 16 ms"),
+        ("  pointer event -> next frame", "pointer_to_next_frame_ms", "p95 <= 33 ms"),
+        ("  one decode in the browser", "decode_ms", ""),
+    ):
+        v = r[key]
+        rows.append(
+            (
+                label,
+                str(v["n"]),
+                "—" if v["p50"] is None else f"{v['p50']:.1f} ms",
+                "—" if v["p95"] is None else f"{v['p95']:.1f} ms",
+                goal,
+            )
+        )
+    rows.append(
+        (
+            "  websocket frames sent: drag / release",
+            "",
+            f"{r['ws_frames_sent_during_drag']} / {r['ws_frames_sent_on_release']}",
+            "",
+            "0 during",
+        )
+    )
+    rows.append(
+        (
+            "  release -> server digit painted",
+            "",
+            ms(r["release_to_server_digit_ms"]),
+            f"{r['release_rerun_bytes_received'] / 1024:.1f} kB in",
+            "",
+        )
+    )
+    return rows
+
+
 def table(result: dict) -> str:
     def ms(v):
         return "—" if v is None else f"{v:.0f} ms"
@@ -441,48 +493,7 @@ def table(result: dict) -> str:
     for name, r in (("pad", result.get("pad_drag")), ("z[0] range input", result.get("slider_drag"))):
         if not r:
             continue
-        rows.append(
-            (
-                f"drag the {name} ({r['backend']}): decoded fps",
-                str(r["decoded_frames"]),
-                f"{r['fps']:.0f} fps",
-                "",
-                ">= 30 fps",
-            )
-        )
-        for label, key, goal in (
-            ("  pointer event -> digit drawn", "pointer_to_drawn_ms", "p50 <= 16 ms"),
-            ("  pointer event -> next frame", "pointer_to_next_frame_ms", "p95 <= 33 ms"),
-            ("  one decode in the browser", "decode_ms", ""),
-        ):
-            v = r[key]
-            rows.append(
-                (
-                    label,
-                    str(v["n"]),
-                    "—" if v["p50"] is None else f"{v['p50']:.1f} ms",
-                    "—" if v["p95"] is None else f"{v['p95']:.1f} ms",
-                    goal,
-                )
-            )
-        rows.append(
-            (
-                "  websocket frames sent: drag / release",
-                "",
-                f"{r['ws_frames_sent_during_drag']} / {r['ws_frames_sent_on_release']}",
-                "",
-                "0 during",
-            )
-        )
-        rows.append(
-            (
-                "  release -> server digit painted",
-                "",
-                ms(r["release_to_server_digit_ms"]),
-                f"{r['release_rerun_bytes_received'] / 1024:.1f} kB in",
-                "",
-            )
-        )
+        rows += _drag_rows(name, r)
     ps = result.get("pad_stream")
     if ps:
         rows.append(

@@ -12,7 +12,7 @@ import time
 
 import streamlit as st
 
-from explorer import cache, session
+from explorer import cache, serving, session
 from explorer.panels import (
     common,
     compare,
@@ -29,7 +29,6 @@ from explorer.panels import (
     user_digit,
 )
 from explorer.panels.common import plain
-from model import serving
 from model.data import DataError
 from model.paths import shown
 from model.store import StoreError

@@ -17,10 +17,10 @@ import numpy as np
 import streamlit as st
 
 from explorer import views
+from explorer.serving import keep_compiled_functions
 from model import bundle
 from model.data import Dataset, is_builtin, model_dataset
 from model.paths import home
-from model.serving import keep_compiled_functions
 from model.store import FILES, ModelRecord, ModelStore, StoreError
 
 if TYPE_CHECKING:  # only for the type: explorer/ never imports TensorFlow at run time
@@ -65,7 +65,9 @@ def broken_models(store: ModelStore) -> list[str]:
 
 @st.cache_resource(max_entries=3, show_spinner="Loading the model…")
 def _load_model(stamp: str, _root: str, _model_id: str):
-    model = ModelStore(_root).load(_model_id)
+    from model.latent import LatentModel  # lazy: loading needs Keras
+
+    model = LatentModel.from_record(ModelStore(_root).record(_model_id))
     model.warm_up()  # compile encode/decode under this spinner, not on the user's first click
     return model
 

@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from model.images import gif_bytes as gif_bytes  # re-exported: analysis.gif_bytes
 from model.paths import atomic_write_bytes, home
 
 NEIGHBOURS = 10
@@ -162,43 +162,6 @@ def selection_summary(rows, labels, z_means, images, n_classes: int) -> dict:
         "mean_image": mean_image.astype(np.float32),
         "mean_z": np.asarray(z_means, np.float64)[r].mean(axis=0).astype(np.float32),
     }
-
-
-# ----------------------------------------------------------------------------- animation
-
-
-def gif_bytes(frames, scale: int = 4, duration_ms: int = 120, bounce: bool = True) -> bytes:
-    """An endlessly looping animated GIF of grey frames.
-
-    Args:
-        frames: (T, H, W) floats in [0, 1] or uint8, T >= 1.
-        scale: integer nearest-neighbour upscaling (1..16).
-        duration_ms: time per frame.
-        bounce: play forwards then backwards (the ends are not repeated), so the loop has no jump.
-    """
-    a = np.asarray(frames)
-    if a.ndim != 3 or len(a) == 0:
-        raise ValueError(f"Expected frames of shape (T, H, W) with T >= 1. Received: shape={a.shape}")
-    if not isinstance(scale, (int, np.integer)) or not 1 <= scale <= 16:
-        raise ValueError(f"Expected an integer scale in [1, 16]. Received: scale={scale!r}")
-    if a.dtype != np.uint8:
-        a = np.rint(np.clip(np.nan_to_num(a.astype(np.float32)), 0.0, 1.0) * 255).astype(np.uint8)
-    if bounce and len(a) > 2:
-        a = np.concatenate([a, a[-2:0:-1]])
-    a = np.repeat(np.repeat(a, scale, axis=1), scale, axis=2)
-    ims = [Image.fromarray(f, mode="L") for f in a]
-    buf = io.BytesIO()
-    ims[0].save(
-        buf,
-        format="GIF",
-        save_all=True,
-        append_images=ims[1:],
-        duration=int(duration_ms),
-        loop=0,
-        optimize=False,
-        disposal=1,
-    )
-    return buf.getvalue()
 
 
 # ----------------------------------------------------------------------------- t-SNE

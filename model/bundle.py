@@ -32,6 +32,7 @@ import numpy as np
 
 from model.config import VAEConfig
 from model.data import load_dataset, to_float
+from model.env import env_flag
 from model.paths import atomic_write_text, file_sha256
 from model.store import FORMAT, ModelRecord, ModelStore, StoreError
 
@@ -46,7 +47,7 @@ COMMAND = "python -m model.bundle build"
 
 def enabled() -> bool:
     """Whether installing the bundle is on (LATENT_EXPLORER_BUNDLE unset, or anything but 0/false/no/off)."""
-    return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    return env_flag(ENV, True)
 
 
 def read_meta(bundle_dir: Path = BUNDLE_DIR) -> dict:

@@ -135,6 +135,45 @@ def available_datasets() -> dict[str, str | None]:
 # ----------------------------------------------------------------------------- validation + cache
 
 
+def _image_shape(x: np.ndarray, name: str, origin: str) -> np.ndarray:
+    """An x array as (N, 28, 28): (N, 28, 28, 1) and flattened (N, 784) images are accepted."""
+    if x.ndim == 4 and x.shape[-1] == 1:
+        x = x[..., 0]
+    elif x.ndim == 2 and x.shape[1] == 784:  # flattened images
+        x = x.reshape(-1, 28, 28)
+    if x.ndim != 3 or x.shape[1:] != (28, 28):
+        raise DataError(f"{origin}: expected {name} of shape (N, 28, 28), received {x.shape}.")
+    return x
+
+
+def _image_values(x: np.ndarray, name: str, origin: str) -> np.ndarray:
+    """(N, 28, 28) images as uint8: [0, 1] floats are scaled to [0, 255]; DataError names what is wrong."""
+    if x.shape[0] == 0:
+        raise DataError(f"{origin}: {name} is empty.")
+    if x.dtype == np.uint8:
+        return x
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise DataError(f"{origin}: {name} must hold numbers, received {x.dtype}.")
+    finite = bool(np.all(np.isfinite(x)))
+    if finite and np.issubdtype(x.dtype, np.floating) and x.size and float(x.max()) <= 1.0:
+        x = x * 255.0
+    if not finite or x.min() < 0 or x.max() > 255:
+        raise DataError(f"{origin}: {name} values must be in [0, 255] (or [0, 1] floats).")
+    return np.rint(x).astype(np.uint8)
+
+
+def _labels(y: np.ndarray, name: str, origin: str) -> np.ndarray:
+    """A y array as uint8 class labels; DataError unless it holds integers in [0, 255]."""
+    if not np.issubdtype(y.dtype, np.integer) or (y.size and (y.min() < 0 or y.max() > 255)):
+        got = (
+            f"{y.dtype} in [{y.min()}, {y.max()}]"
+            if y.size and np.issubdtype(y.dtype, np.number)
+            else str(y.dtype)
+        )
+        raise DataError(f"{origin}: {name} must hold integer class labels in [0, 255], received {got}.")
+    return y.astype(np.uint8)
+
+
 def _validate(arrays: dict, origin: str) -> dict[str, np.ndarray]:
     missing = [k for k in NPZ_KEYS if k not in arrays]
     if missing:
@@ -145,35 +184,11 @@ def _validate(arrays: dict, origin: str) -> dict[str, np.ndarray]:
     out = {}
     for split in ("train", "test"):
         x, y = np.asarray(arrays[f"x_{split}"]), np.asarray(arrays[f"y_{split}"])
-        if x.ndim == 4 and x.shape[-1] == 1:
-            x = x[..., 0]
-        elif x.ndim == 2 and x.shape[1] == 784:  # flattened images
-            x = x.reshape(-1, 28, 28)
-        if x.ndim != 3 or x.shape[1:] != (28, 28):
-            raise DataError(f"{origin}: expected x_{split} of shape (N, 28, 28), received {x.shape}.")
+        x = _image_shape(x, f"x_{split}", origin)
         if y.shape != (x.shape[0],):
             raise DataError(f"{origin}: expected y_{split} of shape ({x.shape[0]},), received {y.shape}.")
-        if x.shape[0] == 0:
-            raise DataError(f"{origin}: x_{split} is empty.")
-        if x.dtype != np.uint8:
-            if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-                raise DataError(f"{origin}: x_{split} must hold numbers, received {x.dtype}.")
-            finite = bool(np.all(np.isfinite(x)))
-            if finite and np.issubdtype(x.dtype, np.floating) and x.size and float(x.max()) <= 1.0:
-                x = x * 255.0
-            if not finite or x.min() < 0 or x.max() > 255:
-                raise DataError(f"{origin}: x_{split} values must be in [0, 255] (or [0, 1] floats).")
-            x = np.rint(x).astype(np.uint8)
-        if not np.issubdtype(y.dtype, np.integer) or (y.size and (y.min() < 0 or y.max() > 255)):
-            got = (
-                f"{y.dtype} in [{y.min()}, {y.max()}]"
-                if y.size and np.issubdtype(y.dtype, np.number)
-                else str(y.dtype)
-            )
-            raise DataError(
-                f"{origin}: y_{split} must hold integer class labels in [0, 255], received {got}."
-            )
-        out[f"x_{split}"], out[f"y_{split}"] = x, y.astype(np.uint8)
+        out[f"x_{split}"] = _image_values(x, f"x_{split}", origin)
+        out[f"y_{split}"] = _labels(y, f"y_{split}", origin)
     return out
 
 

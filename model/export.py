@@ -12,38 +12,11 @@ import zipfile
 from pathlib import PurePath
 
 import numpy as np
-from PIL import Image
 
+from model.images import MAX_SCALE as MAX_SCALE  # re-exported: export.png_bytes and its limit
+from model.images import png_bytes as png_bytes
 from model.paths import shown
 from model.store import FILES, ModelRecord, StoreError
-
-MAX_SCALE = 64
-
-
-def png_bytes(image, scale: int = 1) -> bytes:
-    """A grey image as PNG bytes.
-
-    Args:
-        image: (H, W) floats in [0, 1] (a decoded digit) or uint8.
-        scale: integer nearest-neighbour upscaling (e.g. 10 turns 28x28 into a crisp 280x280).
-    """
-    a = np.asarray(image)
-    if a.ndim == 3 and a.shape[-1] == 1:
-        a = a[..., 0]
-    if a.ndim != 2 or a.size == 0:
-        raise ValueError(f"Expected a 2-D image (H, W). Received: shape={a.shape}")
-    if not isinstance(scale, (int, np.integer)) or not 1 <= scale <= MAX_SCALE:
-        raise ValueError(f"Expected an integer scale in [1, {MAX_SCALE}]. Received: scale={scale!r}")
-    if a.dtype != np.uint8:
-        a = a.astype(np.float64)
-        if not np.all(np.isfinite(a)):
-            raise ValueError("Expected finite pixel values. Received: NaN or inf")
-        a = np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
-    if scale > 1:
-        a = np.kron(a, np.ones((scale, scale), np.uint8))  # nearest-neighbour blocks
-    buf = io.BytesIO()
-    Image.fromarray(a).save(buf, format="PNG")  # uint8 (H, W) -> mode "L"
-    return buf.getvalue()
 
 
 def latents_csv(z_mean, labels, index=None) -> bytes:

@@ -59,3 +59,18 @@ def manifold_figure(image: np.ndarray, span: float, path, digit_size: int = 28) 
     ax.set_xlabel("z[0]")
     ax.set_ylabel("z[1]")
     return _save(fig, path)
+
+
+def write_figures(latent, data, out: Path, span: float = 4.0, n: int = 30) -> list[Path]:
+    """The seed's vae_mean.png and digits_over_latent.png, in `out` (both plot latent dims 0 and 1)."""
+    if latent.latent_dim < 2:
+        raise ValueError(
+            f"Expected a latent space of at least 2 dimensions for the figures. Received: "
+            f"latent_dim={latent.latent_dim}. Fix: use --latent-dim 2 or more, or --no-figures."
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    z_mean, _ = latent.encode(data.x_test)
+    return [
+        latent_scatter(z_mean, data.y_test, out / "vae_mean.png", data.class_names),
+        manifold_figure(latent.manifold(n, span), span, out / "digits_over_latent.png"),
+    ]

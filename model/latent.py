@@ -2,8 +2,8 @@
 
 Every call is one batched, compiled forward pass (a `tf.function` with a fixed input signature), never
 `Model.predict` per vector, whose per-call overhead dwarfs a small decoder (bench/inference_speed.py).
-Importing this module loads Keras and TensorFlow; `model.store` reads records without it and its
-`ModelStore.load` imports this module lazily (this module never imports the store: no cycle).
+Importing this module loads Keras and TensorFlow; `model.store` reads records without it: load one with
+`LatentModel.from_record(store.record(model_id))` (this module never imports the store: no cycle).
 """
 
 from __future__ import annotations

@@ -311,7 +311,9 @@ def main(argv=None) -> int:
                 raise StoreError("No model in the store. Fix: train one with `python -m model.train`.")
             ids = [rec.id] if args.force or cached(rec.id).get("iwae_nll") is None else []
         for model_id in ids:
-            model = store.load(model_id)
+            from model.latent import LatentModel  # lazy: loading needs Keras
+
+            model = LatentModel.from_record(store.record(model_id))
             r = evaluate_quality(model, load_dataset(model.config.dataset), n_iwae=args.n, k_iwae=args.k)
             print(
                 f"{model_id}: -log p(x) <= {r['iwae_nll']:.2f} nats (IWAE K={r['iwae_k']}, "

@@ -23,6 +23,8 @@ import sys
 import tempfile
 import threading
 
+from model.env import env_flag
+
 ENV = "LATENT_EXPLORER_TF_LOGS"  # 1: TensorFlow's start-up logs go to the terminal as they are written
 
 # What TensorFlow writes on a normal start (INFO lines, absl's pre-initialisation notice, the CPU feature
@@ -39,7 +41,7 @@ _lock = threading.Lock()
 
 def wanted() -> bool:
     """True when the user asked to see TensorFlow's start-up logs (LATENT_EXPLORER_TF_LOGS=1)."""
-    return os.environ.get(ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    return env_flag(ENV, False)
 
 
 def filter_noise(text: str) -> str:
@@ -58,7 +60,7 @@ def import_tensorflow():
         return sys.modules["tensorflow"]
     with _lock:
         if wanted():
-            import keras  # noqa: F401  (Keras 3 imports TensorFlow, its backend)
+            import keras
             import tensorflow as tf
 
             tf.config.list_physical_devices("GPU")

@@ -13,26 +13,23 @@ from __future__ import annotations
 import argparse
 import errno
 import hashlib
-import io
 import logging
 import math
 import os
 import sys
-import tempfile
 import time
-import warnings
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from model.config import FAST_PRESET, VAEConfig, add_config_arguments, flags
 from model.config import config_from_args as _config_from_args
 from model.data import Dataset, is_builtin, load_dataset, test_set_bytes, to_float
 from model.errors import DataError, StoreError, TrainingError
-from model.paths import atomic_write_bytes, file_sha256
+from model.paths import file_sha256
 from model.progress import write_event
 from model.store import TEST_SET, ModelStore
+from model.weights import check_weights_path, load_weights, save_weights
 
 # Keras and TensorFlow are imported inside the functions that use them: the CLI checks its arguments,
 # the store and the weights file before that slow import (fail fast), and model.jobs imports this
@@ -129,84 +126,6 @@ def parallel_chains() -> int:
     return chains
 
 
-WEIGHTS_FIX = (
-    "Fix: give a .weights.h5 file written by `python -m model.train` (e.g. vae_cnn/vae.weights.h5), "
-    "the seed's Keras 2 .h5 (e.g. vae_cnn_mnist.h5), or a model directory from the store, "
-    "trained with the same --latent-dim."
-)
-
-
-def check_weights_path(path) -> None:
-    """Cheap checks of a --weights path (no TensorFlow needed): it exists and, if a file, is HDF5."""
-    path = Path(path)
-    if path.is_dir():
-        return
-    if not path.is_file():
-        raise TrainingError(f"Weights file not found: {path}. {WEIGHTS_FIX}")
-    if not path.name.endswith((".h5", ".hdf5")):
-        raise TrainingError(
-            f"{path} is not an HDF5 weights file (expected a name ending in .weights.h5 "
-            f"or .h5). {WEIGHTS_FIX}"
-        )
-    try:
-        ok = h5py.is_hdf5(str(path))
-    except OSError:
-        ok = False
-    if not ok:
-        raise TrainingError(
-            f"Could not read {path}: it is not a valid HDF5 weights file (corrupt or not HDF5). {WEIGHTS_FIX}"
-        )
-
-
-def load_weights(vae, path: Path) -> None:
-    """Load weights into a built VAE.
-
-    Accepts a Keras 3 `.weights.h5` (what `python -m model.train` writes), the seed's Keras 2 `.h5`
-    (`vae.save_weights('vae_cnn_mnist.h5')`: same layers in the same order, so Keras' legacy HDF5
-    reader fills the encoder and decoder exactly), or a model directory of the store.
-    Raises TrainingError naming the problem and the fix.
-    """
-    from model.latent import load_keras
-
-    path = Path(path)
-    check_weights_path(path)
-    if path.is_dir():
-        missing = [n for n in ("encoder.keras", "decoder.keras") if not (path / n).is_file()]
-        if missing:
-            raise TrainingError(
-                f"{path} is a directory without {' and '.join(missing)}, so it is not a "
-                f"saved model. {WEIGHTS_FIX}"
-            )
-        try:
-            enc = load_keras(path / "encoder.keras", "encoder", path.name)
-            dec = load_keras(path / "decoder.keras", "decoder", path.name)
-        except StoreError as e:
-            raise TrainingError(str(e)) from None
-        try:
-            vae.encoder.set_weights(enc.get_weights())
-            vae.decoder.set_weights(dec.get_weights())
-        except ValueError as e:
-            raise TrainingError(
-                f"Weights in {path} do not fit this model ({e}). Fix: use the same "
-                "--latent-dim as the saved model."
-            ) from None
-        return
-    try:
-        with warnings.catch_warnings():  # Keras warns per skipped layer before raising on a mismatch
-            warnings.simplefilter("ignore")
-            vae.load_weights(path)
-    except OSError as e:  # h5py: not an HDF5 file, truncated, unreadable
-        raise TrainingError(
-            f"Could not read {path}: it is not a valid HDF5 weights file (corrupt or "
-            f"truncated: {str(e).splitlines()[0][:200]}). {WEIGHTS_FIX}"
-        ) from None
-    except Exception as e:  # ValueError on shape/layer mismatches, KeyError on foreign layouts
-        raise TrainingError(
-            f"Weights in {path} do not fit this model ({type(e).__name__}: "
-            f"{str(e).splitlines()[0][:300]}). {WEIGHTS_FIX}"
-        ) from None
-
-
 def train(
     config: VAEConfig,
     data: Dataset | None = None,
@@ -295,55 +214,6 @@ def train(
         )
         latent.record = record
     return latent, record, vae
-
-
-def weights_bytes(vae) -> bytes:
-    """The VAE's weights as `.weights.h5` bytes, built in memory.
-
-    HDF5 writing straight to a full disk crashed the process (SIGSEGV in h5py's cleanup, leaving a
-    partial file); in memory nothing can fail that way, and the bytes then go through
-    `atomic_write_bytes`, where a full disk is a plain OSError. Falls back to a temp file if this
-    Keras has no in-memory H5 store."""
-    try:
-        from keras.src.saving import saving_lib
-
-        buf = io.BytesIO()
-        h5 = saving_lib.H5IOStore(buf, mode="w")
-        saving_lib._save_state(
-            vae, weights_store=h5, assets_store=None, inner_path="", visited_saveables=set()
-        )
-        h5.close()
-        return buf.getvalue()
-    except (ImportError, AttributeError, TypeError):  # a Keras whose internals moved
-        with tempfile.TemporaryDirectory() as d:
-            vae.save_weights(Path(d) / "vae.weights.h5")
-            return (Path(d) / "vae.weights.h5").read_bytes()
-
-
-def save_weights(vae, path: Path) -> Path:
-    """Write the VAE's weights to `path` (a .weights.h5) atomically: all of it or nothing."""
-    try:
-        atomic_write_bytes(path, weights_bytes(vae))
-    except OSError as e:  # name the file asked for, not the temp file
-        raise OSError(e.errno, e.strerror, str(path)) from None
-    return path
-
-
-def write_figures(latent, data: Dataset, out: Path, span: float = 4.0, n: int = 30) -> list[Path]:
-    """The seed's vae_mean.png and digits_over_latent.png, in `out` (both plot latent dims 0 and 1)."""
-    from model.figures import latent_scatter, manifold_figure
-
-    if latent.latent_dim < 2:
-        raise ValueError(
-            f"Expected a latent space of at least 2 dimensions for the figures. Received: "
-            f"latent_dim={latent.latent_dim}. Fix: use --latent-dim 2 or more, or --no-figures."
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    z_mean, _ = latent.encode(data.x_test)
-    return [
-        latent_scatter(z_mean, data.y_test, out / "vae_mean.png", data.class_names),
-        manifold_figure(latent.manifold(n, span), span, out / "digits_over_latent.png"),
-    ]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -444,21 +314,8 @@ def main(argv=None, *, extra: dict | None = None) -> int:
     record = None
     try:
         config = config_from_args(args)
-        dataset = config.dataset
-        data = load_dataset(dataset, npz=args.npz)
-        out = Path(args.out)
-        store = None if args.no_store else ModelStore()
-        if store is not None:
-            store.check_writable()
-        if args.weights:
-            check_weights_path(args.weights)  # fail fast, before TensorFlow loads
-        if args.no_files:
-            args.no_figures = True
-        if not args.no_figures and config.latent_dim < 2:
-            raise ValueError(
-                "Expected --latent-dim of at least 2 for the figures. Received: "
-                f"--latent-dim {config.latent_dim}. Fix: add --no-figures."
-            )
+        data = load_dataset(config.dataset, npz=args.npz)
+        store = _check_before_training(args, config)
         facts = dict(extra or {})
         if args.npz:  # a checked reference to the user's file (its test set is kept with the model)
             facts.update(npz=str(Path(args.npz).resolve()), npz_sha256=_npz_digest(args.npz))
@@ -467,46 +324,72 @@ def main(argv=None, *, extra: dict | None = None) -> int:
             data,
             store=store,
             progress=args.progress,
-            log_dir=None if args.weights or args.no_files else out / "logs",
+            log_dir=None if args.weights or args.no_files else Path(args.out) / "logs",
             weights=args.weights,
             extra=facts or None,
         )
-        if args.summary:
-            vae.encoder.summary()
-            vae.decoder.summary()
-            vae.summary()
-        if not args.weights and not args.no_files:
-            save_weights(vae, out / "vae.weights.h5")
-        m = latent.evaluate(data.x_test) if record is None else record.test_metrics
-        print(
-            f"test loss {m['loss']:.2f} (reconstruction {m['reconstruction_loss']:.2f}, "
-            f"KL {m['kl_loss']:.2f})"
-        )
-        if record is not None:
-            print(f"saved model {record.id} in {store.root}")
-            if store.current_id() != record.id and (why := store.why_not_default(record)):
-                print(f"not made the default model for new tabs: {why} (pick it in the page's sidebar)")
-        if not args.no_figures:
-            for path in write_figures(latent, data, out):
-                print(f"wrote {path}")
-        if args.progress:
-            write_event(args.progress, "done", model_id=record.id if record else None, test_metrics=m)
+        _after_training(args, latent, record, vae, data, store)
         return 0
     except (DataError, StoreError, TrainingError, ValueError) as e:
         return fail(str(e))
     except OSError as e:  # e.g. an unwritable --out or --progress file, a full disk
-        where = f" {e.filename}" if e.filename else ""
-        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            saved = f" The model {record.id} was saved before that." if record is not None else ""
-            return fail(
-                f"cannot write{where}: the disk is full ({e.strerror}). Fix: free disk space, "
-                f"or use --no-files to write only the model store.{saved}"
-            )
-        return fail(
-            f"cannot write{where}: {e.strerror or e}. Fix: choose a writable --out / --progress path."
-        )
+        return fail(_write_problem(e, record))
     except KeyboardInterrupt:
         return fail("interrupted; nothing was saved and the previous models are untouched")
+
+
+def _check_before_training(args: argparse.Namespace, config: VAEConfig) -> ModelStore | None:
+    """Fail fast, before TensorFlow loads: the store is writable, the weights file and the figures'
+    latent dims are right. The store to save into (None with --no-store)."""
+    store = None if args.no_store else ModelStore()
+    if store is not None:
+        store.check_writable()
+    if args.weights:
+        check_weights_path(args.weights)
+    if args.no_files:
+        args.no_figures = True
+    if not args.no_figures and config.latent_dim < 2:
+        raise ValueError(
+            "Expected --latent-dim of at least 2 for the figures. Received: "
+            f"--latent-dim {config.latent_dim}. Fix: add --no-figures."
+        )
+    return store
+
+
+def _after_training(args: argparse.Namespace, latent, record, vae, data: Dataset, store) -> None:
+    """The summaries, the weights file, the test losses, the saved model, the figures, the done event."""
+    out = Path(args.out)
+    if args.summary:
+        vae.encoder.summary()
+        vae.decoder.summary()
+        vae.summary()
+    if not args.weights and not args.no_files:
+        save_weights(vae, out / "vae.weights.h5")
+    m = latent.evaluate(data.x_test) if record is None else record.test_metrics
+    print(f"test loss {m['loss']:.2f} (reconstruction {m['reconstruction_loss']:.2f}, KL {m['kl_loss']:.2f})")
+    if record is not None:
+        print(f"saved model {record.id} in {store.root}")
+        if store.current_id() != record.id and (why := store.why_not_default(record)):
+            print(f"not made the default model for new tabs: {why} (pick it in the page's sidebar)")
+    if not args.no_figures:
+        from model.figures import write_figures  # lazy: matplotlib
+
+        for path in write_figures(latent, data, out):
+            print(f"wrote {path}")
+    if args.progress:
+        write_event(args.progress, "done", model_id=record.id if record else None, test_metrics=m)
+
+
+def _write_problem(e: OSError, record) -> str:
+    """What went wrong writing a file, and the fix (a full disk says whether the model was saved)."""
+    where = f" {e.filename}" if e.filename else ""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        saved = f" The model {record.id} was saved before that." if record is not None else ""
+        return (
+            f"cannot write{where}: the disk is full ({e.strerror}). Fix: free disk space, "
+            f"or use --no-files to write only the model store.{saved}"
+        )
+    return f"cannot write{where}: {e.strerror or e}. Fix: choose a writable --out / --progress path."
 
 
 if __name__ == "__main__":

@@ -67,3 +67,37 @@ def _fresh_analysis_runner(monkeypatch):
     from explorer import background  # the standard library only
 
     monkeypatch.setattr(background, "RUNNER", background.Runner())
+
+
+# ----------------------------------------------------------------------------- the page under AppTest
+
+
+@pytest.fixture
+def media(monkeypatch):
+    """file id -> bytes of every image the app under test adds to the media storage."""
+    from streamlit.runtime import memory_media_file_storage as mfs
+
+    files: dict[str, bytes] = {}
+    original = mfs.MemoryMediaFileStorage.load_and_get_id
+
+    def spy(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        if isinstance(path_or_data, bytes):
+            files[file_id] = path_or_data
+        return file_id
+
+    monkeypatch.setattr(mfs.MemoryMediaFileStorage, "load_and_get_id", spy)
+    return files
+
+
+@pytest.fixture(scope="module")
+def reference(session_home):
+    """The tiny model and the MNIST test set, loaded here to compute what the page must show."""
+    from model.data import load_dataset
+    from model.latent import LatentModel
+    from model.store import ModelStore
+
+    store = ModelStore(session_home / "models")
+    latent = LatentModel.from_record(store.record(store.current().id))
+    data = load_dataset("mnist", npz=session_home / "data" / "mnist.npz")
+    return latent, data

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,106 +16,18 @@ from streamlit.testing.v1 import AppTest
 
 from explorer import views
 from explorer.panels.common import fmt
-
-APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
-DIGIT_CAPTION = "decoder(z) for the slider values"
-
-
-@pytest.fixture
-def media(monkeypatch):
-    """file id -> bytes of every image the app under test adds to the media storage."""
-    from streamlit.runtime import memory_media_file_storage as mfs
-
-    files: dict[str, bytes] = {}
-    original = mfs.MemoryMediaFileStorage.load_and_get_id
-
-    def spy(self, path_or_data, mimetype, kind, filename=None):
-        file_id = original(self, path_or_data, mimetype, kind, filename)
-        if isinstance(path_or_data, bytes):
-            files[file_id] = path_or_data
-        return file_id
-
-    monkeypatch.setattr(mfs.MemoryMediaFileStorage, "load_and_get_id", spy)
-    return files
-
-
-@pytest.fixture(scope="module")
-def reference(session_home):
-    """The tiny model and the MNIST test set, loaded here to compute what the page must show."""
-    from model.data import load_dataset
-    from model.store import ModelStore
-
-    store = ModelStore(session_home / "models")
-    latent = store.load(store.current().id)
-    data = load_dataset("mnist", npz=session_home / "data" / "mnist.npz")
-    return latent, data
-
-
-def run_app(**state) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    for k, v in state.items():
-        at.session_state[k] = v
-    return at.run()
-
-
-def shown(at: AppTest, media: dict, caption: str, scale: int | None = None) -> list[np.ndarray]:
-    """The images whose caption contains `caption`, as uint8 arrays (downscaled by `scale`)."""
-    out = []
-    for el in at.image:
-        for url, cap in zip(el.value, el.captions):
-            if caption in cap:
-                file_id = url.rsplit("/", 1)[1].split(".")[0]
-                a = np.asarray(Image.open(io.BytesIO(media[file_id])).convert("L"))
-                out.append(a[::scale, ::scale] if scale else a)
-    return out
-
-
-def server_digit(at: AppTest, media: dict) -> np.ndarray:
-    """The server's decode of the sliders' z as the page offers it: the "PNG 28×28" download, (28, 28)."""
-    (el,) = [e for e in at.get("download_button") if e.proto.label == "PNG 28×28"]
-    file_id = el.proto.url.rsplit("/", 1)[1].split(".")[0]
-    return np.asarray(Image.open(io.BytesIO(media[file_id])).convert("L"))
-
-
-def page_text(at: AppTest) -> str:
-    parts = [
-        e.value
-        for kind in ("markdown", "caption", "info", "error", "warning", "subheader", "title")
-        for e in at.get(kind)
-    ]
-    return "\n".join(str(p) for p in parts)
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def scatter_spec(at: AppTest) -> dict:
-    """The figure of the test-set scatter (the chart with WebGL traces)."""
-    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    (spec,) = [sp for sp in specs if any(t.get("type") == "scattergl" for t in sp["data"])]
-    return spec
-
-
-def sliders(at: AppTest, d: int = 2) -> np.ndarray:
-    """The latent values: session keys z0..z{d-1}, which the in-browser pad writes on release."""
-    return np.array([at.session_state[f"z{i}"] for i in range(d)], np.float32)
-
-
-def page_z(at: AppTest, d: int = 2) -> np.ndarray:
-    """The latent values the page shows: the session keys, which the latent pad is also told to show."""
-    z = sliders(at, d)
-    args, _ = pad(at)
-    assert np.allclose(args["z"], z), (args["z"], z)
-    return z
-
-
-def pad(at: AppTest) -> tuple[dict, dict]:
-    """The latent pad component's JSON args and {name: bytes} of its binary args."""
-    (el,) = [e for e in at.get("component_instance") if e.proto.component_name.endswith("latent_pad")]
-    return json.loads(el.proto.json_args), {a.key: a.bytes for a in el.proto.special_args}
-
+from model.latent import LatentModel
+from tests.apptest import (
+    DIGIT_CAPTION,
+    assert_clean,
+    pad,
+    page_text,
+    run_app,
+    scatter_spec,
+    server_digit,
+    shown,
+    sliders,
+)
 
 # ----------------------------------------------------------------------------- the page
 
@@ -264,7 +175,7 @@ def test_eight_latent_dims_get_eight_sliders_and_a_pca_scatter(home, media, refe
     config = VAEConfig(latent_dim=8, epochs=1, limit=256)  # untrained weights are enough for the UI
     store = ModelStore()
     record = store.save(build_encoder(config), build_decoder(config), config)
-    latent = store.load(record.id)
+    latent = LatentModel.from_record(store.record(record.id))
     row = 42
     at = run_app(pick=row)
     assert_clean(at)
@@ -293,7 +204,7 @@ def test_a_new_default_model_is_where_new_tabs_open_and_open_tabs_keep_theirs(ho
     assert_clean(at)
     store = ModelStore()
     old = store.current()
-    latent = store.load(old.id)
+    latent = LatentModel.from_record(store.record(old.id))
     new = store.save(
         latent.encoder,
         latent.decoder,
@@ -365,7 +276,7 @@ def test_a_missing_dataset_gives_a_clear_message(home):
     assert any("'kmnist' is not built in" in e.value and "Fix:" in e.value for e in at.error)
 
 
-# ----------------------------------------------------------------------------- issue 12: the sidebar
+# ------------------------------------------------------------------------------ the sidebar
 
 
 def _second_model(store):
@@ -401,7 +312,7 @@ def sidebar_text(at: AppTest) -> str:
     ],
 )
 def test_an_unreadable_current_model_is_named_with_delete_while_another_is_explored(home, meta):
-    """Before issue 12 the page silently explored another model."""
+    """Before the fix the page silently explored another model."""
     from model.store import ModelStore
 
     store = ModelStore()
@@ -460,7 +371,7 @@ def test_delete_from_the_sidebar_asks_first_and_the_store_size_is_shown(home):
 
 
 def test_a_model_trained_on_a_user_npz_is_explorable(home, tmp_path, capsys):
-    """Before issue 12: "Unknown dataset 'npz-…'"; now its test set is kept in the model directory."""
+    """Before the fix "Unknown dataset 'npz-…'"; now its test set is kept in the model directory."""
     from model.data import load_dataset
     from model.store import ModelStore
     from model.train import main

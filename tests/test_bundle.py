@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from model import bundle
 from model.config import VAEConfig
+from model.latent import LatentModel
 from model.store import ModelStore, StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +75,7 @@ def test_installed_bundle_loads_with_safe_mode_and_reproduces_its_slice_loss(
     monkeypatch.setattr(keras.saving, "load_model", lambda *a, **k: calls.append(k) or real(*a, **k))
     store = ModelStore()
     model_id = bundle.install(store)
-    latent = store.load(model_id)  # the store -> LatentModel path the app uses
+    latent = LatentModel.from_record(store.record(model_id))  # the store -> LatentModel path the app uses
     assert len(calls) == 2 and all(k.get("safe_mode") is True for k in calls)
     recorded = bundle.read_meta()["extra"]["bundle"]["slice"]
     now = bundle.slice_loss(latent)

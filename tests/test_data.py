@@ -140,29 +140,27 @@ def test_user_npz_is_accepted(tmp_path, variant):
     assert ds.class_names == tuple(str(i) for i in range(6))
 
 
+# a bad .npz: the arrays that replace the good ones (None: the kinds written below)
+BAD_ARRAYS = {
+    "wrong_image_shape": {"x_train": np.zeros((6, 32, 32), np.uint8)},
+    "label_count": {"y_test": np.zeros(3, np.int64)},
+    "float_labels": {"y_train": np.zeros(6, np.float32)},
+    "out_of_range": {"x_test": np.full((4, 28, 28), 300.0)},
+    "nan": {"x_test": np.full((4, 28, 28), np.nan)},
+    "empty": {"x_train": np.zeros((0, 28, 28), np.uint8), "y_train": np.zeros(0, np.int64)},
+    "empty_float": {"x_test": np.zeros((0, 28, 28), np.float32), "y_test": np.zeros(0, np.int64)},
+    "negative_labels": {"y_test": -np.ones(4, np.int64)},
+    "object_array": {"y_train": np.array([1, "a", None] * 2, dtype=object)},
+}
+
+
 def _write_bad(tmp_path, kind) -> Path:
     path = tmp_path / "bad.npz"
     a = _tiny_arrays()
-    if kind == "missing_keys":
+    if kind in BAD_ARRAYS:
+        np.savez(path, **{**a, **BAD_ARRAYS[kind]})
+    elif kind == "missing_keys":
         np.savez(path, x_train=a["x_train"], y_train=a["y_train"])
-    elif kind == "wrong_image_shape":
-        np.savez(path, **{**a, "x_train": np.zeros((6, 32, 32), np.uint8)})
-    elif kind == "label_count":
-        np.savez(path, **{**a, "y_test": np.zeros(3, np.int64)})
-    elif kind == "float_labels":
-        np.savez(path, **{**a, "y_train": np.zeros(6, np.float32)})
-    elif kind == "out_of_range":
-        np.savez(path, **{**a, "x_test": np.full((4, 28, 28), 300.0)})
-    elif kind == "nan":
-        np.savez(path, **{**a, "x_test": np.full((4, 28, 28), np.nan)})
-    elif kind == "empty":
-        np.savez(path, **{**a, "x_train": np.zeros((0, 28, 28), np.uint8), "y_train": np.zeros(0, np.int64)})
-    elif kind == "empty_float":
-        np.savez(path, **{**a, "x_test": np.zeros((0, 28, 28), np.float32), "y_test": np.zeros(0, np.int64)})
-    elif kind == "negative_labels":
-        np.savez(path, **{**a, "y_test": -np.ones(4, np.int64)})
-    elif kind == "object_array":
-        np.savez(path, **{**a, "y_train": np.array([1, "a", None] * 2, dtype=object)})
     elif kind == "not_npz":
         path.write_bytes(b"PK\x03\x04 this is not really a zip archive")
     elif kind == "single_array":

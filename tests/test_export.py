@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from model import export
+from model.latent import LatentModel
 from model.store import StoreError
 
 
@@ -79,7 +80,7 @@ def test_model_files_and_zip_load_back(home):
         zf.extractall(out)
     decoder = keras.saving.load_model(out / rec.id / "decoder.keras", safe_mode=True)
     encoder = keras.saving.load_model(out / rec.id / "encoder.keras", safe_mode=True)
-    latent = store.load(rec.id)
+    latent = LatentModel.from_record(store.record(rec.id))
     z = np.random.default_rng(0).normal(size=(4, latent.latent_dim)).astype(np.float32)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(decoder(z))[..., 0], latent.decode(z), atol=1e-6)
     x = latent.decode(z)[..., None]

@@ -1,4 +1,4 @@
-"""The fast preset (issue 6): VAEConfig.fast() and `python -m model.train --fast` keep the seed's model,
+"""The fast preset: VAEConfig.fast() and `python -m model.train --fast` keep the seed's model,
 loss, optimizer and precision; only the batch size, the learning rate (and its schedule) and the number of
 epochs change, and explicit flags override the preset. Its speed and quality are measured by
 bench/train_speed.py, not here."""
@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from model.config import FAST_PRESET
+from model.latent import LatentModel
 from model.store import ModelStore
 from model.train import main
 from model.vae import VAEConfig, build_vae
@@ -72,7 +73,7 @@ def test_cli_fast_flag_trains_the_preset_and_explicit_flags_win(empty_home, tmp_
         VAEConfig(epochs=1, limit=256, lr_schedule="cosine"),
     ]
     assert [len(r.history["loss"]) for r in records] == [1, 1, 1, 1]
-    fast = ModelStore().load(records[0].id)
+    fast = LatentModel.from_record(ModelStore().record(records[0].id))
     images = fast.decode(np.zeros((2, 2), np.float32))
     assert images.dtype == np.float32 and images.shape == (2, 28, 28)
 

@@ -21,6 +21,7 @@ from model import jobs
 from model.config import VAEConfig
 from model.jobs import files, procs
 from model.jobs import status as status_mod
+from model.latent import LatentModel
 from model.store import ModelStore
 
 TINY = VAEConfig(epochs=1, limit=256)
@@ -65,7 +66,7 @@ def assert_untouched(store, old_id, old_dirs):
     assert store.current().id == old_id
     assert model_dirs(store) == old_dirs
     assert not list(store.root.glob(".tmp-*"))
-    digit = store.load(old_id).decode(np.zeros((1, 2), "float32"))
+    digit = LatentModel.from_record(store.record(old_id)).decode(np.zeros((1, 2), "float32"))
     assert digit.shape == (1, 28, 28) and np.isfinite(digit).all()
 
 
@@ -112,7 +113,7 @@ def test_job_progress_then_new_model_becomes_current(home):
     assert store.current().id == final.model_id
     assert {old, final.model_id} <= {r.id for r in store.list()}
     assert store.record(final.model_id).config == TINY
-    assert store.load(old).decode(np.zeros((1, 2), "float32")).shape == (1, 28, 28)
+    assert LatentModel.from_record(store.record(old)).decode(np.zeros((1, 2), "float32")).shape == (1, 28, 28)
     assert jobs.active_job() is None
     assert not procs.lock_held(jobs.jobs_root() / "job.lock")
     deadline = time.time() + 30  # the process may take a few seconds to exit after its last event
@@ -279,7 +280,7 @@ def test_unwritable_store_fails_the_job_with_a_clear_status(home):
     assert "model store" in final.error and "LATENT_EXPLORER_HOME" in final.error
 
 
-# ----------------------------------------------------------------------------- the store decides (issue 12)
+# ----------------------------------------------------------------------------- the store decides
 
 
 class _Part:
@@ -514,7 +515,7 @@ def test_retrain_panel_starts_shows_and_cancels_a_job(home):
 
 
 def test_start_with_a_config_trained_already_offers_that_model(home):
-    """Issue 12: five Start presses with one config made five duplicate models."""
+    """Five Start presses with one config made five duplicate models."""
     from streamlit.testing.v1 import AppTest
 
     store = ModelStore()
@@ -597,11 +598,11 @@ def test_start_job_takes_only_a_vae_config(home):
     assert jobs.latest_job() is None
 
 
-# ------------------------------------------------------------------------- one config into the job (issue 13)
+# ------------------------------------------------------------------------- one config into the job
 
 
 def test_the_saved_model_has_the_jobs_config_field_for_field(home):
-    """Issue 13: the config went through a hand-made argv and lost lr_schedule (a cosine job trained with
+    """The config went through a hand-made argv and lost lr_schedule (a cosine job trained with
     a constant rate while its status.json said cosine). Every field differs from the default here."""
     config = VAEConfig(
         dataset="mnist",
@@ -690,7 +691,7 @@ def test_status_derivation_is_pure():
 
 
 def test_ended_jobs_show_where_they_stopped():
-    """Issue 12: a finished job said "batch 0/16", a job that diverged in epoch 1 said "epoch 2/2"."""
+    """A finished job said "batch 0/16", a job that diverged in epoch 1 said "epoch 2/2"."""
     from model.jobs import status as S
 
     start = {"event": "start", "time": 10.0, "epochs": 2, "steps": 16}
@@ -795,7 +796,7 @@ def test_job_files_of_the_wrong_json_type_are_read_as_absent_never_raised_on(hom
     assert js.state == "succeeded" and js.model_id is None  # the done event, without its bad model id
     assert js.pid is None and js.epochs == 1 and js.step == 1 and js.history == {}
     # and the page renders with all of it
-    from tests.test_app import assert_clean, run_app
+    from tests.apptest import assert_clean, run_app
 
     (root / "latest.json").write_text(json.dumps({"id": job_dir.name}))
     assert_clean(run_app())

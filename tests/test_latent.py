@@ -5,6 +5,7 @@ import pytest
 
 from model import latent as latent_module
 from model.data import load_dataset
+from model.latent import LatentModel
 from model.paths import HOME_ENV
 from model.store import ModelStore
 
@@ -13,7 +14,7 @@ from model.store import ModelStore
 def latent(session_home):
     """The session's tiny trained model, loaded from its store (read only)."""
     store = ModelStore(session_home / "models")
-    return store.load(store.current().id)
+    return LatentModel.from_record(store.record(store.current().id))
 
 
 @pytest.fixture(scope="module")

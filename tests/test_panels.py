@@ -1,4 +1,4 @@
-"""The analysis panels (explorer/panels/, issue 14) on the page, headless with AppTest and the tiny model.
+"""The analysis panels (explorer/panels/) on the page, headless with AppTest and the tiny model.
 
 What the page shows is compared with the same model run here (model.analysis on its own encodings).
 """
@@ -13,13 +13,13 @@ import pytest
 
 from explorer import views
 from model import analysis
-from tests.test_app import (  # noqa: F401
+from model.latent import LatentModel
+from tests.apptest import (
     assert_clean,
-    media,
+    link_app,
     pad,
     page_text,
     page_z,
-    reference,
     run_app,
     scatter_spec,
     server_digit,
@@ -179,16 +179,6 @@ def test_the_selection_csv_holds_the_selected_rows(reference):
 # ----------------------------------------------------------------------------- links
 
 
-def link_app(**params):
-    from streamlit.testing.v1 import AppTest
-
-    from tests.test_app import APP
-
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.query_params.update(params)
-    return at.run()
-
-
 def test_a_link_restores_pick_and_z_and_the_url_follows(home, media, reference):
     from model.store import ModelStore
 
@@ -234,7 +224,7 @@ def test_a_link_to_a_gone_model_says_so_and_one_to_another_model_opens_it(home):
     assert at.session_state["pick"] == 3  # still fits the current model
     store = ModelStore()
     old = store.current()
-    latent = store.load(old.id)
+    latent = LatentModel.from_record(store.record(old.id))
     new = store.save(latent.encoder, latent.decoder, dataclasses.replace(old.config, seed=9))
     store.set_current(new.id)
     at = link_app(model=old.id, pick="8")
@@ -341,7 +331,7 @@ def _eight_dim_model():
     config = VAEConfig(latent_dim=8, epochs=1, limit=256)  # untrained weights are enough for the UI
     store = ModelStore()
     record = store.save(build_encoder(config), build_decoder(config), config)
-    return record, store.load(record.id)
+    return record, LatentModel.from_record(store.record(record.id))
 
 
 def test_tsne_is_computed_in_the_background_then_shown_with_the_picks_ellipses(home, reference, monkeypatch):
@@ -380,7 +370,7 @@ def test_tsne_is_computed_in_the_background_then_shown_with_the_picks_ellipses(h
     assert ring["x"][0] == pytest.approx(tsne[42, 0], abs=1e-3) and ring["y"][0] == pytest.approx(
         tsne[42, 1], abs=1e-3
     )
-    from tests.test_extras import extras_xy
+    from tests.apptest import plotly_array
 
     # untrained weights: the posterior is the prior (σ ≈ 1) while the means spread ≈ 0.02, so the local
     # map's 2σ ellipse would be ~20 times the plane: no ellipses, the pick panel says why, and every
@@ -390,7 +380,7 @@ def test_tsne_is_computed_in_the_background_then_shown_with_the_picks_ellipses(h
     assert "past the whole t-SNE plane" in page_text(at)
     lo, hi = tsne.min(0), tsne.max(0)
     for t in spec["data"]:
-        x, y = (extras_xy(t.get(a, [])).astype(float) for a in "xy")
+        x, y = (plotly_array(t.get(a, [])).astype(float) for a in "xy")
         assert np.all((x >= lo[0] - 1e-3) & (x <= hi[0] + 1e-3)), t.get("name")
         assert np.all((y >= lo[1] - 1e-3) & (y <= hi[1] + 1e-3)), t.get("name")
     # cached on disk: another session gets it at once, no job
@@ -424,7 +414,7 @@ def test_two_models_side_by_side_with_linked_highlights(home, reference):
         assert [t.get("name") for t in spec["data"]].count("highlighted (1)") == 1
     other = next(s for s in at.selectbox if s.key == "cmp_other")
     z_a = latent.encode(data.x_test)[0]
-    z_b = ModelStore().load(other.value).encode(data.x_test)[0]
+    z_b = LatentModel.from_record(ModelStore().record(other.value)).encode(data.x_test)[0]
     # a box selection in one scatter rings the same rows in the other
     at.session_state["cmp_rows"] = [3, 4, 5]
     at.run()

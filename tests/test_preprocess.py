@@ -205,7 +205,7 @@ def test_fashion_recipe_fills_the_frame_and_centres_the_box():
     assert np.array_equal(prepare(encode(photo, "JPEG"), "some_user_npz"), to_mnist(encode(photo, "JPEG")))
 
 
-# ----------------------------------------------------------------------------- memory per upload (issue 12)
+# ----------------------------------------------------------------------------- memory per upload
 
 MEASURE = r"""
 import json, resource, sys
@@ -262,7 +262,7 @@ def _transparent_palette_digit(w, h):
 )
 def test_peak_memory_per_upload_stays_under_100_mb(tmp_path, name, make, accepted):
     """Measured as the growth of the peak RSS of a fresh process (Pillow's buffers are not seen by
-    tracemalloc). Before issue 12 the 5000x5000 PNG cost +1.5 GiB and the 25,000,000x1 one +1 GiB."""
+    tracemalloc). Before the fix the 5000x5000 PNG cost +1.5 GiB and the 25,000,000x1 one +1 GiB."""
     import json
     import subprocess
     import sys

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from model import quality
+from model.latent import LatentModel
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,7 @@ def test_evaluate_quality_caches_and_compare_shows_it(home):
 
     store = ModelStore()
     rec = store.current()
-    model = store.load(rec.id)
+    model = LatentModel.from_record(store.record(rec.id))
     data = load_dataset("mnist")
     assert quality.cached(rec.id) == {}
     row = quality.compare(store.list())[0]

@@ -1,5 +1,5 @@
 """The shipped `.streamlit/config.toml`: the app listens on this machine only and sends no usage
-statistics (issue 12), checked on a real `streamlit run` server started as the README says."""
+statistics, checked on a real `streamlit run` server started as the README says."""
 
 import socket
 import subprocess

@@ -1,8 +1,8 @@
-"""model.serving: the Streamlit-internal tweaks, the malloc settings, their switch, and the Streamlit
+"""explorer.serving: the Streamlit-internal tweaks, the malloc settings, their switch, and the Streamlit
 internals they rely on.
 
 The `streamlit_*` tests read the installed Streamlit: when an upgrade renames or changes what the tweaks
-lean on, they fail and say what to re-check in model/serving.py.
+lean on, they fail and say what to re-check in explorer/serving.py.
 """
 
 import gc
@@ -14,8 +14,8 @@ import pytest
 import streamlit.runtime.scriptrunner.script_runner as script_runner
 from streamlit import config as st_config
 
-from model import serving
-from model.serving import keep_compiled_functions
+from explorer import serving
+from explorer.serving import keep_compiled_functions
 
 
 def _layer_name():
@@ -74,15 +74,15 @@ def test_streamlit_clears_keras_from_the_function_serving_skips(restore_clear_se
     caller = getattr(script_runner, serving.STREAMLIT_CALLER, None)
     assert callable(caller), (
         f"streamlit {script_runner.__name__} has no {serving.STREAMLIT_CALLER}() any more: find where this "
-        "Streamlit clears the Keras session after a script run and update model/serving.py"
+        "Streamlit clears the Keras session after a script run and update explorer/serving.py"
     )
     source = inspect.getsource(caller)
     assert "keras" in source and ".backend.clear_session()" in source, (
         f"{serving.STREAMLIT_CALLER}() no longer calls keras.backend.clear_session(): "
-        "re-check model/serving.py"
+        "re-check explorer/serving.py"
     )
     assert serving.STREAMLIT_CALLER in inspect.getsource(script_runner.ScriptRunner), (
-        "Streamlit's ScriptRunner no longer calls it after a run: re-check model/serving.py"
+        "Streamlit's ScriptRunner no longer calls it after a run: re-check explorer/serving.py"
     )
     assert "keras" in sys.modules
     keep_compiled_functions()
@@ -99,7 +99,7 @@ def test_streamlit_collects_garbage_after_every_run():
     assert finished is not None, "Streamlit's ScriptRunner._on_script_finished is gone: re-check freeze_gc"
     source = inspect.getsource(finished)
     assert "gc.collect(" in source and "runner.postScriptGC" in source, (
-        "Streamlit no longer collects garbage after a script run: re-check model/serving.py freeze_gc"
+        "Streamlit no longer collects garbage after a script run: re-check explorer/serving.py freeze_gc"
     )
     assert st_config.get_option("runner.postScriptGC") is True
 
@@ -109,7 +109,7 @@ def test_streamlit_collects_garbage_after_every_run():
 _HEAP_PROBE = """
 import sys
 import numpy as np
-from model import serving
+from explorer import serving
 limited = serving.limit_heap_growth() if sys.argv[1] == "limit" else None
 a = np.ones(1 << 20, np.uint8)
 del a  # by default glibc now raises its mmap threshold above 1 MB

@@ -67,7 +67,7 @@ def test_save_then_load_gives_identical_outputs(tmp_path, untrained, probe):
     assert again.test_metrics["loss"] == 390.0 and again.train_seconds == 1.5
 
     in_memory = LatentModel(untrained.encoder, untrained.decoder, config)
-    loaded = store.load(record.id)
+    loaded = LatentModel.from_record(store.record(record.id))
     assert loaded.id == record.id and loaded.config == config and loaded.latent_dim == 2
     for got, want in zip(loaded.encode(images), in_memory.encode(images)):
         np.testing.assert_array_equal(got, want)
@@ -122,7 +122,7 @@ def test_corrupt_or_missing_keras_file_gives_store_error(store, damage, expected
     rec = store.current()
     damage(rec.path)
     with pytest.raises(StoreError) as info:
-        store.load(rec.id)
+        LatentModel.from_record(store.record(rec.id))
     message = str(info.value)
     assert expected in message
     assert rec.id in message and "Fix:" in message and "\n" not in message
@@ -157,7 +157,7 @@ def test_bad_meta_json_gives_store_error(store, meta, expected):
         meta_path.write_bytes(meta)
     else:
         meta_path.write_text(meta)
-    for call in (store.record, store.load):
+    for call in (store.record, lambda i: LatentModel.from_record(store.record(i))):
         with pytest.raises(StoreError) as info:
             call(rec.id)
         assert expected in str(info.value) and "Fix:" in str(info.value)
@@ -170,13 +170,13 @@ def test_incompatible_weights_give_store_error(store, tmp_path):
     build_decoder(VAEConfig(latent_dim=3)).save(tmp_path / "decoder3.keras")
     shutil.copy(tmp_path / "decoder3.keras", rec.path / "decoder.keras")
     with pytest.raises(StoreError, match=r"Incompatible encoder/decoder: .* Fix: retrain"):
-        store.load(rec.id)
+        LatentModel.from_record(store.record(rec.id))
     # encoder and decoder swapped
     shutil.copy(rec.path / "encoder.keras", tmp_path / "enc.keras")
     shutil.copy(tmp_path / "decoder3.keras", rec.path / "encoder.keras")
     shutil.copy(tmp_path / "enc.keras", rec.path / "decoder.keras")
     with pytest.raises(StoreError, match="Incompatible encoder/decoder"):
-        store.load(rec.id)
+        LatentModel.from_record(store.record(rec.id))
 
 
 def test_swapped_encoder_and_decoder_are_named(store, tmp_path):
@@ -190,18 +190,18 @@ def test_swapped_encoder_and_decoder_are_named(store, tmp_path):
         match=r"encoder.keras and decoder.keras are swapped: encoder.keras looks "
         r"like a decoder \(input \(2,\), output \(28, 28, 1\)\) .* Fix: swap",
     ):
-        store.load(rec.id)
+        LatentModel.from_record(store.record(rec.id))
     os.rename(enc, tmp_path / "enc.keras")  # swapped back, it loads
     os.rename(dec, enc)
     os.rename(tmp_path / "enc.keras", dec)
-    assert store.load(rec.id).decode(np.zeros((1, 2))).shape == (1, 28, 28)
+    assert LatentModel.from_record(store.record(rec.id)).decode(np.zeros((1, 2))).shape == (1, 28, 28)
     shutil.copy(dec, enc)  # two decoders
     with pytest.raises(
         StoreError,
         match=r"encoder.keras looks like a decoder \(input \(2,\), output "
         r"\(28, 28, 1\)\), so both files hold the same half",
     ):
-        store.load(rec.id)
+        LatentModel.from_record(store.record(rec.id))
 
 
 def test_meta_latent_size_must_match_the_files(store):
@@ -210,7 +210,7 @@ def test_meta_latent_size_must_match_the_files(store):
     meta["config"]["latent_dim"] = 3
     (rec.path / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(StoreError, match="latent size 2 but meta.json says 3"):
-        store.load(rec.id)
+        LatentModel.from_record(store.record(rec.id))
 
 
 def test_unsafe_keras_file_is_refused(store, tmp_path):
@@ -222,7 +222,7 @@ def test_unsafe_keras_file_is_refused(store, tmp_path):
     evil = keras.Model(z, keras.layers.Reshape((28, 28, 1))(x))
     evil.save(rec.path / "decoder.keras")
     with pytest.raises(StoreError, match="Could not load the decoder of model .*safe"):
-        store.load(rec.id)
+        LatentModel.from_record(store.record(rec.id))
 
 
 # ----------------------------------------------------------------------------- atomic saves
@@ -254,7 +254,7 @@ def test_failure_mid_save_leaves_no_partial_model(store, untrained, monkeypatch,
         )
     assert _dirs(store.root) == before  # no temp dir, no new model dir
     assert store.current().id == current
-    assert store.load(current).decode(np.zeros((1, 2))).shape == (1, 28, 28)
+    assert LatentModel.from_record(store.record(current)).decode(np.zeros((1, 2))).shape == (1, 28, 28)
 
 
 def _dead_pid():
@@ -296,7 +296,7 @@ def test_unwritable_store_directory_gives_store_error(tmp_path, untrained, monke
     assert list(root.iterdir()) == []
 
 
-# ----------------------------------------------------------------- issue 12: bad fields, broken, delete, size
+# ------------------------------------------------------------------ bad fields, broken, delete, size
 
 
 @pytest.mark.parametrize(
@@ -319,7 +319,7 @@ def test_unwritable_store_directory_gives_store_error(tmp_path, untrained, monke
     ],
 )
 def test_every_field_read_from_meta_json_is_validated(store, field, value, expected):
-    """Before issue 12 a "created" of 1e300 was accepted here and then took the whole page down."""
+    """Before the fix a "created" of 1e300 was accepted here and then took the whole page down."""
     rec = store.current()
     meta = json.loads((rec.path / "meta.json").read_text())
     meta[field] = value

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+from model.latent import LatentModel
 from model.store import ModelNotFoundError, ModelStore, StoreError, check_model_id
-from tests.test_app import assert_clean  # noqa: F401
-from tests.test_panels import link_app
+from tests.apptest import assert_clean, link_app
 
 
 def warnings_of(at) -> str:
@@ -57,7 +57,7 @@ def _twin(store):
 
 
 def test_two_models_with_one_label_are_two_options_and_a_rerun_switches_nothing(home):
-    from tests.test_app import run_app
+    from tests.apptest import run_app
 
     store = ModelStore()
     rec, twin = _twin(store)
@@ -103,7 +103,7 @@ def exploring(at) -> str:
 
 
 def test_a_pick_in_one_tab_leaves_the_other_tabs_and_the_default_alone(home):
-    from tests.test_app import run_app
+    from tests.apptest import run_app
 
     store = ModelStore()
     rec, older = _older_copy(store)
@@ -133,7 +133,7 @@ def test_a_pick_in_one_tab_leaves_the_other_tabs_and_the_default_alone(home):
 
 
 def test_a_link_opens_its_model_in_that_tab_only_and_a_damaged_one_is_named_there(home):
-    from tests.test_app import run_app
+    from tests.apptest import run_app
 
     store = ModelStore()
     rec, older = _older_copy(store)
@@ -158,7 +158,7 @@ def test_a_link_opens_its_model_in_that_tab_only_and_a_damaged_one_is_named_ther
 
 
 def test_a_model_deleted_from_another_tab_is_named_on_the_next_interaction(home):
-    from tests.test_app import run_app
+    from tests.apptest import run_app
 
     store = ModelStore()
     rec, older = _older_copy(store)
@@ -185,12 +185,12 @@ def test_a_model_deleted_from_another_tab_is_named_on_the_next_interaction(home)
 def test_a_much_worse_training_does_not_become_the_default_unless_asked(home):
     import dataclasses
 
-    from tests.test_app import run_app
+    from tests.apptest import run_app
 
     store = ModelStore()
     default = store.current()
     loss = default.test_metrics["loss"]
-    latent = store.load(default.id)
+    latent = LatentModel.from_record(store.record(default.id))
 
     def save(factor, **config):
         cfg = dataclasses.replace(default.config, seed=int(100 * factor), **config)

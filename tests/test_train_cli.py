@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from model.latent import LatentModel
 from model.paths import HOME_ENV
 from model.progress import read_events
 from model.store import ModelStore
-from model.train import load_weights, main
+from model.train import main
 from model.vae import VAEConfig, build_vae
+from model.weights import load_weights
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -125,7 +127,8 @@ def test_weights_loads_instead_of_training(trained, session_home, tmp_path, monk
     assert store.find(record.config) is None  # its config does not say how the weights were trained
     # Exactly the CLI-trained network.
     cli_store = ModelStore(cli_home / "models")
-    trained_model, loaded_model = cli_store.load(cli_store.current().id), store.load(record.id)
+    trained_model = LatentModel.from_record(cli_store.record(cli_store.current().id))
+    loaded_model = LatentModel.from_record(store.record(record.id))
     z = np.random.default_rng(0).normal(0, 2, (20, 2)).astype(np.float32)
     np.testing.assert_array_equal(loaded_model.decode(z), trained_model.decode(z))
     # A model directory of the store works too.
@@ -362,7 +365,7 @@ def test_scatter_figure_follows_the_number_of_classes(tmp_path):
 
 
 def test_a_full_disk_while_writing_the_weights_file_gives_a_message_not_a_crash(session_home, tmp_path):
-    """Issue 12: a full disk after the save crashed the trainer with SIGSEGV (rc -11) in h5py, leaving a
+    """A full disk after the save crashed the trainer with SIGSEGV (rc -11) in h5py, leaving a
     partial vae.weights.h5. Simulated portably: every file is limited to 400 KB (RLIMIT_FSIZE; the
     signal ignored, so a write past it fails with EFBIG as a full disk fails with ENOSPC). The model
     files (~300 KB each) fit; the weights file (~580 KB) does not."""
@@ -410,8 +413,8 @@ def test_a_full_disk_while_writing_the_weights_file_gives_a_message_not_a_crash(
 
 
 def test_the_weights_file_is_built_in_memory_and_round_trips(trained, tmp_path):
-    from model.train import weights_bytes
     from model.vae import build_vae
+    from model.weights import weights_bytes
 
     _, home, out, _ = trained
     vae = build_vae(VAEConfig())

@@ -1,4 +1,4 @@
-"""The training speed settings (issue 6) change how a step runs, never what it computes:
+"""The training speed settings change how a step runs, never what it computes:
 parallel chains give the whole batch's loss and gradients, the tf.data pipeline visits every image once
 per epoch in a seeded order, and the thread set-up happens only where TensorFlow still allows it."""
 

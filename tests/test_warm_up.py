@@ -9,6 +9,7 @@ import numpy as np
 
 from explorer import cache
 from model.data import load_dataset
+from model.latent import LatentModel
 from model.store import ModelStore
 
 
@@ -18,7 +19,7 @@ def _traces(model) -> tuple[int, int]:
 
 def test_warm_up_traces_once_and_later_calls_reuse_it(home):
     store = ModelStore()
-    model = store.load(store.current().id)
+    model = LatentModel.from_record(store.record(store.current().id))
     assert _traces(model) == (0, 0)
     model.warm_up()
     assert _traces(model) == (1, 1)

@@ -25,9 +25,10 @@ K_AGREE = 10
 
 @st.cache_resource(max_entries=1, show_spinner="Loading the second model…")
 def _second_model(stamp: str, _root: str, _model_id: str):
+    from model.latent import LatentModel  # lazy: loading needs Keras
     from model.store import ModelStore
 
-    return ModelStore(_root).load(_model_id)
+    return LatentModel.from_record(ModelStore(_root).record(_model_id))
 
 
 def neighbour_agreement(z_a, z_b, rows, k: int = K_AGREE) -> float:

@@ -25,7 +25,9 @@ COMPARE_MAX = 4  # models shown side by side
 
 def _estimate(store, model_id: str, current_model=None, progress=None) -> dict:
     """IWAE + k-NN for one stored model (cached on disk by model.quality)."""
-    model = current_model if current_model is not None else store.load(model_id)
+    from model.latent import LatentModel  # lazy: loading needs Keras
+
+    model = current_model if current_model is not None else LatentModel.from_record(store.record(model_id))
     rec = store.record(model_id)
     data = model_dataset(rec.config.dataset, rec.path, rec.extra, need_train=True)  # k-NN needs train
     return quality.evaluate_quality(model, data, n_iwae=IWAE_N, k_iwae=IWAE_K, k_nn=KNN_K, progress=progress)
@@ -82,9 +84,10 @@ def _metric(col, label, value, fmt, help=None):
 @st.cache_data(max_entries=16, show_spinner=False)
 def _recon_pngs(stamp: str, root: str, model_id: str, rows: tuple[int, ...], _images) -> list[bytes]:
     """Reconstructions of test rows by one stored model, as PNGs (the model is loaded, used, dropped)."""
+    from model.latent import LatentModel  # lazy: loading needs Keras
     from model.store import ModelStore
 
-    model = ModelStore(root).load(model_id)
+    model = LatentModel.from_record(ModelStore(root).record(model_id))
     return [views.to_png(im, 3) for im in model.reconstruct(_images[list(rows)])]
 
 

@@ -445,7 +445,7 @@ def _explore_existing(store, model_id: str) -> None:
     session.clear_retrain_duplicate()
     try:
         store.record(model_id)
-    except Exception as e:  # noqa: BLE001 - StoreError: say it, never a traceback
+    except Exception as e:
         session.set_retrain_notice("sidebar", ("error", str(e)))
     else:
         session.set_tab_model(model_id)  # this tab only
@@ -459,7 +459,7 @@ def _offer_existing(store, active: bool) -> None:
     config, model_id = dup
     try:
         record = store.record(model_id)
-    except Exception:  # noqa: BLE001 - deleted or broken since: nothing to offer
+    except Exception:
         session.clear_retrain_duplicate()
         return
     st.info(

@@ -276,7 +276,9 @@ def result_view(model_id: str, stamp: str, _store) -> tuple:
     their labels, a MANIFOLD_N x MANIFOLD_N manifold PNG, the axis titles and the class names. Cached
     per model stamp."""
     record = _store.record(model_id)
-    model = _store.load(model_id)
+    from model.latent import LatentModel  # lazy: loading needs Keras
+
+    model = LatentModel.from_record(_store.record(model_id))
     data = model_dataset(record.config.dataset, record.path)
     z_mean, _ = model.encode(data.x_test[:SCATTER_POINTS])
     if z_mean.shape[1] == 2:

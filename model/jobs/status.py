@@ -256,6 +256,16 @@ def build(
     full = {b["epoch"] for b in batches if js.steps and b["step"] >= js.steps}
     with_batches = {b["epoch"] for b in batches}
     js.epochs_done = sum(1 for e in epochs_ev if e.get("epoch") in full or e.get("epoch") not in with_batches)
+    _add_losses(js, batches, epochs_ev)
+    if state == "running":
+        _add_running(js, start, phases, batches, epochs_ev, _count(config.get("batch_size")) or 128, now)
+    else:
+        js.phase = "ended"
+    return js
+
+
+def _add_losses(js: JobStatus, batches: list[dict], epochs_ev: list[dict]) -> None:
+    """The history, the curve, the step and the losses of `js` from its batch and epoch events."""
     for ev in epochs_ev:
         for k, v in ev.items():
             if k not in ("event", "time", "epoch"):
@@ -264,28 +274,26 @@ def build(
         js.curve = [(b["epoch"] + b["step"] / js.steps, b.get("loss")) for b in batches]
         last = batches[-1]
         js.last_epoch = int(last["epoch"])
-        if last["epoch"] == js.epochs_done or state != "running":  # the epoch in progress / that ran last
+        if last["epoch"] == js.epochs_done or js.state != "running":  # the epoch in progress / that ran last
             js.step = int(last["step"])
         js.loss = _finite(last.get("loss"))
     if epochs_ev:
         js.val_loss = _finite(epochs_ev[-1].get("val_loss"))
         if js.loss is None or js.step == 0:
             js.loss = _finite(epochs_ev[-1].get("loss"))
-    if state == "running":
-        if not start and phases:  # starting: the job process says what it is doing
-            js.activity, js.activity_since = str(phases[-1].get("what") or ""), phases[-1].get("time")
-        elif start and not batches and not epochs_ev:
-            js.activity, js.activity_since = FIRST_BATCH, start.get("time")
-        if start and js.epochs_done >= js.epochs:
-            js.phase, js.step = "saving", js.steps  # every batch ran: not "batch 0/N" while saving
-        elif js.steps and js.step >= js.steps:
-            js.phase = "validating"
-        js.eta = eta(
-            start, batches, epochs_ev, js.epochs, js.steps, _count(config.get("batch_size")) or 128, now
-        )
-    else:
-        js.phase = "ended"
-    return js
+
+
+def _add_running(js: JobStatus, start, phases, batches, epochs_ev, batch_size: int, now) -> None:
+    """What a running job is doing (activity, phase) and its ETA."""
+    if not start and phases:  # starting: the job process says what it is doing
+        js.activity, js.activity_since = str(phases[-1].get("what") or ""), phases[-1].get("time")
+    elif start and not batches and not epochs_ev:
+        js.activity, js.activity_since = FIRST_BATCH, start.get("time")
+    if start and js.epochs_done >= js.epochs:
+        js.phase, js.step = "saving", js.steps  # every batch ran: not "batch 0/N" while saving
+    elif js.steps and js.step >= js.steps:
+        js.phase = "validating"
+    js.eta = eta(start, batches, epochs_ev, js.epochs, js.steps, batch_size, now)
 
 
 def eta(start, batches, epochs_ev, epochs, steps, batch_size, now=None) -> float | None:

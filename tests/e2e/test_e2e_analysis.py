@@ -1,5 +1,5 @@
 """The analysis tools in a real Chromium: a box and a lasso selection dragged on the scatter, the URL that
-follows the view and opens the same view in a new tab (issue 14). Checked against the served model's own
+follows the view and opens the same view in a new tab. Checked against the served model's own
 data in this process."""
 
 from __future__ import annotations

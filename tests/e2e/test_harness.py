@@ -1,4 +1,4 @@
-"""The harness itself: one server per start, and nothing of its process group left after stop (issue 12:
+"""The harness itself: one server per start, and nothing of its process group left after stop (once
 `with StreamlitServer(...).start() as srv` started two servers and stopped one, leaking ~1 GB a run)."""
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ import numpy as np
 import streamlit as st
 import streamlit.components.v1 as components
 
+from model.env import env_flag
+
 FRONTEND = Path(__file__).resolve().parent / "frontend"
 ASSETS = (
     "index.html",
@@ -44,7 +46,7 @@ _component = components.declare_component("latent_pad", path=str(FRONTEND))
 
 def unavailable() -> str | None:
     """Why the pad cannot be used in this server (turned off, files missing), or None."""
-    if os.environ.get(ENV, "1").strip().lower() in {"0", "off", "false", "no"}:
+    if not env_flag(ENV, True):
         return f"The in-browser decoder is turned off ({ENV}={os.environ[ENV]})."
     missing = [a for a in ASSETS if not (FRONTEND / a).is_file()]
     if missing:

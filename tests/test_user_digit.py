@@ -1,4 +1,4 @@
-"""The user-digit, quality and download panels (explorer/panels/) in the running page (Streamlit AppTest)."""
+"""The user-digit panel (explorer/panels/user_digit.py) in the running page (AppTest): upload, draw."""
 
 import io
 import json
@@ -9,9 +9,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from explorer import cache
-from explorer.panels import quality as quality_panel
 from explorer.panels import user_digit
-from tests.test_app import page_z
+from model.latent import LatentModel
+from tests.apptest import page_z, plotly_array
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
 TIMEOUT = 120
@@ -78,34 +78,25 @@ def test_upload_marks_the_digit_with_its_posterior(app):
     from model.preprocess import to_mnist
     from model.store import ModelStore
 
-    model = ModelStore().load(ModelStore().current().id)
+    model = LatentModel.from_record(ModelStore().record(ModelStore().current().id))
     z_mean, z_log_var = model.encode(to_mnist(seven())[None])
     t = traces(app)
     star = t["your picture"]
     assert star["type"] == "scattergl" and "customdata" not in star  # never a pick
     np.testing.assert_allclose([star["x"][0], star["y"][0]], z_mean[0], atol=1e-4)
     one = t["your 1σ posterior"]
-    ex_, ey = (np.asarray(extras_xy(one[a])) for a in ("x", "y"))
+    ex_, ey = (np.asarray(plotly_array(one[a])) for a in ("x", "y"))
     sigma = np.exp(0.5 * z_log_var[0])
     # Axis-aligned 2-D posterior: the 1σ ellipse spans z_mean ± σ on each axis.
     np.testing.assert_allclose([ex_.max() - ex_.min(), ey.max() - ey.min()], 2 * sigma, rtol=1e-3)
     two = t["your 2σ posterior"]
-    assert np.ptp(extras_xy(two["x"])) == pytest.approx(2 * np.ptp(ex_), rel=1e-3)
+    assert np.ptp(plotly_array(two["x"])) == pytest.approx(2 * np.ptp(ex_), rel=1e-3)
 
     md = " ".join(m.value for m in app.markdown)
     assert "z_mean:" in md and "Nearest test images in latent space" in md
     captions = [i.caption for el in app.get("image") for i in el.proto.imgs]
     assert any("what the model sees" in c for c in captions)
     assert any("reconstruction" in c for c in captions)
-
-
-def extras_xy(v):
-    """Plotly JSON arrays may be plain lists or {dtype, bdata} (base64) typed arrays."""
-    if isinstance(v, dict) and "bdata" in v:
-        import base64
-
-        return np.frombuffer(base64.b64decode(v["bdata"]), np.dtype(v["dtype"]))
-    return np.asarray(v, float)
 
 
 def test_move_sliders_and_clear(app):
@@ -155,96 +146,6 @@ def test_canvas_drawing_through_session_state(app):
     rows, cols = np.nonzero(img > 127)
     assert rows.max() - rows.min() + 1 == 20  # a tall 1: 20 px high, as in MNIST
     assert "your picture" in traces(app)
-
-
-def test_quality_panel_estimates_and_compares(app, monkeypatch):
-    monkeypatch.setattr(quality_panel, "IWAE_N", 100)
-    monkeypatch.setattr(quality_panel, "IWAE_K", 4)
-    table = next(m.value for m in app.markdown if m.value.startswith("| "))
-    assert table.count("\n") == 2  # header, rule, one model
-    assert "▶" in table and "| – | – |" in table  # not estimated yet
-
-    from explorer import background
-    from model import quality
-    from model.store import ModelStore
-
-    rec = ModelStore().current()
-    gate = __import__("threading").Event()
-    estimate = quality_panel._estimate
-
-    def held(*args, **kw):  # the estimate waits until the page has been seen usable meanwhile
-        gate.wait(60)
-        return estimate(*args, **kw)
-
-    monkeypatch.setattr(quality_panel, "_estimate", held)
-    app.button(key="quality_go").click().run()
-    assert not app.exception and not errors(app)
-    # the estimate runs in the background: the page renders at once, with its progress
-    assert any("in the background" in p.proto.text for p in app.get("progress"))
-    assert app.get("plotly_chart"), "the page is not usable while the estimate runs"
-    gate.set()
-    assert background.RUNNER.wait(("quality", rec.id))["state"] == "done"
-    app.run()
-    assert not app.exception and not errors(app)
-    q = quality.cached(rec.id)
-    assert q["iwae_n"] == 100 and q["iwae_k"] == 4
-    assert q["iwae_nll"] <= q["elbo_nll"]
-    metrics = {m.label: m.value for m in app.metric}
-    assert metrics["−log p(x) (IWAE, K=4)"] == f"{q['iwae_nll']:.1f}"
-    assert metrics["5-NN accuracy"] == f"{100 * q['knn_accuracy']:.1f}%"
-    table = next(m.value for m in app.markdown if m.value.startswith("| "))
-    assert f"{q['iwae_nll']:.1f}" in table and f"{100 * q['knn_accuracy']:.1f}%" in table
-    app.run()
-    assert not any(b.key == "quality_go" for b in app.button)  # computed once, then cached
-
-
-def test_comparison_lists_every_model_and_reconstructs_side_by_side(app, home):
-    import shutil
-
-    from model.store import ModelStore
-
-    store = ModelStore()
-    rec = store.current()
-    twin = store.root / (rec.id + "-copy")
-    shutil.copytree(rec.path, twin)  # a second stored model (same weights, new id)
-    app.run()
-    assert not app.exception
-    table = next(m.value for m in app.markdown if m.value.startswith("| "))
-    assert table.count("\n") == 3 and rec.id in table and twin.name in table
-    picker = next(m for m in app.multiselect if m.label.startswith("Reconstructions side by side"))
-    assert set(picker.value) == {rec.id, twin.name}  # the new model joins the comparison
-    # original row + one reconstruction row per model, 10 images each (one per class)
-    rows = [img for img in app.get("image") if len(img.proto.imgs) == 10]
-    assert len(rows) >= 3
-
-
-def test_comparison_table_is_pure_markdown():
-    rows = [
-        {
-            "id": "a",
-            "dataset": "mnist",
-            "latent_dim": 2,
-            "loss": "bce",
-            "kl_weight": 0.5,
-            "epochs": 1,
-            "train_images": None,
-            "test_loss": 200.0,
-            "reconstruction": 195.5,
-            "kl": 4.5,
-            "iwae_nll": 190.25,
-            "knn_accuracy": 0.5,
-            "train_seconds": 3.2,
-        }
-    ]
-    md = quality_panel.comparison_table(rows, current_id="a").splitlines()
-    assert md[0].startswith("|  | dataset | latent |")
-    assert md[0].startswith("|  | dataset | latent | loss | β | epochs |")
-    assert md[2] == (
-        "| ▶ | ` mnist ` | 2 | ` bce ` | 0.5 | 1 | all | 200.0 | 195.5 | 4.50 | 190.2 | 50.0% | 3 s | ` a ` |"
-    )
-    rows[0].update(id="a|b", dataset="**x** [y](http://127.0.0.1:1/)")  # from files: text, one cell each
-    md = quality_panel.comparison_table(rows).splitlines()
-    assert "| ` **x** [y](http://127.0.0.1:1/) ` |" in md[2] and md[2].endswith("| ` a\\|b ` |")
 
 
 def test_overlay_and_projection_helpers():
@@ -301,7 +202,7 @@ def test_fashion_model_with_8_latent_dims(home):
     )
     w = ex.latents.proj_components.astype(np.float64)
     cov = (w * np.exp(z_log_var[0].astype(np.float64))) @ w.T
-    ring = np.stack([extras_xy(t["your 1σ posterior"][a]) for a in ("x", "y")], 1) - ex.project(z_mean[0])
+    ring = np.stack([plotly_array(t["your 1σ posterior"][a]) for a in ("x", "y")], 1) - ex.project(z_mean[0])
     # every point of the 1σ contour satisfies p^T cov^-1 p = 1
     np.testing.assert_allclose(np.einsum("ni,ij,nj->n", ring, np.linalg.inv(cov), ring), 1.0, rtol=1e-3)
 
@@ -318,38 +219,3 @@ def test_without_the_canvas_package_the_draw_tab_says_how_to_get_it(home, monkey
     assert not at.exception
     assert any("pip install streamlit-drawable-canvas" in i.value for i in at.info)
     assert len(at.file_uploader) == 1  # uploading still works
-
-
-@pytest.mark.parametrize("how", ["read-only file system", "a file where the quality directory goes"])
-def test_quality_estimate_is_shown_when_it_cannot_be_cached(app, home, monkeypatch, how):
-    """Issue 12: a read-only home gave a traceback ([Errno 30] Read-only file system: …/quality)."""
-    import errno
-
-    from model import quality
-
-    monkeypatch.setattr(quality_panel, "IWAE_N", 100)
-    monkeypatch.setattr(quality_panel, "IWAE_K", 4)
-    if how == "read-only file system":  # root ignores permissions: fail the write as EROFS does
-
-        def read_only(path, text):
-            raise OSError(errno.EROFS, "Read-only file system", str(path))
-
-        monkeypatch.setattr(quality, "atomic_write_text", read_only)
-    else:
-        (home / "quality").write_text("not a directory")
-    from explorer import background
-    from model.store import ModelStore
-
-    app.button(key="quality_go").click().run()
-    assert background.RUNNER.wait(("quality", ModelStore().current().id))["state"] == "done"
-    app.run()
-    assert not app.exception, [e.value for e in app.exception]
-    assert not errors(app)
-    metrics = {m.label: m.value for m in app.metric}
-    assert metrics["−log p(x) (IWAE, K=4)"] not in ("–", None)  # the estimate is shown
-    [note] = [c.value for c in app.caption if "Not cached" in c.value]
-    assert "\n" not in note and "LATENT_EXPLORER_HOME" in note
-    if how == "read-only file system":
-        assert "Read-only file system" in note
-    app.run()  # kept for the session, not lost on the next rerun
-    assert {m.label: m.value for m in app.metric}["−log p(x) (IWAE, K=4)"] == metrics["−log p(x) (IWAE, K=4)"]

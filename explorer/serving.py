@@ -10,10 +10,11 @@ changes them:
 And one for glibc's malloc (Linux):
 - `limit_heap_growth()`: a fixed glibc mmap threshold, so that large buffers freed when runs end and
   sessions close go back to the system instead of staying in the heap as fragments (bench/load.py).
-README ("Performance") has the measured effect of each.
+docs/performance.md has the measured effect of each.
 
-Never imports streamlit; imports Keras only inside `keep_compiled_functions` (explorer/ imports this module
-and must stay free of TensorFlow). Nothing happens at import.
+Streamlit-process tweaks, so they live in explorer/; never imports streamlit itself, and reaches Keras only
+through model.tflog inside `keep_compiled_functions` (explorer/ never imports TensorFlow). Nothing happens
+at import.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import ctypes
 import gc
 import os
 import sys
+
+from model.env import env_flag
 
 ENV = "LATENT_EXPLORER_SERVING_TWEAKS"  # "0" turns both tweaks off
 
@@ -34,7 +37,7 @@ _frozen: set[str] = set()
 
 def enabled() -> bool:
     """Whether the tweaks are on (the default); LATENT_EXPLORER_SERVING_TWEAKS=0 turns them off."""
-    return os.environ.get(ENV, "1").strip() != "0"
+    return env_flag(ENV, True)
 
 
 def keep_compiled_functions() -> bool:
@@ -50,7 +53,7 @@ def keep_compiled_functions() -> bool:
     """
     if not enabled():
         return False
-    import keras  # lazy: explorer/ imports this module and never loads TensorFlow itself
+    from model.tflog import keras  # lazy, and through model/: explorer/ never imports Keras directly
 
     current = keras.backend.clear_session
     if getattr(current, "skips_streamlit", False):

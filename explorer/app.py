@@ -3,7 +3,7 @@
 Main area, top to bottom: a link's view restored (first run), the projection choice (above 2-D), your own
 digit, the explore panel (one `st.fragment`: latent pad or sliders, live digit, scatter, pick,
 interpolation, analysis tools), the manifold, samples from the prior, model quality, two models compared.
-Session state: explorer/session.py owns every key.
+Session state: explorer/session.py holds the state panels share; each panel keeps its own beside it.
 """
 
 from __future__ import annotations

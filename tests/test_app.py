@@ -230,7 +230,7 @@ def test_manifold_and_prior_samples_appear(home, media, reference):
     at.slider(key="manifold_span").set_value(1.5)
     at.run()
     assert_clean(at)
-    assert at.session_state["prior_seed"] == 1
+    assert at.session_state["_prior"]["seed"] == 1
     again = shown(at, media, "[", 3)
     assert len(again) == 10 and not all(np.array_equal(a, b) for a, b in zip(prior, again))
     big2 = [a for a in shown(at, media, "") if a.shape == (840, 840)]

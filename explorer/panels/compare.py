@@ -3,7 +3,8 @@
 
 The second model and its encodings are cached per model stamp (explorer.cache caches), so the comparison
 costs one load and one encode per model. Widget keys: cmp_open, cmp_other, cmp_a, cmp_b (the two
-charts), cmp_clear; the ringed rows (cmp_rows) go through explorer.session.
+charts), cmp_clear; the ringed rows are this panel's own state
+(`session.own("compare")["rows"]`).
 """
 
 from __future__ import annotations
@@ -53,11 +54,11 @@ def _on_chart(key: str) -> None:
         row = views.picked_row(views.selection_points(event))
         rows = None if row is None else [row]
     if rows is not None:
-        session.set_cmp_rows(rows)
+        session.own("compare")["rows"] = list(rows)
 
 
 def _clear() -> None:
-    session.set_cmp_rows([])
+    session.own("compare")["rows"] = []
 
 
 def compare_panel(store, ex) -> None:
@@ -89,10 +90,10 @@ def compare_panel(store, ex) -> None:
 
 @st.fragment
 def _linked(ex, record, other: cache.Latents) -> None:
-    if session.cmp_rows() is None:
+    if session.own("compare").get("rows") is None:
         pick = session.pick()
-        session.set_cmp_rows([] if pick is None else [int(pick)])
-    rows = [r for r in session.cmp_rows() if 0 <= r < len(ex.images)]
+        session.own("compare")["rows"] = [] if pick is None else [int(pick)]
+    rows = [r for r in session.own("compare")["rows"] if 0 <= r < len(ex.images)]
     sides = (
         (ex.record, ex.latents, ex.axis_titles, "cmp_a"),
         (record, other, cache.axis_titles(other), "cmp_b"),

@@ -73,7 +73,7 @@ def _live_digit(ex: cache.Explorer):
                     -float(bounds[i]),
                     float(bounds[i]),
                     step=0.05,
-                    key=session.z_key(i),
+                    key=session.z_keys(d)[i],
                     format="%.2f",
                 )
     z = session.z_values(d)

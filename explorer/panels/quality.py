@@ -2,7 +2,7 @@
 model, and their reconstructions of the same test images side by side.
 
 Widget keys: quality_go, quality_all, compare_models_<hash>; estimates that could not be cached on disk
-are kept for the session through explorer.session.
+are kept in this panel's state (`session.own("quality")`).
 """
 
 from __future__ import annotations
@@ -93,12 +93,12 @@ def quality_panel(store, ex) -> None:
     rec = ex.record
     st.subheader("Model quality")
     # an estimate that could not be cached on disk (read-only home) is kept for this session
-    q = quality.cached(rec.id) or session.quality_uncached(rec.id)
+    q = quality.cached(rec.id) or session.own("quality").get(rec.id, {})
     if not q.get("iwae_nll"):
         status = background.RUNNER.status(_quality_key(rec.id))
         if status["state"] == "done" and status["result"]:
             q = status["result"]  # not in the disk cache: it could not be saved (cache_error says why)
-            session.keep_quality_uncached(rec.id, q)
+            session.own("quality")[rec.id] = q  # could not be cached on disk
         elif status["state"] in ("queued", "running"):
             _estimate_progress(rec.id)
         else:

@@ -12,7 +12,7 @@ import time
 
 import streamlit as st
 
-from explorer import cache, session
+from explorer import cache, context, session
 from explorer.panels import (
     common,
     compare,
@@ -30,9 +30,8 @@ from explorer.panels import (
 )
 from explorer.panels.common import plain
 from model import serving
-from model.data import DataError
+from model.errors import DataError, StoreError
 from model.paths import shown
-from model.store import StoreError
 
 
 def main() -> None:
@@ -58,7 +57,7 @@ def main() -> None:
         retrain.first_run(store)
         return
     try:
-        ex = cache.explorer(store, record)
+        ex = cache.load_explorer(store, record)
     except (StoreError, DataError) as e:
         _load_error(store, record, e)
         return
@@ -81,7 +80,7 @@ def main() -> None:
     serving.freeze_gc(ex.stamp)  # after the first full render: see its docstring
 
 
-def _intro(record, ex: cache.Explorer) -> None:
+def _intro(record, ex: context.Explorer) -> None:
     st.caption(
         f"Exploring **{plain(record.label)}** — {len(ex.images):,} test images, "
         f"{ex.latent_dim}-D latent space."

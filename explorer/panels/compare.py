@@ -14,11 +14,10 @@ import functools
 import numpy as np
 import streamlit as st
 
-from explorer import cache, session, views
+from explorer import cache, context, session, views
 from explorer.panels.common import lazy_expander, model_labels, plain
 from model import analysis
-from model.data import DataError
-from model.store import StoreError
+from model.errors import DataError, StoreError
 
 MAX_AGREE = 200  # highlighted rows used for the neighbour agreement
 K_AGREE = 10
@@ -89,14 +88,14 @@ def compare_panel(store, ex) -> None:
 
 
 @st.fragment
-def _linked(ex, record, other: cache.Latents) -> None:
+def _linked(ex, record, other: context.Latents) -> None:
     if session.own("compare").get("rows") is None:
         pick = session.pick()
         session.own("compare")["rows"] = [] if pick is None else [int(pick)]
     rows = [r for r in session.own("compare")["rows"] if 0 <= r < len(ex.images)]
     sides = (
         (ex.record, ex.latents, ex.axis_titles, "cmp_a"),
-        (record, other, cache.axis_titles(other), "cmp_b"),
+        (record, other, context.axis_titles(other), "cmp_b"),
     )
     cols = st.columns(2, gap="medium")
     for col, (rec, arr, titles, key) in zip(cols, sides):

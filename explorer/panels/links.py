@@ -27,7 +27,8 @@ import streamlit as st
 
 from explorer import session
 from explorer.panels.common import current_z, lazy_expander, plain
-from model.store import ModelNotFoundError, StoreError, check_model_id
+from model.errors import ModelNotFoundError, StoreError
+from model.store import check_model_id
 
 DIGITS = 3  # z in the URL: 3 decimals (a slider step is 0.05)
 MAX_DIM = 512

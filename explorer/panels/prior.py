@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer import cache, session
+from explorer import cache, context, session
 from explorer.panels.common import fmt, thumbnail_row
 
 PRIOR_N = 10
@@ -19,7 +19,7 @@ def _next_seed() -> None:
     state["seed"] = state.get("seed", 0) + 1
 
 
-def prior_panel(ex: cache.Explorer) -> None:
+def prior_panel(ex: context.Explorer) -> None:
     st.subheader("Sample from prior")
     c1, c2 = st.columns([1, 4])
     c1.button(

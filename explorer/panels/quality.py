@@ -15,8 +15,8 @@ import streamlit as st
 from explorer import background, cache, session, views
 from explorer.panels.common import model_labels, plain
 from model import quality
-from model.data import DataError, model_dataset
-from model.store import StoreError
+from model.data import model_dataset
+from model.errors import DataError, StoreError
 
 IWAE_N, IWAE_K = 1000, 64  # test images and samples per image for the log-likelihood estimate
 KNN_K = 5

@@ -24,6 +24,7 @@ from explorer.panels.common import plain
 from model import bundle, jobs
 from model.config import VAEConfig, option
 from model.data import available_datasets
+from model.errors import JobError
 from model.paths import shown
 
 POLL_ACTIVE_S = 1.0  # progress refresh while a job runs
@@ -157,7 +158,7 @@ def _latest() -> tuple[jobs.JobStatus | None, str | None]:
     """(latest job status or None, an error message or None)."""
     try:
         return jobs.latest_job(), None
-    except jobs.JobError as e:
+    except JobError as e:
         return None, str(e)
 
 
@@ -165,7 +166,7 @@ def _start(config: VAEConfig, where: str) -> None:
     """Start a job (or find the running one), remember what to tell the user, rerun the app."""
     try:
         info = jobs.start_job(config)
-    except jobs.JobError as e:
+    except JobError as e:
         notice = ("error", str(e))
     else:
         if info.new:
@@ -286,7 +287,7 @@ def _announce_end() -> None:
         return
     try:
         js = jobs.job_status(job_id)
-    except jobs.JobError:
+    except JobError:
         return
     if js.state == "succeeded" and started_job(js.id):
         st.toast(f"New model trained ({describe(js.config)}); now exploring it.", icon="✅")
@@ -447,7 +448,7 @@ def _options_form(active: bool) -> VAEConfig | None:
 
 def _trained_already(store, config: VAEConfig):
     """The newest stored model trained with exactly this config, or None."""
-    from model.store import StoreError
+    from model.errors import StoreError
 
     try:
         return store.find(config)

@@ -19,8 +19,9 @@ from explorer import session
 from explorer.panels import links, retrain, sweep
 from explorer.panels.common import model_labels, plain
 from model.config import option
+from model.errors import ModelNotFoundError, StoreError
 from model.paths import shown
-from model.store import ModelNotFoundError, StoreError, dir_size
+from model.store import dir_size
 
 
 def _own() -> dict:

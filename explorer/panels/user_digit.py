@@ -23,7 +23,8 @@ import streamlit as st
 from explorer import session, views
 from explorer.panels.common import fmt, thumbnail_row
 from model import analysis, export
-from model.preprocess import MAX_BYTES, MAX_PIXELS, ImageError, prepare
+from model.errors import ImageError
+from model.preprocess import MAX_BYTES, MAX_PIXELS, prepare
 
 USER_COLOR = "#e6007e"  # magenta: unlike any class colour and the pick's black
 CANVAS_PX = 280  # 10x MNIST: a digit drawn large, then scaled to 20 px like MNIST's

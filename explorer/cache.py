@@ -60,11 +60,17 @@ def broken_models(store: ModelStore) -> list[str]:
 # ----------------------------------------------------------------------------- cached resources
 
 
-@st.cache_resource(max_entries=3, show_spinner="Loading the model…")
+@st.cache_resource(max_entries=5, show_spinner="Loading the model…")
 def _load_model(stamp: str, _root: str, _model_id: str):
     model = ModelStore(_root).load(_model_id)
     model.warm_up()  # compile encode/decode under this spinner, not on the user's first click
     return model
+
+
+def load_model(store: ModelStore, record: ModelRecord):
+    """The stored model `record`, loaded once per server and model stamp (the page's model, the compared
+    one, the quality panel's reconstructions all share this cache). Raises StoreError."""
+    return _load_model(model_stamp(record), str(store.root), record.id)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the test set…")
@@ -157,7 +163,7 @@ def pick_pngs(stamp: str, _model, _images: np.ndarray, index: int, scale: int = 
 def load_explorer(store: ModelStore, record: ModelRecord) -> Explorer:
     """Load (or fetch from the caches) the model, its test set and latents. Raises StoreError/DataError."""
     stamp = model_stamp(record)
-    model = _load_model(stamp, str(store.root), record.id)
+    model = load_model(store, record)
     keep_compiled_functions()  # idempotent: Streamlit's per-run clear_session would drop compiled functions
     name = record.config.dataset
     data = _dataset(name, str(Path(home()).resolve()), "" if is_builtin(name) else str(record.path))

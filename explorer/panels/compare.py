@@ -23,13 +23,6 @@ MAX_AGREE = 200  # highlighted rows used for the neighbour agreement
 K_AGREE = 10
 
 
-@st.cache_resource(max_entries=1, show_spinner="Loading the second model…")
-def _second_model(stamp: str, _root: str, _model_id: str):
-    from model.store import ModelStore
-
-    return ModelStore(_root).load(_model_id)
-
-
 def neighbour_agreement(z_a, z_b, rows, k: int = K_AGREE) -> float:
     """Mean fraction of each row's k nearest test means that are the same in both spaces (pure)."""
     rows = list(rows)[:MAX_AGREE]
@@ -79,7 +72,7 @@ def compare_panel(store, ex) -> None:
         record = next(r for r in others if r.id == other_id)
         try:
             stamp = cache.model_stamp(record)
-            model = _second_model(stamp, str(store.root), record.id)
+            model = cache.load_model(store, record)
             other = cache.latents(stamp, model, ex.images, ex.latents.labels)
         except (StoreError, DataError) as e:
             st.error(f"Cannot open the second model: {plain(e)}")

@@ -80,11 +80,9 @@ def _metric(col, label, value, fmt, help=None):
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _recon_pngs(stamp: str, root: str, model_id: str, rows: tuple[int, ...], _images) -> list[bytes]:
-    """Reconstructions of test rows by one stored model, as PNGs (the model is loaded, used, dropped)."""
-    from model.store import ModelStore
-
-    model = ModelStore(root).load(model_id)
+def _recon_pngs(stamp: str, rows: tuple[int, ...], _images, _store, _record) -> list[bytes]:
+    """Reconstructions of test rows by one stored model, as PNGs (the model from `cache.load_model`)."""
+    model = cache.load_model(_store, _record)
     return [views.to_png(im, 3) for im in model.reconstruct(_images[list(rows)])]
 
 
@@ -201,9 +199,7 @@ def _compare_models(store, ex, model_stamp) -> None:
             + (f" · β {r.config.kl_weight:g}" if r.config.kl_weight != 1 else "")
         )
         try:
-            pngs = _recon_pngs(
-                model_stamp(r), str(store.root), r.id, tuple(int(i) for i in class_rows), ex.images
-            )
+            pngs = _recon_pngs(model_stamp(r), tuple(int(i) for i in class_rows), ex.images, store, r)
         except StoreError as e:
             cols[1].error(plain(e))
             continue

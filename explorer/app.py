@@ -3,7 +3,7 @@
 Main area, top to bottom: a link's view restored (first run), the projection choice (above 2-D), your own
 digit, the explore panel (one `st.fragment`: latent pad or sliders, live digit, scatter, pick,
 interpolation, analysis tools), the manifold, samples from the prior, model quality, two models compared.
-Session state: explorer/session.py owns every key.
+Session state: explorer/session.py holds the state panels share; each panel keeps its own beside it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 
 import streamlit as st
 
-from explorer import cache, serving, session
+from explorer import cache, context, serving, session
 from explorer.panels import (
     common,
     compare,
@@ -29,9 +29,8 @@ from explorer.panels import (
     user_digit,
 )
 from explorer.panels.common import plain
-from model.data import DataError
+from model.errors import DataError, StoreError
 from model.paths import shown
-from model.store import StoreError
 
 
 def main() -> None:
@@ -57,7 +56,7 @@ def main() -> None:
         retrain.first_run(store)
         return
     try:
-        ex = cache.explorer(store, record)
+        ex = cache.load_explorer(store, record)
     except (StoreError, DataError) as e:
         _load_error(store, record, e)
         return
@@ -80,7 +79,7 @@ def main() -> None:
     serving.freeze_gc(ex.stamp)  # after the first full render: see its docstring
 
 
-def _intro(record, ex: cache.Explorer) -> None:
+def _intro(record, ex: context.Explorer) -> None:
     st.caption(
         f"Exploring **{plain(record.label)}** — {len(ex.images):,} test images, "
         f"{ex.latent_dim}-D latent space."

@@ -9,22 +9,19 @@ not hash: the stamp alone is the key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
 
 from explorer import views
+from explorer.context import Explorer, Latents
 from explorer.serving import keep_compiled_functions
 from model import bundle
 from model.data import Dataset, is_builtin, model_dataset
+from model.errors import StoreError
 from model.paths import home
-from model.store import FILES, ModelRecord, ModelStore, StoreError
-
-if TYPE_CHECKING:  # only for the type: explorer/ never imports TensorFlow at run time
-    from model.latent import LatentModel
+from model.store import FILES, ModelRecord, ModelStore
 
 
 def get_store() -> ModelStore:
@@ -63,13 +60,19 @@ def broken_models(store: ModelStore) -> list[str]:
 # ----------------------------------------------------------------------------- cached resources
 
 
-@st.cache_resource(max_entries=3, show_spinner="Loading the model…")
+@st.cache_resource(max_entries=5, show_spinner="Loading the model…")
 def _load_model(stamp: str, _root: str, _model_id: str):
     from model.latent import LatentModel  # lazy: loading needs Keras
 
     model = LatentModel.from_record(ModelStore(_root).record(_model_id))
     model.warm_up()  # compile encode/decode under this spinner, not on the user's first click
     return model
+
+
+def load_model(store: ModelStore, record: ModelRecord):
+    """The stored model `record`, loaded once per server and model stamp (the page's model, the compared
+    one, the quality panel's reconstructions all share this cache). Raises StoreError."""
+    return _load_model(model_stamp(record), str(store.root), record.id)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the test set…")
@@ -87,25 +90,6 @@ def _slider_bound(values: np.ndarray) -> float:
     """A symmetric slider range covering 99.9% of the test set, at least the prior's +-3."""
     q = float(np.quantile(np.abs(values), 0.999)) if len(values) else 0.0
     return float(min(10.0, max(3.0, np.ceil(q * 1.1 * 2) / 2)))
-
-
-@dataclass(frozen=True, eq=False)
-class Latents:
-    """The test set seen through one model: posterior, labels, the scatter's 2-D view, slider ranges."""
-
-    z_mean: np.ndarray  # (N, d) posterior means
-    z_log_var: np.ndarray  # (N, d) posterior log-variances
-    labels: np.ndarray  # (N,) int64
-    xy: np.ndarray  # (N, 2) float32: the scatter's positions
-    proj_mean: np.ndarray  # (d,) the 2-D view is xy = (z - proj_mean) @ proj_components.T
-    proj_components: np.ndarray  # (2, d)
-    explained: np.ndarray  # variance ratio of each view axis (ones for d <= 2)
-    bounds: np.ndarray  # (d,) float32: slider i covers [-bounds[i], bounds[i]]
-    center: np.ndarray  # (d,) float32: where the sliders start
-
-    @property
-    def latent_dim(self) -> int:
-        return int(self.z_mean.shape[1])
 
 
 def _read_only(*arrays: np.ndarray) -> None:
@@ -178,79 +162,10 @@ def pick_pngs(stamp: str, _model, _images: np.ndarray, index: int, scale: int = 
     return views.to_png(original, scale), views.to_png(recon, scale)
 
 
-# ----------------------------------------------------------------------------- the explorer's context
-
-
-@dataclass(frozen=True, eq=False)
-class Explorer:
-    """Everything the page needs about the current model, all cached."""
-
-    record: ModelRecord
-    stamp: str
-    model: LatentModel
-    images: np.ndarray  # (N, 28, 28) uint8 test images
-    class_names: tuple[str, ...]
-    latents: Latents
-
-    @property
-    def latent_dim(self) -> int:
-        return self.latents.latent_dim
-
-    def class_name(self, label) -> str:
-        """The class name of a label, or the label itself when the dataset names fewer classes."""
-        return views.class_name(self.class_names, label)
-
-    def project(self, z) -> np.ndarray:
-        """Latent vectors (..., d) -> their 2-D scatter position (..., 2)."""
-        a = self.latents
-        return (np.asarray(z, np.float32) - a.proj_mean) @ a.proj_components.T
-
-    def projected_cov(self, index: int) -> np.ndarray:
-        """The posterior covariance of test row `index`, projected to the scatter plane: (2, 2)."""
-        return projected_cov(self.latents.proj_components, self.latents.z_log_var[index])
-
-    def ellipse_note(self, index: int) -> str | None:
-        """Why test row `index` is shown without posterior ellipses (None: a linear view always has them)."""
-        return None
-
-    @property
-    def map_extent(self) -> tuple[float, float, float, float]:
-        """The live map's window: the sliders' plane for a 2-D model, the bulk of the PCA view above."""
-        a = self.latents
-        return views.map_extent(a.xy, a.bounds if self.latent_dim == 2 else None)
-
-    def posterior_cov(self, z_mean, z_log_var) -> np.ndarray:
-        """The posterior N(z_mean, diag(exp(z_log_var))) of any picture, seen in the scatter plane: (2, 2)."""
-        return projected_cov(self.latents.proj_components, z_log_var)
-
-    @property
-    def axis_titles(self) -> tuple[str, str]:
-        return axis_titles(self.latents)
-
-    @property
-    def view_name(self) -> str:
-        """What the scatter's plane is: the latent plane itself (2-D), else a projection's name."""
-        return "latent plane" if self.latent_dim == 2 else "PCA"
-
-
-def projected_cov(components, z_log_var) -> np.ndarray:
-    """Diagonal posterior covariance diag(exp(z_log_var)) seen in a linear view's plane: W Σ Wᵀ (2, 2)."""
-    w = np.asarray(components, np.float64)  # (2, d)
-    return (w * np.exp(np.asarray(z_log_var, np.float64))) @ w.T
-
-
-def axis_titles(lat: Latents) -> tuple[str, str]:
-    """The scatter's axis titles: the latent axes for a 2-D model, the principal components above."""
-    if lat.latent_dim == 2:
-        return "z[0]", "z[1]"
-    ex = lat.explained
-    return tuple(f"PC{i + 1} of z ({100 * ex[i]:.0f}% var)" if i < len(ex) else "" for i in range(2))
-
-
-def explorer(store: ModelStore, record: ModelRecord) -> Explorer:
+def load_explorer(store: ModelStore, record: ModelRecord) -> Explorer:
     """Load (or fetch from the caches) the model, its test set and latents. Raises StoreError/DataError."""
     stamp = model_stamp(record)
-    model = _load_model(stamp, str(store.root), record.id)
+    model = load_model(store, record)
     keep_compiled_functions()  # idempotent: Streamlit's per-run clear_session would drop compiled functions
     name = record.config.dataset
     data = _dataset(name, str(Path(home()).resolve()), "" if is_builtin(name) else str(record.path))

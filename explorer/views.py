@@ -185,10 +185,8 @@ def latent_scatter(
     labels,
     class_names,
     *,
-    current=None,
     picked=None,
     ellipses=(),
-    path=None,
     axis_titles=("z[0]", "z[1]"),
     height: int = 560,
 ) -> go.Figure:
@@ -198,10 +196,8 @@ def latent_scatter(
         xy: (N, 2) positions (latent means, or their 2-D projection).
         labels: (N,) integer class of each point.
         class_names: name of each class, indexed by label.
-        current: optional (2,) position of the sliders, drawn as a cross.
         picked: optional (2,) position of the picked point, drawn as a ring.
         ellipses: (M, 2) closed contours (e.g. `sigma_ellipse`) drawn around the pick.
-        path: optional (K, 2) interpolation path, drawn as a dashed line.
         axis_titles: the two axis titles.
 
     The axes are fixed from `xy` alone (`axis_ranges`): a pick, its ellipses or any overlay added later
@@ -247,20 +243,6 @@ def latent_scatter(
                 hoverinfo="skip",
             )
         )
-    if path is not None:
-        path = np.asarray(path)
-        fig.add_trace(
-            go.Scatter(
-                x=path[:, 0],
-                y=path[:, 1],
-                mode="lines+markers",
-                name="interpolation",
-                showlegend=False,
-                line=dict(color="#555555", width=1.5, dash="dash"),
-                marker=dict(size=5, color="#555555"),
-                hoverinfo="skip",
-            )
-        )
     if picked is not None:
         fig.add_trace(
             go.Scatter(
@@ -270,18 +252,6 @@ def latent_scatter(
                 name="pick",
                 showlegend=False,
                 marker=dict(size=14, color="rgba(0,0,0,0)", line=dict(color=MARKER_COLOR, width=2.5)),
-                hoverinfo="skip",
-            )
-        )
-    if current is not None:
-        fig.add_trace(
-            go.Scatter(
-                x=[float(current[0])],
-                y=[float(current[1])],
-                mode="markers",
-                name="sliders",
-                showlegend=False,
-                marker=dict(size=16, symbol="x-thin", color="#d62728", line=dict(color="#d62728", width=3)),
                 hoverinfo="skip",
             )
         )

@@ -141,7 +141,7 @@ def test_manifold_and_prior_samples_appear(home, media, reference):
     at.slider(key="manifold_span").set_value(1.5)
     at.run()
     assert_clean(at)
-    assert at.session_state["prior_seed"] == 1
+    assert at.session_state["_prior"]["seed"] == 1
     again = shown(at, media, "[", 3)
     assert len(again) == 10 and not all(np.array_equal(a, b) for a, b in zip(prior, again))
     big2 = [a for a in shown(at, media, "") if a.shape == (840, 840)]
@@ -421,9 +421,7 @@ def test_scatter_axes_come_from_the_data_and_no_overlay_moves_them():
     assert inside.mean() > 0.99
 
     huge = views.sigma_ellipse(xy[5], np.diag([4e14, 4e14]), 2)  # a ±2·10⁷ ellipse (a bad local map)
-    picked = views.latent_scatter(
-        xy, labels, names, picked=xy[5], ellipses=[huge / 2, huge], path=np.array([[0, 0], [1e6, 1e6]])
-    )
+    picked = views.latent_scatter(xy, labels, names, picked=xy[5], ellipses=[huge / 2, huge])
     picked = views.highlight_rows(picked, xy, [1, 2, 3])
     assert ranges(picked) == ranges(plain), "an overlay moved the axes"
     shown = [t.name for t in picked.data if t.showlegend is not False]
@@ -453,7 +451,7 @@ def test_views_upscale_png_ellipse_and_scatter():
 
     xy = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
     labels = np.arange(50) % 3
-    fig = views.latent_scatter(xy, labels, ["a", "b", "c"], current=(0, 0), picked=xy[4], ellipses=[e])
+    fig = views.latent_scatter(xy, labels, ["a", "b", "c"], picked=xy[4], ellipses=[e])
     gl = [t for t in fig.data if t.type == "scattergl"]
     assert [t.name for t in gl] == ["a", "b", "c"]
     rows = np.concatenate([np.asarray(t.customdata).ravel() for t in gl])
@@ -462,7 +460,7 @@ def test_views_upscale_png_ellipse_and_scatter():
         assert np.allclose(np.c_[t.x, t.y], xy[np.asarray(t.customdata).ravel()])
         # a click does not restyle (dim) the 10k points: the ring marks the pick
         assert t.selected.marker.opacity == t.unselected.marker.opacity == t.marker.opacity
-    assert {t.name for t in fig.data} >= {"sliders", "pick", "1σ posterior"}
+    assert {t.name for t in fig.data} >= {"pick", "1σ posterior"}
     assert views.picked_row([{"x": 0}, {"customdata": [9]}]) == 9
     assert views.picked_row([{"customdata": 3}, {"x": 1}]) == 3  # overlays have no customdata
     assert views.picked_row([]) is None

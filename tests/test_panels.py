@@ -416,7 +416,7 @@ def test_two_models_side_by_side_with_linked_highlights(home, reference):
     z_a = latent.encode(data.x_test)[0]
     z_b = LatentModel.from_record(ModelStore().record(other.value)).encode(data.x_test)[0]
     # a box selection in one scatter rings the same rows in the other
-    at.session_state["cmp_rows"] = [3, 4, 5]
+    at.session_state["_compare"] = {"rows": [3, 4, 5]}
     at.run()
     assert_clean(at)
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
@@ -437,7 +437,7 @@ def test_the_compare_charts_callback_reads_clicks_and_boxes():
 
         st.session_state["cmp_a"] = {"selection": {"points": [{"customdata": [8]}], "box": [], "lasso": []}}
         compare._on_chart("cmp_a")
-        st.session_state["after_click"] = list(st.session_state["cmp_rows"])
+        st.session_state["after_click"] = list(st.session_state["_compare"]["rows"])
         st.session_state["cmp_b"] = {
             "selection": {
                 "points": [{"customdata": [1]}, {"customdata": [2]}],
@@ -449,7 +449,7 @@ def test_the_compare_charts_callback_reads_clicks_and_boxes():
 
     at = AppTest.from_function(script).run()
     assert not at.exception
-    assert at.session_state["after_click"] == [8] and at.session_state["cmp_rows"] == [1, 2]
+    assert at.session_state["after_click"] == [8] and at.session_state["_compare"]["rows"] == [1, 2]
 
 
 def test_the_latents_and_map_are_one_shared_read_only_copy(reference):

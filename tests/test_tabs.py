@@ -241,12 +241,11 @@ def test_markdown_in_a_link_is_shown_as_text_never_rendered(home):
 def _job_end_script():
     import streamlit as st
 
-    from explorer import session
     from explorer.panels import retrain
     from model import jobs
 
     if st.session_state.get("started_here"):
-        session.add_started_job("job-1")
+        retrain.add_started_job("job-1")
     if not st.session_state.get("ended"):
         st.session_state["ended"] = True
         js = jobs.JobStatus(id="job-1", state="succeeded", phase="ended", config={}, epochs=1)

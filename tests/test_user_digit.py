@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from explorer import cache
+from explorer import cache, context
 from explorer.panels import user_digit
 from model.latent import LatentModel
 from tests.apptest import page_z, plotly_array
@@ -156,7 +156,7 @@ def test_overlay_and_projection_helpers():
     # An 8-D posterior seen through a 2-D PCA plane: W diag(var) W^T.
     w = np.zeros((2, 8))
     w[0, 0] = w[1, 1] = 1.0
-    cov = cache.projected_cov(w, np.log(np.arange(1, 9, dtype=float)))
+    cov = context.projected_cov(w, np.log(np.arange(1, 9, dtype=float)))
     np.testing.assert_allclose(cov, np.diag([1.0, 2.0]))
     rows = user_digit.neighbours(np.array([[0, 0], [5, 5], [1, 1], [0.1, 0]]), [0, 0], k=3)
     assert rows.tolist() == [0, 3, 2]
@@ -194,7 +194,7 @@ def test_fashion_model_with_8_latent_dims(home):
     rows, cols = np.nonzero(seen > 127)
     assert cols.max() - cols.min() + 1 == 28  # Fashion-MNIST framing: longest side 28 px
 
-    ex = cache.explorer(store, rec)
+    ex = cache.load_explorer(store, rec)
     z_mean, z_log_var = model.encode(seen[None])
     t = traces(at)
     np.testing.assert_allclose(

@@ -1,6 +1,6 @@
 """The page's panels, siblings composed in order by explorer/app.py. Each module draws one section
-(a `*_panel(ex, ...)` function), keeps its widget keys, and reads or writes shared state only through
-explorer.session.
+(a `*_panel(ex, ...)` function), keeps its widget keys, reads or writes shared state only through
+explorer.session, and keeps its private state beside its code (`session.own("<panel>")`).
 
   sidebar       model picker, quality and config of the current model, store size, then Retrain
   retrain       the Retrain panel and the first-run screen (background training jobs)

@@ -6,8 +6,8 @@ apart from it (two classes whose means almost coincide, like 4 and 9 in a 2-D sp
 seven identical digits).
 
 Widget keys: attr_open, attr_from, attr_to, attr_s, attr_save_a, attr_save_b, attr_apply. The saved
-selections (attr_sel_a, attr_sel_b), the selection it reads and the sliders it moves ("Move the sliders
-here") go through explorer.session.
+selections are this panel's own state (`_own()`); the selection it reads and the sliders it moves ("Move
+the sliders here") are shared state (explorer.session).
 """
 
 from __future__ import annotations
@@ -22,6 +22,16 @@ from model import analysis
 PATH_STEPS = 7
 MAP_SIZE = 220
 MIN_APART = 0.5  # the default target class's mean is at least this fraction of the median distance apart
+
+
+def _own() -> dict:
+    """This panel's state: the saved selections "a" and "b" (lists of test rows, or None)."""
+    return session.own("attributes")
+
+
+def _save_selection(which: str) -> None:
+    """Button callback: keep the current selection as group `which` ("a" or "b")."""
+    _own()[which] = session.selection_rows() or None
 
 
 def default_classes(z, z_means, labels) -> tuple[int, int]:
@@ -44,7 +54,7 @@ def group_rows(ex, key: str) -> np.ndarray:
     """Test rows of a group key: "class:<label>" or "sel:a" / "sel:b" (a saved selection)."""
     if key.startswith("class:"):
         return np.flatnonzero(ex.latents.labels == int(key.split(":")[1]))
-    rows = session.saved_selection(key.split(":")[1])
+    rows = list(_own().get(key.split(":")[1]) or [])
     return np.array([r for r in rows if 0 <= r < len(ex.images)], np.int64)
 
 
@@ -56,11 +66,9 @@ def attributes_panel(ex, z_sliders) -> None:
         return
     with box:
         classes = [int(c) for c in np.unique(ex.latents.labels)]
-        options = [f"class:{c}" for c in classes] + [
-            f"sel:{w}" for w in ("a", "b") if session.has_saved_selection(w)
-        ]
+        options = [f"class:{c}" for c in classes] + [f"sel:{w}" for w in ("a", "b") if _own().get(w)]
 
-        sizes = {w: len(session.saved_selection(w)) for w in ("a", "b")}
+        sizes = {w: len(_own().get(w) or []) for w in ("a", "b")}
 
         def label(key):  # pure: AppTest calls it outside the session
             if key.startswith("class:"):
@@ -93,7 +101,7 @@ def attributes_panel(ex, z_sliders) -> None:
         s1, s2, _ = st.columns([1, 1, 2])
         s1.button(
             "Save the selection as A",
-            on_click=session.save_selection,
+            on_click=_save_selection,
             args=("a",),
             key="attr_save_a",
             disabled=not sel,
@@ -101,7 +109,7 @@ def attributes_panel(ex, z_sliders) -> None:
         )
         s2.button(
             "Save the selection as B",
-            on_click=session.save_selection,
+            on_click=_save_selection,
             args=("b",),
             key="attr_save_b",
             disabled=not sel,

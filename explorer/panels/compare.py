@@ -3,7 +3,8 @@
 
 The second model and its encodings are cached per model stamp (explorer.cache caches), so the comparison
 costs one load and one encode per model. Widget keys: cmp_open, cmp_other, cmp_a, cmp_b (the two
-charts), cmp_clear; the ringed rows (cmp_rows) go through explorer.session.
+charts), cmp_clear; the ringed rows are this panel's own state
+(`session.own("compare")["rows"]`).
 """
 
 from __future__ import annotations
@@ -13,22 +14,13 @@ import functools
 import numpy as np
 import streamlit as st
 
-from explorer import cache, session, views
+from explorer import cache, context, session, views
 from explorer.panels.common import lazy_expander, model_labels, plain
 from model import analysis
-from model.data import DataError
-from model.store import StoreError
+from model.errors import DataError, StoreError
 
 MAX_AGREE = 200  # highlighted rows used for the neighbour agreement
 K_AGREE = 10
-
-
-@st.cache_resource(max_entries=1, show_spinner="Loading the second model…")
-def _second_model(stamp: str, _root: str, _model_id: str):
-    from model.latent import LatentModel  # lazy: loading needs Keras
-    from model.store import ModelStore
-
-    return LatentModel.from_record(ModelStore(_root).record(_model_id))
 
 
 def neighbour_agreement(z_a, z_b, rows, k: int = K_AGREE) -> float:
@@ -54,11 +46,11 @@ def _on_chart(key: str) -> None:
         row = views.picked_row(views.selection_points(event))
         rows = None if row is None else [row]
     if rows is not None:
-        session.set_cmp_rows(rows)
+        session.own("compare")["rows"] = list(rows)
 
 
 def _clear() -> None:
-    session.set_cmp_rows([])
+    session.own("compare")["rows"] = []
 
 
 def compare_panel(store, ex) -> None:
@@ -80,7 +72,7 @@ def compare_panel(store, ex) -> None:
         record = next(r for r in others if r.id == other_id)
         try:
             stamp = cache.model_stamp(record)
-            model = _second_model(stamp, str(store.root), record.id)
+            model = cache.load_model(store, record)
             other = cache.latents(stamp, model, ex.images, ex.latents.labels)
         except (StoreError, DataError) as e:
             st.error(f"Cannot open the second model: {plain(e)}")
@@ -89,14 +81,14 @@ def compare_panel(store, ex) -> None:
 
 
 @st.fragment
-def _linked(ex, record, other: cache.Latents) -> None:
-    if session.cmp_rows() is None:
+def _linked(ex, record, other: context.Latents) -> None:
+    if session.own("compare").get("rows") is None:
         pick = session.pick()
-        session.set_cmp_rows([] if pick is None else [int(pick)])
-    rows = [r for r in session.cmp_rows() if 0 <= r < len(ex.images)]
+        session.own("compare")["rows"] = [] if pick is None else [int(pick)]
+    rows = [r for r in session.own("compare")["rows"] if 0 <= r < len(ex.images)]
     sides = (
         (ex.record, ex.latents, ex.axis_titles, "cmp_a"),
-        (record, other, cache.axis_titles(other), "cmp_b"),
+        (record, other, context.axis_titles(other), "cmp_b"),
     )
     cols = st.columns(2, gap="medium")
     for col, (rec, arr, titles, key) in zip(cols, sides):

@@ -14,7 +14,7 @@ import numpy as np
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from explorer import cache, session, views
+from explorer import cache, context, session, views
 from explorer.components import latent_pad
 from explorer.panels import downloads, links, tools, user_digit
 from explorer.panels import selection as sel_panel
@@ -27,7 +27,7 @@ MAP_SIZE = 200  # the live map: beside the digit (server sliders) or beside the 
 PAD_MAP_SIZE = 280  # the latent pad's background map (2-D models)
 
 
-def sync_sliders(ex: cache.Explorer) -> None:
+def sync_sliders(ex: context.Explorer) -> None:
     """Create, clip or move the latent values before the sliders are drawn."""
     lat = ex.latents
     session.sync_latents(ex.stamp, lat.center, lat.bounds, lat.z_mean, len(ex.images))
@@ -43,7 +43,7 @@ def _on_select() -> None:
         session.set_pick(row)
 
 
-def _live_digit(ex: cache.Explorer):
+def _live_digit(ex: context.Explorer):
     """The pad or the sliders, and the decoded digit. Returns (z (d,), decode_ms, the map's placeholder, or
     None when the pad is shown: the pad is the live map of a 2-D model, and the map of the path and the
     pick goes beside the interpolation).
@@ -73,7 +73,7 @@ def _live_digit(ex: cache.Explorer):
                     -float(bounds[i]),
                     float(bounds[i]),
                     step=0.05,
-                    key=session.z_key(i),
+                    key=session.z_keys(d)[i],
                     format="%.2f",
                 )
     z = session.z_values(d)
@@ -100,7 +100,7 @@ def _live_digit(ex: cache.Explorer):
     return z, decode_ms, map_box
 
 
-def _overlay(ex: cache.Explorer, row):
+def _overlay(ex: context.Explorer, row):
     """The pick's position and its 1σ/2σ posterior ellipses in the scatter's plane (None, [] without one)."""
     if row is None or not 0 <= row < len(ex.images):
         return None, []
@@ -124,7 +124,7 @@ def _scatter_row(pick) -> tuple[int | None, bool]:
     return (shown if defer else pick), defer
 
 
-def _draw_map(ex: cache.Explorer, map_box, z: np.ndarray, path, pick) -> None:
+def _draw_map(ex: context.Explorer, map_box, z: np.ndarray, path, pick) -> None:
     """The live map beside the digit: the sliders, the pick, the interpolation path on the test set."""
     picked, ellipses = _overlay(ex, pick)
     extent = ex.map_extent
@@ -149,7 +149,7 @@ def _draw_map(ex: cache.Explorer, map_box, z: np.ndarray, path, pick) -> None:
     )
 
 
-def _draw_scatter(ex: cache.Explorer, scatter_box, row) -> None:
+def _draw_scatter(ex: context.Explorer, scatter_box, row) -> None:
     """The big test-set scatter with the pick `row`, the user's digit and the selection marked.
 
     The live map follows the sliders; the big scatter does not: Streamlit rebuilds a chart whose figure
@@ -177,7 +177,7 @@ def _draw_scatter(ex: cache.Explorer, scatter_box, row) -> None:
         )
 
 
-def scatter_alt(ex: cache.Explorer) -> str:
+def scatter_alt(ex: context.Explorer) -> str:
     """The scatter's accessible label: what it shows and how to use it (no pick: it must not change)."""
     x, y = ex.axis_titles
     return (
@@ -187,7 +187,7 @@ def scatter_alt(ex: cache.Explorer) -> str:
 
 
 @st.fragment
-def explore_panel(ex: cache.Explorer) -> None:
+def explore_panel(ex: context.Explorer) -> None:
     """Sliders, live digit, scatter, pick and interpolation: reruns alone on any of its widgets."""
     t0 = time.perf_counter()
     if not ex.record.path.is_dir():  # deleted from another tab: the full run says so (one stat)

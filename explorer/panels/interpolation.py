@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explorer import cache, session, views
+from explorer import context, session, views
 from explorer.panels.common import fmt, thumbnail_row
 
 THUMB_SCALE = 3
@@ -25,7 +25,7 @@ def other_class_row(labels, row: int, seed: int = 0) -> int:
     return int(np.random.default_rng(seed).choice(others)) if len(others) else int(row)
 
 
-def interpolation_panel(ex: cache.Explorer, z_sliders: np.ndarray, with_map: bool = False):
+def interpolation_panel(ex: context.Explorer, z_sliders: np.ndarray, with_map: bool = False):
     """A row of digits decoded along the straight line between two points. Returns the path (K, d) and,
     with `with_map`, a placeholder beside the row for the map of the path (else None)."""
     st.subheader("Interpolation")

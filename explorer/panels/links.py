@@ -11,8 +11,8 @@ Hooks (one line each in the page):
   update_url(ex)           end of the explore fragment: write the current view into the URL
   link_panel(ex)           "Link to this view" (copy button), a lazy expander
 
-Widget key: link_open. The link's own flags (_link_done, _link_msg), the pick and the
-latent values it applies go through explorer.session (a pick with keep_z, so the sliders keep the
+Widget key: link_open. The link's own flags are this panel's state (`_own()`); the
+pick and the latent values it applies go through explorer.session (a pick with keep_z, so the sliders keep the
 link's z instead of jumping to the pick's posterior mean).
 """
 
@@ -27,7 +27,8 @@ import streamlit as st
 
 from explorer import session
 from explorer.panels.common import current_z, lazy_expander, plain
-from model.store import ModelNotFoundError, StoreError, check_model_id
+from model.errors import ModelNotFoundError, StoreError
+from model.store import check_model_id
 
 DIGITS = 3  # z in the URL: 3 decimals (a slider step is 0.05)
 MAX_DIM = 512
@@ -118,11 +119,20 @@ def decode_view(params, latent_dim: int | None = None, n_images: int | None = No
     return view
 
 
+def _own() -> dict:
+    """This panel's state: done (a link's view was applied, once per tab), msg (a note to show once)."""
+    return session.own("links")
+
+
+def _set_msg(kind: str, text: str) -> None:
+    _own()["msg"] = (kind, text)
+
+
 def link_model(store) -> str | None:
     """The model a link names (`?model=`), if this store can read it; read when a tab chooses its model
     on its first run (explorer.panels.sidebar). A model that is not here, or cannot be read, is named (with
     why) in a message `restore_view` shows, and None is returned: the tab explores the default model."""
-    if session.link_done():
+    if _own().get("done"):
         return None
     model_id = decode_view(st.query_params.to_dict()).model  # a bad id: restore_view names it
     if not model_id:
@@ -131,15 +141,13 @@ def link_model(store) -> str | None:
     try:
         store.record(model_id)
     except ModelNotFoundError:
-        session.set_link_msg(
+        _set_msg(
             "warning",
             f"The link's model {plain(model_id)} is not in this server's store (deleted, or the link "
             f"comes from another machine). {instead}",
         )
     except StoreError as e:
-        session.set_link_msg(
-            "warning", f"The link's model {plain(model_id)} cannot be read: {plain(e)} {instead}"
-        )
+        _set_msg("warning", f"The link's model {plain(model_id)} cannot be read: {plain(e)} {instead}")
     else:
         return model_id
     return None
@@ -147,11 +155,11 @@ def link_model(store) -> str | None:
 
 def restore_view(store, ex) -> None:
     """On a session's first run: apply the link's pick and z (its model was chosen by `link_model`)."""
-    if msg := session.pop_link_msg():
+    if msg := _own().pop("msg", None):
         (st.warning if msg[0] == "warning" else st.info)(msg[1])
-    if session.link_done():
+    if _own().get("done"):
         return
-    session.set_link_done()
+    _own()["done"] = True
     params = st.query_params.to_dict()
     if not any(k in params for k in ("model", "z", "pick")):
         return
@@ -169,7 +177,7 @@ def current_params(ex) -> dict[str, str]:
 
 
 def update_url(ex) -> None:
-    if not session.link_done():
+    if not _own().get("done"):
         return  # the link has not been read yet: do not overwrite it
     params = current_params(ex)
     if st.query_params.to_dict() != params:

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer import cache
+from explorer import cache, context
 
 MANIFOLD_N = 30
 
 
-def manifold_panel(ex: cache.Explorer) -> None:
+def manifold_panel(ex: context.Explorer) -> None:
     d = ex.latent_dim
     st.subheader(f"Manifold: a {MANIFOLD_N}×{MANIFOLD_N} grid decoded over the latent plane")
     cols = st.columns([2, 1, 1] if d > 2 else [2, 2])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explorer import cache, session
+from explorer import cache, context, session
 from explorer.panels.common import fmt
 
 
@@ -23,7 +23,7 @@ def _random_pick(n: int) -> None:
     session.set_pick(int(np.random.default_rng().integers(n)))
 
 
-def pick_panel(ex: cache.Explorer) -> None:
+def pick_panel(ex: context.Explorer) -> None:
     """The "Picked test image" section (inside the explore fragment)."""
     st.subheader("Picked test image")
     if err := session.pop_pick_error():

@@ -6,23 +6,29 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer import cache, session
+from explorer import cache, context, session
 from explorer.panels.common import fmt, thumbnail_row
 
 PRIOR_N = 10
 THUMB_SCALE = 3
 
 
-def prior_panel(ex: cache.Explorer) -> None:
+def _next_seed() -> None:
+    """Button callback: draw new prior samples (the seed lives in this panel's state)."""
+    state = session.own("prior")
+    state["seed"] = state.get("seed", 0) + 1
+
+
+def prior_panel(ex: context.Explorer) -> None:
     st.subheader("Sample from prior")
     c1, c2 = st.columns([1, 4])
     c1.button(
         "Sample from prior",
-        on_click=session.next_prior_seed,
+        on_click=_next_seed,
         type="primary",
         help="Draw new z ~ N(0, I) and decode them.",
     )
-    seed = session.prior_seed()
+    seed = session.own("prior").setdefault("seed", 0)
     c2.caption(f"{PRIOR_N} draws z ~ N(0, I), decoded (seed {seed}).")
     z, pngs = cache.prior_samples(ex.stamp, ex.model, PRIOR_N, seed)
     captions = [fmt(v) if ex.latent_dim <= 2 else f"sample {i + 1}" for i, v in enumerate(z)]

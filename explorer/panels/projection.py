@@ -15,12 +15,12 @@ Session keys (owned here): proj_method, _tsne_seen.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 
-from explorer import background, cache, views
+from explorer import background, context, views
 from model import analysis
 
 K_PLACE = 10  # nearest test means used to place a latent point in the t-SNE plane
@@ -32,8 +32,12 @@ TSNE_COMPUTE = analysis.tsne_in_child  # (z, seed, progress) -> (N, 2); tests pu
 
 
 @dataclass(frozen=True, eq=False)
-class TsneExplorer(cache.Explorer):
-    """The explorer with the test set shown in a t-SNE plane (latents.xy is the t-SNE)."""
+class TsneView:
+    """The test set shown in a t-SNE plane (latents.xy is the t-SNE): the explorer's `view` object."""
+
+    latents: context.Latents
+    name = "t-SNE"
+    axis_titles = ("t-SNE 1", "t-SNE 2")
 
     def project(self, z) -> np.ndarray:
         z = np.asarray(z, np.float32)
@@ -63,16 +67,8 @@ class TsneExplorer(cache.Explorer):
         return carry_cov(jac, z_log_var, center, lat.xy, global_gain(lat.z_mean, lat.xy))
 
     @property
-    def view_name(self) -> str:
-        return "t-SNE"
-
-    @property
     def map_extent(self):
         return views.map_extent(self.latents.xy)
-
-    @property
-    def axis_titles(self):
-        return "t-SNE 1", "t-SNE 2"
 
 
 def place(z_means, xy, points, k: int = K_PLACE) -> np.ndarray:
@@ -159,10 +155,9 @@ def carry_cov(jac, z_log_var, center, xy, gain: float | None = None) -> tuple[np
     return cov, None
 
 
-def with_tsne(ex, xy) -> TsneExplorer:
-    values = {f.name: getattr(ex, f.name) for f in fields(ex)}
-    values["latents"] = replace(ex.latents, xy=np.asarray(xy, np.float32))
-    return TsneExplorer(**values)
+def with_tsne(ex: context.Explorer, xy) -> context.Explorer:
+    """The explorer `ex` with its test set at the t-SNE positions `xy` (N, 2), in the t-SNE view."""
+    return ex.with_view(xy, TsneView)
 
 
 def _tsne_key(model_id: str) -> tuple:

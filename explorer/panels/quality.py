@@ -2,7 +2,7 @@
 model, and their reconstructions of the same test images side by side.
 
 Widget keys: quality_go, quality_all, compare_models_<hash>; estimates that could not be cached on disk
-are kept for the session through explorer.session.
+are kept in this panel's state (`session.own("quality")`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import streamlit as st
 from explorer import background, cache, session, views
 from explorer.panels.common import model_labels, plain
 from model import quality
-from model.data import DataError, model_dataset
-from model.store import StoreError
+from model.data import model_dataset
+from model.errors import DataError, StoreError
 
 IWAE_N, IWAE_K = 1000, 64  # test images and samples per image for the log-likelihood estimate
 KNN_K = 5
@@ -82,12 +82,9 @@ def _metric(col, label, value, fmt, help=None):
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _recon_pngs(stamp: str, root: str, model_id: str, rows: tuple[int, ...], _images) -> list[bytes]:
-    """Reconstructions of test rows by one stored model, as PNGs (the model is loaded, used, dropped)."""
-    from model.latent import LatentModel  # lazy: loading needs Keras
-    from model.store import ModelStore
-
-    model = LatentModel.from_record(ModelStore(root).record(model_id))
+def _recon_pngs(stamp: str, rows: tuple[int, ...], _images, _store, _record) -> list[bytes]:
+    """Reconstructions of test rows by one stored model, as PNGs (the model from `cache.load_model`)."""
+    model = cache.load_model(_store, _record)
     return [views.to_png(im, 3) for im in model.reconstruct(_images[list(rows)])]
 
 
@@ -96,12 +93,12 @@ def quality_panel(store, ex) -> None:
     rec = ex.record
     st.subheader("Model quality")
     # an estimate that could not be cached on disk (read-only home) is kept for this session
-    q = quality.cached(rec.id) or session.quality_uncached(rec.id)
+    q = quality.cached(rec.id) or session.own("quality").get(rec.id, {})
     if not q.get("iwae_nll"):
         status = background.RUNNER.status(_quality_key(rec.id))
         if status["state"] == "done" and status["result"]:
             q = status["result"]  # not in the disk cache: it could not be saved (cache_error says why)
-            session.keep_quality_uncached(rec.id, q)
+            session.own("quality")[rec.id] = q  # could not be cached on disk
         elif status["state"] in ("queued", "running"):
             _estimate_progress(rec.id)
         else:
@@ -204,9 +201,7 @@ def _compare_models(store, ex, model_stamp) -> None:
             + (f" · β {r.config.kl_weight:g}" if r.config.kl_weight != 1 else "")
         )
         try:
-            pngs = _recon_pngs(
-                model_stamp(r), str(store.root), r.id, tuple(int(i) for i in class_rows), ex.images
-            )
+            pngs = _recon_pngs(model_stamp(r), tuple(int(i) for i in class_rows), ex.images, store, r)
         except StoreError as e:
             cols[1].error(plain(e))
             continue

@@ -7,11 +7,8 @@ whole app once: on success the tab that started the job explores the new model; 
 its model and is offered the new one ("Explore it" in the sidebar). The trainer offers the new model as
 the default for new tabs (`ModelStore.offer_as_default`); older models stay in the model picker.
 
-Session state used here (all prefixed `retrain_` / `_retrain_`):
-  _retrain_active_<where>   whether a job ran at the last full run (a change triggers a full rerun)
-  _retrain_notice_<where>   a (kind, text) message to show once after a rerun ("sidebar" or "main")
-  _retrain_ended            the job whose end this session saw (announced once with a toast)
-The jobs this tab started, and the model it explores, go through explorer.session too.
+Widget keys are prefixed `retrain_`; the panel's own state is `_own()` (below). The model this tab
+explores is shared state (explorer.session).
 """
 
 from __future__ import annotations
@@ -27,6 +24,7 @@ from explorer.panels.common import plain
 from model import bundle, jobs
 from model.config import VAEConfig, option
 from model.data import available_datasets
+from model.errors import JobError
 from model.paths import shown
 
 POLL_ACTIVE_S = 1.0  # progress refresh while a job runs
@@ -41,6 +39,23 @@ DATASET_LABELS = {"mnist": "MNIST digits", "fashion_mnist": "Fashion-MNIST"}
 
 
 # ----------------------------------------------------------------------------- pure helpers
+
+
+def _own() -> dict:
+    """This panel's state: notice_<where> ((kind, text) shown once), active_<key> (a job was running at the
+    last look), ended (the id of a job seen ending), duplicate ((config, model id) a run would repeat),
+    started (the ids of the jobs this tab started)."""
+    return session.own("retrain")
+
+
+def add_started_job(job_id: str) -> None:
+    """Remember that this tab started the training job `job_id` (it explores the model when done)."""
+    _own()["started"] = [*_own().get("started", []), job_id]
+
+
+def started_job(job_id: str) -> bool:
+    """Whether this tab started the training job `job_id`."""
+    return job_id in _own().get("started", [])
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -143,7 +158,7 @@ def _latest() -> tuple[jobs.JobStatus | None, str | None]:
     """(latest job status or None, an error message or None)."""
     try:
         return jobs.latest_job(), None
-    except jobs.JobError as e:
+    except JobError as e:
         return None, str(e)
 
 
@@ -151,11 +166,11 @@ def _start(config: VAEConfig, where: str) -> None:
     """Start a job (or find the running one), remember what to tell the user, rerun the app."""
     try:
         info = jobs.start_job(config)
-    except jobs.JobError as e:
+    except JobError as e:
         notice = ("error", str(e))
     else:
         if info.new:
-            session.add_started_job(info.id)  # this tab explores the model when it is done
+            add_started_job(info.id)  # this tab explores the model when it is done
         if info.new and where == "main":
             notice = (
                 "success",
@@ -172,12 +187,12 @@ def _start(config: VAEConfig, where: str) -> None:
                 "A training job is already running (started from another tab or "
                 "session); here is its progress. Cancel it to start another.",
             )
-    session.set_retrain_notice(where, notice)
+    _own()[f"notice_{where}"] = notice
     st.rerun()
 
 
 def _show_notice(where: str) -> None:
-    notice = session.pop_retrain_notice(where)
+    notice = _own().pop(f"notice_{where}", None)
     if notice:
         kind, text = notice
         {"error": st.error, "info": st.info, "success": st.success, "warning": st.warning}[kind](text)
@@ -240,10 +255,10 @@ def _live(key: str, wide: bool) -> None:
         st.error(err)
         return
     active = js is not None and js.active
-    if active != session.retrain_active(key):
-        session.set_retrain_active(key, active)
+    if active != _own().get(f"active_{key}"):
+        _own()[f"active_{key}"] = active
         if not active and js is not None:
-            session.set_retrain_ended(js.id)
+            _own()["ended"] = js.id
             _follow(js)
         st.rerun()  # the page picks up this tab's model and the new refresh rate
     if active:
@@ -254,27 +269,27 @@ def _follow(js: jobs.JobStatus) -> None:
     """A training that succeeded: the tab that started it explores its model, any other is offered it."""
     if js.state != "succeeded" or not js.model_id:
         return
-    if session.started_job(js.id):
+    if started_job(js.id):
         session.set_tab_model(js.model_id)
     else:
         session.set_model_offer(js.model_id)
 
 
 def _live_fragment(key: str, wide: bool, active: bool) -> None:
-    session.set_retrain_active(key, active)
+    _own()[f"active_{key}"] = active
     st.fragment(_live, run_every=POLL_ACTIVE_S if active else POLL_IDLE_S)(key, wide)
 
 
 def _announce_end() -> None:
     """Once per session, after a job it watched ended: a toast saying what happened."""
-    job_id = session.pop_retrain_ended()
+    job_id = _own().pop("ended", None)
     if not job_id:
         return
     try:
         js = jobs.job_status(job_id)
-    except jobs.JobError:
+    except JobError:
         return
-    if js.state == "succeeded" and session.started_job(js.id):
+    if js.state == "succeeded" and started_job(js.id):
         st.toast(f"New model trained ({describe(js.config)}); now exploring it.", icon="✅")
     elif js.state == "succeeded":
         st.toast(f"A new model was trained ({describe(js.config)}): see the sidebar.", icon="✅")
@@ -433,7 +448,7 @@ def _options_form(active: bool) -> VAEConfig | None:
 
 def _trained_already(store, config: VAEConfig):
     """The newest stored model trained with exactly this config, or None."""
-    from model.store import StoreError
+    from model.errors import StoreError
 
     try:
         return store.find(config)
@@ -442,25 +457,25 @@ def _trained_already(store, config: VAEConfig):
 
 
 def _explore_existing(store, model_id: str) -> None:
-    session.clear_retrain_duplicate()
+    _own().pop("duplicate", None)
     try:
         store.record(model_id)
-    except Exception as e:
-        session.set_retrain_notice("sidebar", ("error", str(e)))
+    except Exception as e:  # StoreError: say it, never a traceback
+        _own()["notice_sidebar"] = ("error", str(e))
     else:
         session.set_tab_model(model_id)  # this tab only
 
 
 def _offer_existing(store, active: bool) -> None:
     """After Start with a config trained already: explore that model, or train again anyway."""
-    dup = session.retrain_duplicate()
+    dup = _own().get("duplicate")
     if not dup:
         return
     config, model_id = dup
     try:
         record = store.record(model_id)
-    except Exception:
-        session.clear_retrain_duplicate()
+    except Exception:  # deleted or broken since: nothing to offer
+        _own().pop("duplicate", None)
         return
     st.info(
         f"This config was trained already: **{record.label}**. Explore that model, or train "
@@ -476,7 +491,7 @@ def _offer_existing(store, active: bool) -> None:
         icon=":material/visibility:",
     )
     if c2.button("Train again", key="retrain_dup_train", disabled=active, icon=":material/replay:"):
-        session.clear_retrain_duplicate()
+        _own().pop("duplicate", None)
         _start(config, "sidebar")
 
 
@@ -499,7 +514,7 @@ def retrain_panel(store) -> None:
         if existing is None:
             _start(config, "sidebar")  # reruns the app
         else:
-            session.set_retrain_duplicate((config, existing.id))
+            _own()["duplicate"] = (config, existing.id)
     _offer_existing(store, active)
     if js is not None and not active:
         _outcome(js)

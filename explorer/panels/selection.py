@@ -107,4 +107,4 @@ def selection_panel(ex) -> None:
             key="sel_csv",
             help=f"Columns index,label,z0..z{ex.latent_dim - 1}: the selected test images' posterior means.",
         )
-        b2.button("Clear selection", on_click=session.clear_selection, key="sel_clear")
+        b2.button("Clear selection", on_click=session.set_selection, args=(None,), key="sel_clear")

@@ -5,8 +5,8 @@ The model a tab explores belongs to the tab (`tab_record`): a pick here, a link 
 this tab only; the store's current model is only the default a new tab opens on.
 
 Widget keys: model_pick, model_default, model_offer_go, model_offer_no, delete_<id>, delete_yes_<id>,
-delete_no_<id>; the tab's model, the Delete confirmation and the notes shown after a delete or a failed
-switch go through explorer.session.
+delete_no_<id>; the tab's model is shared state (explorer.session); the Delete
+confirmation and the notes shown after a delete or a failed switch are this panel's own (`_own()`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,32 @@ from explorer import session
 from explorer.panels import links, retrain, sweep
 from explorer.panels.common import model_labels, plain
 from model.config import option
+from model.errors import ModelNotFoundError, StoreError
 from model.paths import shown
-from model.store import ModelNotFoundError, StoreError, dir_size
+from model.store import dir_size
+
+
+def _own() -> dict:
+    """This panel's state: model_note / delete_note ((kind, text) shown once), switch_error,
+    confirm_delete (the model id whose Delete asks to confirm), seen_model (the picker's last model)."""
+    return session.own("sidebar")
+
+
+def _note(kind: str, text: str) -> None:
+    _own()["model_note"] = (kind, text)
+
+
+def _ask_delete(model_id: str | None) -> None:
+    """Button callback: ask to confirm deleting `model_id` (None: forget the question)."""
+    _own()["confirm_delete"] = model_id
+
+
+def _follow_tab_model(widget_key: str, model_id: str | None, ids: list[str]) -> None:
+    """Make the model picker's widget value follow this tab's model when code changed it (a link, a
+    finished training this tab started, "Explore it", a delete)."""
+    if _own().get("seen_model") != model_id or st.session_state.get(widget_key) not in ids:
+        _own()["seen_model"] = model_id
+        st.session_state[widget_key] = model_id
 
 
 def tab_record(store):
@@ -28,7 +52,7 @@ def tab_record(store):
 
     The tab's own choice (session state) if it is still readable; on a tab's first run, the model its link
     names; else the store's default. A model deleted (from another tab) or damaged since is named once
-    (`session.pop_model_note`, shown by `model_note`) and the tab falls back to the default."""
+    (shown once by `model_note`) and the tab falls back to the default."""
     model_id = session.tab_model()
     if model_id is None:
         model_id = links.link_model(store)
@@ -36,13 +60,13 @@ def tab_record(store):
         try:
             record = store.record(model_id)
         except ModelNotFoundError:
-            session.set_model_note(
+            _note(
                 "warning",
                 f"The model **{plain(model_id)}** this tab explored was deleted (from another tab or "
                 "session): its pictures and downloads are gone. This tab now explores the default model.",
             )
         except StoreError as e:
-            session.set_model_note(
+            _note(
                 "error",
                 f"The model **{plain(model_id)}** this tab explored cannot be read any more: {plain(e)}\n\n"
                 "This tab now explores the default model.",
@@ -57,7 +81,7 @@ def tab_record(store):
 
 def model_note() -> None:
     """Main area, under the title: what happened to this tab's model since its last run (once)."""
-    if note := session.pop_model_note():
+    if note := _own().pop("model_note", None):
         {"warning": st.warning, "error": st.error, "info": st.info}[note[0]](note[1])
 
 
@@ -69,7 +93,7 @@ def sidebar(store):
     current = tab_record(store)
     with st.sidebar:
         st.header("Model")
-        if note := session.pop_delete_note():
+        if note := _own().pop("delete_note", None):
             (st.error if note[0] == "error" else st.success)(note[1])
         _offer(store, current)
         records = store.list()
@@ -93,7 +117,7 @@ def sidebar(store):
             # One stable widget whose value follows this tab's model when code changes it (a link, a
             # training this tab started, "Explore it"). Only a user's pick calls _switch_model.
             key = "model_pick"
-            session.follow_tab_model(key, current.id if current is not None else None, ids)
+            _follow_tab_model(key, current.id if current is not None else None, ids)
             st.selectbox(
                 "Model to explore",
                 ids,
@@ -168,7 +192,7 @@ def _make_default(store, model_id: str) -> None:
     try:
         store.set_current(model_id)
     except StoreError as e:
-        session.set_switch_error(plain(e))
+        _own()["switch_error"] = plain(e)
 
 
 def _fmt_bytes(n: int) -> str:
@@ -189,7 +213,7 @@ def _store_size(store, n_models: int, n_broken: int) -> None:
 
 def _delete_button(store, model_id: str, *, broken: bool) -> None:
     """ "Delete…", then a confirmation ("Yes, delete" / "Keep it") before the model goes."""
-    if session.confirm_delete() == model_id:
+    if _own().get("confirm_delete") == model_id:
         st.warning(
             f"Delete **{plain(model_id)}** for good? Other models are untouched; a tab exploring it "
             "is told on its next step."
@@ -202,13 +226,13 @@ def _delete_button(store, model_id: str, *, broken: bool) -> None:
             on_click=delete_model,
             args=(store, model_id),
         )
-        c2.button("Keep it", key=f"delete_no_{model_id}", on_click=session.ask_delete, args=(None,))
+        c2.button("Keep it", key=f"delete_no_{model_id}", on_click=_ask_delete, args=(None,))
     else:
         st.button(
             "Delete this unreadable model…" if broken else "Delete this model…",
             key=f"delete_{model_id}",
             icon=":material/delete:",
-            on_click=session.ask_delete,
+            on_click=_ask_delete,
             args=(model_id,),
             help=f"Removes {plain(shown(store.root / model_id))} (asks first).",
         )
@@ -216,12 +240,12 @@ def _delete_button(store, model_id: str, *, broken: bool) -> None:
 
 def delete_model(store, model_id: str) -> None:
     """Button callback: delete a model (this tab's own one: the tab goes on to the default)."""
-    session.ask_delete(None)
+    _ask_delete(None)
     was_current = store.current_id() == model_id
     try:
         store.delete(model_id)
     except StoreError as e:
-        session.set_delete_note("error", plain(e))
+        _own()["delete_note"] = ("error", plain(e))
         return
     if session.tab_model() == model_id:
         session.set_tab_model(None)  # this tab deleted its own model: on to the default, no warning
@@ -232,7 +256,7 @@ def delete_model(store, model_id: str) -> None:
                 store.set_current(remaining[0].id)
             except StoreError:
                 pass  # current() falls back to the newest readable model anyway
-    session.set_delete_note("success", f"Deleted the model {plain(model_id)}.")
+    _own()["delete_note"] = ("success", f"Deleted the model {plain(model_id)}.")
 
 
 def _switch_model(store, key: str) -> None:
@@ -242,13 +266,13 @@ def _switch_model(store, key: str) -> None:
         try:
             store.record(model_id)
         except StoreError as e:
-            session.set_switch_error(plain(e))
+            _own()["switch_error"] = plain(e)
         else:
             session.set_tab_model(model_id)
 
 
 def _model_card(record) -> None:
-    if err := session.pop_switch_error():
+    if err := _own().pop("switch_error", None):
         st.error(err)
     c = record.config
     m = record.test_metrics

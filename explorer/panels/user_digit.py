@@ -23,7 +23,8 @@ import streamlit as st
 from explorer import session, views
 from explorer.panels.common import fmt, thumbnail_row
 from model import analysis, export
-from model.preprocess import MAX_BYTES, MAX_PIXELS, ImageError, prepare
+from model.errors import ImageError
+from model.preprocess import MAX_BYTES, MAX_PIXELS, prepare
 
 USER_COLOR = "#e6007e"  # magenta: unlike any class colour and the pick's black
 CANVAS_PX = 280  # 10x MNIST: a digit drawn large, then scaled to 20 px like MNIST's
@@ -58,14 +59,26 @@ def canvas_component():
     return st_canvas, None
 
 
+def _own() -> dict:
+    """This panel's state: canvas_sig/upload_id (what the canvas/uploader last gave, so each input is
+    processed once), error (the last picture's message), used (the expander was used: keep it open)."""
+    return session.own("user_digit")
+
+
+def _set_digit(image, source: str = "") -> None:
+    """Set (or, with None, clear) the user's digit and forget the last error. Also a button callback."""
+    session.set_user_digit(image, source)
+    _own().pop("error", None)
+
+
 def _ingest(source, origin: str, dataset: str) -> None:
     """Preprocess a picture into session state (or record why it cannot be used)."""
     try:
         image = prepare(source, dataset)
     except ImageError as e:
-        session.set_user_error(f"{origin}: {e}")
+        _own()["error"] = f"{origin}: {e}"
         return
-    session.set_user_digit(image, origin)
+    _set_digit(image, origin)
 
 
 def _draw_tab(ex) -> None:
@@ -91,14 +104,14 @@ def _draw_tab(ex) -> None:
     if png is None:
         return
     sig = hashlib.sha1(png).hexdigest()
-    if sig == session.canvas_sig():
+    if sig == _own().get("canvas_sig"):
         return
-    session.set_canvas_sig(sig)
+    _own()["canvas_sig"] = sig
     rgba = result.image_data
     if rgba is None or rgba[..., :3].max() < 32:  # an empty canvas (first draw or after the bin)
         current = session.user_digit()
         if current and current["source"] == "drawing":
-            session.clear_user_digit()
+            _set_digit(None)
         return
     _ingest(rgba, "drawing", ex.record.config.dataset)
 
@@ -114,14 +127,14 @@ def _upload_tab(ex) -> None:
         "it is cropped, scaled and centred like the training images.",
     )
     if up is None:
-        if session.upload_id() is not None:  # the user removed the file
-            session.set_upload_id(None)
+        if _own().get("upload_id") is not None:  # the user removed the file
+            _own()["upload_id"] = None
             current = session.user_digit()
             if current and current["source"].startswith("upload"):
-                session.clear_user_digit()
+                _set_digit(None)
         return
-    if up.file_id != session.upload_id():
-        session.set_upload_id(up.file_id)
+    if up.file_id != _own().get("upload_id"):
+        _own()["upload_id"] = up.file_id
         _ingest(up.getvalue(), f"upload {up.name}", ex.record.config.dataset)
 
 
@@ -155,16 +168,16 @@ def neighbours(z_means, z, k: int = NEIGHBOURS) -> np.ndarray:
 
 def user_digit_panel(ex) -> None:
     """The "Your digit" expander: input (draw / upload), then the digit seen through the model."""
-    session.init_user_digit()
+    st.session_state.setdefault("user_digit", None)
     noun = _noun(ex)
     # Open once the panel has been used, then leave it to the user: `expanded` never goes back to
     # False, since a flip (e.g. during the run that swaps one upload for another) collapses it.
-    if session.user_digit() or session.user_error() or session.has_user_image():
-        session.mark_user_panel_used()
+    if session.user_digit() or _own().get("error") or st.session_state.get("user_image") is not None:
+        _own()["used"] = True
     with st.expander(
         f"✏️ Your own {noun}: draw or upload one and see where it lands",
         key="user_panel",
-        expanded=session.user_panel_used(),
+        expanded=_own().get("used", False),
     ):
         left, right = st.columns([2, 3], gap="large")
         with left:
@@ -173,7 +186,7 @@ def user_digit_panel(ex) -> None:
                 _draw_tab(ex)
             with upload:
                 _upload_tab(ex)
-            raw = session.pop_user_image()  # set from code or tests
+            raw = st.session_state.pop("user_image", None)  # set from code or tests
             if raw is not None:
                 _ingest(raw, "picture", ex.record.config.dataset)
         with right:
@@ -181,7 +194,7 @@ def user_digit_panel(ex) -> None:
 
 
 def _user_result(ex, noun: str) -> None:
-    if err := session.user_error():
+    if err := _own().get("error"):
         st.error(err)
     u = user_latent(ex)
     if u is None:
@@ -233,7 +246,7 @@ def _user_result(ex, noun: str) -> None:
         key="user_to_sliders",
         help="Set the latent sliders to this picture's z_mean.",
     )
-    buttons.button(f"Clear my {noun}", on_click=session.clear_user_digit, key="user_clear")
+    buttons.button(f"Clear my {noun}", on_click=session.set_user_digit, args=(None,), key="user_clear")
     buttons.download_button(
         "Preprocessed PNG",
         export.png_bytes(u["image"]),

@@ -25,6 +25,8 @@ from browser_harness import (
     wait_image_loaded,
 )
 
+from model.latent import LatentModel
+
 DIGIT_CAPTION = "decoder(z) for the slider values"
 TOL = 3 / 255  # server vs. test-process decode of the same weights, after 8-bit PNG rounding
 
@@ -36,7 +38,7 @@ def served_model(server):
     from model.store import ModelStore
 
     store = ModelStore(server.home / "models")
-    latent = store.load(store.current().id)
+    latent = LatentModel.from_record(store.record(store.current().id))
     data = load_dataset("mnist", npz=server.home / "data" / "mnist.npz")
     return latent, data
 

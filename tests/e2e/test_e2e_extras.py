@@ -15,6 +15,8 @@ import pytest
 from browser_harness import fetch_image, runs_done, to_grey28, wait_image_loaded, wait_runs
 from PIL import Image, ImageDraw
 
+from model.latent import LatentModel
+
 SEEN = "what the model sees"
 RECON = "reconstruction: decoder(z_mean)"
 TOL = 3 / 255  # server vs. test-process decode of the same weights, after 8-bit PNG rounding
@@ -27,7 +29,11 @@ def served_model(server):
 
     store = ModelStore(server.home / "models")
     rec = store.current()
-    return store.load(rec.id), load_dataset("mnist", npz=server.home / "data" / "mnist.npz"), rec
+    return (
+        LatentModel.from_record(store.record(rec.id)),
+        load_dataset("mnist", npz=server.home / "data" / "mnist.npz"),
+        rec,
+    )
 
 
 def panel(page):

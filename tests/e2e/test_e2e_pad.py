@@ -27,6 +27,8 @@ from browser_harness import (
     watch_console,
 )
 
+from model.latent import LatentModel
+
 PAD_FRAME = "latent_pad/index.html"
 EXACT = 1e-3  # max abs pixel difference between the browser's decoder and LatentModel.decode
 
@@ -35,7 +37,7 @@ def load_latent(home):
     from model.store import ModelStore
 
     store = ModelStore(home / "models")
-    return store.load(store.current().id)
+    return LatentModel.from_record(store.record(store.current().id))
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from browser_harness import downloaded_image, server_z, to_grey28, wait_idle
 
+from model.latent import LatentModel
+
 TOL = 3 / 255
 
 
@@ -81,5 +83,5 @@ def test_retrain_one_epoch_then_the_page_explores_the_new_model(app_page, server
 
     # the server's digit (its PNG download; the pad paints the live one) now comes from the new model
     z = server_z(page)[None]  # the z the server decoded, as the address bar says
-    expected = store.load(new_id).decode(z)[0]
+    expected = LatentModel.from_record(store.record(new_id)).decode(z)[0]
     assert np.abs(to_grey28(downloaded_image(page, "PNG 28×28")) - expected).max() <= TOL

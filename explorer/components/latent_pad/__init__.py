@@ -26,6 +26,7 @@ import numpy as np
 import streamlit as st
 import streamlit.components.v1 as components
 
+from explorer import session
 from model.env import env_flag
 
 FRONTEND = Path(__file__).resolve().parent / "frontend"
@@ -38,7 +39,7 @@ ASSETS = (
     "vendor/tfjs-backend-wasm-simd.wasm",
 )
 ENV = "LATENT_EXPLORER_PAD"  # set to 0 to use the server-side sliders instead
-STATE = "_latent_pad"  # session key owned by this module
+STATE = "latent_pad"  # this module's own state: session.own(STATE), key "_latent_pad"
 STEP = 0.01
 
 _component = components.declare_component("latent_pad", path=str(FRONTEND))
@@ -90,10 +91,10 @@ def _background(model_key: str, _rgb: np.ndarray) -> str:
 
 
 def _state() -> dict:
-    ss = st.session_state
-    if STATE not in ss:
-        ss[STATE] = {"sent": None, "known": None, "rev": 0, "error": None}
-    return ss[STATE]
+    state = session.own(STATE)
+    for key, value in {"sent": None, "known": None, "rev": 0, "error": None}.items():
+        state.setdefault(key, value)
+    return state
 
 
 def _on_change(key: str, z_keys: list[str], bounds: list[float]) -> None:
@@ -109,9 +110,7 @@ def _on_change(key: str, z_keys: list[str], bounds: list[float]) -> None:
     elif "z" in value:
         z = browser_z(value["z"], len(z_keys))
         if z is not None:
-            clipped = [float(np.clip(v, -b, b)) for v, b in zip(z, bounds)]
-            for k, v in zip(z_keys, clipped):
-                st.session_state[k] = v
+            clipped = session.set_z(z, bounds)  # the keys are session.z_keys(len(bounds))
             state["known"] = clipped if clipped == z else None  # clipped: resend
 
 

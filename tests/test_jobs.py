@@ -650,6 +650,16 @@ def test_status_derivation_is_pure():
     assert (js.phase, js.step, js.steps, js.epoch, js.loss) == ("validating", 4, 4, 1, 6.0) and js.eta > 0
     js = S.build("j", {"config": {"epochs": 2}}, [start, *batches, epoch0], running, cancel_requested=False)
     assert (js.phase, js.epochs_done, js.val_loss, js.history["loss"]) == ("training", 1, 5.5, [6.0])
+    last = [{**b, "epoch": 1, "time": b["time"] + 10} for b in batches]
+    epoch1 = {**epoch0, "epoch": 1, "time": 26.0}
+    js = S.build(
+        "j",
+        {"config": {"epochs": 2}},
+        [start, *batches, epoch0, *last, epoch1],
+        running,
+        cancel_requested=False,
+    )
+    assert (js.phase, js.step, js.steps) == ("saving", 4, 4)  # every batch ran: not "batch 0/4" while saving
     done = {"event": "done", "time": 30.0, "model_id": "m1"}
     assert S.derive([start, done], alive=False, cancelled=False) == S.Verdict("succeeded", "m1")
     # no final event, the process gone: the store decides

@@ -277,7 +277,7 @@ def build(
         elif start and not batches and not epochs_ev:
             js.activity, js.activity_since = FIRST_BATCH, start.get("time")
         if start and js.epochs_done >= js.epochs:
-            js.phase = "saving"
+            js.phase, js.step = "saving", js.steps  # every batch ran: not "batch 0/N" while saving
         elif js.steps and js.step >= js.steps:
             js.phase = "validating"
         js.eta = eta(

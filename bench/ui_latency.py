@@ -374,6 +374,82 @@ def clicks(page, n_clicks: int, timeout_ms: float = 15_000) -> dict:
     }
 
 
+def trace_summary(trace: dict, t0_us: float | None = None, top: int = 12) -> dict:
+    """Main-thread time of a Chromium trace: self time (ms) per event name and per script URL.
+
+    Complete events ("X") on the renderer main threads (CrRendererMain, of the page and of its iframes)
+    are nested by time; an event's self time is its duration minus its children's."""
+    events = trace.get("traceEvents", trace if isinstance(trace, list) else [])
+    main = {
+        (e["pid"], e["tid"])
+        for e in events
+        if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"
+    }
+    by_thread: dict = {}
+    for e in events:
+        if e.get("ph") == "X" and (e.get("pid"), e.get("tid")) in main and "dur" in e:
+            if t0_us is None or e["ts"] + e["dur"] >= t0_us:
+                by_thread.setdefault((e["pid"], e["tid"]), []).append(e)
+    by_name: dict = {}
+    by_url: dict = {}
+    busy = 0.0
+    for evs in by_thread.values():
+        evs.sort(key=lambda e: (e["ts"], -e["dur"]))
+        stack: list = []  # [event, child time, url]
+        for e in evs + [None]:
+            while stack and (e is None or e["ts"] >= stack[-1][0]["ts"] + stack[-1][0]["dur"]):
+                ev, child, url = stack.pop()
+                self_ms = (ev["dur"] - child) / 1000
+                by_name[ev["name"]] = by_name.get(ev["name"], 0.0) + self_ms
+                if url:
+                    by_url[url] = by_url.get(url, 0.0) + self_ms
+                if stack:
+                    stack[-1][1] += ev["dur"]
+                elif ev["name"] in ("RunTask", "ThreadControllerImpl::RunTask"):
+                    busy += ev["dur"] / 1000
+            if e is None:
+                break
+            data = (e.get("args") or {}).get("data") or {}
+            url = data.get("url") or (stack[-1][2] if stack else None)
+            stack.append([e, 0, url.rsplit("/", 1)[-1][:60] if url else None])
+
+    def best(d):
+        return {k: round(v, 1) for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:top] if v >= 0.5}
+
+    return {"busy_ms": round(busy, 1), "self_ms_by_event": best(by_name), "self_ms_by_script": best(by_url)}
+
+
+def trace_click(browser, page, path: Path) -> dict:
+    """One more scatter click with a Chromium performance trace saved to `path` (open it in DevTools'
+    Performance panel or ui.perfetto.dev); returns its latency and the trace's main-thread summary."""
+    chart = page.locator('[data-testid="stPlotlyChart"]').filter(has=page.locator(".gl-container")).first
+    points, box, _ = scatter_points(chart)
+    target, _gap = isolated_point(points, box, rng_seed=97)
+    page.mouse.move(target[2], target[3])
+    page.wait_for_timeout(300)
+    n = len(samples(page, RECON_CAPTION))
+    categories = [
+        "devtools.timeline",
+        "disabled-by-default-devtools.timeline",
+        "disabled-by-default-devtools.timeline.frame",
+        "blink.user_timing",
+        "v8.execute",
+        "toplevel",
+        "loading",
+    ]
+    browser.start_tracing(page=page, path=str(path), categories=categories)
+    page.mouse.down()
+    page.mouse.up()
+    s = wait_sample(page, RECON_CAPTION, n + 1, 15_000)
+    wait_idle(page)
+    page.wait_for_timeout(200)
+    browser.stop_tracing()
+    out = trace_summary(json.loads(Path(path).read_text()))
+    out["file"] = str(path)
+    out["latency_ms"] = None if s is None or s["down"] is None else round(s["painted"] - s["down"], 1)
+    return out
+
+
 def starts(browser, home: Path, n: int, log_dir: Path) -> dict:
     """Fresh `streamlit run` -> health -> page interactive (first run over, digit painted)."""
     out = []
@@ -610,6 +686,12 @@ def main(argv=None) -> int:
     p.add_argument("--pad-moves", type=int, default=120, help="mouse moves per pad / range-input drag")
     p.add_argument("--skip", action="append", default=[], choices=("slider", "click", "start", "pad"))
     p.add_argument("--json", help="also write the JSON result to this file")
+    p.add_argument(
+        "--trace",
+        metavar="FILE",
+        help="after the clicks, trace one more click (Chromium performance trace, JSON) into FILE and "
+        "summarise its main-thread time",
+    )
     args = p.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -662,6 +744,9 @@ def main(argv=None) -> int:
                     if "click" not in args.skip:
                         print(f"click: {args.clicks} points ...", file=sys.stderr)
                         result["click"] = clicks(page, args.clicks)
+                    if args.trace:
+                        print(f"trace: one click -> {args.trace} ...", file=sys.stderr)
+                        result["trace"] = trace_click(browser, page, Path(args.trace))
                     page.context.close()
             if "start" not in args.skip:
                 print(f"start: {args.starts} fresh servers ...", file=sys.stderr)

@@ -195,6 +195,11 @@ def explore_panel(ex: context.Explorer) -> None:
     sync_sliders(ex)  # a click reruns only this fragment: apply the new pick here too
     d = ex.latent_dim
     left, right = st.columns([1, 1], gap="medium")
+    pick_box = st.container()
+    # The pick's images go out first (a click waits for them), then the pad/digit and the rest: the
+    # browser re-renders the fragment's elements in the order they arrive.
+    with pick_box:
+        pick_panel(ex)
     with left:
         z, decode_ms, map_box = _live_digit(ex)
     with right:
@@ -206,7 +211,6 @@ def explore_panel(ex: context.Explorer) -> None:
             + ("" if d == 2 else f" Axes: {ex.view_name} of the {d}-D means.")
         )
 
-    pick_panel(ex)
     path, interp_map = interpolation_panel(ex, z, with_map=map_box is None)
     map_box = map_box or interp_map
     tools.explore_tools(ex, z, path)  # GIF, selection, neighbours, traversals, attributes, link

@@ -231,3 +231,16 @@ def test_a_pick_does_not_rescale_the_scatter_or_grow_its_legend(app_page):
     assert after == before, f"the pick changed the axes or the legend: {before} -> {after}"
     assert before[3] == 10, f"the legend should list the 10 classes only: {before}"
     console_log(page).assert_clean(page, what="the load and a scatter pick")
+
+
+def test_the_pick_section_stays_below_the_scatter(app_page):
+    """The pick's images are sent before the pad and the scatter (a click waits for them), yet the page
+    keeps its layout: the "Picked test image" section is below the scatter, not above the columns."""
+    page = app_page
+    chart_box = scatter(page).bounding_box()
+    heading = page.get_by_role("heading", name="Picked test image").first
+    heading.wait_for(state="visible")
+    assert heading.bounding_box()["y"] >= chart_box["y"] + chart_box["height"], (
+        heading.bounding_box(),
+        chart_box,
+    )

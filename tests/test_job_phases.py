@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from explorer.panels.retrain import progress_text
+from explorer.panels.training_jobs import progress_text
 from model import jobs
 from model.config import VAEConfig
 from model.jobs import procs

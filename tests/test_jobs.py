@@ -430,7 +430,7 @@ def test_death_messages_name_the_cause_and_the_fix():
 
 
 def test_loss_curve_breaks_between_epochs():
-    from explorer.panels.retrain import loss_figure
+    from explorer.panels.training_jobs import loss_figure
 
     js = jobs.JobStatus(
         id="j",
@@ -579,7 +579,7 @@ def test_the_retrain_form_has_a_widget_for_every_config_field(home):
 
 
 def test_describe_names_the_config_and_its_schedule():
-    from explorer.panels.retrain import describe
+    from explorer.panels.training_jobs import describe
 
     config = dict(dataset="mnist", latent_dim=2, loss="bce", epochs=30, batch_size=128, limit=None)
     assert describe(config) == "MNIST digits · z2 · BCE · 30 epochs · batch 128 · all images"

@@ -241,16 +241,16 @@ def test_markdown_in_a_link_is_shown_as_text_never_rendered(home):
 def _job_end_script():
     import streamlit as st
 
-    from explorer.panels import retrain
+    from explorer.panels import training_jobs
     from model import jobs
 
     if st.session_state.get("started_here"):
-        retrain.add_started_job("job-1")
+        training_jobs.add_started_job("job-1")
     if not st.session_state.get("ended"):
         st.session_state["ended"] = True
         js = jobs.JobStatus(id="job-1", state="succeeded", phase="ended", config={}, epochs=1)
         js.model_id = "the-new-model"
-        retrain._follow(js)  # what the progress fragment does when it sees the job end
+        training_jobs._follow(js)  # what the progress fragment does when it sees the job end
 
 
 def test_a_finished_training_switches_the_tab_that_started_it_and_is_offered_to_the_others():

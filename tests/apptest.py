@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
@@ -93,3 +93,25 @@ def plotly_array(v):
 
         return np.frombuffer(base64.b64decode(v["bdata"]), np.dtype(v["dtype"]))
     return np.asarray(v, float)
+
+
+def png(img: Image.Image, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def seven() -> bytes:
+    """A dark '7' drawn on white paper."""
+    img = Image.new("L", (200, 300), 245)
+    ImageDraw.Draw(img).line([(40, 40), (160, 40), (80, 270)], fill=10, width=18)
+    return png(img)
+
+
+def traces(at) -> dict:
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    return {t.get("name"): t for t in spec["data"]}
+
+
+def errors(at) -> list[str]:
+    return [e.value for e in at.error]

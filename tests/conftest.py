@@ -101,3 +101,15 @@ def reference(session_home):
     latent = LatentModel.from_record(store.record(store.current().id))
     data = load_dataset("mnist", npz=session_home / "data" / "mnist.npz")
     return latent, data
+
+
+@pytest.fixture
+def app(home):
+    """The page run once headless (AppTest) on a home with the bundled model; no exception."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.apptest import APP
+
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception, at.exception
+    return at

@@ -1,47 +1,9 @@
 """The quality panel (explorer/panels/quality.py) in the running page (AppTest): estimates, comparison."""
 
-import io
-import json
-from pathlib import Path
-
 import pytest
-from PIL import Image, ImageDraw
 
 from explorer.panels import quality as quality_panel
-
-APP = str(Path(__file__).resolve().parents[1] / "streamlit_app.py")
-TIMEOUT = 120
-
-
-def png(img: Image.Image, fmt: str = "PNG") -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format=fmt)
-    return buf.getvalue()
-
-
-def seven() -> bytes:
-    """A dark '7' drawn on white paper."""
-    img = Image.new("L", (200, 300), 245)
-    ImageDraw.Draw(img).line([(40, 40), (160, 40), (80, 270)], fill=10, width=18)
-    return png(img)
-
-
-def traces(at) -> dict:
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    return {t.get("name"): t for t in spec["data"]}
-
-
-def errors(at) -> list[str]:
-    return [e.value for e in at.error]
-
-
-@pytest.fixture
-def app(home):
-    from streamlit.testing.v1 import AppTest
-
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    assert not at.exception, at.exception
-    return at
+from tests.apptest import errors
 
 
 def test_quality_panel_estimates_and_compares(app, monkeypatch):

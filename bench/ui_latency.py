@@ -505,6 +505,12 @@ def prepare(args, tmp: Path) -> Path:
     return prepare_home(tmp / "home", epochs=args.train_epochs, limit=args.train_limit)
 
 
+def _stat_row(label: str, v: dict, goal: str = "") -> tuple:
+    """A table row: label, count, p50 and p95 in ms ("—" when there is none), goal."""
+    ms = ["—" if v[p] is None else f"{v[p]:.1f} ms" for p in ("p50", "p95")]
+    return (label, str(v["n"]), *ms, goal)
+
+
 def _drag_rows(name: str, r: dict) -> list[tuple]:
     """The table rows of one drag measurement (the pad's or the range input's)."""
 
@@ -526,16 +532,7 @@ def _drag_rows(name: str, r: dict) -> list[tuple]:
         ("  pointer event -> next frame", "pointer_to_next_frame_ms", "p95 <= 33 ms"),
         ("  one decode in the browser", "decode_ms", ""),
     ):
-        v = r[key]
-        rows.append(
-            (
-                label,
-                str(v["n"]),
-                "—" if v["p50"] is None else f"{v['p50']:.1f} ms",
-                "—" if v["p95"] is None else f"{v['p95']:.1f} ms",
-                goal,
-            )
-        )
+        rows.append(_stat_row(label, r[key], goal))
     rows.append(
         (
             "  websocket frames sent: drag / release",
@@ -614,16 +611,7 @@ def table(result: dict) -> str:
             ("  browser main thread busy (>50 ms tasks)", "browser_busy_ms"),
             ("  decode on the server (caption)", "server_decode_ms"),
         ):
-            v = sl[key]
-            rows.append(
-                (
-                    name,
-                    str(v["n"]),
-                    "—" if v["p50"] is None else f"{v['p50']:.1f} ms",
-                    "—" if v["p95"] is None else f"{v['p95']:.1f} ms",
-                    "",
-                )
-            )
+            rows.append(_stat_row(name, sl[key]))
     if cl:
         rows.append(
             (

@@ -6,9 +6,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -19,11 +17,9 @@ from model.config import VAEConfig
 from model.errors import JobError, StoreError
 from model.jobs import procs
 from model.jobs.files import read_json, write_json
-from model.paths import home
 from model.store import ModelStore
 from model.sweep_state import SweepError, SweepInfo, sweep_status, sweeps_root
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 POLL_S = 0.5
 
 
@@ -159,35 +155,17 @@ def start_sweep(
 
 
 def _spawn_driver(path: Path) -> int:
-    cmd = [sys.executable, "-m", "model.sweep", "run", str(path)]
-    env = dict(
-        os.environ,
-        LATENT_EXPLORER_HOME=str(home()),
-        TF_CPP_MIN_LOG_LEVEL="2",
-        PYTHONUNBUFFERED="1",
-        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
-    )
     try:
-        with open(path / "log", "ab") as log:
-            proc = subprocess.Popen(
-                cmd,
-                cwd=path,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        proc, cmd = procs.spawn_module(["model.sweep", "run", str(path)], path, path / "log", "ab")
     except OSError as e:
         raise SweepError(
             f"Could not start the sweep driver ({e.strerror or e}). Fix: free disk space."
         ) from None
-    st = procs.proc_stat(proc.pid)
     write_json(
         path / "driver.json",
         {
             "pid": proc.pid,
-            "pid_start": st[1] if st and st[1] >= 0 else None,
+            "pid_start": procs.start_time(proc.pid),
             "started": time.time(),
             "argv": cmd,
         },

@@ -195,7 +195,6 @@ class RayBackend(Backend):
         job_dir = root / job_id
         job_dir.mkdir()
         write_json(job_dir / CONFIG, cfg)
-        st = procs.proc_stat(os.getpid())
         now = time.time()
         write_json(
             job_dir / "status.json",
@@ -207,7 +206,7 @@ class RayBackend(Backend):
                 "sweep": sweep_id,
                 "config": cfg,
                 "pid": os.getpid(),  # the follower: this process relays the job and saves its model
-                "pid_start": st[1] if st and st[1] >= 0 else None,
+                "pid_start": procs.start_time(os.getpid()),
                 "started": now,
                 "ended": None,
                 "returncode": None,

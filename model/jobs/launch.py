@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -34,14 +33,13 @@ from model.jobs.files import (
     write_json,
 )
 from model.jobs.status import JobStatus
-from model.paths import atomic_write_text, home
+from model.paths import atomic_write_text
 
 KEEP_JOBS = 20  # finished job directories kept (newest first)
 NICE_ENV = "LATENT_EXPLORER_JOB_NICE"  # niceness of the training process (default 10: it yields the
 NICE = 10  # CPU to the app, so slider decodes stay fast while it trains)
 CANCEL_GRACE_S = 5.0  # SIGINT lets the trainer clean up; SIGKILL after this many seconds
 MIN_FREE_BYTES = 20 * 2**20  # refuse to start with less free disk than this
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG = "config.json"  # in the job directory: the VAEConfig to train, as a dict
 
 
@@ -72,27 +70,10 @@ def _prune(root: Path, keep: str) -> None:
 def _spawn(root: Path, job_dir: Path, cfg: dict) -> subprocess.Popen:
     """Create the job directory (config.json, log), start the job process, write status.json and
     latest.json; on any failure remove what was made and raise JobError."""
-    cmd = [sys.executable, "-m", "model.jobs", "run", str(job_dir)]
-    env = dict(
-        os.environ,
-        LATENT_EXPLORER_HOME=str(home()),
-        TF_CPP_MIN_LOG_LEVEL="2",
-        PYTHONUNBUFFERED="1",
-        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
-    )
     try:
         job_dir.mkdir()
         write_json(job_dir / CONFIG, cfg)
-        with open(job_dir / "log", "wb") as log:
-            proc = subprocess.Popen(
-                cmd,
-                cwd=job_dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        proc, cmd = procs.spawn_module(["model.jobs", "run", str(job_dir)], job_dir, job_dir / "log")
     except OSError as e:
         shutil.rmtree(job_dir, ignore_errors=True)
         raise JobError(
@@ -103,14 +84,13 @@ def _spawn(root: Path, job_dir: Path, cfg: dict) -> subprocess.Popen:
         os.setpriority(os.PRIO_PROCESS, proc.pid, int(os.environ.get(NICE_ENV, NICE)))
     except (OSError, AttributeError, ValueError):
         pass
-    st = procs.proc_stat(proc.pid)
     status = {
         "id": job_dir.name,
         "state": "running",
         "config": cfg,
         "argv": cmd,
         "pid": proc.pid,
-        "pid_start": st[1] if st and st[1] >= 0 else None,
+        "pid_start": procs.start_time(proc.pid),
         "started": time.time(),
         "ended": None,
         "returncode": None,

@@ -101,7 +101,9 @@ def _state() -> dict:
 
 def browser_row(value, n: int) -> int | None:
     """A test-set row the browser sent: a whole number in [0, n) (not a bool), else None."""
-    row = views.picked_row([{"customdata": value}])
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    row = views.picked_row([{"customdata": value}])  # finite, whole, non-negative
     return row if row is not None and row < n else None
 
 
@@ -134,7 +136,7 @@ def pick_preview(ex, chart_key: str = "scatter") -> str | None:
     reason = unavailable()
     state = _state()
     if state["error"]:
-        st.caption(reason)  # the browser's words, as plain text
+        st.text(reason)  # the browser's words, as plain text (never markdown)
     if reason is not None:
         return reason
     n = len(ex.images)

@@ -15,11 +15,13 @@ points' `customdata`), so the scatter stays Streamlit's Plotly chart with its bo
   and lasso still select through Streamlit as before.
 
 Sprites: the N test images and their reconstructions (decoded posterior means, the images the pick panel
-shows) as two grayscale PNGs of 28×28 tiles, `COLS` per row (MNIST: ~1.9 MB and ~3.6 MB against 7.8 MB
-raw each), sent once per model per session when the browser asks for them (`need`), so the page's first
-run neither waits for the 10k decodes nor carries them. A browser that lost them (a reload is a new
-session) asks again. Without the component (`LATENT_EXPLORER_PICK_PREVIEW=0`, the browser reported an
-error, or its script never ran) nothing changes the chart: Streamlit's own click selection picks, on the
+shows) as two grayscale PNGs of 28×28 tiles, `COLS` per row (MNIST: 1.7 MB and 3.3 MB against 7.8 MB
+raw each; see docs/pick-latency.md), sent once per model per session when the browser asks for them
+(`need`), so the page's first run neither waits for the 10k decodes (a worker thread makes them, once per
+model per server) nor carries them. A browser that lost them (a reload is a new session) asks again.
+
+Without the component (`LATENT_EXPLORER_PICK_PREVIEW=0`, the browser reported an error, or its script
+never ran) nothing changes the chart: Streamlit's own click selection picks, on the
 server, as before.
 """
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +46,8 @@ STATE = "pick_preview"  # session.own(STATE): {"need": model key or None, "error
 KEY = "pick_preview"
 COLS = 100  # sprite tiles per row: 10,000 images -> a 2800 × 2800 PNG
 TILE = 28
-SCALE = 3  # preview images: 28 px -> 84 px, nearest neighbour
 
+_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pick-preview-sprites")
 _component = components.component(
     "latent_explorer.pick_preview",
     html=(HERE / "preview.html").read_text(encoding="utf-8"),
@@ -75,12 +78,19 @@ def png_data_url(img: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def build_sprites(model, images: np.ndarray, z_mean: np.ndarray) -> dict:
+    """The two sprites of a model as PNG data URLs: the test images and their reconstructions, decoded
+    from the posterior means in one batched call (what `LatentModel.reconstruct` gives, batched)."""
+    recon = model.decode(z_mean)  # (N, 28, 28) float in [0, 1]
+    return {"orig": png_data_url(sprite(images)), "recon": png_data_url(sprite(recon))}
+
+
 @st.cache_resource(max_entries=2, show_spinner=False)
-def _sprites(model_key: str, _model, _images: np.ndarray, _z_mean: np.ndarray) -> dict:
-    """The two sprites of a model (shared by every session): the test images and their reconstructions,
-    decoded from the posterior means in one batched call (what `LatentModel.reconstruct` gives)."""
-    recon = _model.decode(_z_mean)  # (N, 28, 28) float in [0, 1]
-    return {"orig": png_data_url(sprite(_images)), "recon": png_data_url(sprite(recon))}
+def _sprites(model_key: str, _model, _images: np.ndarray, _z_mean: np.ndarray) -> Future:
+    """The sprites of a model, shared by every session, built in a worker thread from its first run on
+    (10k decodes: ~2 s on a quiet 2-core machine): the run that answers a browser's `need` waits only
+    for what is left, and no run waits before a browser asks."""
+    return _POOL.submit(build_sprites, _model, _images, _z_mean)
 
 
 def unavailable() -> str | None:
@@ -144,12 +154,17 @@ def pick_preview(ex, chart_key: str = "scatter") -> str | None:
         "model": ex.stamp,
         "n": n,
         "cols": COLS,
-        "scale": SCALE,
         "chart": chart_key,
         "pick": session.pick(),
     }
+    sprites = _sprites(ex.stamp, ex.model, ex.images, ex.latents.z_mean)  # started once per model
     if state["need"] == ex.stamp:  # the browser asked for this model's sprites (once per document)
-        data.update(_sprites(ex.stamp, ex.model, ex.images, ex.latents.z_mean))
+        try:
+            data.update(sprites.result())
+        except Exception as e:  # any failure: say so; the chart's own click then picks
+            state["error"] = f"the test images could not be prepared ({type(e).__name__}: {e})"
+            st.text(unavailable())
+            return unavailable()
         data["labels"] = ex.latents.labels.tolist()
         data["names"] = list(ex.class_names)
         state["need"] = None

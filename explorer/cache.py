@@ -20,6 +20,7 @@ from explorer.serving import keep_compiled_functions
 from model import bundle
 from model.data import Dataset, is_builtin, model_dataset
 from model.errors import StoreError
+from model.measures import per_image_measures
 from model.paths import home
 from model.store import FILES, ModelRecord, ModelStore
 
@@ -130,6 +131,15 @@ def latents(stamp: str, _model, _images: np.ndarray, _labels: np.ndarray) -> Lat
     )
     _read_only(*vars(lat).values())
     return lat
+
+
+@st.cache_resource(max_entries=4, show_spinner="Measuring every test image…")
+def measures(stamp: str, _model, _images: np.ndarray, _labels, _z_mean, _z_log_var) -> dict[str, np.ndarray]:
+    """Every per-image measure of `model.measures` (reconstruction and KL terms, σ, k-NN agreement,
+    distance to the centre), computed once per model and shared read-only by every tab."""
+    out = per_image_measures(_model, _images, _labels, _z_mean, _z_log_var)
+    _read_only(*out.values())
+    return out
 
 
 @st.cache_data(max_entries=16, show_spinner="Decoding the manifold…")

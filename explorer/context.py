@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from explorer import views
+from explorer import scatter, views
 
 if TYPE_CHECKING:  # only for the types: explorer/ never imports TensorFlow at run time
     from model.latent import LatentModel
@@ -119,7 +119,7 @@ class Explorer:
 
     def class_name(self, label) -> str:
         """The class name of a label, or the label itself when the dataset names fewer classes."""
-        return views.class_name(self.class_names, label)
+        return scatter.class_name(self.class_names, label)
 
     # The view's members, so a panel asks the explorer (ex.project(z)) whatever the projection.
     def project(self, z) -> np.ndarray:

@@ -14,13 +14,14 @@ import numpy as np
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from explorer import cache, context, session, views
+from explorer import cache, context, scatter, session, views
 from explorer.components import latent_pad
 from explorer.panels import downloads, links, tools, user_digit
 from explorer.panels import selection as sel_panel
 from explorer.panels.common import fmt
 from explorer.panels.interpolation import interpolation_panel
 from explorer.panels.pick import pick_panel
+from explorer.panels.scatter_view import scatter_view
 
 DIGIT_SCALE = 10  # 28 px -> 280 px, nearest neighbour
 MAP_SIZE = 200  # the live map: beside the digit (server sliders) or beside the interpolation (latent pad)
@@ -38,7 +39,7 @@ def _on_select() -> None:
     event = session.widget_value("scatter")
     if sel_panel.on_scatter_event(event):  # a box/lasso selection, not a click
         return
-    row = views.picked_row(views.selection_points(event))
+    row = scatter.picked_row(scatter.selection_points(event))
     if row is not None:
         session.set_pick(row)
 
@@ -149,20 +150,22 @@ def _draw_map(ex: context.Explorer, map_box, z: np.ndarray, path, pick) -> None:
     )
 
 
-def _draw_scatter(ex: context.Explorer, scatter_box, row) -> None:
+def _draw_scatter(ex: context.Explorer, scatter_box, row, colour=None, shown=None) -> None:
     """The big test-set scatter with the pick `row`, the user's digit and the selection marked.
 
     The live map follows the sliders; the big scatter does not: Streamlit rebuilds a chart whose figure
     changed, and rebuilding 10k WebGL points on every slider move is slow in the browser (and loses the
     user's zoom). Its figure only changes with the model and the pick."""
     xy, ellipses = _overlay(ex, row)
-    fig = views.latent_scatter(
+    fig = scatter.latent_scatter(
         ex.latents.xy,
         ex.latents.labels,
         ex.class_names,
         picked=xy,
         ellipses=ellipses,
         axis_titles=ex.axis_titles,
+        colour=colour,
+        shown=shown,
     )
     fig = user_digit.mark_user_digit(fig, ex)  # the user's digit and its posterior ellipses
     fig = sel_panel.mark_selection(fig, ex)  # rings around a box/lasso selection
@@ -204,6 +207,7 @@ def explore_panel(ex: context.Explorer) -> None:
         z, decode_ms, map_box = _live_digit(ex)
     with right:
         st.subheader("Test set in latent space")
+        colour, shown = scatter_view(ex)
         scatter_box = st.container()
         st.caption(
             "Hover a point for its index and label; click it to pick it (the sliders jump "
@@ -218,7 +222,7 @@ def explore_panel(ex: context.Explorer) -> None:
     pick = session.pick()
     row, defer = _scatter_row(pick)
     _draw_map(ex, map_box, z, path, pick)
-    _draw_scatter(ex, scatter_box, row)
+    _draw_scatter(ex, scatter_box, row, colour, shown)
     session.record_timings(decode_ms=decode_ms, panel_ms=1000 * (time.perf_counter() - t0))
     links.update_url(ex)  # the URL follows the view
     if defer:

@@ -15,7 +15,7 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from explorer import session, views
+from explorer import scatter, session, views
 from explorer.panels.common import fmt
 from model import analysis, export
 
@@ -24,7 +24,7 @@ GRID_COLS = 20
 
 
 def on_scatter_event(event) -> bool:
-    rows = views.selected_rows(event)
+    rows = scatter.selected_rows(event)
     if rows is None:
         return False
     session.set_selection(rows)  # an empty box clears the selection
@@ -33,7 +33,9 @@ def on_scatter_event(event) -> bool:
 
 def mark_selection(fig, ex):
     rows = [r for r in session.selection_rows() if 0 <= r < len(ex.images)]
-    return views.highlight_rows(fig, ex.latents.xy, rows, name=f"selection ({len(rows):,})") if rows else fig
+    return (
+        scatter.highlight_rows(fig, ex.latents.xy, rows, name=f"selection ({len(rows):,})") if rows else fig
+    )
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -1,0 +1,289 @@
+"""The test-set scatter: the Plotly figure (points coloured by label or by a measure, dimmed labels, the
+pick's ring and ellipses) and the reading of its selection events. Pure: numpy in, a figure or rows out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+
+from explorer.views import MARKER_COLOR, PALETTE
+
+
+def class_name(class_names, label) -> str:
+    """The class name of a label, or the label itself when the dataset names fewer classes."""
+    label = int(label)
+    return class_names[label] if 0 <= label < len(class_names) else str(label)
+
+
+def axis_ranges(xy, q: float = 0.002, margin: float = 0.06) -> tuple[list[float], list[float]]:
+    """Fixed axis ranges for a scatter of `xy` (N, 2): the points' robust range (the q and 1 - q
+    quantiles, so a few far outliers do not squash the cloud) grown by `margin` of its span per side.
+
+    Computed from the data alone, so overlays (rings, ellipses, markers) never move the axes: an ellipse
+    larger than the plot is clipped, not followed. Returns ([x0, x1], [y0, y1]).
+    """
+    xy = np.asarray(xy, np.float64).reshape(-1, 2)
+    xy = xy[np.isfinite(xy).all(axis=1)]
+    if len(xy) == 0:
+        return [-1.0, 1.0], [-1.0, 1.0]
+    lo, hi = np.quantile(xy, q, axis=0), np.quantile(xy, 1.0 - q, axis=0)
+    span = hi - lo
+    pad = np.where(span > 0, margin * span, 1.0)  # a single point (or a line) still gets a window
+    lo, hi = lo - pad, hi + pad
+    return [float(lo[0]), float(hi[0])], [float(lo[1]), float(hi[1])]
+
+
+DIM_COLOR = "#c8c8c8"  # labels filtered out: dimmed, not hidden (still hoverable and clickable)
+DIM_OPACITY = 0.25
+
+
+@dataclass(frozen=True)
+class Colouring:
+    """Colour the scatter by a per-point measure instead of the label: values (N,), the colour bar's
+    title, and whether high values are the bad end (the colour scale is then reversed: bad = dark)."""
+
+    values: np.ndarray
+    title: str
+    worse_high: bool = True
+
+
+def _points(xy, mask, **kw) -> go.Scattergl:
+    """One WebGL trace of the rows under `mask`, each carrying its test-set row in customdata[0]."""
+    return go.Scattergl(
+        x=xy[mask, 0],
+        y=xy[mask, 1],
+        mode="markers",
+        selected=dict(marker=dict(opacity=kw["marker"].get("opacity", 0.65))),
+        unselected=dict(marker=dict(opacity=kw["marker"].get("opacity", 0.65))),
+        **kw,
+    )
+
+
+def _class_traces(xy, labels, rows, class_names, shown) -> list[go.Scattergl]:
+    """One trace per class, in its palette colour; classes not in `shown` greyed out."""
+    out = []
+    for c in np.unique(labels):
+        mask = labels == c
+        name = class_name(class_names, c)
+        on = shown is None or int(c) in shown
+        colour = PALETTE[int(c) % len(PALETTE)] if on else DIM_COLOR
+        out.append(
+            _points(
+                xy,
+                mask,
+                name=name if on else f"{name} (filtered out)",
+                marker=dict(size=4, opacity=0.65 if on else DIM_OPACITY, color=colour),
+                customdata=rows[mask, None],
+                hovertemplate=f"test #%{{customdata[0]}}<br>label {name}<extra></extra>",
+            )
+        )
+    return out
+
+
+def _measure_traces(xy, labels, rows, class_names, shown, colour: Colouring) -> list[go.Scattergl]:
+    """The points of the shown classes coloured by the measure with a colour bar; the others grey."""
+    values = np.asarray(colour.values, np.float32).reshape(-1)
+    if values.shape != (len(xy),):
+        raise ValueError(f"Expected {len(xy)} colour values. Received: shape={values.shape}")
+    on = np.ones(len(xy), bool) if shown is None else np.isin(labels, sorted(shown))
+    names = np.array([class_name(class_names, c) for c in range(int(labels.max(initial=0)) + 1)])
+    hover = f"test #%{{customdata[0]}}<br>label %{{customdata[1]}}<br>{colour.title} %{{marker.color:.4g}}"
+    out = []
+    for mask, lit in ((~on, False), (on, True)):
+        if not mask.any():
+            continue
+        marker = dict(size=4, opacity=0.8, color=values[mask], colorscale="Viridis")
+        if lit:
+            marker.update(
+                reversescale=colour.worse_high,
+                colorbar=dict(title=dict(text=colour.title, side="right"), thickness=12),
+            )
+        else:
+            marker.update(color=DIM_COLOR, opacity=DIM_OPACITY)
+        out.append(
+            _points(
+                xy,
+                mask,
+                name=colour.title if lit else "filtered out",
+                marker=marker,
+                customdata=np.stack([rows[mask].astype(object), names[labels[mask]]], axis=1),
+                hovertemplate=hover + "<extra></extra>",
+                showlegend=False,
+            )
+        )
+    return out
+
+
+def _overlays(ellipses, picked) -> list[go.Scatter]:
+    """The pick's ring and its posterior ellipses: no customdata (not selectable), not in the legend."""
+    out = [
+        go.Scatter(
+            x=np.asarray(e)[:, 0],
+            y=np.asarray(e)[:, 1],
+            mode="lines",
+            name=f"{k + 1}σ posterior",
+            showlegend=False,
+            line=dict(color=MARKER_COLOR, width=1.5, dash="solid" if k == 0 else "dot"),
+            hoverinfo="skip",
+        )
+        for k, e in enumerate(ellipses)
+    ]
+    if picked is not None:
+        out.append(
+            go.Scatter(
+                x=[float(picked[0])],
+                y=[float(picked[1])],
+                mode="markers",
+                name="pick",
+                showlegend=False,
+                marker=dict(size=14, color="rgba(0,0,0,0)", line=dict(color=MARKER_COLOR, width=2.5)),
+                hoverinfo="skip",
+            )
+        )
+    return out
+
+
+def latent_scatter(
+    xy,
+    labels,
+    class_names,
+    *,
+    picked=None,
+    ellipses=(),
+    axis_titles=("z[0]", "z[1]"),
+    height: int = 560,
+    colour: Colouring | None = None,
+    shown=None,
+) -> go.Figure:
+    """The test set in the latent plane: WebGL point traces, plus overlays.
+
+    Args:
+        xy: (N, 2) positions (latent means, or their 2-D projection).
+        labels: (N,) integer class of each point.
+        class_names: name of each class, indexed by label.
+        picked: optional (2,) position of the picked point, drawn as a ring.
+        ellipses: (M, 2) closed contours (e.g. `sigma_ellipse`) drawn around the pick.
+        axis_titles: the two axis titles.
+        colour: colour by a measure (one trace and a colour bar) instead of one trace per class.
+        shown: the labels to show in colour (None: all); the others are greyed out, still clickable.
+
+    The axes are fixed from `xy` alone (`axis_ranges`): a pick, its ellipses or any overlay added later
+    never rescale the plot (they are clipped at its edge), and overlays stay out of the legend, so the
+    legend is the classes and nothing else. Every point trace carries its rows' index in `customdata[0]`,
+    so a click gives back the test-set row whatever the trace; overlays have no customdata and cannot be
+    selected.
+    """
+    xy = np.asarray(xy, np.float32)
+    labels = np.asarray(labels)
+    if xy.ndim != 2 or xy.shape[1] != 2 or labels.shape != (len(xy),):
+        raise ValueError(
+            f"Expected xy (N, 2) and labels (N,). Received: xy.shape={xy.shape}, labels.shape={labels.shape}"
+        )
+    rows = np.arange(len(xy), dtype=np.int32)
+    shown = None if shown is None else {int(c) for c in shown}
+    points = (
+        _class_traces(xy, labels, rows, class_names, shown)
+        if colour is None
+        else _measure_traces(xy, labels, rows, class_names, shown, colour)
+    )
+    fig = go.Figure([*points, *_overlays(ellipses, picked)])
+    x_range, y_range = axis_ranges(xy)
+    fig.update_layout(
+        height=height,
+        # the toolbar (modebar) sits in the top margin, over no axis title; the legend is one row under the
+        # plot, so a narrow screen keeps the plot's full width
+        margin=dict(l=10, r=10, t=36, b=10),
+        hovermode="closest",
+        legend=dict(itemsizing="constant", orientation="h", x=0, xanchor="left", y=-0.15, yanchor="top"),
+        xaxis=dict(title_text=axis_titles[0], zeroline=False, range=x_range, autorange=False),
+        yaxis=dict(
+            title_text=axis_titles[1],
+            zeroline=False,
+            range=y_range,
+            autorange=False,
+            scaleanchor="x",
+            scaleratio=1,
+        ),
+        # keep the user's zoom while only the overlays change; new data (model, projection) resets it
+        uirevision="latent-scatter " + " ".join(f"{v:.6g}" for v in (*x_range, *y_range)),
+    )
+    return fig
+
+
+MAX_EVENT_POINTS = 100_000  # points read from one selection event (a test set has 10,000)
+
+
+def selection_points(event) -> list:
+    """The `selection.points` list of a Plotly selection event as the browser sent it ([] if the event,
+    its selection or its points are missing or of another type)."""
+    sel = event.get("selection") if isinstance(event, dict) else None
+    points = sel.get("points") if isinstance(sel, dict) else None
+    return points[:MAX_EVENT_POINTS] if isinstance(points, list) else []
+
+
+def _row(cd) -> int | None:
+    """A customdata value as a test-set row: a finite, whole, non-negative number, else None."""
+    if isinstance(cd, dict):
+        cd = cd.get("0", next(iter(cd.values()), None))
+    if isinstance(cd, (list, tuple)):
+        cd = cd[0] if cd else None
+    if isinstance(cd, bool) or not isinstance(cd, (int, float)):
+        return None
+    if isinstance(cd, float) and not (math.isfinite(cd) and cd.is_integer()):
+        return None
+    return int(cd) if 0 <= cd < 2**31 else None
+
+
+def picked_row(points) -> int | None:
+    """The test-set row of the last selected point in a Plotly selection, or None.
+
+    Points without customdata (overlays) are ignored, and so is any value the browser sent that is not
+    a row (NaN, inf, fractions, negative or huge numbers, strings, a `points` that is not a list).
+    customdata may arrive as `[row]`, `row`, or `{"0": row}`: numpy customdata reaches the browser as a
+    typed array, which JSON writes as an object.
+    """
+    if not isinstance(points, (list, tuple)):
+        return None
+    for p in reversed(points[-MAX_EVENT_POINTS:]):
+        row = _row(p.get("customdata")) if isinstance(p, dict) else None
+        if row is not None:
+            return row
+    return None
+
+
+def selected_rows(event) -> list[int] | None:
+    """The test-set rows of a box or lasso selection in a Plotly selection event, or None for a plain
+    click (no box/lasso drawn). Points without customdata (overlays) are ignored; order is kept."""
+    sel = event.get("selection") if isinstance(event, dict) else None
+    if not isinstance(sel, dict) or not (sel.get("box") or sel.get("lasso")):
+        return None
+    out, seen = [], set()
+    for p in selection_points(event):
+        row = picked_row([p])
+        if row is not None and row not in seen:
+            seen.add(row)
+            out.append(row)
+    return out
+
+
+def highlight_rows(fig: go.Figure, xy, rows, name: str = "selection", color: str = "#ff7f0e") -> go.Figure:
+    """Add a ring around each of `rows` (positions `xy[rows]`) as one WebGL trace without customdata."""
+    rows = np.asarray(rows, np.int64).reshape(-1)
+    if len(rows):
+        p = np.asarray(xy, np.float32)[rows]
+        fig.add_trace(
+            go.Scattergl(
+                x=p[:, 0],
+                y=p[:, 1],
+                mode="markers",
+                name=name,
+                showlegend=False,
+                hoverinfo="skip",
+                marker=dict(size=7, color="rgba(0,0,0,0)", line=dict(color=color, width=1)),
+            )
+        )
+    return fig

@@ -51,19 +51,17 @@ class Colouring:
     worse_high: bool = True
 
 
-def _points(xy, mask, **kw) -> go.Scattergl:
-    """One WebGL trace of the rows under `mask`, each carrying its test-set row in customdata[0]."""
+def _points(xy, mask, **kw):
+    """One WebGL trace (Scattergl for (N, 2) positions, Scatter3d for (N, 3)) of the rows under `mask`."""
+    if xy.shape[1] == 3:
+        return go.Scatter3d(x=xy[mask, 0], y=xy[mask, 1], z=xy[mask, 2], mode="markers", **kw)
+    opacity = dict(marker=dict(opacity=kw["marker"].get("opacity", 0.65)))
     return go.Scattergl(
-        x=xy[mask, 0],
-        y=xy[mask, 1],
-        mode="markers",
-        selected=dict(marker=dict(opacity=kw["marker"].get("opacity", 0.65))),
-        unselected=dict(marker=dict(opacity=kw["marker"].get("opacity", 0.65))),
-        **kw,
+        x=xy[mask, 0], y=xy[mask, 1], mode="markers", selected=opacity, unselected=opacity, **kw
     )
 
 
-def _class_traces(xy, labels, rows, class_names, shown) -> list[go.Scattergl]:
+def _class_traces(xy, labels, rows, class_names, shown, size=4) -> list:
     """One trace per class, in its palette colour; classes not in `shown` greyed out."""
     out = []
     for c in np.unique(labels):
@@ -76,7 +74,7 @@ def _class_traces(xy, labels, rows, class_names, shown) -> list[go.Scattergl]:
                 xy,
                 mask,
                 name=name if on else f"{name} (filtered out)",
-                marker=dict(size=4, opacity=0.65 if on else DIM_OPACITY, color=colour),
+                marker=dict(size=size, opacity=0.65 if on else DIM_OPACITY, color=colour),
                 customdata=rows[mask, None],
                 hovertemplate=f"test #%{{customdata[0]}}<br>label {name}<extra></extra>",
             )
@@ -84,7 +82,7 @@ def _class_traces(xy, labels, rows, class_names, shown) -> list[go.Scattergl]:
     return out
 
 
-def _measure_traces(xy, labels, rows, class_names, shown, colour: Colouring) -> list[go.Scattergl]:
+def _measure_traces(xy, labels, rows, class_names, shown, colour: Colouring, size=4) -> list:
     """The points of the shown classes coloured by the measure with a colour bar; the others grey."""
     values = np.asarray(colour.values, np.float32).reshape(-1)
     if values.shape != (len(xy),):
@@ -96,7 +94,7 @@ def _measure_traces(xy, labels, rows, class_names, shown, colour: Colouring) -> 
     for mask, lit in ((~on, False), (on, True)):
         if not mask.any():
             continue
-        marker = dict(size=4, opacity=0.8, color=values[mask], colorscale="Viridis")
+        marker = dict(size=size, opacity=0.8, color=values[mask], colorscale="Viridis")
         if lit:
             marker.update(
                 reversescale=colour.worse_high,
@@ -183,13 +181,7 @@ def latent_scatter(
         raise ValueError(
             f"Expected xy (N, 2) and labels (N,). Received: xy.shape={xy.shape}, labels.shape={labels.shape}"
         )
-    rows = np.arange(len(xy), dtype=np.int32)
-    shown = None if shown is None else {int(c) for c in shown}
-    points = (
-        _class_traces(xy, labels, rows, class_names, shown)
-        if colour is None
-        else _measure_traces(xy, labels, rows, class_names, shown, colour)
-    )
+    points = _point_traces(xy, labels, class_names, colour, shown, size=4)
     fig = go.Figure([*points, *_overlays(ellipses, picked)])
     x_range, y_range = axis_ranges(xy)
     fig.update_layout(
@@ -214,6 +206,61 @@ def latent_scatter(
     return fig
 
 
+def _point_traces(xyz, labels, class_names, colour, shown, size) -> list:
+    rows = np.arange(len(xyz), dtype=np.int32)
+    shown = None if shown is None else {int(c) for c in shown}
+    if colour is None:
+        return _class_traces(xyz, labels, rows, class_names, shown, size)
+    return _measure_traces(xyz, labels, rows, class_names, shown, colour, size)
+
+
+def latent_scatter_3d(
+    xyz,
+    labels,
+    class_names,
+    *,
+    picked=None,
+    axis_titles=("x", "y", "z"),
+    colour: Colouring | None = None,
+    shown=None,
+    height: int = 600,
+) -> go.Figure:
+    """The test set in three latent coordinates (N, 3): `latent_scatter`'s traces as Scatter3d (same
+    colours, dimming and customdata rows), the pick as an open ring. The camera is kept across reruns
+    while the axes stay the same."""
+    xyz = np.asarray(xyz, np.float32)
+    labels = np.asarray(labels)
+    if xyz.ndim != 2 or xyz.shape[1] != 3 or labels.shape != (len(xyz),):
+        raise ValueError(
+            f"Expected xyz (N, 3) and labels (N,). Received: xyz.shape={xyz.shape}, "
+            f"labels.shape={labels.shape}"
+        )
+    traces = _point_traces(xyz, labels, class_names, colour, shown, size=2.5)
+    if picked is not None:
+        p = np.asarray(picked, np.float32).reshape(3)
+        traces.append(
+            go.Scatter3d(
+                x=[p[0]],
+                y=[p[1]],
+                z=[p[2]],
+                mode="markers",
+                name="pick",
+                showlegend=False,
+                hoverinfo="skip",
+                marker=dict(size=9, symbol="circle-open", color=MARKER_COLOR, line=dict(width=3)),
+            )
+        )
+    fig = go.Figure(traces)
+    fig.update_layout(
+        height=height,
+        margin=dict(l=0, r=0, t=30, b=0),
+        legend=dict(itemsizing="constant", orientation="h", x=0, xanchor="left", y=0, yanchor="top"),
+        scene=dict(**{f"{a}axis_title": t for a, t in zip("xyz", axis_titles)}, aspectmode="data"),
+        uirevision="latent-scatter-3d " + " ".join(axis_titles),
+    )
+    return fig
+
+
 MAX_EVENT_POINTS = 100_000  # points read from one selection event (a test set has 10,000)
 
 
@@ -225,7 +272,7 @@ def selection_points(event) -> list:
     return points[:MAX_EVENT_POINTS] if isinstance(points, list) else []
 
 
-def _row(cd) -> int | None:
+def as_row(cd) -> int | None:
     """A customdata value as a test-set row: a finite, whole, non-negative number, else None."""
     if isinstance(cd, dict):
         cd = cd.get("0", next(iter(cd.values()), None))
@@ -249,7 +296,7 @@ def picked_row(points) -> int | None:
     if not isinstance(points, (list, tuple)):
         return None
     for p in reversed(points[-MAX_EVENT_POINTS:]):
-        row = _row(p.get("customdata")) if isinstance(p, dict) else None
+        row = as_row(p.get("customdata")) if isinstance(p, dict) else None
         if row is not None:
             return row
     return None

@@ -21,6 +21,7 @@ from explorer.panels import selection as sel_panel
 from explorer.panels.common import fmt
 from explorer.panels.interpolation import interpolation_panel
 from explorer.panels.pick import pick_panel
+from explorer.panels.scatter3d import scatter3d_panel
 from explorer.panels.scatter_view import scatter_view
 
 DIGIT_SCALE = 10  # 28 px -> 280 px, nearest neighbour
@@ -217,6 +218,7 @@ def explore_panel(ex: context.Explorer) -> None:
 
     path, interp_map = interpolation_panel(ex, z, with_map=map_box is None)
     map_box = map_box or interp_map
+    scatter3d_panel(ex, colour, shown)
     tools.explore_tools(ex, z, path)  # GIF, selection, neighbours, traversals, attributes, link
 
     pick = session.pick()

@@ -12,7 +12,8 @@ export default function (component) {
       gd.on("plotly_click", (event) => {
         const point = event && event.points && event.points[0];
         if (!point || point.customdata === undefined || point.customdata === null) return;
-        const cd = Array.isArray(point.customdata) ? point.customdata[0] : point.customdata;
+        let cd = point.customdata; // [row], [row, label] or a typed array: the row comes first
+        while (Array.isArray(cd) || ArrayBuffer.isView(cd)) cd = cd[0];
         const row = Number(cd);
         if (Number.isInteger(row) && row >= 0) setTriggerValue("clicked", { row: row, at: Date.now() });
       });

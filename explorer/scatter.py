@@ -52,7 +52,8 @@ class Colouring:
 
 
 def _points(xy, mask, **kw):
-    """One WebGL trace (Scattergl for (N, 2) positions, Scatter3d for (N, 3)) of the rows under `mask`."""
+    """One WebGL trace (Scattergl for (N, 2) positions, Scatter3d for (N, 3)) of the rows `mask` picks (a
+    boolean mask or row indices, in drawing order)."""
     if xy.shape[1] == 3:
         return go.Scatter3d(x=xy[mask, 0], y=xy[mask, 1], z=xy[mask, 2], mode="markers", **kw)
     opacity = dict(marker=dict(opacity=kw["marker"].get("opacity", 0.65)))
@@ -94,7 +95,10 @@ def _measure_traces(xy, labels, rows, class_names, shown, colour: Colouring, siz
     for mask, lit in ((~on, False), (on, True)):
         if not mask.any():
             continue
-        marker = dict(size=size, opacity=0.8, color=values[mask], colorscale="Viridis")
+        idx = np.flatnonzero(mask)
+        # the worst end drawn last, on top: a few bad points are not buried under many good ones
+        idx = idx[np.argsort(values[idx] if colour.worse_high else -values[idx], kind="stable")]
+        marker = dict(size=size, opacity=0.8, color=values[idx], colorscale="Viridis")
         if lit:
             marker.update(
                 reversescale=colour.worse_high,
@@ -105,10 +109,10 @@ def _measure_traces(xy, labels, rows, class_names, shown, colour: Colouring, siz
         out.append(
             _points(
                 xy,
-                mask,
+                idx,
                 name=colour.title if lit else "filtered out",
                 marker=marker,
-                customdata=np.stack([rows[mask].astype(object), names[labels[mask]]], axis=1),
+                customdata=np.stack([rows[idx].astype(object), names[labels[idx]]], axis=1),
                 hovertemplate=hover + "<extra></extra>",
                 showlegend=False,
             )

@@ -131,3 +131,18 @@ def test_3d_view_of_any_three_dimensions_or_pca_coloured_like_the_scatter(home):
     np.testing.assert_allclose(
         plotly_array(lit["marker"]["color"]), np.linalg.norm(z_mean[rows], axis=1), rtol=1e-4
     )
+
+
+def test_a_measure_draws_the_worst_points_on_top():
+    xy = np.random.default_rng(0).normal(size=(50, 2))
+    labels = np.arange(50) % 3
+    values = np.random.default_rng(1).random(50)
+    fig = scatter.latent_scatter(xy, labels, ["a", "b", "c"], colour=scatter.Colouring(values, "err"))
+    (t,) = fig.data
+    rows = np.array([c[0] for c in t.customdata], int)
+    assert sorted(rows) == list(range(50))
+    np.testing.assert_allclose(t.marker.color, values[rows])
+    assert (np.diff(t.marker.color) >= 0).all()  # ascending: the highest (worst) painted last
+    np.testing.assert_allclose(t.x, xy[rows, 0])
+    fig = scatter.latent_scatter(xy, labels, ["a", "b", "c"], colour=scatter.Colouring(values, "ok", False))
+    assert (np.diff(fig.data[0].marker.color) <= 0).all()

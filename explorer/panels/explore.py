@@ -208,13 +208,13 @@ def explore_panel(ex: context.Explorer) -> None:
         z, decode_ms, map_box = _live_digit(ex)
     with right:
         st.subheader("Test set in latent space")
-        colour, shown = scatter_view(ex)
-        scatter_box = st.container()
+        scatter_box = st.container()  # drawn last, once the pick and the controls below are known
         st.caption(
             "Hover a point for its index and label; click it to pick it (the sliders jump "
             "to its posterior mean). Drag to zoom, double-click to reset."
             + ("" if d == 2 else f" Axes: {ex.view_name} of the {d}-D means.")
         )
+        colour, shown = scatter_view(ex)
 
     path, interp_map = interpolation_panel(ex, z, with_map=map_box is None)
     map_box = map_box or interp_map

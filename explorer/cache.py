@@ -19,7 +19,7 @@ from explorer.context import Explorer, Latents
 from explorer.serving import keep_compiled_functions
 from model import bundle
 from model.data import Dataset, is_builtin, model_dataset
-from model.errors import StoreError
+from model.errors import DataError, StoreError
 from model.measures import per_image_measures
 from model.paths import home
 from model.store import FILES, ModelRecord, ModelStore
@@ -82,6 +82,21 @@ def _dataset(name: str, home_dir: str, model_dir: str = "") -> Dataset:
     data = model_dataset(name, model_dir)
     _read_only(data.x_test, data.y_test)  # shared by every session
     return data
+
+
+@st.cache_resource(max_entries=1, show_spinner="Loading the training images…")
+def _all_points(name: str, home_dir: str) -> tuple[np.ndarray, np.ndarray]:
+    """A built-in dataset's test images then its training images, and their labels (read-only)."""
+    if not is_builtin(name):
+        raise DataError(
+            f"Only the built-in datasets can show their training images here; {name!r} is a user's data. "
+            "Fix: turn off 'Training images too'."
+        )
+    data = model_dataset(name, "")
+    images = np.concatenate([data.x_test, data.x_train])
+    labels = np.concatenate([data.y_test, data.y_train]).astype(np.int64)
+    _read_only(images, labels)
+    return images, labels
 
 
 # ----------------------------------------------------------------------------- cached arrays
@@ -172,8 +187,11 @@ def pick_pngs(stamp: str, _model, _images: np.ndarray, index: int, scale: int = 
     return views.to_png(original, scale), views.to_png(recon, scale)
 
 
-def load_explorer(store: ModelStore, record: ModelRecord) -> Explorer:
-    """Load (or fetch from the caches) the model, its test set and latents. Raises StoreError/DataError."""
+def load_explorer(store: ModelStore, record: ModelRecord, with_train: bool = False) -> Explorer:
+    """Load (or fetch from the caches) the model, its test set and latents. Raises StoreError/DataError.
+
+    with_train: the training images too, after the test set (a built-in dataset's 60,000 for MNIST), with
+    their own stamp, so no cache keyed by the stamp mixes them up with the test-set-only explorer."""
     stamp = model_stamp(record)
     model = load_model(store, record)
     keep_compiled_functions()  # idempotent: Streamlit's per-run clear_session would drop compiled functions
@@ -181,5 +199,10 @@ def load_explorer(store: ModelStore, record: ModelRecord) -> Explorer:
     data = _dataset(name, str(Path(home()).resolve()), "" if is_builtin(name) else str(record.path))
     if model.latent_dim != record.config.latent_dim:  # pragma: no cover - LatentModel checks this too
         raise StoreError(f"Model {record.id!r} does not match its meta.json. Fix: retrain it.")
+    names = tuple(data.class_names)
+    if with_train:  # the training images after the test set: rows below len(x_test) stay test rows
+        images, labels = _all_points(name, str(Path(home()).resolve()))
+        lat = latents(stamp + "+train", model, images, labels)
+        return Explorer(record, stamp + "+train", model, images, names, lat, n_test=len(data.x_test))
     lat = latents(stamp, model, data.x_test, data.y_test)
-    return Explorer(record, stamp, model, data.x_test, tuple(data.class_names), lat)
+    return Explorer(record, stamp, model, data.x_test, names, lat)

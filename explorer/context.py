@@ -103,10 +103,23 @@ class Explorer:
     class_names: tuple[str, ...]
     latents: Latents
     view: object = field(default=None)  # LinearView(latents) unless given (see explorer.panels.projection)
+    n_test: int | None = None  # rows below it are test images, the rest training images (None: all test)
 
     def __post_init__(self):
         if self.view is None:
             object.__setattr__(self, "view", LinearView(self.latents))
+        if self.n_test is None:
+            object.__setattr__(self, "n_test", len(self.images))
+
+    @property
+    def with_train(self) -> bool:
+        """Whether the training images are shown too (after the test set)."""
+        return self.n_test < len(self.images)
+
+    def point_name(self, row: int) -> str:
+        """How the page names a row: "test #12", or "train #3" for a training image."""
+        row = int(row)
+        return f"test #{row}" if row < self.n_test else f"train #{row - self.n_test}"
 
     def with_view(self, xy, make_view) -> Explorer:
         """This explorer with the test set at positions `xy` (N, 2) in the view `make_view(latents)`."""

@@ -62,61 +62,96 @@ def _points(xy, mask, **kw):
     )
 
 
-def _class_traces(xy, labels, rows, class_names, shown, size=4) -> list:
-    """One trace per class, in its palette colour; classes not in `shown` greyed out."""
+TRAIN_STYLE = dict(size_delta=-1, opacity=0.35)  # training images (shown with the test set): smaller, fainter
+
+
+def _parts(idx: np.ndarray, n_test: int | None):
+    """Split rows into (rows, split, first row of the split): the test rows, then the training rows."""
+    if n_test is None:
+        if len(idx):
+            yield idx, "test", 0
+        return
+    for part, split, offset in ((idx[idx < n_test], "test", 0), (idx[idx >= n_test], "train", n_test)):
+        if len(part):
+            yield part, split, offset
+
+
+def _customdata(part, offset, *extra) -> np.ndarray:
+    """customdata rows [row, row within its split, *extra]: customdata[0] is always the page's row."""
+    cols = [part.astype(object), (part - offset).astype(object), *extra]
+    return np.stack(cols, axis=1) if len(cols) > 1 else part[:, None]
+
+
+def _class_traces(xy, labels, rows, class_names, shown, size=4, n_test=None) -> list:
+    """One trace per class (and split), in its palette colour; classes not in `shown` greyed out."""
     out = []
     for c in np.unique(labels):
-        mask = labels == c
         name = class_name(class_names, c)
         on = shown is None or int(c) in shown
-        colour = PALETTE[int(c) % len(PALETTE)] if on else DIM_COLOR
-        out.append(
-            _points(
-                xy,
-                mask,
-                name=name if on else f"{name} (filtered out)",
-                marker=dict(size=size, opacity=0.65 if on else DIM_OPACITY, color=colour),
-                customdata=rows[mask, None],
-                hovertemplate=f"test #%{{customdata[0]}}<br>label {name}<extra></extra>",
+        for part, split, offset in _parts(rows[labels == c], n_test):
+            train = split == "train"
+            opacity = (TRAIN_STYLE["opacity"] if train else 0.65) if on else DIM_OPACITY
+            out.append(
+                _points(
+                    xy,
+                    part,
+                    name=name if on else f"{name} (filtered out)",
+                    legendgroup=name,
+                    showlegend=not train,
+                    marker=dict(
+                        size=size + (TRAIN_STYLE["size_delta"] if train else 0),
+                        opacity=opacity,
+                        color=PALETTE[int(c) % len(PALETTE)] if on else DIM_COLOR,
+                    ),
+                    customdata=part[:, None] if n_test is None else _customdata(part, offset),
+                    hovertemplate=f"{split} #%{{customdata[{0 if n_test is None else 1}]}}<br>label {name}"
+                    "<extra></extra>",
+                )
             )
-        )
     return out
 
 
-def _measure_traces(xy, labels, rows, class_names, shown, colour: Colouring, size=4) -> list:
+def _measure_traces(xy, labels, rows, class_names, shown, colour: Colouring, size=4, n_test=None) -> list:
     """The points of the shown classes coloured by the measure with a colour bar; the others grey."""
     values = np.asarray(colour.values, np.float32).reshape(-1)
     if values.shape != (len(xy),):
         raise ValueError(f"Expected {len(xy)} colour values. Received: shape={values.shape}")
     on = np.ones(len(xy), bool) if shown is None else np.isin(labels, sorted(shown))
     names = np.array([class_name(class_names, c) for c in range(int(labels.max(initial=0)) + 1)])
-    hover = f"test #%{{customdata[0]}}<br>label %{{customdata[1]}}<br>{colour.title} %{{marker.color:.4g}}"
-    out = []
+    lit_values = values[on & np.isfinite(values)]
+    scale = dict(cmin=float(lit_values.min()), cmax=float(lit_values.max())) if len(lit_values) else {}
+    out, bar = [], True
     for mask, lit in ((~on, False), (on, True)):
-        if not mask.any():
-            continue
-        idx = np.flatnonzero(mask)
         # the worst end drawn last, on top: a few bad points are not buried under many good ones
+        idx = np.flatnonzero(mask)
         idx = idx[np.argsort(values[idx] if colour.worse_high else -values[idx], kind="stable")]
-        marker = dict(size=size, opacity=0.8, color=values[idx], colorscale="Viridis")
-        if lit:
-            marker.update(
-                reversescale=colour.worse_high,
-                colorbar=dict(title=dict(text=colour.title, side="right"), thickness=12),
+        for part, split, offset in _parts(idx, n_test):
+            train = split == "train"
+            marker = dict(size=size + (TRAIN_STYLE["size_delta"] if train else 0), opacity=0.8)
+            if lit:
+                marker.update(color=values[part], colorscale="Viridis", reversescale=colour.worse_high)
+                marker.update(scale)
+                if bar:  # one colour bar for every lit trace (they share cmin/cmax)
+                    marker["colorbar"] = dict(title=dict(text=colour.title, side="right"), thickness=12)
+                    bar = False
+            else:
+                marker.update(color=DIM_COLOR, opacity=DIM_OPACITY)
+            where, extra = (0 if n_test is None else 1), names[labels[part]]
+            value = f"<br>{colour.title} %{{marker.color:.4g}}" if lit else ""
+            out.append(
+                _points(
+                    xy,
+                    part,
+                    name=colour.title if lit else "filtered out",
+                    marker=marker,
+                    customdata=np.stack([part.astype(object), extra], axis=1)
+                    if n_test is None
+                    else _customdata(part, offset, extra),
+                    hovertemplate=f"{split} #%{{customdata[{where}]}}<br>label %{{customdata[{where + 1}]}}"
+                    f"{value}<extra></extra>",
+                    showlegend=False,
+                )
             )
-        else:
-            marker.update(color=DIM_COLOR, opacity=DIM_OPACITY)
-        out.append(
-            _points(
-                xy,
-                idx,
-                name=colour.title if lit else "filtered out",
-                marker=marker,
-                customdata=np.stack([rows[idx].astype(object), names[labels[idx]]], axis=1),
-                hovertemplate=hover + "<extra></extra>",
-                showlegend=False,
-            )
-        )
     return out
 
 
@@ -160,6 +195,7 @@ def latent_scatter(
     height: int = 560,
     colour: Colouring | None = None,
     shown=None,
+    n_test: int | None = None,
 ) -> go.Figure:
     """The test set in the latent plane: WebGL point traces, plus overlays.
 
@@ -172,6 +208,8 @@ def latent_scatter(
         axis_titles: the two axis titles.
         colour: colour by a measure (one trace and a colour bar) instead of one trace per class.
         shown: the labels to show in colour (None: all); the others are greyed out, still clickable.
+        n_test: rows from n_test on are training images (drawn smaller and fainter, hovered as
+            "train #i"); None: every row is a test image.
 
     The axes are fixed from `xy` alone (`axis_ranges`): a pick, its ellipses or any overlay added later
     never rescale the plot (they are clipped at its edge), and overlays stay out of the legend, so the
@@ -185,7 +223,7 @@ def latent_scatter(
         raise ValueError(
             f"Expected xy (N, 2) and labels (N,). Received: xy.shape={xy.shape}, labels.shape={labels.shape}"
         )
-    points = _point_traces(xy, labels, class_names, colour, shown, size=4)
+    points = _point_traces(xy, labels, class_names, colour, shown, size=4, n_test=n_test)
     fig = go.Figure([*points, *_overlays(ellipses, picked)])
     x_range, y_range = axis_ranges(xy)
     fig.update_layout(
@@ -210,12 +248,13 @@ def latent_scatter(
     return fig
 
 
-def _point_traces(xyz, labels, class_names, colour, shown, size) -> list:
+def _point_traces(xyz, labels, class_names, colour, shown, size, n_test=None) -> list:
     rows = np.arange(len(xyz), dtype=np.int32)
     shown = None if shown is None else {int(c) for c in shown}
+    n_test = None if n_test is None or n_test >= len(xyz) else int(n_test)  # None: every row is a test image
     if colour is None:
-        return _class_traces(xyz, labels, rows, class_names, shown, size)
-    return _measure_traces(xyz, labels, rows, class_names, shown, colour, size)
+        return _class_traces(xyz, labels, rows, class_names, shown, size, n_test)
+    return _measure_traces(xyz, labels, rows, class_names, shown, colour, size, n_test)
 
 
 def latent_scatter_3d(
@@ -228,6 +267,7 @@ def latent_scatter_3d(
     colour: Colouring | None = None,
     shown=None,
     height: int = 600,
+    n_test: int | None = None,
 ) -> go.Figure:
     """The test set in three latent coordinates (N, 3): `latent_scatter`'s traces as Scatter3d (same
     colours, dimming and customdata rows), the pick as an open ring. The camera is kept across reruns
@@ -239,7 +279,7 @@ def latent_scatter_3d(
             f"Expected xyz (N, 3) and labels (N,). Received: xyz.shape={xyz.shape}, "
             f"labels.shape={labels.shape}"
         )
-    traces = _point_traces(xyz, labels, class_names, colour, shown, size=2.5)
+    traces = _point_traces(xyz, labels, class_names, colour, shown, size=2.5, n_test=n_test)
     if picked is not None:
         p = np.asarray(picked, np.float32).reshape(3)
         traces.append(

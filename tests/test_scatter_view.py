@@ -146,3 +146,27 @@ def test_a_measure_draws_the_worst_points_on_top():
     np.testing.assert_allclose(t.x, xy[rows, 0])
     fig = scatter.latent_scatter(xy, labels, ["a", "b", "c"], colour=scatter.Colouring(values, "ok", False))
     assert (np.diff(fig.data[0].marker.color) <= 0).all()
+
+
+def test_training_images_too_every_mnist_image_with_its_split(app, reference, media):
+    from tests.apptest import shown
+
+    _, data = reference
+    app.session_state["scatter_all"] = True
+    app.session_state["pick"] = 10_005  # a training image: train #5
+    app.run()
+    assert_clean(app)
+    points = [t for t in scatter_spec(app)["data"] if t.get("customdata") is not None]
+    rows = np.concatenate([_rows(t) for t in points])
+    assert len(rows) == 70_000 and len(set(rows.tolist())) == 70_000
+    train = [t for t in points if t["hovertemplate"].startswith("train #")]
+    assert len(train) == 10 and all(not t["showlegend"] for t in train)
+    assert sum(len(_rows(t)) for t in train) == 60_000
+    (orig,) = shown(app, media, "train #5 (original)", scale=6)
+    assert np.array_equal(orig, data.x_train[5])
+    assert any("70,000 images: 10,000 test, 60,000 training." in c.value for c in app.caption)
+    app.toggle(key="scatter_all").set_value(False).run()  # back to the test set: a training pick is dropped
+    assert_clean(app)
+    points = [t for t in scatter_spec(app)["data"] if t.get("customdata") is not None]
+    assert sum(len(_rows(t)) for t in points) == 10_000
+    assert app.session_state["pick"] is None

@@ -167,6 +167,7 @@ def _draw_scatter(ex: context.Explorer, scatter_box, row, colour=None, shown=Non
         axis_titles=ex.axis_titles,
         colour=colour,
         shown=shown,
+        n_test=ex.n_test,
     )
     fig = user_digit.mark_user_digit(fig, ex)  # the user's digit and its posterior ellipses
     fig = sel_panel.mark_selection(fig, ex)  # rings around a box/lasso selection

@@ -80,6 +80,7 @@ def scatter3d_panel(ex: context.Explorer, colour=None, shown=None) -> None:
             axis_titles=titles,
             colour=colour,
             shown=shown,
+            n_test=ex.n_test,
         )
         st.plotly_chart(
             fig,

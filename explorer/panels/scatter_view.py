@@ -2,7 +2,8 @@
 (the others dimmed, not hidden), a search that picks a test image by index or label, and one-click
 selections of the worst points by a measure.
 
-Widget keys: scatter_colour, scatter_labels, scatter_find, scatter_next, scatter_worst.
+Widget keys: scatter_colour, scatter_labels, scatter_find, scatter_next, scatter_worst, scatter_all (the
+training images too: read by the page before it loads the explorer, `with_train()`).
 Own state (session.own(STATE)): the search's last message.
 """
 
@@ -22,6 +23,36 @@ LABEL = "label"  # the "Colour by" choice that colours by class
 WORST_N = 100
 
 
+def with_train() -> bool:
+    """Whether this tab asked for the training images too. Only in the latent plane or PCA view: t-SNE
+    and UMAP are fitted on the test set (minutes for 10,000 points already)."""
+    return bool(st.session_state.get("scatter_all")) and st.session_state.get("proj_method", "PCA") == "PCA"
+
+
+def _drop_training_pick(n_test: int) -> None:
+    """Turning the training images off: a pick among them has no place in the test set any more."""
+    pick = session.pick()
+    if not session.widget_value("scatter_all") and pick is not None and pick >= n_test:
+        session.set_pick(None)
+
+
+def _all_points_toggle(ex: context.Explorer) -> None:
+    st.toggle(
+        "Training images too",
+        key="scatter_all",
+        on_change=_drop_training_pick,
+        args=(ex.n_test,),
+        help="Add the dataset's training images to the scatter (smaller, fainter; hovered as train #i), "
+        "e.g. all 70,000 MNIST images. Every tool then works on them too.",
+    )
+    if with_train() != ex.with_train:  # the page loads another explorer: the whole page reruns
+        st.rerun(scope="app")
+    if st.session_state.get("scatter_all") and not with_train():
+        st.caption("The training images are shown in the PCA view only: t-SNE and UMAP map the test set.")
+    elif ex.with_train:
+        st.caption(f"{len(ex.images):,} images: {ex.n_test:,} test, {len(ex.images) - ex.n_test:,} training.")
+
+
 def _find(ex: context.Explorer, query: str, after: int | None) -> tuple[int | None, str]:
     """The test row a search means, and what to say. An integer (or #integer) is a row; anything else a
     label, by class name (case-insensitive; "label 7" works too): the next image of that label after
@@ -33,8 +64,8 @@ def _find(ex: context.Explorer, query: str, after: int | None) -> tuple[int | No
     if re.fullmatch(r"#?\d+", q):
         row = int(q.lstrip("#"))
         if row < n:
-            return row, f"test #{row}"
-        return None, f"There is no test image #{row}: the test set has rows 0 … {n - 1:,}."
+            return row, ex.point_name(row)
+        return None, f"There is no test image #{row}: the scatter has rows 0 … {n - 1:,}."
     name = re.sub(r"^label\s+", "", q, flags=re.IGNORECASE).lower()
     classes = [i for i, c in enumerate(ex.class_names) if str(c).lower() == name]
     classes = classes or [i for i, c in enumerate(ex.class_names) if str(c).lower().startswith(name)]
@@ -51,7 +82,7 @@ def _find(ex: context.Explorer, query: str, after: int | None) -> tuple[int | No
     row = int(rows[np.searchsorted(rows, start, side="right") % len(rows)])
     k = int(np.searchsorted(rows, row)) + 1
     name = ex.class_name(ex.latents.labels[row])
-    return row, f"test #{row}: {name}, {k:,} of {len(rows):,} with that label"
+    return row, f"{ex.point_name(row)}: {name}, {k:,} of {len(rows):,} with that label"
 
 
 def _on_find(ex: context.Explorer) -> None:
@@ -123,6 +154,7 @@ def scatter_view(ex: context.Explorer) -> tuple[Colouring | None, set[int] | Non
             help="A box selection of them: the selection section below shows the images, counts, CSV.",
         )
         _finder(ex)
+        _all_points_toggle(ex)
     if values is None:
         return None, shown
     return Colouring(values[key], m.label, m.worse_high), shown

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from explorer import views
+from explorer import scatter, views
 from explorer.context import Explorer, Latents
 from explorer.serving import keep_compiled_functions
 from model import bundle
@@ -161,6 +161,16 @@ def measures(stamp: str, _model, _images: np.ndarray, _labels, _z_mean, _z_log_v
 def manifold_png(stamp: str, _model, n: int, span: float, dims: tuple[int, int]) -> bytes:
     """The n x n decoded grid over [-span, span]^2 (one batched decode) as PNG bytes."""
     return views.to_png(_model.manifold(n=n, span=span, dims=dims))
+
+
+@st.cache_resource(max_entries=2, show_spinner="Drawing the density image…")
+def overview_raster(stamp: str, _xy: np.ndarray, _labels: np.ndarray, size: int = 700) -> np.ndarray:
+    """Every point of a big scatter as an RGB image over the scatter's axis ranges (`scatter.axis_ranges`),
+    coloured like its points, drawn under a sample of them (`scatter.overview_keep`)."""
+    x_range, y_range = scatter.axis_ranges(_xy)
+    img = views.latent_map(_xy, _labels, (*x_range, *y_range), size)
+    _read_only(img)
+    return img
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)

@@ -4,7 +4,6 @@ pick's ring and ellipses) and the reading of its selection events. Pure: numpy i
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +38,24 @@ def axis_ranges(xy, q: float = 0.002, margin: float = 0.06) -> tuple[list[float]
 
 DIM_COLOR = "#c8c8c8"  # labels filtered out: dimmed, not hidden (still hoverable and clickable)
 DIM_OPACITY = 0.25
+
+
+# Above POINT_LIMIT points the scatter is an overview: every point in a density image under the axes, and
+# OVERVIEW_POINTS of them (a fixed sample, plus the pick) as clickable WebGL points; a box or lasso then
+# selects among all points. Measured in headless Chromium here (bench/scatter_scale.py, docs/performance.md):
+# a 70,000-point figure is ~1.9 MB per rerun and a box over 60,000 of them takes seconds to tens of seconds.
+POINT_LIMIT = 100_000
+OVERVIEW_POINTS = 30_000
+MAX_RINGS = 5_000  # a selection shows at most this many rings (a fixed sample of it)
+
+
+def overview_keep(n: int, always=(), limit: int = OVERVIEW_POINTS, seed: int = 0) -> np.ndarray:
+    """Which of n points an overview draws as points: a fixed random `limit` of them, plus `always`."""
+    keep = np.zeros(n, bool)
+    keep[np.random.default_rng(seed).choice(n, size=min(limit, n), replace=False)] = True
+    always = [int(r) for r in always if r is not None and 0 <= int(r) < n]
+    keep[always] = True
+    return keep
 
 
 @dataclass(frozen=True)
@@ -82,13 +99,14 @@ def _customdata(part, offset, *extra) -> np.ndarray:
     return np.stack(cols, axis=1) if len(cols) > 1 else part[:, None]
 
 
-def _class_traces(xy, labels, rows, class_names, shown, size=4, n_test=None) -> list:
+def _class_traces(xy, labels, rows, class_names, shown, size=4, n_test=None, keep=None) -> list:
     """One trace per class (and split), in its palette colour; classes not in `shown` greyed out."""
     out = []
     for c in np.unique(labels):
         name = class_name(class_names, c)
         on = shown is None or int(c) in shown
-        for part, split, offset in _parts(rows[labels == c], n_test):
+        mask = labels == c if keep is None else (labels == c) & keep
+        for part, split, offset in _parts(rows[mask], n_test):
             train = split == "train"
             opacity = (TRAIN_STYLE["opacity"] if train else 0.65) if on else DIM_OPACITY
             out.append(
@@ -111,7 +129,9 @@ def _class_traces(xy, labels, rows, class_names, shown, size=4, n_test=None) -> 
     return out
 
 
-def _measure_traces(xy, labels, rows, class_names, shown, colour: Colouring, size=4, n_test=None) -> list:
+def _measure_traces(
+    xy, labels, rows, class_names, shown, colour: Colouring, size=4, n_test=None, keep=None
+) -> list:
     """The points of the shown classes coloured by the measure with a colour bar; the others grey."""
     values = np.asarray(colour.values, np.float32).reshape(-1)
     if values.shape != (len(xy),):
@@ -123,7 +143,7 @@ def _measure_traces(xy, labels, rows, class_names, shown, colour: Colouring, siz
     out, bar = [], True
     for mask, lit in ((~on, False), (on, True)):
         # the worst end drawn last, on top: a few bad points are not buried under many good ones
-        idx = np.flatnonzero(mask)
+        idx = np.flatnonzero(mask if keep is None else mask & keep)
         idx = idx[np.argsort(values[idx] if colour.worse_high else -values[idx], kind="stable")]
         for part, split, offset in _parts(idx, n_test):
             train = split == "train"
@@ -196,6 +216,8 @@ def latent_scatter(
     colour: Colouring | None = None,
     shown=None,
     n_test: int | None = None,
+    keep=None,
+    raster=None,
 ) -> go.Figure:
     """The test set in the latent plane: WebGL point traces, plus overlays.
 
@@ -210,6 +232,9 @@ def latent_scatter(
         shown: the labels to show in colour (None: all); the others are greyed out, still clickable.
         n_test: rows from n_test on are training images (drawn smaller and fainter, hovered as
             "train #i"); None: every row is a test image.
+        keep: (N,) bool, the rows drawn as points (None: all); an overview of many points
+            (`overview_keep`) draws the others only in `raster`.
+        raster: an RGB uint8 image of every point over the axis ranges, drawn under the points.
 
     The axes are fixed from `xy` alone (`axis_ranges`): a pick, its ellipses or any overlay added later
     never rescale the plot (they are clipped at its edge), and overlays stay out of the legend, so the
@@ -223,9 +248,23 @@ def latent_scatter(
         raise ValueError(
             f"Expected xy (N, 2) and labels (N,). Received: xy.shape={xy.shape}, labels.shape={labels.shape}"
         )
-    points = _point_traces(xy, labels, class_names, colour, shown, size=4, n_test=n_test)
+    points = _point_traces(xy, labels, class_names, colour, shown, size=4, n_test=n_test, keep=keep)
     fig = go.Figure([*points, *_overlays(ellipses, picked)])
     x_range, y_range = axis_ranges(xy)
+    if raster is not None:
+        from PIL import Image
+
+        fig.add_layout_image(
+            source=Image.fromarray(np.asarray(raster, np.uint8)),
+            xref="x",
+            yref="y",
+            x=x_range[0],
+            y=y_range[1],
+            sizex=x_range[1] - x_range[0],
+            sizey=y_range[1] - y_range[0],
+            sizing="stretch",
+            layer="below",
+        )
     fig.update_layout(
         height=height,
         # the toolbar (modebar) sits in the top margin, over no axis title; the legend is one row under the
@@ -248,13 +287,13 @@ def latent_scatter(
     return fig
 
 
-def _point_traces(xyz, labels, class_names, colour, shown, size, n_test=None) -> list:
+def _point_traces(xyz, labels, class_names, colour, shown, size, n_test=None, keep=None) -> list:
     rows = np.arange(len(xyz), dtype=np.int32)
     shown = None if shown is None else {int(c) for c in shown}
     n_test = None if n_test is None or n_test >= len(xyz) else int(n_test)  # None: every row is a test image
     if colour is None:
-        return _class_traces(xyz, labels, rows, class_names, shown, size, n_test)
-    return _measure_traces(xyz, labels, rows, class_names, shown, colour, size, n_test)
+        return _class_traces(xyz, labels, rows, class_names, shown, size, n_test, keep)
+    return _measure_traces(xyz, labels, rows, class_names, shown, colour, size, n_test, keep)
 
 
 def latent_scatter_3d(
@@ -305,65 +344,12 @@ def latent_scatter_3d(
     return fig
 
 
-MAX_EVENT_POINTS = 100_000  # points read from one selection event (a test set has 10,000)
-
-
-def selection_points(event) -> list:
-    """The `selection.points` list of a Plotly selection event as the browser sent it ([] if the event,
-    its selection or its points are missing or of another type)."""
-    sel = event.get("selection") if isinstance(event, dict) else None
-    points = sel.get("points") if isinstance(sel, dict) else None
-    return points[:MAX_EVENT_POINTS] if isinstance(points, list) else []
-
-
-def as_row(cd) -> int | None:
-    """A customdata value as a test-set row: a finite, whole, non-negative number, else None."""
-    if isinstance(cd, dict):
-        cd = cd.get("0", next(iter(cd.values()), None))
-    if isinstance(cd, (list, tuple)):
-        cd = cd[0] if cd else None
-    if isinstance(cd, bool) or not isinstance(cd, (int, float)):
-        return None
-    if isinstance(cd, float) and not (math.isfinite(cd) and cd.is_integer()):
-        return None
-    return int(cd) if 0 <= cd < 2**31 else None
-
-
-def picked_row(points) -> int | None:
-    """The test-set row of the last selected point in a Plotly selection, or None.
-
-    Points without customdata (overlays) are ignored, and so is any value the browser sent that is not
-    a row (NaN, inf, fractions, negative or huge numbers, strings, a `points` that is not a list).
-    customdata may arrive as `[row]`, `row`, or `{"0": row}`: numpy customdata reaches the browser as a
-    typed array, which JSON writes as an object.
-    """
-    if not isinstance(points, (list, tuple)):
-        return None
-    for p in reversed(points[-MAX_EVENT_POINTS:]):
-        row = as_row(p.get("customdata")) if isinstance(p, dict) else None
-        if row is not None:
-            return row
-    return None
-
-
-def selected_rows(event) -> list[int] | None:
-    """The test-set rows of a box or lasso selection in a Plotly selection event, or None for a plain
-    click (no box/lasso drawn). Points without customdata (overlays) are ignored; order is kept."""
-    sel = event.get("selection") if isinstance(event, dict) else None
-    if not isinstance(sel, dict) or not (sel.get("box") or sel.get("lasso")):
-        return None
-    out, seen = [], set()
-    for p in selection_points(event):
-        row = picked_row([p])
-        if row is not None and row not in seen:
-            seen.add(row)
-            out.append(row)
-    return out
-
-
 def highlight_rows(fig: go.Figure, xy, rows, name: str = "selection", color: str = "#ff7f0e") -> go.Figure:
-    """Add a ring around each of `rows` (positions `xy[rows]`) as one WebGL trace without customdata."""
+    """Add a ring around each of `rows` (positions `xy[rows]`) as one WebGL trace without customdata; at
+    most MAX_RINGS of them (a fixed sample), so a huge selection does not weigh on every rerun."""
     rows = np.asarray(rows, np.int64).reshape(-1)
+    if len(rows) > MAX_RINGS:
+        rows = np.sort(np.random.default_rng(0).choice(rows, MAX_RINGS, replace=False))
     if len(rows):
         p = np.asarray(xy, np.float32)[rows]
         fig.add_trace(

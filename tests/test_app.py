@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from explorer import scatter, views
+from explorer import events, scatter, views
 from explorer.panels.common import fmt
 from model.latent import LatentModel
 from tests.apptest import (
@@ -101,7 +101,7 @@ def test_a_pick_shows_its_original_reconstruction_and_posterior(home, media, ref
     z_mean, z_log_var = latent.encode(data.x_test[row : row + 1])
     text = page_text(at)
     assert f"**Label:** {data.y_test[row]}" in text and f"**Index:** {row}" in text
-    assert scatter.picked_row([{"customdata": {"0": row}}]) == row  # the click path's decoding
+    assert events.picked_row([{"customdata": {"0": row}}]) == row  # the click path's decoding
     # the sliders moved to the posterior mean, and σ = exp(log_var / 2) is shown
     assert np.allclose(sliders(at), z_mean[0], atol=1e-4)
     sigma = np.exp(0.5 * z_log_var[0])
@@ -461,9 +461,9 @@ def test_views_upscale_png_ellipse_and_scatter():
         # a click does not restyle (dim) the 10k points: the ring marks the pick
         assert t.selected.marker.opacity == t.unselected.marker.opacity == t.marker.opacity
     assert {t.name for t in fig.data} >= {"pick", "1σ posterior"}
-    assert scatter.picked_row([{"x": 0}, {"customdata": [9]}]) == 9
-    assert scatter.picked_row([{"customdata": 3}, {"x": 1}]) == 3  # overlays have no customdata
-    assert scatter.picked_row([]) is None
+    assert events.picked_row([{"x": 0}, {"customdata": [9]}]) == 9
+    assert events.picked_row([{"customdata": 3}, {"x": 1}]) == 3  # overlays have no customdata
+    assert events.picked_row([]) is None
 
     legend = [t.name for t in fig.data if t.showlegend is not False]
     assert legend == ["a", "b", "c"], f"overlays must stay out of the legend: {legend}"
@@ -483,21 +483,21 @@ def test_browser_values_are_validated_and_the_pads_error_is_text_with_a_retry(ho
     # selection events: anything that is not a row is ignored, never raised on
     nan, inf = float("nan"), float("inf")
     for cd in (nan, inf, -inf, 2.5, -1, 1e300, "7", True, None, [nan], {"0": inf}, [], {}):
-        assert scatter.picked_row([{"customdata": cd}]) is None, cd
-    assert scatter.picked_row([{"customdata": [4]}, {"customdata": nan}]) == 4  # the last valid one
-    assert scatter.picked_row([{"customdata": 7.0}]) == 7
+        assert events.picked_row([{"customdata": cd}]) is None, cd
+    assert events.picked_row([{"customdata": [4]}, {"customdata": nan}]) == 4  # the last valid one
+    assert events.picked_row([{"customdata": 7.0}]) == 7
     for points in (None, 5, "abc", {"customdata": 3}, [1, "x", None]):
-        assert scatter.picked_row(points) is None
+        assert events.picked_row(points) is None
     for event in (None, [], 5, "x", {"selection": 3}, {"selection": {"points": 3, "box": [1]}}):
-        assert scatter.selected_rows(event) in (None, [])
-        assert scatter.selection_points(event) == []
+        assert events.selected_rows(event) in (None, [])
+        assert events.selection_points(event) == []
     box = {
         "selection": {
             "box": [{}],
             "points": [{"customdata": [1]}, {"customdata": nan}, "x", {"customdata": 1}],
         }
     }
-    assert scatter.selected_rows(box) == [1]
+    assert events.selected_rows(box) == [1]
     # the pad's z and error values
     assert lp.browser_z([0.5, -1], 2) == [0.5, -1.0]
     for z in ([nan, 0], [inf, 0], [10**400, 0], [True, 0], ["1", 0], [0], [0, 0, 0], "0,0", None, {"0": 1}):

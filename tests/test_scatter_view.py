@@ -170,3 +170,52 @@ def test_training_images_too_every_mnist_image_with_its_split(app, reference, me
     points = [t for t in scatter_spec(app)["data"] if t.get("customdata") is not None]
     assert sum(len(_rows(t)) for t in points) == 10_000
     assert app.session_state["pick"] is None
+
+
+def test_box_and_lasso_select_among_all_points_by_their_geometry():
+    from explorer import events
+
+    xy = np.array([[0, 0], [1, 1], [2, 2], [0.5, 0.2], [5, 5]], float)
+    box = {"selection": {"points": [{"customdata": [0]}], "box": [{"x": [1.5, -0.1], "y": [-1, 1.2]}]}}
+    assert events.rows_in_selection(box, xy) == [0, 1, 3]  # not only the one point the browser listed
+    square = {"x": [-0.5, 0.7, 0.7, -0.5], "y": [-0.5, -0.5, 0.5, 0.5]}
+    lasso = {"selection": {"points": [], "lasso": [square]}}
+    assert events.rows_in_selection(lasso, xy) == [0, 3]
+    click = {"selection": {"points": [{"customdata": [4]}], "box": [], "lasso": []}}
+    assert events.rows_in_selection(click, xy) is None
+    for bad in (None, {"selection": {"box": [{"x": "ab"}], "lasso": [{"x": [1], "y": [1]}]}}):
+        assert events.rows_in_selection(bad, xy) is None
+
+
+def test_an_overview_draws_a_sample_as_points_and_every_point_in_its_image(monkeypatch):
+    n = 5000
+    rng = np.random.default_rng(0)
+    xy, labels = rng.normal(size=(n, 2)), rng.integers(0, 10, n)
+    keep = scatter.overview_keep(n, always=[4321], limit=300)
+    assert keep.sum() in (300, 301) and keep[4321]
+    assert (keep == scatter.overview_keep(n, always=[4321], limit=300)).all()  # the same sample every run
+    raster = np.full((50, 50, 3), 200, np.uint8)
+    fig = scatter.latent_scatter(xy, labels, [str(i) for i in range(10)], keep=keep, raster=raster)
+    rows = np.concatenate([np.asarray(t.customdata)[:, 0] for t in fig.data if t.customdata is not None])
+    assert sorted(rows.tolist()) == np.flatnonzero(keep).tolist()
+    (image,) = fig.layout.images
+    x_range, _ = scatter.axis_ranges(xy.astype(np.float32))
+    assert image.layer == "below" and image.x == pytest.approx(x_range[0])
+    assert image.sizex == pytest.approx(x_range[1] - x_range[0])
+    # a huge selection rings a capped sample
+    fig = scatter.highlight_rows(fig, xy, np.arange(n), name="sel")
+    assert len(fig.data[-1].x) == min(n, scatter.MAX_RINGS)
+
+
+def test_past_the_point_limit_the_page_shows_an_overview(app, monkeypatch):
+    monkeypatch.setattr(scatter, "POINT_LIMIT", 50_000)
+    app.session_state["scatter_all"] = True  # 70,000 points
+    app.run()
+    assert_clean(app)
+    spec = scatter_spec(app)
+    points = [t for t in spec["data"] if t.get("customdata") is not None]
+    assert sum(len(_rows(t)) for t in points) <= scatter.OVERVIEW_POINTS + 1
+    assert len(spec["layout"]["images"]) == 1 and spec["layout"]["images"][0]["source"].startswith(
+        "data:image/png"
+    )
+    assert any("70,000 points: every one in the density image" in c.value for c in app.caption)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from explorer import scatter, session
+from explorer import events, session
 
 _JS = (Path(__file__).resolve().parent / "plotly_click.js").read_text(encoding="utf-8")
 _component = st.components.v2.component("latent_explorer.plotly_click", js=_JS, isolate_styles=False)
@@ -20,7 +20,7 @@ def clicked_row(key: str) -> int | None:
     """The row of the last click reported under `key` (read in the callback), or None."""
     value = session.widget_value(key)
     clicked = value.get("clicked") if hasattr(value, "get") else None
-    return scatter.as_row(clicked.get("row")) if isinstance(clicked, dict) else None
+    return events.as_row(clicked.get("row")) if isinstance(clicked, dict) else None
 
 
 def plotly_click(alt_prefix: str, key: str, on_click) -> None:

@@ -14,7 +14,7 @@ import functools
 import numpy as np
 import streamlit as st
 
-from explorer import cache, context, scatter, session
+from explorer import cache, context, events, scatter, session
 from explorer.panels.common import lazy_expander, model_labels, plain
 from model import analysis
 from model.errors import DataError, StoreError
@@ -41,9 +41,9 @@ def neighbour_agreement(z_a, z_b, rows, k: int = K_AGREE) -> float:
 
 def _on_chart(key: str) -> None:
     event = session.widget_value(key)
-    rows = scatter.selected_rows(event)
+    rows = events.selected_rows(event)
     if rows is None:
-        row = scatter.picked_row(scatter.selection_points(event))
+        row = events.picked_row(events.selection_points(event))
         rows = None if row is None else [row]
     if rows is not None:
         session.own("compare")["rows"] = list(rows)

@@ -8,13 +8,14 @@ The pick and the latent values go through explorer.session.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from explorer import cache, context, scatter, session, views
+from explorer import cache, context, events, scatter, session, views
 from explorer.components import latent_pad
 from explorer.panels import downloads, links, tools, user_digit
 from explorer.panels import selection as sel_panel
@@ -35,12 +36,13 @@ def sync_sliders(ex: context.Explorer) -> None:
     session.sync_latents(ex.stamp, lat.center, lat.bounds, lat.z_mean, len(ex.images))
 
 
-def _on_select() -> None:
-    """Plotly selection callback: copy the clicked row into `pick` (the chart forgets it on redraw)."""
+def _on_select(all_xy=None) -> None:
+    """Plotly selection callback: copy the clicked row into `pick` (the chart forgets it on redraw).
+    all_xy: every point's position when the scatter is an overview (a box selects among all of them)."""
     event = session.widget_value("scatter")
-    if sel_panel.on_scatter_event(event):  # a box/lasso selection, not a click
+    if sel_panel.on_scatter_event(event, all_xy):  # a box/lasso selection, not a click
         return
-    row = scatter.picked_row(scatter.selection_points(event))
+    row = events.picked_row(events.selection_points(event))
     if row is not None:
         session.set_pick(row)
 
@@ -158,6 +160,8 @@ def _draw_scatter(ex: context.Explorer, scatter_box, row, colour=None, shown=Non
     changed, and rebuilding 10k WebGL points on every slider move is slow in the browser (and loses the
     user's zoom). Its figure only changes with the model and the pick."""
     xy, ellipses = _overlay(ex, row)
+    n = len(ex.images)
+    overview = n > scatter.POINT_LIMIT  # every point in an image, a sample of them as points
     fig = scatter.latent_scatter(
         ex.latents.xy,
         ex.latents.labels,
@@ -168,6 +172,8 @@ def _draw_scatter(ex: context.Explorer, scatter_box, row, colour=None, shown=Non
         colour=colour,
         shown=shown,
         n_test=ex.n_test,
+        keep=scatter.overview_keep(n, always=[row]) if overview else None,
+        raster=cache.overview_raster(ex.stamp, ex.latents.xy, ex.latents.labels) if overview else None,
     )
     fig = user_digit.mark_user_digit(fig, ex)  # the user's digit and its posterior ellipses
     fig = sel_panel.mark_selection(fig, ex)  # rings around a box/lasso selection
@@ -175,11 +181,18 @@ def _draw_scatter(ex: context.Explorer, scatter_box, row, colour=None, shown=Non
         st.plotly_chart(
             fig,
             key="scatter",
-            on_select=_on_select,
+            on_select=functools.partial(_on_select, ex.latents.xy if overview else None),
             selection_mode=("points", "box", "lasso"),
             config={"displaylogo": False, "scrollZoom": False},
             alt=scatter_alt(ex),  # fixed per model: a changed alt would remount the chart
         )
+        if overview:
+            st.caption(
+                f"{n:,} points: every one in the density image under the axes, {scatter.OVERVIEW_POINTS:,} "
+                "of them (a fixed sample, and the pick) as points to hover and click. A box or lasso "
+                "selects among all of them. (Plotly's WebGL scatter is slow here past "
+                f"{scatter.POINT_LIMIT:,} points: see docs/performance.md.)"
+            )
 
 
 def scatter_alt(ex: context.Explorer) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from explorer.views import MARKER_COLOR, PALETTE
+from model.env import env_int
 
 
 def class_name(class_names, label) -> str:
@@ -44,9 +45,15 @@ DIM_OPACITY = 0.25
 # OVERVIEW_POINTS of them (a fixed sample, plus the pick) as clickable WebGL points; a box or lasso then
 # selects among all points. Measured in headless Chromium here (bench/scatter_scale.py, docs/performance.md):
 # a 70,000-point figure is ~1.9 MB per rerun and a box over 60,000 of them takes seconds to tens of seconds.
+POINT_LIMIT_ENV = "LATENT_EXPLORER_SCATTER_POINTS"  # raise it on a machine with a GPU
 POINT_LIMIT = 100_000
 OVERVIEW_POINTS = 30_000
 MAX_RINGS = 5_000  # a selection shows at most this many rings (a fixed sample of it)
+
+
+def point_limit() -> int:
+    """How many points the scatter draws before it becomes an overview (POINT_LIMIT, or the switch)."""
+    return env_int(POINT_LIMIT_ENV, POINT_LIMIT, lowest=1_000)
 
 
 def overview_keep(n: int, always=(), limit: int = OVERVIEW_POINTS, seed: int = 0) -> np.ndarray:

@@ -208,7 +208,7 @@ def test_an_overview_draws_a_sample_as_points_and_every_point_in_its_image(monke
 
 
 def test_past_the_point_limit_the_page_shows_an_overview(app, monkeypatch):
-    monkeypatch.setattr(scatter, "POINT_LIMIT", 50_000)
+    monkeypatch.setenv(scatter.POINT_LIMIT_ENV, "50,000")
     app.session_state["scatter_all"] = True  # 70,000 points
     app.run()
     assert_clean(app)

@@ -161,7 +161,7 @@ def _draw_scatter(ex: context.Explorer, scatter_box, row, colour=None, shown=Non
     user's zoom). Its figure only changes with the model and the pick."""
     xy, ellipses = _overlay(ex, row)
     n = len(ex.images)
-    overview = n > scatter.POINT_LIMIT  # every point in an image, a sample of them as points
+    overview = n > scatter.point_limit()  # every point in an image, a sample of them as points
     fig = scatter.latent_scatter(
         ex.latents.xy,
         ex.latents.labels,
@@ -191,7 +191,7 @@ def _draw_scatter(ex: context.Explorer, scatter_box, row, colour=None, shown=Non
                 f"{n:,} points: every one in the density image under the axes, {scatter.OVERVIEW_POINTS:,} "
                 "of them (a fixed sample, and the pick) as points to hover and click. A box or lasso "
                 "selects among all of them. (Plotly's WebGL scatter is slow here past "
-                f"{scatter.POINT_LIMIT:,} points: see docs/performance.md.)"
+                f"{scatter.point_limit():,} points: see docs/performance.md.)"
             )
 
 

@@ -74,18 +74,16 @@ def main() -> None:
             src, out = Path(tmp) / "z.npy", Path(tmp) / "xy.npy"
             np.save(src, z.astype(np.float32))
             load0 = os.getloadavg()
-            rate = embedding.measure_rate()
-            print(
-                f"n={n} probe rate {rate:.0f}/s (REF_RATE {embedding.REF_RATE:.0f}); load {load0[0]:.2f}",
-                flush=True,
-            )
+            print(f"n={n} load {load0[0]:.2f}", flush=True)
             if not a.skip_tsne:
+                secs, lines = timed_child(["model.analysis", src, out, 0])
+                rate = embedding.probe_line([s for _, s in lines])
                 est = embedding.estimate_seconds("t-SNE", n, rate)
-                secs, _ = timed_child(["model.analysis", src, out, 0])
-                print(f"  t-SNE {secs:.1f} s, estimate {est:.1f} s (x{secs / est:.2f})", flush=True)
+                print(f"  t-SNE {secs:.1f} s, estimate {est:.1f} s (x{secs / est:.2f}), probe {rate:.0f}/s")
             compiled = embedding.umap_compiled()
-            est = embedding.estimate_seconds("UMAP", n, rate, compiled, a.neighbors)
             secs, lines = timed_child(["model.embedding", "umap", src, out, 0, a.neighbors, 0.1])
+            rate = embedding.probe_line([s for _, s in lines])
+            est = embedding.estimate_seconds("UMAP", n, rate, compiled, a.neighbors)
             imported = next(t for t, s in lines if s.startswith("[umap] imported"))
             first = next(t for t, s in lines if s.startswith("[umap] epoch"))
             print(

@@ -153,3 +153,31 @@ def test_the_image_map_and_density_sections_show_what_the_model_computes(home, m
     assert (
         np.abs(first.astype(int) - np.rint(latent.decode(samples[:1].astype(np.float32))[0] * 255)).max() <= 2
     )
+
+
+def test_in_a_tsne_view_the_image_map_uses_its_plane_and_the_density_the_pca_plane(home, media, reference):
+    from explorer.panels.image_map import grid_extent
+    from model import analysis
+    from tests.test_panels import _eight_dim_model
+
+    _, data = reference
+    record, latent = _eight_dim_model()
+    z = latent.encode(data.x_test)[0]
+    xy = (z[:, :2] * 10 + z[:, 2:4]).astype(np.float32)  # a known "t-SNE", cached as the page would
+    analysis.save_npy(analysis.tsne_path(record.id), xy)
+    at = run_app(proj_method="t-SNE", imap_open=True, imap_n=10, density_open=True)
+    assert_clean(at)
+    (pic_el,) = [e for e in at.image if "nearest each cell" in e.captions[0]]
+    (dec_el,) = [e for e in at.image if "decoder's view" in e.captions[0]]
+    rows = _brute_nearest(xy, grid_extent(xy), 10)
+    assert np.array_equal(_png(media, pic_el), imagemap.compose(data.x_test, rows))
+    # no latent vector for a t-SNE point: the decoder's view shows those images' reconstructions
+    assert "reconstructions" in dec_el.captions[0]
+    recon = np.zeros((len(z), 28, 28), np.float32)
+    used = np.unique(rows[rows >= 0])
+    recon[used] = latent.decode(z[used])
+    assert np.abs(_png(media, dec_el).astype(int) - imagemap.compose(recon, rows)).max() <= 2
+    text = "\n".join(c.value for c in at.caption)
+    assert "Shown in the PCA plane, not the t-SNE view" in text
+    # untrained weights: every posterior is the prior, so the aggregate posterior is the prior: no holes
+    assert any("No holes" in i.value for i in at.info)

@@ -92,7 +92,6 @@ def main() -> None:
                 f"estimate {est:.1f} s (x{secs / est:.2f}), probe {rate:.0f}/s",
                 flush=True,
             )
-            embedding._mark_compiled()
             print(f"  load after {os.getloadavg()[0]:.2f}", flush=True)
 
 

@@ -20,7 +20,6 @@ latent means takes half a second.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.paths import atomic_write_bytes, home
+from model.paths import home
 
 UMAP_SEED = 0
 UMAP_NEIGHBORS = 15  # umap-learn's defaults
@@ -189,7 +188,7 @@ def umap_in_child(
     """`umap_2d` in a child process at a lower CPU priority (model.analysis.run_child): (N, 2) float32.
 
     `progress(fraction)` follows its phases and epochs; if it raises, the child is killed at once and
-    the exception goes on. A successful run marks umap-learn's numba code as compiled (`umap_compiled`)."""
+    the exception goes on."""
     import tempfile
 
     from model.analysis import OUT, run_child
@@ -208,35 +207,32 @@ def umap_in_child(
             return {} if rate is None else timing_info("UMAP", len(z), rate, compiled, n_neighbors)
 
         xy = run_child(argv, len(z), progress, fraction, "UMAP", poll, info)
-    if not compiled:
-        _mark_compiled()
     return xy
 
 
-def _versions() -> dict:
-    from importlib.metadata import version
+def _numba_cache_dirs() -> list[Path]:
+    """Where numba keeps the compiled code of pynndescent (umap-learn's cached functions are mostly
+    there): NUMBA_CACHE_DIR when set, else the package's __pycache__ and numba's user-wide cache."""
+    import importlib.util
+    import os
 
-    return {"umap-learn": version("umap-learn"), "numba": version("numba"), "python": sys.version.split()[0]}
-
-
-def _compiled_path() -> Path:
-    return home() / "analysis" / "umap-compiled.json"
-
-
-def umap_compiled() -> bool:
-    """Whether a UMAP ran here with these versions of umap-learn, numba and Python: numba has then
-    cached its compiled code on disk, and a new run skips ~25 s of compiling."""
-    try:
-        return json.loads(_compiled_path().read_text()) == _versions()
-    except (OSError, ValueError):
-        return False
+    env = os.environ.get("NUMBA_CACHE_DIR")
+    if env:
+        return [Path(env)]
+    spec = importlib.util.find_spec("pynndescent")
+    dirs = [Path(spec.origin).parent / "__pycache__"] if spec and spec.origin else []
+    return [*dirs, Path(os.path.expanduser("~")) / ".cache" / "numba"]
 
 
-def _mark_compiled() -> None:
-    try:
-        atomic_write_bytes(_compiled_path(), json.dumps(_versions()).encode())
-    except OSError:  # only the next estimate is the worse for it
-        pass
+def umap_compiled(min_files: int = 20) -> bool:
+    """Whether numba has umap-learn's code compiled and cached on disk for this Python (at least
+    `min_files` index files of pynndescent's): a new run then skips ~16 s of compiling."""
+    tag = f".py{sys.version_info.major}{sys.version_info.minor}.nbi"
+    found = 0
+    for d in _numba_cache_dirs():
+        if d.is_dir():
+            found += sum(1 for f in d.rglob(f"*{tag}") if "pynndescent" in str(f))
+    return found >= min_files
 
 
 # ----------------------------------------------------------------------------- how long it takes

@@ -23,7 +23,7 @@ def test_exact_knn_is_the_brute_force_neighbourhood():
 
 def test_umap_in_a_child_reports_its_epochs_and_equals_the_seeded_umap(home):
     """One real UMAP in a child process (as the page runs it) and one in this process: the same layout
-    (seeded), the clusters apart, the progress monotone up to 1, and the compiled mark written."""
+    (seeded), the clusters apart, the progress monotone up to 1, numba's cache then filled."""
     z = _two_clusters()
     seen, infos = [], []
 

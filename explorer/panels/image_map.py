@@ -31,10 +31,14 @@ def grid_extent(xy) -> tuple[float, float, float, float]:
     return x0, x1, y0, y1
 
 
-@st.cache_data(max_entries=16, show_spinner="Finding the nearest test images…")
-def cell_rows(stamp: str, view: str, _xy: np.ndarray, n: int) -> np.ndarray:
-    """The test row nearest each cell's centre (-1: an empty cell), per model, view and N."""
-    return imagemap.nearest_per_cell(_xy, grid_extent(_xy), n)
+@st.cache_data(max_entries=16, show_spinner="Drawing the image map…")
+def pictures(
+    stamp: str, xy: np.ndarray, n: int, linear: bool, _ex: context.Explorer
+) -> tuple[bytes, bytes, int]:
+    """(image map PNG, decoder's view PNG, occupied cells), per model, view positions `xy` and N."""
+    rows = imagemap.nearest_per_cell(xy, grid_extent(xy), n)
+    picture = views.to_png(imagemap.compose(_ex.images, rows))
+    return picture, views.to_png(_decoder_view(_ex, rows, n, linear)), int((rows >= 0).sum())
 
 
 def _decoder_view(ex: context.Explorer, rows: np.ndarray, n: int, linear: bool) -> np.ndarray:
@@ -57,14 +61,12 @@ def image_map_panel(ex: context.Explorer) -> None:
     with box:
         lo, hi = N_RANGE
         n = int(st.slider("Grid size N (N×N cells)", lo, hi, N_DEFAULT, key="imap_n"))
-        rows = cell_rows(ex.stamp, ex.view_name, ex.latents.xy, n)
         linear = ex.latent_dim <= 2 or ex.view_name == "PCA"
-        picture = views.to_png(imagemap.compose(ex.images, rows))
-        decoded = views.to_png(_decoder_view(ex, rows, n, linear))
+        picture, decoded, occupied = pictures(ex.stamp, ex.latents.xy, n, linear, ex)
         where = "the latent plane" if ex.latent_dim == 2 else f"the {ex.view_name} view"
         st.caption(
             f"{where[0].upper() + where[1:]} (the scatter's axes) cut into {n}×{n} cells: each cell shows "
-            f"the test image nearest to its centre; {int((rows >= 0).sum())} of {n * n} cells hold test "
+            f"the test image nearest to its centre; {occupied} of {n * n} cells hold test "
             "points (the others are dark)."
         )
         left, right = st.columns(2)

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 from explorer import views
 
 HOLE_COLOR = "#d62728"
+DENSITY_SCALE = [[0.0, "#ffffff"], [0.1, "#f0f6fc"], [0.4, "#9ecae1"], [1.0, "#08306b"]]  # 0 is white
 
 
 def density_figure(gx, gy, q, center, hole_mask, samples, axis_titles=("z[0]", "z[1]"), height: int = 520):
@@ -16,6 +17,7 @@ def density_figure(gx, gy, q, center, hole_mask, samples, axis_titles=("z[0]", "
 
     Traces by name: "data density", "prior 1σ"/"prior 2σ"/"prior 3σ", "holes", "hole samples"."""
     gx, gy, q = np.asarray(gx), np.asarray(gy), np.asarray(q)
+    top = float(q.max()) or 1.0  # levels from 5% of the peak up: below it the plane stays white
     fig = go.Figure()
     fig.add_trace(
         go.Contour(
@@ -23,9 +25,10 @@ def density_figure(gx, gy, q, center, hole_mask, samples, axis_titles=("z[0]", "
             y=gy,
             z=q,
             name="data density",
-            colorscale="Blues",
-            contours=dict(coloring="fill", showlines=True),
-            ncontours=10,
+            colorscale=DENSITY_SCALE,
+            zmin=0.0,
+            zmax=top,
+            contours=dict(coloring="fill", showlines=True, start=top / 20, end=top, size=top / 10),
             line=dict(width=0.5),
             colorbar=dict(title=dict(text="density", side="right"), thickness=12),
             hovertemplate="(%{x:.2f}, %{y:.2f})<br>data density %{z:.3g}<extra></extra>",

@@ -79,3 +79,26 @@ def test_the_timing_text_says_the_estimate_what_is_left_and_the_first_compile():
     assert "estimated 80 s in all" in text and "about 60 s left" in text and "compiles" in text
     assert timing_text({"progress": 0.0, "elapsed": 0.0, "info": {}}, "t-SNE") == ""
     assert "about 2.0 min left" in timing_text({"progress": 0.5, "elapsed": 120.0, "info": {}}, "t-SNE")
+
+
+def test_a_failed_umap_says_why_and_the_fix(home, monkeypatch):
+    from explorer import background
+    from explorer.panels import projection
+
+    record, _ = _eight_dim_model()
+
+    def broken(z, n_neighbors, min_dist, seed, progress):
+        raise RuntimeError("the UMAP process failed: ModuleNotFoundError: No module named 'umap'")
+
+    monkeypatch.setattr(projection, "UMAP_COMPUTE", broken)
+    at = run_app(proj_method="UMAP")
+    assert background.RUNNER.wait(("umap", record.id, 0, 15, 0.1))["state"] == "failed"
+    at.run()
+    (err,) = [e.value for e in at.error]
+    assert (
+        "The UMAP failed" in err
+        and "No module named 'umap'" in err
+        and "pip install -r requirements.txt" in err
+    )
+    assert at.button(key="proj_retry").label == "Retry the UMAP"
+    assert scatter_spec(at)["layout"]["xaxis"]["title"]["text"].startswith("PC1")

@@ -367,6 +367,8 @@ def projection_panel(ex):
             )
         elif status["state"] == "failed":
             fix = "free memory and retry" if "MemoryError" in status["error"] else "retry"
+            if "No module named" in status["error"]:
+                fix = "install the requirements (pip install -r requirements.txt), restart the server, retry"
             st.error(f"The {m.name} failed: {status['error'].rstrip('.')}. Fix: {fix}, or use PCA.")
             st.button(f"Retry the {m.name}", on_click=runner.forget, args=(m.key,), key="proj_retry")
             return ex

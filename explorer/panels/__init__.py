@@ -15,6 +15,9 @@ explorer.session, and keeps its private state beside its code (`session.own("<pa
                 animation, selection, neighbours, traversal, attributes, links; each is a lazy expander
                 (`on_change="rerun"`): closed, it costs the slider/click path nothing
   manifold      the decoded grid over a latent plane
+  image_map     the test image nearest each cell of an N×N grid over the scatter's plane, beside the
+                decoder's view of the same cells (a lazy expander)
+  density       the aggregate posterior's density against the prior, its holes decoded (a lazy expander)
   prior         samples from the prior
   quality       IWAE and k-NN of the current model, every stored model side by side
   compare       two models' scatters side by side, linked

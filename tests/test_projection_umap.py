@@ -102,3 +102,30 @@ def test_a_failed_umap_says_why_and_the_fix(home, monkeypatch):
     )
     assert at.button(key="proj_retry").label == "Retry the UMAP"
     assert scatter_spec(at)["layout"]["xaxis"]["title"]["text"].startswith("PC1")
+
+
+def test_a_projection_that_ends_within_the_pages_run_keeps_that_runs_notes(home, monkeypatch):
+    """A fast task could end before the progress fragment looked: the fragment then reran the page at
+    once, and a warning said before the work (the cache cannot be saved) never reached the browser."""
+    from explorer import background
+    from explorer.panels import projection
+
+    record, _ = _eight_dim_model()
+    (home / "analysis").mkdir()
+    (home / "analysis" / record.id).write_text("a file where the cache directory goes")
+    monkeypatch.setattr(projection, "UMAP_COMPUTE", lambda z, nn, md, seed, progress: z[:, :2])
+    runner, submit = background.RUNNER, background.RUNNER.submit
+
+    def submit_and_finish(key, fn, who, label=""):  # the task ends before the page goes on
+        status = submit(key, fn, who, label)
+        runner.wait(key)
+        return status
+
+    monkeypatch.setattr(runner, "submit", submit_and_finish)
+    at = run_app(proj_method="UMAP")
+    assert_clean(at)
+    assert any("The UMAP cannot be saved" in w.value for w in at.warning)
+    assert "The UMAP is ready; the page shows it in a moment." in page_text(at)
+    at.run()
+    assert scatter_spec(at)["layout"]["xaxis"]["title"]["text"] == "UMAP 1"
+    assert any("could not be saved" in w.value for w in at.warning)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explorer import background, context, views
 from model import analysis, embedding
@@ -272,7 +273,12 @@ def _progress(key: tuple, n: int, name: str) -> None:
     runner.want(key, background.session_id())
     status = runner.status(key)
     if status["state"] not in ("queued", "running"):
-        st.rerun()  # the whole page: show the projection (or the failure)
+        ctx = get_script_run_ctx()
+        if ctx and ctx.fragment_ids_this_run:  # a tick: rerun the whole page to show it (or the failure)
+            st.rerun()
+        # it ended within this page's own run (a fast task): the next tick shows it, this run's notes stay
+        st.caption(f"The {name} is ready; the page shows it in a moment.")
+        return
     if status["state"] == "queued" and status["ahead"]:
         st.progress(
             0.0,

@@ -185,13 +185,13 @@ def umap_in_child(
     progress=None,
     poll: float = 0.25,
 ) -> np.ndarray:
-    """`umap_2d` in a child process at a lower CPU priority (model.analysis.run_child): (N, 2) float32.
+    """`umap_2d` in a child process at a lower CPU priority (model.child.run_child): (N, 2) float32.
 
     `progress(fraction)` follows its phases and epochs; if it raises, the child is killed at once and
     the exception goes on."""
     import tempfile
 
-    from model.analysis import OUT, run_child
+    from model.child import OUT, run_child
 
     n_neighbors, min_dist = _check_params(n_neighbors, min_dist)
     z = np.asarray(z_means, np.float32)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explorer import views
+from explorer import events, views
 from model import analysis
 
 
@@ -131,10 +131,13 @@ def test_selection_summary_counts_means_and_bad_rows():
 
 def test_selected_rows_reads_box_and_lasso_events_only():
     pts = [{"customdata": [5]}, {"customdata": {"0": 7}}, {"x": 1}, {"customdata": [5]}]
-    assert views.selected_rows({"selection": {"points": pts, "box": [{"x": [0, 1]}], "lasso": []}}) == [5, 7]
-    assert views.selected_rows({"selection": {"points": pts[:1], "lasso": [{"x": [0]}]}}) == [5]
-    assert views.selected_rows({"selection": {"points": pts[:1], "box": [], "lasso": []}}) is None  # a click
-    assert views.selected_rows(None) is None
+    assert events.selected_rows({"selection": {"points": pts, "box": [{"x": [0, 1]}], "lasso": []}}) == [
+        5,
+        7,
+    ]
+    assert events.selected_rows({"selection": {"points": pts[:1], "lasso": [{"x": [0]}]}}) == [5]
+    assert events.selected_rows({"selection": {"points": pts[:1], "box": [], "lasso": []}}) is None  # a click
+    assert events.selected_rows(None) is None
 
 
 # ----------------------------------------------------------------------------- images and GIFs

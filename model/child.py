@@ -17,10 +17,11 @@ import numpy as np
 
 
 def child_priority(pid: int) -> None:
-    """Lower the CPU priority of child process `pid` to 10 steps below the calling thread's (Linux: each
-    thread has its own nice value; the page's analysis runner thread is already 10 below the server's)."""
+    """Run child process `pid` 10 steps below this process (its main thread) in CPU priority: nice 10 under
+    a server at 0, whatever the calling thread's own niceness (the page's analysis runner thread is
+    already at 10: counting from it put the child at 19, starved by any other work)."""
     try:
-        os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10))
+        os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + 10))
     except (AttributeError, OSError):  # not Linux, or not permitted: the normal priority
         pass
 

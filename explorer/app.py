@@ -2,7 +2,8 @@
 
 Main area, top to bottom: a link's view restored (first run), the projection choice (above 2-D), your own
 digit, the explore panel (one `st.fragment`: latent pad or sliders, live digit, scatter, pick,
-interpolation, analysis tools), the manifold, samples from the prior, model quality, two models compared.
+interpolation, analysis tools), the manifold, the image map and density against the prior (closed
+sections), samples from the prior, model quality, two models compared.
 Session state: explorer/session.py holds the state panels share; each panel keeps its own beside it.
 """
 
@@ -16,14 +17,17 @@ from explorer import cache, context, serving, session
 from explorer.panels import (
     common,
     compare,
+    density,
     downloads,
     explore,
+    image_map,
     links,
     manifold,
     prior,
     projection,
     quality,
     retrain,
+    scatter_view,
     sidebar,
     sweep,
     user_digit,
@@ -56,7 +60,7 @@ def main() -> None:
         retrain.first_run(store)
         return
     try:
-        ex = cache.load_explorer(store, record)
+        ex = cache.load_explorer(store, record, with_train=scatter_view.with_train())
     except (StoreError, DataError) as e:
         _load_error(store, record, e)
         return
@@ -69,6 +73,8 @@ def main() -> None:
     explore.explore_panel(ex)
     st.divider()
     manifold.manifold_panel(ex)
+    image_map.image_map_panel(ex)  # lazy expanders: closed, they cost nothing
+    density.density_panel(ex)
     st.divider()
     prior.prior_panel(ex)
     st.divider()
@@ -81,7 +87,9 @@ def main() -> None:
 
 def _intro(record, ex: context.Explorer) -> None:
     st.caption(
-        f"Exploring **{plain(record.label)}** — {len(ex.images):,} test images, "
+        f"Exploring **{plain(record.label)}** — {ex.n_test:,} test images"
+        + (f" and {len(ex.images) - ex.n_test:,} training images" if ex.with_train else "")
+        + ", "
         f"{ex.latent_dim}-D latent space."
     )
     if record.extra.get("bundled"):

@@ -45,6 +45,7 @@ ENV = "LATENT_EXPLORER_PICK_PREVIEW"  # set to 0 for the server-side pick only
 STATE = "pick_preview"  # session.own(STATE): {"need": model key or None, "error": str or None}
 KEY = "pick_preview"
 COLS = 100  # sprite tiles per row: 10,000 images -> a 2800 × 2800 PNG
+MAX_IMAGES = 20_000  # more (e.g. all 70,000 MNIST images): 5x the sprites and decodes; the server picks
 TILE = 28
 
 _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pick-preview-sprites")
@@ -150,15 +151,19 @@ def pick_preview(ex, chart_key: str = "scatter") -> str | None:
     if reason is not None:
         return reason
     n = len(ex.images)
+    if n > MAX_IMAGES:
+        return f"The instant pick preview holds at most {MAX_IMAGES:,} images; this scatter has {n:,}."
+    key = f"{ex.stamp}:{n}"  # the model and its image set (the test set, or more)
     data = {
-        "model": ex.stamp,
+        "model": key,
         "n": n,
+        "n_test": int(ex.n_test),  # rows from here on are training images
         "cols": COLS,
         "chart": chart_key,
         "pick": session.pick(),
     }
-    sprites = _sprites(ex.stamp, ex.model, ex.images, ex.latents.z_mean)  # started once per model
-    if state["need"] == ex.stamp:  # the browser asked for this model's sprites (once per document)
+    sprites = _sprites(key, ex.model, ex.images, ex.latents.z_mean)  # started once per model
+    if state["need"] == key:  # the browser asked for this model's sprites (once per document)
         try:
             data.update(sprites.result())
         except Exception as e:  # any failure: say so; the chart's own click then picks

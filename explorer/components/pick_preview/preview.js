@@ -88,9 +88,12 @@ export default function (component) {
     }
     const label = sp.labels[row];
     const name = label === undefined ? '?' : (sp.names[label] ?? String(label));
-    title.textContent = `test #${row} · label ${name}`;
-    canvas.orig.setAttribute('aria-label', `test image #${row}, label ${name}`);
-    canvas.recon.setAttribute('aria-label', `reconstruction of test image #${row} (label ${name})`);
+    const nTest = data.n_test ?? sp.n;
+    const which = row < nTest ? `test #${row}` : `train #${row - nTest}`;
+    const image = row < nTest ? `test image #${row}` : `training image #${row - nTest}`;
+    title.textContent = `${which} · label ${name}`;
+    canvas.orig.setAttribute('aria-label', `${image}, label ${name}`);
+    canvas.recon.setAttribute('aria-label', `reconstruction of ${image} (label ${name})`);
     note.textContent = kind === 'hover' ? 'under the pointer (click to pick it)' : 'the pick';
     root.dataset.state = kind === 'hover' ? 'hover' : 'pick';
     root.dataset.row = String(row);

@@ -56,6 +56,7 @@ def test_the_sprites_go_to_the_browser_once_when_it_asks(home, reference):
     assert_clean(at)
     first = _preview(at)
     assert first["pick"] == 3 and first["chart"] == "scatter" and first["n"] == len(data.x_test)
+    assert first["n_test"] == len(data.x_test) and first["model"].endswith(f":{len(data.x_test)}")
     assert "orig" not in first and "recon" not in first, "the first run carried the sprites unasked"
     at.session_state["_pick_preview"] = {"need": first["model"], "error": None}  # the `need` trigger
     at.run()
@@ -90,3 +91,10 @@ def test_the_preview_can_be_turned_off(home, monkeypatch):
     assert_clean(at)
     assert _preview(at) is None
     assert pp.unavailable() == f"The instant pick preview is turned off ({pp.ENV}=0)."
+
+
+def test_a_scatter_of_more_images_than_the_preview_holds_is_left_to_the_server(home, monkeypatch):
+    monkeypatch.setattr(pp, "MAX_IMAGES", 100)  # the tiny home's test set has 10,000
+    at = run_app()
+    assert_clean(at)
+    assert _preview(at) is None

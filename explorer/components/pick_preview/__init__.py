@@ -37,7 +37,7 @@ import numpy as np
 import streamlit as st
 import streamlit.components.v2 as components
 
-from explorer import session, views
+from explorer import events, session, views
 from model.env import env_flag
 
 HERE = Path(__file__).resolve().parent
@@ -114,7 +114,7 @@ def browser_row(value, n: int) -> int | None:
     """A test-set row the browser sent: a whole number in [0, n) (not a bool), else None."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return None
-    row = views.picked_row([{"customdata": value}])  # finite, whole, non-negative
+    row = events.as_row(value)  # finite, whole, non-negative
     return row if row is not None and row < n else None
 
 

@@ -53,7 +53,7 @@ def served_model(server):
 def watched_page(request, browser, server):
     """A fresh session whose websocket frames to the server are counted (`page.sent`), timer reruns
     excepted, with the preview attached to the scatter and its sprites loaded."""
-    page = new_page(browser)
+    page = new_page(browser, viewport=(1400, 1800))  # tall: the scatter and the preview in view at once
     page.sent = []
     page.on(
         "websocket",
@@ -99,6 +99,7 @@ def hover_point(page, seed: int = 0) -> int:
     """Move the pointer onto the most isolated scatter point; returns the row Plotly's hover label names
     (the point under the pointer, whatever the crowding)."""
     chart = scatter(page)
+    preview(page).scroll_into_view_if_needed()  # no scrolling later (a screenshot) moves the chart away
     chart.scroll_into_view_if_needed()
     points, box, _ = scatter_points(chart)
     target, _gap = isolated_point(points, box, rng_seed=seed)
@@ -125,6 +126,7 @@ def test_hover_shows_the_test_image_and_its_reconstruction_without_the_server(wa
     expected = np.rint(latent.reconstruct(data.x_test[row : row + 1])[0] * 255).astype(int)
     assert np.abs(canvas(page, "recon").astype(int) - expected).max() <= RECON_TOL
     screen = on_screen(page, "orig").astype(int)
+    assert shown.get_attribute("data-row") == str(row), "the screenshot moved the pointer off the point"
     assert np.abs(screen - data.x_test[row]).max() == 0, "the screen differs from the canvas"
     sample = page.evaluate("window.__latentPick.stats.hover.slice(-1)[0]")
     assert sample["row"] == row and sample["painted"] >= sample["drawn"] >= sample["t0"]

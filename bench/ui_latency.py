@@ -6,7 +6,10 @@
 Three figures, each from the browser's own clock (`performance.now()` in the page):
   slider   arrow key pressed on the focused z[0] slider -> the new decoded digit painted
            (its <img> src changed, the image decoded, and the frame after it rendered)
-  click    mouse pressed on a point of the test-set scatter -> that point's reconstruction painted
+  click    mouse pressed on a point of the test-set scatter -> that point's reconstruction painted by the
+           server's pick panel; with the pick preview (explorer/components/pick_preview, on by default)
+           also mouse pressed -> the pick's original and reconstruction painted by the preview, and
+  hover    pointer moved onto a point -> the preview shows that point's images (painted)
   start    `streamlit run` launched -> page interactive: first run over, digit painted, sliders there
            (a fresh server each time, the model already trained and on disk)
   pad      the latent pad (in-browser TensorFlow.js decoder): drag the 2-D pad and the z[0]
@@ -15,7 +18,9 @@ Three figures, each from the browser's own clock (`performance.now()` in the pag
            websocket frames the page sent during the drag (expect 0) and on release, bytes the server
            sent for the release's rerun, and release -> the server's caption/digit updated
   first paint  page load -> the pad's first decoded digit, next to page load -> the server's digit
-Goals: slider p50 <= 150 ms, click <= 300 ms, start <= 8 s; pad >= 30 fps,
+`--compare` measures clicks and hovers on two servers in one run: the preview turned off
+(LATENT_EXPLORER_PICK_PREVIEW=0: the server-side pick only, as before) and on.
+Goals: slider p50 <= 150 ms, click <= 300 ms (p95 <= 600 ms), hover <= 50 ms, start <= 8 s; pad >= 30 fps,
 pointer -> painted p50 <= 16 ms, p95 <= 33 ms, 0 frames sent while dragging, first paint <= 1 s extra.
 
 The machine's load (`uptime`) is printed with the figures: on a shared 2-core machine other work
@@ -56,7 +61,14 @@ from browser_harness import (  # noqa: E402
 
 DIGIT_CAPTION = "decoder(z) for the slider values"
 RECON_CAPTION = "reconstruction"
-GOALS = {"slider_p50_ms": 150.0, "click_p50_ms": 300.0, "start_s": 8.0}
+GOALS = {
+    "slider_p50_ms": 150.0,
+    "click_p50_ms": 300.0,
+    "click_p95_ms": 600.0,
+    "hover_p50_ms": 50.0,
+    "start_s": 8.0,
+}
+PREVIEW_ENV = "LATENT_EXPLORER_PICK_PREVIEW"
 
 # Page-side probe: for each watched image (by exact caption) record when its src changes, when the new
 # image is decoded and when the frame showing it has been rendered; and the last key/mouse press.
@@ -71,6 +83,7 @@ PROBE_JS = """
   } catch (e) { /* no longtask support */ }
   document.addEventListener('keydown', () => { P.key = performance.now(); }, true);
   document.addEventListener('mousedown', () => { P.down = performance.now(); }, true);
+  document.addEventListener('mousemove', () => { P.move = performance.now(); }, true);
   const imgFor = (caption) => {
     for (const fig of document.querySelectorAll('[data-testid="stImage"]')) {
       const cap = fig.querySelector('[data-testid="stImageCaption"]');
@@ -336,26 +349,80 @@ def first_paint(browser, url: str) -> dict:
         page.context.close()
 
 
+def preview_samples(page, kind: str) -> list[dict]:
+    """The pick preview's own timing samples ("hover" or "click"): {row, t0, drawn, painted}."""
+    return page.evaluate(
+        "(k) => (window.__latentPick ? window.__latentPick.stats[k] : []).map(s => ({...s}))", kind
+    )
+
+
+def wait_preview(page, kind: str, count: int, timeout: float) -> dict | None:
+    """Wait for the `count`-th preview sample of `kind` to be painted; None on timeout."""
+    try:
+        page.wait_for_function(
+            "([k, n]) => { const s = window.__latentPick && window.__latentPick.stats[k];"
+            " return s && s.length >= n && s[n - 1].painted; }",
+            arg=[kind, count],
+            timeout=timeout,
+        )
+    except Exception:  # playwright TimeoutError
+        return None
+    return preview_samples(page, kind)[count - 1]
+
+
+def preview_ready(page, timeout: float = 60_000) -> bool:
+    """Whether the page has the pick preview, attached to the scatter with its sprites (waits for them)."""
+    if not page.evaluate("() => !!document.querySelector('.pick-preview') || !!window.__latentPick"):
+        page.wait_for_timeout(1000)  # the component mounts after the chart
+    if not page.evaluate("() => !!window.__latentPick"):
+        return False
+    page.wait_for_function(
+        "() => window.__latentPick.ready.size > 0 && window.__latentPick.stats.attached > 0", timeout=timeout
+    )
+    return True
+
+
 def clicks(page, n_clicks: int, timeout_ms: float = 15_000) -> dict:
-    """Hover then click isolated scatter points; time mouse press -> reconstruction painted."""
+    """Hover then click isolated scatter points; time mouse press -> reconstruction painted (the server's
+    pick panel) and, with the pick preview, pointer on the point -> preview painted and mouse press ->
+    the pick painted by the preview."""
     chart = page.locator('[data-testid="stPlotlyChart"]').filter(has=page.locator(".gl-container")).first
     chart.scroll_into_view_if_needed()
+    preview = preview_ready(page)
     lat, missed, last_row, errors, busy = [], 0, None, [], []
+    hover, pick, pick_busy = [], [], []
     for i in range(n_clicks):
         points, box, _ = scatter_points(chart)
         target, _gap = isolated_point(points, box, rng_seed=i)
+        page.mouse.move(box[0] + 2, box[1] - 20)  # off the plot (its top margin): no point under the pointer
+        page.wait_for_timeout(150)
+        nh = len(preview_samples(page, "hover")) if preview else 0
         page.mouse.move(target[2], target[3])
-        hover = page.locator(".hoverlayer .hovertext").first
+        if preview:
+            h = wait_preview(page, "hover", nh + 1, 5_000)
+            t_move = page.evaluate("window.__lat.move")
+            if h is not None and t_move is not None:
+                hover.append(h["painted"] - t_move)
+        hover_label = page.locator(".hoverlayer .hovertext").first
         try:
-            hover.wait_for(state="visible", timeout=5_000)
-            row = re.search(r"#(\d+)", hover.text_content() or "")
+            hover_label.wait_for(state="visible", timeout=5_000)
+            row = re.search(r"#(\d+)", hover_label.text_content() or "")
         except Exception:
             row = None
         if row is not None and row.group(1) == last_row:  # same point as the last pick: no change
             continue
         n = len(samples(page, RECON_CAPTION))
+        nc = len(preview_samples(page, "click")) if preview else 0
         page.mouse.down()
         page.mouse.up()
+        if preview:
+            c = wait_preview(page, "click", nc + 1, timeout_ms)
+            down = page.evaluate("window.__lat.down")
+            if c is not None and down is not None:
+                pick.append(c["painted"] - down)
+                pick_busy.append(busy_ms(page, down, c["painted"]))
+            else:
+                errors.append(f"click {i}: the preview painted no pick")
         s = wait_sample(page, RECON_CAPTION, n + 1, timeout_ms)
         wait_idle(page)
         if s is None or s["down"] is None:
@@ -365,13 +432,37 @@ def clicks(page, n_clicks: int, timeout_ms: float = 15_000) -> dict:
         last_row = row.group(1) if row else None
         lat.append(s["painted"] - s["down"])
         busy.append(busy_ms(page, s["down"], s["painted"]))
-    return {
+    out = {
+        "preview": preview,
         "latency_ms": summary(lat),
         "browser_busy_ms": summary(busy),
         "missed": missed,
         "raw_ms": [round(v, 1) for v in lat],
         "errors": errors[:3],
     }
+    if preview:
+        out.update(
+            preview_pick_ms=summary(pick),
+            preview_pick_busy_ms=summary(pick_busy),
+            preview_pick_raw_ms=[round(v, 1) for v in pick],
+            preview_hover_ms=summary(hover),
+            preview_hover_raw_ms=[round(v, 1) for v in hover],
+        )
+    return out
+
+
+def click_run(browser, home: Path, log_path: Path, n_clicks: int, preview: bool) -> dict:
+    """`clicks` on a server of its own with the pick preview turned on or off (for `--compare`)."""
+    env = {PREVIEW_ENV: "1" if preview else "0"}
+    out = {"env": env, "load_before": load()}
+    with StreamlitServer(home, log_path=log_path, extra_env=env).start(timeout=120) as srv:
+        page = new_page(browser, init_scripts=(PROBE_JS,))
+        open_app(page, srv.url, timeout=120_000)
+        wait_idle(page)
+        out.update(clicks(page, n_clicks))
+        page.context.close()
+    out["load_after"] = load()
+    return out
 
 
 def trace_summary(trace: dict, t0_us: float | None = None, top: int = 12) -> dict:
@@ -428,6 +519,7 @@ def trace_click(browser, page, path: Path) -> dict:
     page.mouse.move(target[2], target[3])
     page.wait_for_timeout(300)
     n = len(samples(page, RECON_CAPTION))
+    nc = len(preview_samples(page, "click"))
     categories = [
         "devtools.timeline",
         "disabled-by-default-devtools.timeline",
@@ -447,6 +539,9 @@ def trace_click(browser, page, path: Path) -> dict:
     out = trace_summary(json.loads(Path(path).read_text()))
     out["file"] = str(path)
     out["latency_ms"] = None if s is None or s["down"] is None else round(s["painted"] - s["down"], 1)
+    c = preview_samples(page, "click")[nc:]
+    down = s and s["down"]
+    out["preview_pick_ms"] = round(c[0]["painted"] - down, 1) if c and down and c[0].get("painted") else None
     return out
 
 
@@ -554,6 +649,27 @@ def _drag_rows(name: str, r: dict) -> list[tuple]:
     return rows
 
 
+def _click_rows(result: dict) -> list[tuple]:
+    """The pick preview's rows (main run), and each `--compare` run's click and preview rows."""
+    cl, rows = result.get("click"), []
+    for tag, r in ([("", cl)] if cl else []) + [
+        (f" (preview {k})", v) for k, v in result.get("compare", {}).items()
+    ]:
+        if tag:  # the main run's reconstruction rows are above
+            rows.append(_stat_row(f"click point -> reconstruction{tag}", r["latency_ms"]))
+            rows.append(_stat_row("  browser main thread busy (>50 ms tasks)", r["browser_busy_ms"]))
+        if r.get("preview"):
+            goal = "p50 <= 300, p95 <= 600 ms"
+            rows.append(
+                _stat_row(f"click point -> pick painted by the preview{tag}", r["preview_pick_ms"], goal)
+            )
+            rows.append(_stat_row("  browser main thread busy (>50 ms tasks)", r["preview_pick_busy_ms"]))
+            rows.append(
+                _stat_row(f"pointer on a point -> preview painted{tag}", r["preview_hover_ms"], "<= 50 ms")
+            )
+    return rows
+
+
 def table(result: dict) -> str:
     def ms(v):
         return "—" if v is None else f"{v:.0f} ms"
@@ -626,6 +742,7 @@ def table(result: dict) -> str:
         rows.append(
             ("  browser main thread busy (>50 ms tasks)", str(v["n"]), ms(v["p50"]), ms(v["p95"]), "")
         )
+    rows += _click_rows(result)
     if st:
         rows.append(
             (
@@ -674,6 +791,12 @@ def main(argv=None) -> int:
     p.add_argument("--pad-moves", type=int, default=120, help="mouse moves per pad / range-input drag")
     p.add_argument("--skip", action="append", default=[], choices=("slider", "click", "start", "pad"))
     p.add_argument("--json", help="also write the JSON result to this file")
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help=f"clicks and hovers on two servers in one run, {PREVIEW_ENV}=0 then 1 (the pick preview "
+        "off, on), instead of the clicks on the main server",
+    )
     p.add_argument(
         "--trace",
         metavar="FILE",
@@ -729,13 +852,20 @@ def main(argv=None) -> int:
                     if "slider" not in args.skip:
                         print(f"slider: {args.moves} moves ...", file=sys.stderr)
                         result["slider"] = slider_moves(page, args.moves)
-                    if "click" not in args.skip:
+                    if "click" not in args.skip and not args.compare:
                         print(f"click: {args.clicks} points ...", file=sys.stderr)
                         result["click"] = clicks(page, args.clicks)
                     if args.trace:
                         print(f"trace: one click -> {args.trace} ...", file=sys.stderr)
                         result["trace"] = trace_click(browser, page, Path(args.trace))
                     page.context.close()
+            if args.compare:
+                result["compare"] = {}
+                for name, on in (("off", False), ("on", True)):
+                    print(f"compare: {args.clicks} points, pick preview {name} ...", file=sys.stderr)
+                    result["compare"][name] = click_run(
+                        browser, home, tmp / f"server-{name}.log", args.clicks, on
+                    )
             if "start" not in args.skip:
                 print(f"start: {args.starts} fresh servers ...", file=sys.stderr)
                 result["start"] = starts(browser, home, args.starts, tmp)

@@ -16,7 +16,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explorer import cache, context, events, scatter, session, views
-from explorer.components import latent_pad
+from explorer.components import latent_pad, pick_preview
 from explorer.panels import downloads, links, tools, user_digit
 from explorer.panels import selection as sel_panel
 from explorer.panels.common import fmt
@@ -229,6 +229,7 @@ def explore_panel(ex: context.Explorer) -> None:
             + ("" if d == 2 else f" Axes: {ex.view_name} of the {d}-D means.")
         )
         colour, shown = scatter_view(ex)
+        pick_preview.pick_preview(ex, chart_key="scatter")  # hover and click shown at once, in the browser
 
     path, interp_map = interpolation_panel(ex, z, with_map=map_box is None)
     map_box = map_box or interp_map

@@ -228,8 +228,8 @@ def explore_panel(ex: context.Explorer) -> None:
             "to its posterior mean). Drag to zoom, double-click to reset."
             + ("" if d == 2 else f" Axes: {ex.view_name} of the {d}-D means.")
         )
-        colour, shown = scatter_view(ex)
         pick_preview.pick_preview(ex, chart_key="scatter")  # hover and click shown at once, in the browser
+        colour, shown = scatter_view(ex)
 
     path, interp_map = interpolation_panel(ex, z, with_map=map_box is None)
     map_box = map_box or interp_map

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from model import config
 from model.config import VAEConfig
+from model.data import is_builtin
 from model.errors import JobError, StoreError
 from model.jobs import procs
 from model.jobs.files import read_json, write_json
@@ -110,7 +111,7 @@ def start_sweep(
     if not unique:
         raise SweepError("Expected at least one config. Received: none. Fix: give --grid FIELD=V1,V2.")
     if kind == "ray":
-        bad = [c.dataset for c in unique if c.dataset not in ("mnist", "fashion_mnist")]
+        bad = [c.dataset for c in unique if not is_builtin(c.dataset)]
         if bad:
             raise SweepError(
                 f"Expected built-in datasets on Ray (its workers load the data themselves). Received: "

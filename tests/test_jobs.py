@@ -802,3 +802,32 @@ def test_job_files_of_the_wrong_json_type_are_read_as_absent_never_raised_on(hom
     assert_clean(run_app())
     (root / "latest.json").write_text("5")
     assert_clean(run_app())
+
+
+def test_the_retrain_form_and_the_first_run_offer_the_registered_datasets(empty_home, monkeypatch):
+    """The Retrain form's dataset choices and the first run's fallback come from model.data.DATASETS."""
+    from dataclasses import replace
+
+    from streamlit.testing.v1 import AppTest
+
+    from model import data
+
+    mnist = data.DATASETS["mnist"]
+    letters = replace(mnist, name="letters", label="Letters A–J", noun="letter", missing=lambda: None)
+    monkeypatch.setitem(data.DATASETS, "letters", letters)
+    at = AppTest.from_function(_panel_app, default_timeout=30).run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="retrain_dataset").options == [
+        "MNIST digits",
+        "Fashion-MNIST",
+        "Letters A–J",
+    ]
+    # the first run trains on the first dataset of the registry that is available here
+    for name in ("mnist", "fashion_mnist"):
+        monkeypatch.setitem(data.DATASETS, name, replace(data.DATASETS[name], missing=lambda: "not here"))
+    at = AppTest.from_function(_panel_app, default_timeout=30).run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="retrain_dataset").options == ["Letters A–J"]
+    [warning] = [w.value for w in at.main.warning]
+    assert warning == "MNIST digits is not available here (not here); training on Letters A–J instead."
+    assert "Letters A–J · z2" in " ".join(m.value for m in at.main.markdown)

@@ -20,7 +20,6 @@ import streamlit as st
 from explorer import session
 from explorer.panels.common import plain
 from explorer.panels.training_jobs import (
-    DATASET_LABELS,
     _announce_end,
     _latest,
     _live_fragment,
@@ -32,7 +31,7 @@ from explorer.panels.training_jobs import (
 )
 from model import bundle
 from model.config import VAEConfig, option
-from model.data import available_datasets
+from model.data import available_datasets, dataset_label
 from model.paths import shown
 
 # The values the form offers for a few fields (each holds the field's default; the defaults, the
@@ -142,11 +141,11 @@ def _options_form(active: bool) -> VAEConfig | None:
                 _label("dataset"),
                 usable or [d.dataset],
                 key="retrain_dataset",
-                format_func=lambda name: DATASET_LABELS.get(name, name),
+                format_func=dataset_label,
             )
             for name, how in datasets.items():
                 if how is not None:
-                    st.caption(f"{DATASET_LABELS.get(name, name)} is not available here: {how}")
+                    st.caption(f"{dataset_label(name)} is not available here: {how}")
             v["learning_rate"] = st.number_input(
                 _label("learning_rate"),
                 min_value=1e-5,
@@ -295,17 +294,18 @@ def first_run(store) -> None:
         if js is not None:
             _outcome(js)
         datasets = available_datasets()
-        dataset = next((d for d in ("mnist", "fashion_mnist") if datasets.get(d) is None), None)
+        first = next(iter(datasets))  # the registry's order (model.data.DATASETS)
+        dataset = next((d for d, how in datasets.items() if how is None), None)
         if dataset is None:
             st.error(
                 "No dataset is available to train on. "
-                + " ".join(f"{DATASET_LABELS.get(k, k)}: {v}" for k, v in datasets.items())
+                + " ".join(f"{dataset_label(k)}: {v}" for k, v in datasets.items())
             )
             return
-        if dataset != "mnist":
+        if dataset != first:
             st.warning(
-                f"MNIST is not available here ({datasets['mnist']}); training on "
-                f"{DATASET_LABELS[dataset]} instead."
+                f"{dataset_label(first)} is not available here ({datasets[first]}); training on "
+                f"{dataset_label(dataset)} instead."
             )
         seed, quick = VAEConfig.preset("seed", dataset=dataset), VAEConfig.quick(dataset=dataset)
         c1, c2 = st.columns(2)

@@ -16,8 +16,7 @@ from model import config
 from model.config import VAEConfig
 from model.data import is_builtin
 from model.errors import JobError, StoreError
-from model.jobs import procs
-from model.jobs.files import read_json, write_json
+from model.jobs import procs, read_json, write_json
 from model.store import ModelStore
 from model.sweep_state import SweepError, SweepInfo, sweep_status, sweeps_root
 
@@ -97,7 +96,7 @@ def start_sweep(
     fields: list[str] | None = None,
 ) -> SweepInfo:
     """Start a sweep over `configs` and return at once (see the module docstring)."""
-    from model.jobs.backends import check_resources, resolve
+    from model.jobs import check_resources, resolve
 
     kind, address = resolve(backend)
     cpus, gpus = check_resources(cpus_per_job, gpus_per_job)
@@ -222,7 +221,7 @@ def _collect(backend, path: Path, jobs: dict, started: dict[int, str], ended: se
 def run(path: Path) -> int:
     """The sweep driver (`python -m model.sweep run SWEEP_DIR`): submit the sweep's jobs to its backend
     and follow them until every one ended; the exit code is 0 when all succeeded."""
-    from model.jobs.backends import make_backend
+    from model.jobs import make_backend
 
     path = Path(path)
     meta = read_json(path / "sweep.json") or {}

@@ -59,117 +59,114 @@ def _choice(name: str, fmt=str):
     return lambda v: fmt(v) + (" (seed)" if v == default else "")
 
 
+def _radio(name: str, key: str, fmt=str, more: str = ""):
+    """A horizontal radio of field `name`'s choices, on its default; `more` is added to its help."""
+    choices = option(name).offered()
+    return st.radio(
+        _label(name),
+        choices,
+        index=choices.index(getattr(VAEConfig(), name)),
+        key=key,
+        horizontal=True,
+        format_func=_choice(name, fmt),
+        help=_help(name) + more,
+    )
+
+
 def _field_input(name: str, default):
     """A widget for a VAEConfig field the form does not lay out by hand, made from its metadata."""
     opt, key = option(name), f"retrain_{name}"
     if opt.choices and not opt.open:
-        return st.radio(
-            opt.label,
-            opt.choices,
-            index=opt.choices.index(default),
-            key=key,
-            horizontal=True,
-            format_func=_choice(name),
-            help=_help(name),
-        )
+        return _radio(name, key)
     if opt.kind is str:
         return st.text_input(opt.label, value=default, key=key, help=_help(name))
     step = 1 if opt.kind is int else None
     return st.number_input(opt.label, value=default, step=step, key=key, help=_help(name))
 
 
+def _number(name: str, key: str, bounds: tuple, step, fmt: str | None = None, more: str = ""):
+    """A number input of field `name` within `bounds` (min, max), on its default."""
+    lo, hi = bounds
+    default = getattr(VAEConfig(), name)
+    return st.number_input(_label(name), lo, hi, default, step, format=fmt, key=key, help=_help(name) + more)
+
+
+def _slider(name: str, key: str, values: tuple, more: str = ""):
+    """A select slider of field `name` over `values`, on its default."""
+    return st.select_slider(
+        _label(name), values, value=getattr(VAEConfig(), name), key=key, help=_help(name) + more
+    )
+
+
+def _main_inputs() -> dict:
+    """The options shown first: epochs, loss, β, batch size."""
+    return {
+        "epochs": _number("epochs", "retrain_epochs", (1, 500), 1),
+        "loss": _radio("loss", "retrain_loss", str.upper),
+        "kl_weight": _number(
+            "kl_weight",
+            "retrain_beta",
+            (0.0, 1000.0),
+            0.5,
+            "%.2f",
+            " The page reports the loss recon + KL whatever β.",
+        ),
+        "batch_size": _slider("batch_size", "retrain_batch", BATCH_SIZES),
+    }
+
+
+def _data_inputs() -> dict:
+    """The data options: training images, latent size and the dataset (the ones available here)."""
+    datasets = available_datasets()
+    v = {
+        "limit": st.selectbox(
+            _label("limit"),
+            SUBSETS,
+            index=SUBSETS.index(VAEConfig().limit),
+            key="retrain_limit",
+            format_func=lambda n: "all (60,000)" if n is None else f"first {n:,}",
+            help=_help("limit"),
+        ),
+        "latent_dim": _slider(
+            "latent_dim", "retrain_latent", LATENT_SIZES, " With more than 2 the sliders explore a 2-D slice."
+        ),
+        "dataset": st.selectbox(
+            _label("dataset"),
+            [name for name, how in datasets.items() if how is None] or [VAEConfig().dataset],
+            key="retrain_dataset",
+            format_func=dataset_label,
+        ),
+    }
+    for name, how in datasets.items():
+        if how is not None:
+            st.caption(f"{dataset_label(name)} is not available here: {how}")
+    return v
+
+
+def _optimizer_inputs() -> dict:
+    """The learning rate and its schedule."""
+    return {
+        "learning_rate": _number("learning_rate", "retrain_lr", (1e-5, 0.99), 1e-4, "%.5f"),
+        "lr_schedule": _radio(
+            "lr_schedule",
+            "retrain_schedule",
+            more=" With batch 64, learning rate 0.002 and 20 epochs (`python -m model.train --fast`) cosine "
+            "decay beats the seed's 30-epoch test loss in about half the time.",
+        ),
+    }
+
+
 def _options_form(active: bool) -> VAEConfig | None:
     """The retrain options; returns the VAEConfig to train when Start is pressed.
 
     Labels, help, defaults and the allowed values come from the VAEConfig fields (model.config)."""
-    d, v = VAEConfig(), {}  # v: field name -> the widget's value
-    datasets = available_datasets()
-    usable = [name for name, how in datasets.items() if how is None]
     with st.form("retrain_form", border=False):
-        v["epochs"] = st.number_input(
-            _label("epochs"),
-            min_value=1,
-            max_value=500,
-            value=d.epochs,
-            step=1,
-            key="retrain_epochs",
-            help=_help("epochs"),
-        )
-        v["loss"] = st.radio(
-            _label("loss"),
-            option("loss").choices,
-            index=option("loss").choices.index(d.loss),
-            key="retrain_loss",
-            horizontal=True,
-            format_func=_choice("loss", str.upper),
-            help=_help("loss"),
-        )
-        v["kl_weight"] = st.number_input(
-            _label("kl_weight"),
-            min_value=0.0,
-            max_value=1000.0,
-            value=d.kl_weight,
-            step=0.5,
-            format="%.2f",
-            key="retrain_beta",
-            help=_help("kl_weight") + " The page reports the loss recon + KL whatever β.",
-        )
-        v["batch_size"] = st.select_slider(
-            _label("batch_size"),
-            BATCH_SIZES,
-            value=d.batch_size,
-            key="retrain_batch",
-            help=_help("batch_size"),
-        )
+        v = _main_inputs()  # field name -> the widget's value
         with st.expander("More options"):
-            v["limit"] = st.selectbox(
-                _label("limit"),
-                SUBSETS,
-                index=SUBSETS.index(d.limit),
-                key="retrain_limit",
-                format_func=lambda n: "all (60,000)" if n is None else f"first {n:,}",
-                help=_help("limit"),
-            )
-            v["latent_dim"] = st.select_slider(
-                _label("latent_dim"),
-                LATENT_SIZES,
-                value=d.latent_dim,
-                key="retrain_latent",
-                help=_help("latent_dim") + " With more than 2 the sliders explore a 2-D slice.",
-            )
-            v["dataset"] = st.selectbox(
-                _label("dataset"),
-                usable or [d.dataset],
-                key="retrain_dataset",
-                format_func=dataset_label,
-            )
-            for name, how in datasets.items():
-                if how is not None:
-                    st.caption(f"{dataset_label(name)} is not available here: {how}")
-            v["learning_rate"] = st.number_input(
-                _label("learning_rate"),
-                min_value=1e-5,
-                max_value=0.99,
-                value=d.learning_rate,
-                step=1e-4,
-                format="%.5f",
-                key="retrain_lr",
-                help=_help("learning_rate"),
-            )
-            v["lr_schedule"] = st.radio(
-                _label("lr_schedule"),
-                option("lr_schedule").choices,
-                index=option("lr_schedule").choices.index(d.lr_schedule),
-                key="retrain_schedule",
-                horizontal=True,
-                format_func=_choice("lr_schedule"),
-                help=_help("lr_schedule") + " With batch 64, learning rate 0.002 and 20 epochs "
-                "(`python -m model.train --fast`) cosine decay beats the seed's 30-epoch test loss in "
-                "about half the time.",
-            )
+            v |= _data_inputs() | _optimizer_inputs()
             for f in fields(VAEConfig):  # any other field: a widget made from its metadata
                 if f.name not in v:
-                    v[f.name] = _field_input(f.name, getattr(d, f.name))
+                    v[f.name] = _field_input(f.name, f.default)
         start = st.form_submit_button(
             "Start training",
             type="primary",

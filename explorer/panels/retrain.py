@@ -267,6 +267,52 @@ def retrain_panel(store) -> None:
 # ----------------------------------------------------------------------------- first run
 
 
+def _first_dataset() -> str | None:
+    """The first dataset of the registry that is available here (a warning if it is not the first one),
+    or None (an error saying how to get them)."""
+    datasets = available_datasets()
+    first = next(iter(datasets))  # the registry's order (model.data.DATASETS)
+    dataset = next((d for d, how in datasets.items() if how is None), None)
+    if dataset is None:
+        st.error(
+            "No dataset is available to train on. "
+            + " ".join(f"{dataset_label(k)}: {v}" for k, v in datasets.items())
+        )
+    elif dataset != first:
+        st.warning(
+            f"{dataset_label(first)} is not available here ({datasets[first]}); training on "
+            f"{dataset_label(dataset)} instead."
+        )
+    return dataset
+
+
+def _offer_presets(dataset: str) -> None:
+    """The first run's two buttons: the seed's model and a quick preview, on `dataset`."""
+    seed, quick = VAEConfig.preset("seed", dataset=dataset), VAEConfig.quick(dataset=dataset)
+    c1, c2 = st.columns(2)
+    with c1:
+        st.markdown(
+            f"**Default model** — the seed's setup: {describe(seed)}. "
+            "Best quality; takes a while on a CPU (the ETA shows once it runs)."
+        )
+        if st.button(
+            "Train the default model",
+            type="primary",
+            key="retrain_first_default",
+            icon=":material/model_training:",
+        ):
+            _start(seed, "main")
+    with c2:
+        st.markdown(
+            f"**Quick preview** — {describe(quick)}. "
+            "Ready in about a minute; blurrier digits. Retrain the full model later from "
+            "the sidebar."
+        )
+        if st.button("Train a quick preview model", key="retrain_first_quick", icon=":material/bolt:"):
+            _start(quick, "main")
+    st.caption("Or from a terminal: `python -m model.train` (the page picks the model up on reload).")
+
+
 def first_run(store) -> None:
     """Main area when the store has no model: explain, offer to train one, show its progress."""
     st.subheader("No trained model yet")
@@ -290,41 +336,8 @@ def first_run(store) -> None:
     if not active:
         if js is not None:
             _outcome(js)
-        datasets = available_datasets()
-        first = next(iter(datasets))  # the registry's order (model.data.DATASETS)
-        dataset = next((d for d, how in datasets.items() if how is None), None)
+        dataset = _first_dataset()
         if dataset is None:
-            st.error(
-                "No dataset is available to train on. "
-                + " ".join(f"{dataset_label(k)}: {v}" for k, v in datasets.items())
-            )
             return
-        if dataset != first:
-            st.warning(
-                f"{dataset_label(first)} is not available here ({datasets[first]}); training on "
-                f"{dataset_label(dataset)} instead."
-            )
-        seed, quick = VAEConfig.preset("seed", dataset=dataset), VAEConfig.quick(dataset=dataset)
-        c1, c2 = st.columns(2)
-        with c1:
-            st.markdown(
-                f"**Default model** — the seed's setup: {describe(seed)}. "
-                "Best quality; takes a while on a CPU (the ETA shows once it runs)."
-            )
-            if st.button(
-                "Train the default model",
-                type="primary",
-                key="retrain_first_default",
-                icon=":material/model_training:",
-            ):
-                _start(seed, "main")
-        with c2:
-            st.markdown(
-                f"**Quick preview** — {describe(quick)}. "
-                "Ready in about a minute; blurrier digits. Retrain the full model later from "
-                "the sidebar."
-            )
-            if st.button("Train a quick preview model", key="retrain_first_quick", icon=":material/bolt:"):
-                _start(quick, "main")
-        st.caption("Or from a terminal: `python -m model.train` (the page picks the model up on reload).")
+        _offer_presets(dataset)
     _live_fragment("main", wide=True, active=active)

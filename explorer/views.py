@@ -5,7 +5,6 @@ Nothing here touches Streamlit, the model store or Keras, so every function is c
 
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
@@ -121,9 +120,7 @@ def map_png(base: np.ndarray, extent, current=None, picked=None, ellipses=(), pa
         for width, fill in ((6, (255, 255, 255)), (3, (214, 39, 40))):
             draw.line((x - 8, y - 8, x + 8, y + 8), fill=fill, width=width)
             draw.line((x - 8, y + 8, x + 8, y - 8), fill=fill, width=width)
-    buf = io.BytesIO()
-    im.save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
+    return png_bytes(np.asarray(im))
 
 
 # ----------------------------------------------------------------------------- scatter

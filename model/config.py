@@ -280,10 +280,6 @@ class VAEConfig:
     def replace(self, **changes) -> VAEConfig:
         return dataclasses.replace(self, **changes)
 
-    def changed(self) -> dict:
-        """The fields that differ from the seed's defaults."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != f.default}
-
     def fingerprint(self) -> str:
         """A short stable hash of the config: the cache key of the trained model."""
         d = self.to_dict()

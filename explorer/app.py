@@ -2,7 +2,8 @@
 
 Main area, top to bottom: a link's view restored (first run), the projection choice (above 2-D), your own
 digit, the explore panel (one `st.fragment`: latent pad or sliders, live digit, scatter, pick,
-interpolation, analysis tools), the manifold, samples from the prior, model quality, two models compared.
+interpolation, analysis tools), the manifold, the image map and density against the prior (closed
+sections), samples from the prior, model quality, two models compared.
 Session state: explorer/session.py holds the state panels share; each panel keeps its own beside it.
 """
 
@@ -16,8 +17,10 @@ from explorer import cache, context, serving, session
 from explorer.panels import (
     common,
     compare,
+    density,
     downloads,
     explore,
+    image_map,
     links,
     manifold,
     prior,
@@ -69,6 +72,8 @@ def main() -> None:
     explore.explore_panel(ex)
     st.divider()
     manifold.manifold_panel(ex)
+    image_map.image_map_panel(ex)  # lazy expanders: closed, they cost nothing
+    density.density_panel(ex)
     st.divider()
     prior.prior_panel(ex)
     st.divider()

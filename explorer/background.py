@@ -7,7 +7,8 @@ that wants a task keeps saying so (`want`, from its progress fragment, every sec
 session has wanted for LEASE seconds (its tabs closed, or they switched away) is dropped from the queue
 or stopped, and so is one every wanting session cancelled (`cancel`).
 
-model/ does the numerics: a task is `fn(progress)`, where `progress(fraction)` reports and raises
+model/ does the numerics: a task is `fn(progress)`, where `progress(fraction, **info)` reports (info: anything
+the page may show beside it, e.g. an estimate of the run time) and raises
 `Cancelled` once the task is no longer wanted (model.analysis.tsne_in_child kills its child process
 then; model.quality's estimate stops between batches). This module owns the thread and the status the
 page shows. Finished results stay in memory (the last KEEP tasks) until `forget`.
@@ -46,6 +47,7 @@ class Task:
     result: Any = None
     error: str = ""
     why_cancelled: str = ""
+    info: dict = field(default_factory=dict)  # what the task reported beside its progress (an estimate...)
 
 
 def _lower_thread_priority(niceness: int = 10) -> None:
@@ -108,7 +110,8 @@ class Runner:
 
     def status(self, key: Hashable) -> dict:
         """{"state": idle|queued|running|done|failed|cancelled, "progress": 0..1, "elapsed": s (running
-        or ended), "waiting": s, "ahead": [labels of the tasks before it], "error", "result"}."""
+        or ended), "waiting": s, "ahead": [labels of the tasks before it], "error", "result", "info":
+        what the task reported with `progress(fraction, **info)`}."""
         with self._lock:
             task = self._tasks.get(key)
             return self._status(task) if task else {"state": "idle", "progress": 0.0, "elapsed": 0.0}
@@ -135,6 +138,7 @@ class Runner:
             "ahead": [t.label for t in ahead] if task.state == "queued" else [],
             "error": task.error or task.why_cancelled,
             "result": task.result,
+            "info": dict(task.info),
         }
 
     def _drop(self, task: Task, why: str) -> None:
@@ -180,9 +184,10 @@ class Runner:
                     task = self._next()
                 task.state, task.started = "running", time.monotonic()
 
-            def progress(fraction: float, task=task) -> None:
+            def progress(fraction: float, task=task, **info) -> None:
                 with self._lock:
                     task.progress = max(task.progress, min(1.0, float(fraction)))
+                    task.info.update(info)
                     if not task.why_cancelled and self._expired(task):
                         task.why_cancelled = "no open page wanted it any more"
                     if task.why_cancelled:

@@ -302,21 +302,49 @@ TSNE_ITERATIONS = 1000  # scikit-learn's default max_iter, for the progress of a
 _ITERATION = re.compile(r"\[t-SNE\] Iteration (\d+):")
 
 
-def tsne_in_child(z_means, seed: int = TSNE_SEED, progress=None, poll: float = 0.25) -> np.ndarray:
-    """`tsne_2d` in a child process at a lower CPU priority (nice 10): (N, 2) float32.
+def child_priority(pid: int) -> None:
+    """Lower the CPU priority of child process `pid` to 10 steps below the calling thread's (Linux: each
+    thread has its own nice value; the page's analysis runner thread is already 10 below the server's)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10))
+    except (AttributeError, OSError):  # not Linux, or not permitted: the normal priority
+        pass
 
-    `progress(fraction)` is called every `poll` seconds with the iterations the child reported; if it
-    raises (the work is no longer wanted), the child is killed at once and the exception goes on, so
-    a cancelled t-SNE stops using the CPU and its memory at once (a thread could not be stopped).
-    RuntimeError with the child's last words if it fails (MemoryError, a killed process...)."""
-    z = np.asarray(z_means, np.float32)
+
+OUT = "{out}"  # run_child's placeholder for the output file in argv
+
+
+def takes_info(progress) -> bool:
+    """Whether `progress` takes keyword arguments (`progress(fraction, **info)`, as the page's analysis
+    runner does), so a child's estimate can go with its progress."""
+    import inspect
+
+    try:
+        params = inspect.signature(progress).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def run_child(argv, n: int, progress, fraction, what: str, poll: float = 0.25, info=None) -> np.ndarray:
+    """`python -m <argv...>` in a child process at a lower CPU priority (`child_priority`), for the (n, 2)
+    array it writes to the .npy file named by the argument OUT (a placeholder in `argv`).
+
+    `progress(fraction(lines))` is called every `poll` seconds with the child's output so far (a list
+    of lines); if it raises (the work is no longer wanted), the child is killed at once and the
+    exception goes on, so a cancelled job stops using the CPU and its memory at once (a thread could
+    not be stopped). `info(lines)` (optional) gives a dict that goes with it, `progress(fraction, **info)`,
+    when `progress` takes keywords (`takes_info`). RuntimeError with the child's last words if it fails
+    (MemoryError, a killed process...): "the <what> process failed: ...".
+
+    Returns the (n, 2) float32 array."""
     root = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])]))
-    with tempfile.TemporaryDirectory(prefix="tsne-") as tmp:
-        src, out = Path(tmp) / "z.npy", Path(tmp) / "xy.npy"
-        np.save(src, z, allow_pickle=False)
+    with tempfile.TemporaryDirectory(prefix=f"{what.lower()}-") as tmp:
+        out = Path(tmp) / "xy.npy"
+        args = [str(out) if a == OUT else str(a) for a in argv]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "model.analysis", str(src), str(out), str(int(seed))],
+            [sys.executable, "-m", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -325,18 +353,16 @@ def tsne_in_child(z_means, seed: int = TSNE_SEED, progress=None, poll: float = 0
             text=True,
             errors="replace",
         )
-        try:
-            os.setpriority(os.PRIO_PROCESS, proc.pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10))
-        except (AttributeError, OSError):  # not Linux, or not permitted: the normal priority
-            pass
+        child_priority(proc.pid)
         lines: list[str] = []
+        with_info = progress is not None and takes_info(progress)
         reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
         reader.start()
         try:
             while proc.poll() is None:
                 if progress is not None:
-                    done = [int(m.group(1)) for m in map(_ITERATION.search, lines[-20:]) if m]
-                    progress(min(1.0, max(done, default=0) / TSNE_ITERATIONS))
+                    extra = info(lines) if info is not None and with_info else {}
+                    progress(fraction(lines), **extra)
                 time.sleep(poll)
         except BaseException:
             proc.kill()
@@ -346,17 +372,50 @@ def tsne_in_child(z_means, seed: int = TSNE_SEED, progress=None, poll: float = 0
         if proc.returncode != 0:
             last = [ln.strip() for ln in lines if ln.strip()][-1:] or [f"exit code {proc.returncode}"]
             how = "was killed" if proc.returncode < 0 else "failed"
-            raise RuntimeError(f"the t-SNE process {how}: {last[0][:300]}")
-        xy = read_xy(out, len(z))
+            raise RuntimeError(f"the {what} process {how}: {last[0][:300]}")
+        xy = read_xy(out, n)
         if xy is None:
-            raise RuntimeError("the t-SNE process wrote no valid result")
+            raise RuntimeError(f"the {what} process wrote no valid result")
         return xy
+
+
+def _tsne_fraction(lines: list[str]) -> float:
+    done = [int(m.group(1)) for m in map(_ITERATION.search, lines[-20:]) if m]
+    return min(1.0, max(done, default=0) / TSNE_ITERATIONS)
+
+
+def tsne_in_child(z_means, seed: int = TSNE_SEED, progress=None, poll: float = 0.25) -> np.ndarray:
+    """`tsne_2d` in a child process at a lower CPU priority (`run_child`): (N, 2) float32.
+
+    `progress(fraction)` is called every `poll` seconds with the iterations the child reported; if it
+    raises (the work is no longer wanted), the child is killed at once and the exception goes on.
+    RuntimeError with the child's last words if it fails (MemoryError, a killed process...)."""
+    z = np.asarray(z_means, np.float32)
+    with tempfile.TemporaryDirectory(prefix="tsne-in-") as tmp:
+        src = Path(tmp) / "z.npy"
+        np.save(src, z, allow_pickle=False)
+        argv = ["model.analysis", src, OUT, int(seed)]
+        return run_child(argv, len(z), progress, _tsne_fraction, "t-SNE", poll, _tsne_info(len(z)))
+
+
+def _tsne_info(n: int):
+    """The estimate of a t-SNE child's run time, from the probe it ran first (model.embedding)."""
+    from model import embedding
+
+    def info(lines: list[str]) -> dict:
+        rate = embedding.probe_line(lines)
+        return {} if rate is None else embedding.timing_info("t-SNE", n, rate)
+
+    return info
 
 
 def main(argv=None) -> int:
     """`python -m model.analysis Z.npy OUT.npy SEED`: the t-SNE of Z.npy's rows into OUT.npy (used by
     `tsne_in_child`; prints scikit-learn's iteration reports)."""
+    from model.embedding import print_probe
+
     src, out, seed = argv if argv is not None else sys.argv[1:]
+    print_probe()
     z = np.load(src, allow_pickle=False)
     np.save(out, tsne_2d(z, int(seed), verbose=2), allow_pickle=False)
     return 0

@@ -40,7 +40,7 @@ def timed_child(argv) -> tuple[float, list[tuple[float, str]]]:
     """`python -m argv` at run_child's priority: (seconds, [(seconds since start, line)])."""
     import subprocess
 
-    from model.analysis import child_priority
+    from model.child import child_priority
 
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     t0 = time.perf_counter()

@@ -27,6 +27,7 @@ from explorer.panels import (
     projection,
     quality,
     retrain,
+    scatter_view,
     sidebar,
     sweep,
     user_digit,
@@ -59,7 +60,7 @@ def main() -> None:
         retrain.first_run(store)
         return
     try:
-        ex = cache.load_explorer(store, record)
+        ex = cache.load_explorer(store, record, with_train=scatter_view.with_train())
     except (StoreError, DataError) as e:
         _load_error(store, record, e)
         return
@@ -86,7 +87,9 @@ def main() -> None:
 
 def _intro(record, ex: context.Explorer) -> None:
     st.caption(
-        f"Exploring **{plain(record.label)}** — {len(ex.images):,} test images, "
+        f"Exploring **{plain(record.label)}** — {ex.n_test:,} test images"
+        + (f" and {len(ex.images) - ex.n_test:,} training images" if ex.with_train else "")
+        + ", "
         f"{ex.latent_dim}-D latent space."
     )
     if record.extra.get("bundled"):

@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from explorer import views
+from explorer import scatter, views
 from explorer.context import Explorer, Latents
 from explorer.serving import keep_compiled_functions
 from model import bundle
 from model.data import Dataset, is_builtin, model_dataset
-from model.errors import StoreError
+from model.errors import DataError, StoreError
+from model.measures import per_image_measures
 from model.paths import home
 from model.store import FILES, ModelRecord, ModelStore
 
@@ -83,6 +84,21 @@ def _dataset(name: str, home_dir: str, model_dir: str = "") -> Dataset:
     return data
 
 
+@st.cache_resource(max_entries=1, show_spinner="Loading the training images…")
+def _all_points(name: str, home_dir: str) -> tuple[np.ndarray, np.ndarray]:
+    """A built-in dataset's test images then its training images, and their labels (read-only)."""
+    if not is_builtin(name):
+        raise DataError(
+            f"Only the built-in datasets can show their training images here; {name!r} is a user's data. "
+            "Fix: turn off 'Training images too'."
+        )
+    data = model_dataset(name, "")
+    images = np.concatenate([data.x_test, data.x_train])
+    labels = np.concatenate([data.y_test, data.y_train]).astype(np.int64)
+    _read_only(images, labels)
+    return images, labels
+
+
 # ----------------------------------------------------------------------------- cached arrays
 
 
@@ -132,10 +148,29 @@ def latents(stamp: str, _model, _images: np.ndarray, _labels: np.ndarray) -> Lat
     return lat
 
 
+@st.cache_resource(max_entries=4, show_spinner="Measuring every test image…")
+def measures(stamp: str, _model, _images: np.ndarray, _labels, _z_mean, _z_log_var) -> dict[str, np.ndarray]:
+    """Every per-image measure of `model.measures` (reconstruction and KL terms, σ, k-NN agreement,
+    distance to the centre), computed once per model and shared read-only by every tab."""
+    out = per_image_measures(_model, _images, _labels, _z_mean, _z_log_var)
+    _read_only(*out.values())
+    return out
+
+
 @st.cache_data(max_entries=16, show_spinner="Decoding the manifold…")
 def manifold_png(stamp: str, _model, n: int, span: float, dims: tuple[int, int]) -> bytes:
     """The n x n decoded grid over [-span, span]^2 (one batched decode) as PNG bytes."""
     return views.to_png(_model.manifold(n=n, span=span, dims=dims))
+
+
+@st.cache_resource(max_entries=2, show_spinner="Drawing the density image…")
+def overview_raster(stamp: str, _xy: np.ndarray, _labels: np.ndarray, size: int = 700) -> np.ndarray:
+    """Every point of a big scatter as an RGB image over the scatter's axis ranges (`scatter.axis_ranges`),
+    coloured like its points, drawn under a sample of them (`scatter.overview_keep`)."""
+    x_range, y_range = scatter.axis_ranges(_xy)
+    img = views.latent_map(_xy, _labels, (*x_range, *y_range), size)
+    _read_only(img)
+    return img
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -162,8 +197,11 @@ def pick_pngs(stamp: str, _model, _images: np.ndarray, index: int, scale: int = 
     return views.to_png(original, scale), views.to_png(recon, scale)
 
 
-def load_explorer(store: ModelStore, record: ModelRecord) -> Explorer:
-    """Load (or fetch from the caches) the model, its test set and latents. Raises StoreError/DataError."""
+def load_explorer(store: ModelStore, record: ModelRecord, with_train: bool = False) -> Explorer:
+    """Load (or fetch from the caches) the model, its test set and latents. Raises StoreError/DataError.
+
+    with_train: the training images too, after the test set (a built-in dataset's 60,000 for MNIST), with
+    their own stamp, so no cache keyed by the stamp mixes them up with the test-set-only explorer."""
     stamp = model_stamp(record)
     model = load_model(store, record)
     keep_compiled_functions()  # idempotent: Streamlit's per-run clear_session would drop compiled functions
@@ -171,5 +209,10 @@ def load_explorer(store: ModelStore, record: ModelRecord) -> Explorer:
     data = _dataset(name, str(Path(home()).resolve()), "" if is_builtin(name) else str(record.path))
     if model.latent_dim != record.config.latent_dim:  # pragma: no cover - LatentModel checks this too
         raise StoreError(f"Model {record.id!r} does not match its meta.json. Fix: retrain it.")
+    names = tuple(data.class_names)
+    if with_train:  # the training images after the test set: rows below len(x_test) stay test rows
+        images, labels = _all_points(name, str(Path(home()).resolve()))
+        lat = latents(stamp + "+train", model, images, labels)
+        return Explorer(record, stamp + "+train", model, images, names, lat, n_test=len(data.x_test))
     lat = latents(stamp, model, data.x_test, data.y_test)
-    return Explorer(record, stamp, model, data.x_test, tuple(data.class_names), lat)
+    return Explorer(record, stamp, model, data.x_test, names, lat)

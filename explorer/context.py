@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from explorer import views
+from explorer import scatter, views
 
 if TYPE_CHECKING:  # only for the types: explorer/ never imports TensorFlow at run time
     from model.latent import LatentModel
@@ -103,10 +103,23 @@ class Explorer:
     class_names: tuple[str, ...]
     latents: Latents
     view: object = field(default=None)  # LinearView(latents) unless given (see explorer.panels.projection)
+    n_test: int | None = None  # rows below it are test images, the rest training images (None: all test)
 
     def __post_init__(self):
         if self.view is None:
             object.__setattr__(self, "view", LinearView(self.latents))
+        if self.n_test is None:
+            object.__setattr__(self, "n_test", len(self.images))
+
+    @property
+    def with_train(self) -> bool:
+        """Whether the training images are shown too (after the test set)."""
+        return self.n_test < len(self.images)
+
+    def point_name(self, row: int) -> str:
+        """How the page names a row: "test #12", or "train #3" for a training image."""
+        row = int(row)
+        return f"test #{row}" if row < self.n_test else f"train #{row - self.n_test}"
 
     def with_view(self, xy, make_view) -> Explorer:
         """This explorer with the test set at positions `xy` (N, 2) in the view `make_view(latents)`."""
@@ -119,7 +132,7 @@ class Explorer:
 
     def class_name(self, label) -> str:
         """The class name of a label, or the label itself when the dataset names fewer classes."""
-        return views.class_name(self.class_names, label)
+        return scatter.class_name(self.class_names, label)
 
     # The view's members, so a panel asks the explorer (ex.project(z)) whatever the projection.
     def project(self, z) -> np.ndarray:

@@ -185,13 +185,13 @@ def umap_in_child(
     progress=None,
     poll: float = 0.25,
 ) -> np.ndarray:
-    """`umap_2d` in a child process at a lower CPU priority (model.analysis.run_child): (N, 2) float32.
+    """`umap_2d` in a child process at a lower CPU priority (model.child.run_child): (N, 2) float32.
 
     `progress(fraction)` follows its phases and epochs; if it raises, the child is killed at once and
     the exception goes on."""
     import tempfile
 
-    from model.analysis import OUT, run_child
+    from model.child import OUT, run_child
 
     n_neighbors, min_dist = _check_params(n_neighbors, min_dist)
     z = np.asarray(z_means, np.float32)
@@ -240,7 +240,7 @@ def umap_compiled(min_files: int = 20) -> bool:
 PROBE_SECONDS = 0.3
 # Measured on the development machine (docs/performance.md, `python -m model.embedding calibrate`):
 # the probe's rate, and each projection's cost in seconds at that rate.
-REF_RATE = 9000.0  # blocks per second of `probe_rate` in a nice-19 child, 2 cores, load ~1
+REF_RATE = 9000.0  # blocks per second of `probe_rate` in a low-priority child, 2 cores, load ~1
 TSNE_COST = (29.4, 5.19e-4)  # seconds: a + b·n·ln(n) (start-up, 1000 Barnes-Hut iterations)
 UMAP_START = 2.7  # seconds: start the child, import umap-learn (its code compiled and cached)
 UMAP_COMPILE = 16.0  # seconds more on a first run: numba compiles, caches umap-learn's code (13–22 measured)

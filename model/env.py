@@ -18,3 +18,13 @@ def env_flag(name: str, default: bool) -> bool:
     if value in OFF:
         return False
     return default
+
+
+def env_int(name: str, default: int, lowest: int = 1) -> int:
+    """The whole number `name` from the environment (at least `lowest`); `default` when it is unset or
+    not a whole number, so a typo never stops the app."""
+    value = os.environ.get(name, "").strip().replace("_", "").replace(",", "")
+    try:
+        return max(lowest, int(value))
+    except ValueError:
+        return default

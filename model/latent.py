@@ -261,6 +261,15 @@ class LatentModel:
         z = (1 - t) * np.asarray(z0, np.float32)[None] + t * np.asarray(z1, np.float32)[None]
         return z, self.decode(z)
 
+    def loss_terms(self, images, z_mean=None, z_log_var=None) -> tuple[np.ndarray, np.ndarray]:
+        """The loss's own per-image terms (reconstruction, KL), each (N,) float32, at the posterior mean
+        (deterministic, unlike `evaluate`'s sampled z). Pass z_mean/z_log_var to skip the encoder."""
+        x = to_float(images)
+        if z_mean is None or z_log_var is None:
+            z_mean, z_log_var = self.encode(x)
+        recon, kl = vae_losses(x, self.decode(z_mean) if len(x) else x, z_mean, z_log_var, self.config.loss)
+        return tuple(keras.ops.convert_to_numpy(t).astype(np.float32).reshape(-1) for t in (recon, kl))
+
     def evaluate(self, images, batch_size: int = 1000) -> dict[str, float]:
         """Mean test loss terms on `images`, as the training reports them (z sampled once each)."""
         x = to_float(images)

@@ -115,3 +115,16 @@ def traces(at) -> dict:
 
 def errors(at) -> list[str]:
     return [e.value for e in at.error]
+
+
+def untrained_model(latent_dim: int = 8):
+    """Save an untrained model of `latent_dim` in the current home's store (it becomes the current one):
+    its weights are random, enough for the page. Returns (record, LatentModel)."""
+    from model.latent import LatentModel
+    from model.store import ModelStore
+    from model.vae import VAEConfig, build_decoder, build_encoder
+
+    config = VAEConfig(latent_dim=latent_dim, epochs=1, limit=256)
+    store = ModelStore()
+    record = store.save(build_encoder(config), build_decoder(config), config)
+    return record, LatentModel.from_record(store.record(record.id))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explorer import views
+from explorer import events, views
 from model import analysis
 
 
@@ -131,10 +131,13 @@ def test_selection_summary_counts_means_and_bad_rows():
 
 def test_selected_rows_reads_box_and_lasso_events_only():
     pts = [{"customdata": [5]}, {"customdata": {"0": 7}}, {"x": 1}, {"customdata": [5]}]
-    assert views.selected_rows({"selection": {"points": pts, "box": [{"x": [0, 1]}], "lasso": []}}) == [5, 7]
-    assert views.selected_rows({"selection": {"points": pts[:1], "lasso": [{"x": [0]}]}}) == [5]
-    assert views.selected_rows({"selection": {"points": pts[:1], "box": [], "lasso": []}}) is None  # a click
-    assert views.selected_rows(None) is None
+    assert events.selected_rows({"selection": {"points": pts, "box": [{"x": [0, 1]}], "lasso": []}}) == [
+        5,
+        7,
+    ]
+    assert events.selected_rows({"selection": {"points": pts[:1], "lasso": [{"x": [0]}]}}) == [5]
+    assert events.selected_rows({"selection": {"points": pts[:1], "box": [], "lasso": []}}) is None  # a click
+    assert events.selected_rows(None) is None
 
 
 # ----------------------------------------------------------------------------- images and GIFs
@@ -452,3 +455,29 @@ def test_a_bad_z_in_a_link_is_named_for_what_is_wrong():
     assert inf.z is None and "comma-separated numbers" in inf.problems[0]
     text = decode_view({"z": "a,b"}, latent_dim=2)
     assert text.z is None and "comma-separated numbers" in text.problems[0]
+
+
+def test_a_child_runs_ten_below_the_server_whatever_the_threads_niceness():
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from model.child import child_priority
+
+    base = os.getpriority(os.PRIO_PROCESS, os.getpid())
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+
+        def from_a_lowered_thread():  # as the page's analysis runner does
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, base + 10))
+            child_priority(proc.pid)
+
+        t = threading.Thread(target=from_a_lowered_thread)
+        t.start()
+        t.join()
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == min(19, base + 10)
+    finally:
+        proc.kill()
+        proc.wait()

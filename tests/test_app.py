@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from explorer import views
+from explorer import events, scatter, views
 from explorer.panels.common import fmt
 from model import images
 from model.latent import LatentModel
@@ -102,7 +102,7 @@ def test_a_pick_shows_its_original_reconstruction_and_posterior(home, media, ref
     z_mean, z_log_var = latent.encode(data.x_test[row : row + 1])
     text = page_text(at)
     assert f"**Label:** {data.y_test[row]}" in text and f"**Index:** {row}" in text
-    assert views.picked_row([{"customdata": {"0": row}}]) == row  # the click path's decoding
+    assert events.picked_row([{"customdata": {"0": row}}]) == row  # the click path's decoding
     # the sliders moved to the posterior mean, and σ = exp(log_var / 2) is shown
     assert np.allclose(sliders(at), z_mean[0], atol=1e-4)
     sigma = np.exp(0.5 * z_log_var[0])
@@ -188,8 +188,8 @@ def test_eight_latent_dims_get_eight_sliders_and_a_pca_scatter(home, media, refe
     assert np.allclose(z_sliders, z_mean, atol=1e-4), "the sliders did not move to the pick"
     digit = server_digit(at, media)
     assert np.abs(digit.astype(int) - images.to_uint8(latent.decode(z_sliders)[0])).max() <= 1
-    scatter = scatter_spec(at)
-    assert scatter["layout"]["xaxis"]["title"]["text"].startswith("PC1 of z")
+    spec = scatter_spec(at)
+    assert spec["layout"]["xaxis"]["title"]["text"].startswith("PC1 of z")
     assert {s.label for s in at.selectbox} >= {"Horizontal axis", "Vertical axis"}
 
 
@@ -411,7 +411,7 @@ def test_scatter_axes_come_from_the_data_and_no_overlay_moves_them():
     def ranges(fig):
         return list(fig.layout.xaxis.range), list(fig.layout.yaxis.range), fig.layout.uirevision
 
-    plain = views.latent_scatter(xy, labels, names)
+    plain = scatter.latent_scatter(xy, labels, names)
     x_range, y_range, _ = ranges(plain)
     assert plain.layout.xaxis.autorange is False and plain.layout.yaxis.autorange is False
     assert -12 < x_range[0] < -7 and 7 < x_range[1] < 12, x_range  # ~±3σ of N(0, 3²) plus a margin
@@ -422,12 +422,12 @@ def test_scatter_axes_come_from_the_data_and_no_overlay_moves_them():
     assert inside.mean() > 0.99
 
     huge = views.sigma_ellipse(xy[5], np.diag([4e14, 4e14]), 2)  # a ±2·10⁷ ellipse (a bad local map)
-    picked = views.latent_scatter(xy, labels, names, picked=xy[5], ellipses=[huge / 2, huge])
-    picked = views.highlight_rows(picked, xy, [1, 2, 3])
+    picked = scatter.latent_scatter(xy, labels, names, picked=xy[5], ellipses=[huge / 2, huge])
+    picked = scatter.highlight_rows(picked, xy, [1, 2, 3])
     assert ranges(picked) == ranges(plain), "an overlay moved the axes"
     shown = [t.name for t in picked.data if t.showlegend is not False]
     assert shown == [t.name for t in plain.data if t.showlegend is not False] == names, shown
-    moved = views.latent_scatter(xy * 2, labels, names)  # other data (model, projection): new axes, view
+    moved = scatter.latent_scatter(xy * 2, labels, names)  # other data (model, projection): new axes, view
     assert ranges(moved)[0] != x_range and ranges(moved)[2] != ranges(plain)[2]
 
 
@@ -452,7 +452,7 @@ def test_views_upscale_png_ellipse_and_scatter():
 
     xy = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
     labels = np.arange(50) % 3
-    fig = views.latent_scatter(xy, labels, ["a", "b", "c"], picked=xy[4], ellipses=[e])
+    fig = scatter.latent_scatter(xy, labels, ["a", "b", "c"], picked=xy[4], ellipses=[e])
     gl = [t for t in fig.data if t.type == "scattergl"]
     assert [t.name for t in gl] == ["a", "b", "c"]
     rows = np.concatenate([np.asarray(t.customdata).ravel() for t in gl])
@@ -462,9 +462,9 @@ def test_views_upscale_png_ellipse_and_scatter():
         # a click does not restyle (dim) the 10k points: the ring marks the pick
         assert t.selected.marker.opacity == t.unselected.marker.opacity == t.marker.opacity
     assert {t.name for t in fig.data} >= {"pick", "1σ posterior"}
-    assert views.picked_row([{"x": 0}, {"customdata": [9]}]) == 9
-    assert views.picked_row([{"customdata": 3}, {"x": 1}]) == 3  # overlays have no customdata
-    assert views.picked_row([]) is None
+    assert events.picked_row([{"x": 0}, {"customdata": [9]}]) == 9
+    assert events.picked_row([{"customdata": 3}, {"x": 1}]) == 3  # overlays have no customdata
+    assert events.picked_row([]) is None
 
     legend = [t.name for t in fig.data if t.showlegend is not False]
     assert legend == ["a", "b", "c"], f"overlays must stay out of the legend: {legend}"
@@ -484,21 +484,21 @@ def test_browser_values_are_validated_and_the_pads_error_is_text_with_a_retry(ho
     # selection events: anything that is not a row is ignored, never raised on
     nan, inf = float("nan"), float("inf")
     for cd in (nan, inf, -inf, 2.5, -1, 1e300, "7", True, None, [nan], {"0": inf}, [], {}):
-        assert views.picked_row([{"customdata": cd}]) is None, cd
-    assert views.picked_row([{"customdata": [4]}, {"customdata": nan}]) == 4  # the last valid one
-    assert views.picked_row([{"customdata": 7.0}]) == 7
+        assert events.picked_row([{"customdata": cd}]) is None, cd
+    assert events.picked_row([{"customdata": [4]}, {"customdata": nan}]) == 4  # the last valid one
+    assert events.picked_row([{"customdata": 7.0}]) == 7
     for points in (None, 5, "abc", {"customdata": 3}, [1, "x", None]):
-        assert views.picked_row(points) is None
+        assert events.picked_row(points) is None
     for event in (None, [], 5, "x", {"selection": 3}, {"selection": {"points": 3, "box": [1]}}):
-        assert views.selected_rows(event) in (None, [])
-        assert views.selection_points(event) == []
+        assert events.selected_rows(event) in (None, [])
+        assert events.selection_points(event) == []
     box = {
         "selection": {
             "box": [{}],
             "points": [{"customdata": [1]}, {"customdata": nan}, "x", {"customdata": 1}],
         }
     }
-    assert views.selected_rows(box) == [1]
+    assert events.selected_rows(box) == [1]
     # the pad's z and error values
     assert lp.browser_z([0.5, -1], 2) == [0.5, -1.0]
     for z in ([nan, 0], [inf, 0], [10**400, 0], [True, 0], ["1", 0], [0], [0, 0, 0], "0,0", None, {"0": 1}):

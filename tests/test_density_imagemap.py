@@ -158,10 +158,10 @@ def test_the_image_map_and_density_sections_show_what_the_model_computes(home, m
 def test_in_a_tsne_view_the_image_map_uses_its_plane_and_the_density_the_pca_plane(home, media, reference):
     from explorer.panels.image_map import grid_extent
     from model import analysis
-    from tests.test_panels import _eight_dim_model
+    from tests.apptest import untrained_model
 
     _, data = reference
-    record, latent = _eight_dim_model()
+    record, latent = untrained_model()
     z = latent.encode(data.x_test)[0]
     xy = (z[:, :2] * 10 + z[:, 2:4]).astype(np.float32)  # a known "t-SNE", cached as the page would
     analysis.save_npy(analysis.tsne_path(record.id), xy)

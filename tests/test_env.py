@@ -33,3 +33,14 @@ def test_the_serving_tweaks_switch_reads_false_like_the_others(monkeypatch):
 
     monkeypatch.setenv(serving.ENV, "false")  # was read as on: only "0" turned it off
     assert not serving.enabled()
+
+
+def test_whole_number_switches(monkeypatch):
+    from model.env import env_int
+
+    cases = (("50000", 50000), ("50,000", 50000), ("50_000", 50000), (" 7 ", 1000), ("", 5), ("x", 5))
+    for raw, want in cases:
+        monkeypatch.setenv("LATENT_EXPLORER_TEST_INT", raw)
+        assert env_int("LATENT_EXPLORER_TEST_INT", 5, lowest=1000) == want, raw
+    monkeypatch.delenv("LATENT_EXPLORER_TEST_INT")
+    assert env_int("LATENT_EXPLORER_TEST_INT", 5) == 5

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from tests.apptest import (
     scatter_spec,
     server_digit,
     shown,
+    untrained_model,
 )
 
 
@@ -324,16 +326,6 @@ def test_attribute_vector_between_two_saved_selections(home, reference):
 # ----------------------------------------------------------------------------- projections
 
 
-def _eight_dim_model():
-    from model.store import ModelStore
-    from model.vae import VAEConfig, build_decoder, build_encoder
-
-    config = VAEConfig(latent_dim=8, epochs=1, limit=256)  # untrained weights are enough for the UI
-    store = ModelStore()
-    record = store.save(build_encoder(config), build_decoder(config), config)
-    return record, LatentModel.from_record(store.record(record.id))
-
-
 def test_tsne_is_computed_in_the_background_then_shown_with_the_picks_ellipses(home, reference, monkeypatch):
     import threading
 
@@ -341,7 +333,7 @@ def test_tsne_is_computed_in_the_background_then_shown_with_the_picks_ellipses(h
     from explorer.panels import projection
 
     _, data = reference
-    record, latent = _eight_dim_model()
+    record, latent = untrained_model()
     gate = threading.Event()
 
     def fake_tsne(z, seed, progress):  # stands in for scikit-learn (tested in test_analysis.py)
@@ -400,7 +392,7 @@ def test_two_models_side_by_side_with_linked_highlights(home, reference):
     at = run_app(cmp_open=True)
     assert_clean(at)
     assert any("No other stored ` mnist ` model" in i.value for i in at.info)
-    _, latent = _eight_dim_model()  # now the current model; the tiny 2-D one is the second
+    _, latent = untrained_model()  # now the current model; the tiny 2-D one is the second
     at = run_app(cmp_open=True, pick=12)
     assert_clean(at)
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
@@ -478,13 +470,15 @@ def test_an_unsavable_tsne_is_said_before_computing_and_kept_in_memory(home, mon
     from explorer import background
     from explorer.panels import projection
 
-    record, _ = _eight_dim_model()
+    record, _ = untrained_model()
     (home / "analysis").mkdir()
     (home / "analysis" / record.id).write_text("a file where the cache directory goes")
     calls = []
+    release = threading.Event()  # the first run must see the t-SNE still computing, however fast the page
 
     def fake_tsne(z, seed, progress):
         calls.append(1)
+        release.wait(120)
         return z[:, :2] * 10 + z[:, 2:4]
 
     monkeypatch.setattr(projection, "TSNE_COMPUTE", fake_tsne)
@@ -495,6 +489,7 @@ def test_an_unsavable_tsne_is_said_before_computing_and_kept_in_memory(home, mon
         before and f"analysis/{record.id} (in LATENT_EXPLORER_HOME) is a file where a directory" in before[0]
     )
     assert str(home) not in before[0]  # no server path shown to every viewer
+    release.set()
     assert background.RUNNER.wait(("tsne", record.id, 0))["state"] == "done"
     at.run()
     assert_clean(at)
@@ -513,7 +508,7 @@ def test_a_tsne_can_be_cancelled_and_waits_its_turn_behind_other_work(home, monk
     from explorer import background
     from explorer.panels import projection
 
-    record, _ = _eight_dim_model()
+    record, _ = untrained_model()
     stopped = threading.Event()
 
     def endless_tsne(z, seed, progress):

@@ -7,8 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from tests.apptest import assert_clean, page_text, run_app, scatter_spec
-from tests.test_panels import _eight_dim_model
+from tests.apptest import assert_clean, page_text, run_app, scatter_spec, untrained_model
 
 
 def test_umap_is_computed_once_per_model_and_setting_then_shown_with_the_pick(home, reference, monkeypatch):
@@ -17,7 +16,7 @@ def test_umap_is_computed_once_per_model_and_setting_then_shown_with_the_pick(ho
     from model import embedding
 
     _, data = reference
-    record, latent = _eight_dim_model()
+    record, latent = untrained_model()
     calls, gate = [], threading.Event()
 
     def fake_umap(z, n_neighbors, min_dist, seed, progress):  # stands in for umap-learn (test_embedding.py)
@@ -85,7 +84,7 @@ def test_a_failed_umap_says_why_and_the_fix(home, monkeypatch):
     from explorer import background
     from explorer.panels import projection
 
-    record, _ = _eight_dim_model()
+    record, _ = untrained_model()
 
     def broken(z, n_neighbors, min_dist, seed, progress):
         raise RuntimeError("the UMAP process failed: ModuleNotFoundError: No module named 'umap'")
@@ -110,7 +109,7 @@ def test_a_projection_that_ends_within_the_pages_run_keeps_that_runs_notes(home,
     from explorer import background
     from explorer.panels import projection
 
-    record, _ = _eight_dim_model()
+    record, _ = untrained_model()
     (home / "analysis").mkdir()
     (home / "analysis" / record.id).write_text("a file where the cache directory goes")
     monkeypatch.setattr(projection, "UMAP_COMPUTE", lambda z, nn, md, seed, progress: z[:, :2])

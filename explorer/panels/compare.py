@@ -14,7 +14,7 @@ import functools
 import numpy as np
 import streamlit as st
 
-from explorer import cache, context, session, views
+from explorer import cache, context, events, scatter, session
 from explorer.panels.common import lazy_expander, model_labels, plain
 from model import analysis
 from model.errors import DataError, StoreError
@@ -41,9 +41,9 @@ def neighbour_agreement(z_a, z_b, rows, k: int = K_AGREE) -> float:
 
 def _on_chart(key: str) -> None:
     event = session.widget_value(key)
-    rows = views.selected_rows(event)
+    rows = events.selected_rows(event)
     if rows is None:
-        row = views.picked_row(views.selection_points(event))
+        row = events.picked_row(events.selection_points(event))
         rows = None if row is None else [row]
     if rows is not None:
         session.own("compare")["rows"] = list(rows)
@@ -94,8 +94,10 @@ def _linked(ex, record, other: context.Latents) -> None:
     for col, (rec, arr, titles, key) in zip(cols, sides):
         with col:
             st.markdown(f"**{plain(rec.label)}**")
-            fig = views.latent_scatter(arr.xy, arr.labels, ex.class_names, axis_titles=titles, height=420)
-            fig = views.highlight_rows(fig, arr.xy, rows, name=f"highlighted ({len(rows)})", color="#000000")
+            fig = scatter.latent_scatter(arr.xy, arr.labels, ex.class_names, axis_titles=titles, height=420)
+            fig = scatter.highlight_rows(
+                fig, arr.xy, rows, name=f"highlighted ({len(rows)})", color="#000000"
+            )
             st.plotly_chart(
                 fig,
                 key=key,

@@ -8,19 +8,22 @@ The pick and the latent values go through explorer.session.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from explorer import cache, context, session, views
+from explorer import cache, context, events, scatter, session, views
 from explorer.components import latent_pad
 from explorer.panels import downloads, links, tools, user_digit
 from explorer.panels import selection as sel_panel
 from explorer.panels.common import fmt
 from explorer.panels.interpolation import interpolation_panel
 from explorer.panels.pick import pick_panel
+from explorer.panels.scatter3d import scatter3d_panel
+from explorer.panels.scatter_view import scatter_view
 
 DIGIT_SCALE = 10  # 28 px -> 280 px, nearest neighbour
 MAP_SIZE = 200  # the live map: beside the digit (server sliders) or beside the interpolation (latent pad)
@@ -33,12 +36,13 @@ def sync_sliders(ex: context.Explorer) -> None:
     session.sync_latents(ex.stamp, lat.center, lat.bounds, lat.z_mean, len(ex.images))
 
 
-def _on_select() -> None:
-    """Plotly selection callback: copy the clicked row into `pick` (the chart forgets it on redraw)."""
+def _on_select(all_xy=None) -> None:
+    """Plotly selection callback: copy the clicked row into `pick` (the chart forgets it on redraw).
+    all_xy: every point's position when the scatter is an overview (a box selects among all of them)."""
     event = session.widget_value("scatter")
-    if sel_panel.on_scatter_event(event):  # a box/lasso selection, not a click
+    if sel_panel.on_scatter_event(event, all_xy):  # a box/lasso selection, not a click
         return
-    row = views.picked_row(views.selection_points(event))
+    row = events.picked_row(events.selection_points(event))
     if row is not None:
         session.set_pick(row)
 
@@ -149,20 +153,27 @@ def _draw_map(ex: context.Explorer, map_box, z: np.ndarray, path, pick) -> None:
     )
 
 
-def _draw_scatter(ex: context.Explorer, scatter_box, row) -> None:
+def _draw_scatter(ex: context.Explorer, scatter_box, row, colour=None, shown=None) -> None:
     """The big test-set scatter with the pick `row`, the user's digit and the selection marked.
 
     The live map follows the sliders; the big scatter does not: Streamlit rebuilds a chart whose figure
     changed, and rebuilding 10k WebGL points on every slider move is slow in the browser (and loses the
     user's zoom). Its figure only changes with the model and the pick."""
     xy, ellipses = _overlay(ex, row)
-    fig = views.latent_scatter(
+    n = len(ex.images)
+    overview = n > scatter.point_limit()  # every point in an image, a sample of them as points
+    fig = scatter.latent_scatter(
         ex.latents.xy,
         ex.latents.labels,
         ex.class_names,
         picked=xy,
         ellipses=ellipses,
         axis_titles=ex.axis_titles,
+        colour=colour,
+        shown=shown,
+        n_test=ex.n_test,
+        keep=scatter.overview_keep(n, always=[row]) if overview else None,
+        raster=cache.overview_raster(ex.stamp, ex.latents.xy, ex.latents.labels) if overview else None,
     )
     fig = user_digit.mark_user_digit(fig, ex)  # the user's digit and its posterior ellipses
     fig = sel_panel.mark_selection(fig, ex)  # rings around a box/lasso selection
@@ -170,11 +181,18 @@ def _draw_scatter(ex: context.Explorer, scatter_box, row) -> None:
         st.plotly_chart(
             fig,
             key="scatter",
-            on_select=_on_select,
+            on_select=functools.partial(_on_select, ex.latents.xy if overview else None),
             selection_mode=("points", "box", "lasso"),
             config={"displaylogo": False, "scrollZoom": False},
             alt=scatter_alt(ex),  # fixed per model: a changed alt would remount the chart
         )
+        if overview:
+            st.caption(
+                f"{n:,} points: every one in the density image under the axes, {scatter.OVERVIEW_POINTS:,} "
+                "of them (a fixed sample, and the pick) as points to hover and click. A box or lasso "
+                "selects among all of them. (Plotly's WebGL scatter is slow here past "
+                f"{scatter.point_limit():,} points: see docs/performance.md.)"
+            )
 
 
 def scatter_alt(ex: context.Explorer) -> str:
@@ -204,21 +222,23 @@ def explore_panel(ex: context.Explorer) -> None:
         z, decode_ms, map_box = _live_digit(ex)
     with right:
         st.subheader("Test set in latent space")
-        scatter_box = st.container()
+        scatter_box = st.container()  # drawn last, once the pick and the controls below are known
         st.caption(
             "Hover a point for its index and label; click it to pick it (the sliders jump "
             "to its posterior mean). Drag to zoom, double-click to reset."
             + ("" if d == 2 else f" Axes: {ex.view_name} of the {d}-D means.")
         )
+        colour, shown = scatter_view(ex)
 
     path, interp_map = interpolation_panel(ex, z, with_map=map_box is None)
     map_box = map_box or interp_map
+    scatter3d_panel(ex, colour, shown)
     tools.explore_tools(ex, z, path)  # GIF, selection, neighbours, traversals, attributes, link
 
     pick = session.pick()
     row, defer = _scatter_row(pick)
     _draw_map(ex, map_box, z, path, pick)
-    _draw_scatter(ex, scatter_box, row)
+    _draw_scatter(ex, scatter_box, row, colour, shown)
     session.record_timings(decode_ms=decode_ms, panel_ms=1000 * (time.perf_counter() - t0))
     links.update_url(ex)  # the URL follows the view
     if defer:

@@ -2,7 +2,7 @@
 drawn at its place (cells without points left dark), as one PNG; beside it the decoder's view of the
 same grid. A lazy expander: closed, it costs nothing.
 
-The grid covers the scatter's axes (views.axis_ranges) in the view it shows: the latent plane, PCA,
+The grid covers the scatter's axes (scatter.axis_ranges) in the view it shows: the latent plane, PCA,
 t-SNE or UMAP. The decoder's view: in a linear plane (latent plane, PCA) each cell's centre lifted to a
 latent vector (the PCA inverse: the other principal directions at the test set's mean) and decoded, the
 manifold of that plane; a t-SNE or UMAP point has no latent vector, so there each occupied cell shows
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explorer import context, views
+from explorer import context, scatter, views
 from explorer.panels.common import lazy_expander
 from model import imagemap
 
@@ -26,8 +26,8 @@ SHOWN_PX = 560  # the pictures' width on the page (the downloads are full size)
 
 
 def grid_extent(xy) -> tuple[float, float, float, float]:
-    """The scatter's axes (views.axis_ranges) as an extent (x0, x1, y0, y1)."""
-    (x0, x1), (y0, y1) = views.axis_ranges(xy)
+    """The scatter's axes (scatter.axis_ranges) as an extent (x0, x1, y0, y1)."""
+    (x0, x1), (y0, y1) = scatter.axis_ranges(xy)
     return x0, x1, y0, y1
 
 

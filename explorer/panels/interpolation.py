@@ -38,7 +38,7 @@ def interpolation_panel(ex: context.Explorer, z_sliders: np.ndarray, with_map: b
     def test_point(row, note=""):
         if row is None:
             return None, None
-        return f"test #{row} (label {ex.class_name(labels[row])}{note})", zm[row]
+        return f"{ex.point_name(row)} (label {ex.class_name(labels[row])}{note})", zm[row]
 
     # Option labels stay fixed (the browser keeps a keyed selectbox's old labels); the caption names
     # the actual endpoints.

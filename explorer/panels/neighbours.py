@@ -38,7 +38,7 @@ def neighbours_panel(ex) -> None:
         labels = ex.latents.labels
         same = int((labels[rows] == labels[pick]).sum())
         st.caption(
-            f"The {len(rows)} test images whose posterior means are nearest to test #{pick}'s, by "
+            f"The {len(rows)} test images whose posterior means are nearest to {ex.point_name(pick)}'s, by "
             f"Euclidean distance in the full {ex.latent_dim}-D latent space"
             + ("" if ex.latent_dim == 2 else f" (not in the 2-D {ex.view_name} view)")
             + f"; {same} of {len(rows)} share its label "
@@ -61,5 +61,5 @@ def neighbours_panel(ex) -> None:
                     key=f"nn_pick_{i}",
                     on_click=session.set_pick,
                     args=(int(r),),
-                    help=f"Make test #{r} the pick.",
+                    help=f"Make {ex.point_name(r)} the pick.",
                 )

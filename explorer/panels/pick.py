@@ -56,7 +56,7 @@ def pick_panel(ex: context.Explorer) -> None:
     name = ex.class_name(label)
     cols[0].image(
         original,
-        caption=f"test #{pick} (original)",
+        caption=f"{ex.point_name(pick)} (original)",
         width=28 * 6,
         output_format="PNG",
         alt=f"test image #{pick}, label {name}",

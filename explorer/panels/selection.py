@@ -15,7 +15,7 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from explorer import session, views
+from explorer import events, scatter, session, views
 from explorer.panels.common import fmt
 from model import analysis, export
 
@@ -23,8 +23,13 @@ SHOW = 100  # images in the grid
 GRID_COLS = 20
 
 
-def on_scatter_event(event) -> bool:
-    rows = views.selected_rows(event)
+def on_scatter_event(event, all_xy=None) -> bool:
+    """Store a box/lasso selection (True), or leave a click to the page (False). With `all_xy` (an
+    overview that draws only some points) the box or lasso selects among all points by its geometry."""
+    rows = events.selected_rows(event)
+    if rows is not None and all_xy is not None:
+        rows = events.rows_in_selection(event, all_xy)
+        rows = [] if rows is None else rows
     if rows is None:
         return False
     session.set_selection(rows)  # an empty box clears the selection
@@ -33,7 +38,9 @@ def on_scatter_event(event) -> bool:
 
 def mark_selection(fig, ex):
     rows = [r for r in session.selection_rows() if 0 <= r < len(ex.images)]
-    return views.highlight_rows(fig, ex.latents.xy, rows, name=f"selection ({len(rows):,})") if rows else fig
+    return (
+        scatter.highlight_rows(fig, ex.latents.xy, rows, name=f"selection ({len(rows):,})") if rows else fig
+    )
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

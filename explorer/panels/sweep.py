@@ -21,7 +21,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from explorer import session, views
+from explorer import scatter, session, views
 from explorer.panels.common import lazy_expander
 from model import sweep
 from model.config import VAEConfig, option
@@ -377,7 +377,7 @@ def _results(store, s: sweep.SweepStatus) -> None:
                 except (StoreError, DataError) as e:
                     st.warning(f"Cannot open this model: {e}")
                     continue
-                fig = views.latent_scatter(xy, labels, class_names, axis_titles=titles, height=220)
+                fig = scatter.latent_scatter(xy, labels, class_names, axis_titles=titles, height=220)
                 fig.update_layout(showlegend=False, margin=dict(l=0, r=0, t=0, b=0))
                 st.plotly_chart(fig, key=f"sweep_scatter_{rec.id}", config={"displayModeBar": False})
                 st.image(

@@ -30,7 +30,7 @@ def traversal_base(ex, z_sliders, source: str) -> tuple[np.ndarray, str]:
     """The traversal's centre: the pick's posterior mean, or the sliders (also when there is no pick)."""
     pick = session.pick()
     if source == "pick" and pick is not None:
-        return ex.latents.z_mean[pick], f"test #{pick}'s z_mean"
+        return ex.latents.z_mean[pick], f"{ex.point_name(pick)}'s z_mean"
     return np.asarray(z_sliders, np.float32), "the sliders"
 
 

@@ -41,7 +41,9 @@ def linear_plane(lat: context.Latents):
 def densities(stamp: str, _lat: context.Latents, n: int = GRID_N) -> dict:
     """The grids of the data's and the prior's densities in the linear plane, and the holes (per model)."""
     xy, covs, center = linear_plane(_lat)
-    reach = float(np.quantile(np.abs(xy - center).max(1), 0.995)) * 1.05
+    # the means' reach, plus two of their posteriors' typical std devs: the mixture's tails stay in the grid
+    sd = float(np.sqrt(np.median(np.maximum(covs[:, 0, 0], covs[:, 1, 1]))))
+    reach = float(np.quantile(np.abs(xy - center).max(1), 0.995)) * 1.05 + 2.0 * sd
     gx, gy = density.plane_grid(center, max(3.5, reach), n)
     q = density.mixture_density(xy, covs, gx, gy)
     p = density.prior_density(center, gx, gy)

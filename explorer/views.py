@@ -5,10 +5,10 @@ Nothing here touches Streamlit, the model store or Keras, so every function is c
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from plotly.colors import qualitative
+
+from model.images import png_bytes, to_uint8
 
 PALETTE = qualitative.Plotly  # 10 distinct colours, one per class
 MARKER_COLOR = "#111111"
@@ -17,39 +17,10 @@ MARKER_COLOR = "#111111"
 # ----------------------------------------------------------------------------- images
 
 
-def to_uint8(img) -> np.ndarray:
-    """A float image in [0, 1] (or a uint8 image) -> uint8, clipped. Shape is kept."""
-    a = np.asarray(img)
-    if a.dtype == np.uint8:
-        return a
-    a = np.nan_to_num(a.astype(np.float32), nan=0.0)
-    return np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-def upscale(img, scale: int = 10) -> np.ndarray:
-    """Nearest-neighbour upscaling: each pixel becomes a `scale` x `scale` block (crisp, no blur).
-
-    Args:
-        img: (H, W) float in [0, 1] or uint8.
-        scale: integer factor >= 1.
-
-    Returns (H*scale, W*scale) uint8.
-    """
-    a = to_uint8(img)
-    if a.ndim != 2:
-        raise ValueError(f"Expected a 2-D grayscale image. Received: img.shape={a.shape}")
-    if not isinstance(scale, (int, np.integer)) or scale < 1:
-        raise ValueError(f"Expected an integer scale >= 1. Received: scale={scale!r}")
-    return np.repeat(np.repeat(a, scale, axis=0), scale, axis=1)
-
-
 def to_png(img, scale: int = 1) -> bytes:
-    """A grayscale image (float in [0, 1] or uint8), upscaled by `scale`, as PNG bytes."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(upscale(img, scale), mode="L").save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
+    """A grayscale image (float in [0, 1], NaN shown black, or uint8), upscaled by `scale`, as PNG bytes
+    (model.images: the one float -> uint8 and PNG encoder)."""
+    return png_bytes(to_uint8(img), scale)
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -146,9 +117,7 @@ def map_png(base: np.ndarray, extent, current=None, picked=None, ellipses=(), pa
         for width, fill in ((6, (255, 255, 255)), (3, (214, 39, 40))):
             draw.line((x - 8, y - 8, x + 8, y + 8), fill=fill, width=width)
             draw.line((x - 8, y + 8, x + 8, y - 8), fill=fill, width=width)
-    buf = io.BytesIO()
-    im.save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
+    return png_bytes(np.asarray(im))
 
 
 # ----------------------------------------------------------------------------- grids

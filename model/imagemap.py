@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from model.images import to_uint8
+
 EMPTY = 40  # grey level of a cell without points (MNIST digits are white on black)
 
 
@@ -68,9 +70,7 @@ def nearest_per_cell(xy, extent, n: int, chunk: int = 256) -> np.ndarray:
 
 def compose(images, rows, empty: int = EMPTY) -> np.ndarray:
     """The images of `rows` (n, n) (-1: empty) laid out as one (n·H, n·W) uint8 picture."""
-    imgs = np.asarray(images)
-    if imgs.dtype != np.uint8:
-        imgs = np.rint(np.clip(imgs, 0.0, 1.0) * 255).astype(np.uint8)
+    imgs = to_uint8(images)
     rows = np.asarray(rows, np.int64)
     n_r, n_c = rows.shape
     h, w = imgs.shape[1:3]

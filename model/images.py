@@ -12,7 +12,10 @@ MAX_SCALE = 64
 
 
 def to_uint8(img) -> np.ndarray:
-    """A float image in [0, 1] (or a uint8 image) -> uint8, clipped and rounded (NaN -> 0). Shape is kept."""
+    """A float image in [0, 1] (or a uint8 image) -> uint8, clipped and rounded (NaN -> 0). Shape is kept.
+
+    Rounds in float64, so k/255 (float32 or float64) gives k exactly.
+    """
     a = np.asarray(img)
     if a.dtype == np.uint8:
         return a
@@ -20,17 +23,36 @@ def to_uint8(img) -> np.ndarray:
     return np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def png_bytes(image, scale: int = 1) -> bytes:
-    """A grey image as PNG bytes.
+def upscale(img, scale: int = 10) -> np.ndarray:
+    """Nearest-neighbour upscaling: each pixel becomes a `scale` x `scale` block (crisp, no blur).
 
     Args:
-        image: (H, W) floats in [0, 1] (a decoded digit) or uint8.
+        img: (H, W) float in [0, 1] or uint8, or (H, W, 3) uint8 RGB.
+        scale: integer factor >= 1.
+
+    Returns (H*scale, W*scale) uint8 (with the RGB axis, if any).
+    """
+    a = to_uint8(img)
+    if a.ndim != 2 and a.shape[2:] != (3,):
+        raise ValueError(f"Expected a 2-D grayscale image. Received: img.shape={a.shape}")
+    if not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise ValueError(f"Expected an integer scale >= 1. Received: scale={scale!r}")
+    return np.repeat(np.repeat(a, scale, axis=0), scale, axis=1)
+
+
+def png_bytes(image, scale: int = 1) -> bytes:
+    """A grey (or RGB uint8) image as PNG bytes (fast compression: the page makes many).
+
+    Args:
+        image: (H, W) floats in [0, 1] (a decoded digit) or uint8; NaN or inf is a ValueError (the
+            page passes `to_uint8(image)`, which shows NaN black). Or (H, W, 3) uint8 RGB.
         scale: integer nearest-neighbour upscaling (e.g. 10 turns 28x28 into a crisp 280x280).
     """
     a = np.asarray(image)
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]
-    if a.ndim != 2 or a.size == 0:
+    rgb = a.ndim == 3 and a.shape[-1] == 3 and a.dtype == np.uint8
+    if not (a.ndim == 2 or rgb) or a.size == 0:
         raise ValueError(f"Expected a 2-D image (H, W). Received: shape={a.shape}")
     if not isinstance(scale, (int, np.integer)) or not 1 <= scale <= MAX_SCALE:
         raise ValueError(f"Expected an integer scale in [1, {MAX_SCALE}]. Received: scale={scale!r}")
@@ -38,11 +60,8 @@ def png_bytes(image, scale: int = 1) -> bytes:
         a = a.astype(np.float64)
         if not np.all(np.isfinite(a)):
             raise ValueError("Expected finite pixel values. Received: NaN or inf")
-        a = to_uint8(a)
-    if scale > 1:
-        a = np.kron(a, np.ones((scale, scale), np.uint8))  # nearest-neighbour blocks
     buf = io.BytesIO()
-    Image.fromarray(a).save(buf, format="PNG")  # uint8 (H, W) -> mode "L"
+    Image.fromarray(upscale(a, scale)).save(buf, format="PNG", compress_level=1)  # mode "L" or "RGB"
     return buf.getvalue()
 
 

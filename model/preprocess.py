@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from model.data import DATASETS
 from model.errors import ImageError
 
 MAX_BYTES = 10 * 1024 * 1024  # largest accepted upload: 10 MiB
@@ -34,7 +34,6 @@ MAX_PIXELS = 16_000_000  # largest accepted picture: 16 megapixels (a 12 MP phon
 WORK_SIDE = 800  # pictures are shrunk to this longest side right after decoding (JPEGs while decoding,
 # via draft), before any float conversion; the digit ends up 20 px tall, so nothing is lost
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")  # decoders we trust with user bytes (no EPS etc.)
-BOX = 20  # MNIST: the digit's longest side, in pixels
 SIZE = 28  # MNIST: the field
 CENTRE = 14.0  # MNIST's mean centre of mass (row, column), pixel indices
 MIN_CONTRAST = 40  # ink must stand this many grey levels (of 255) above the background
@@ -196,22 +195,6 @@ def _border_median(g: np.ndarray) -> float:
     return float(np.median(np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])))
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """How a dataset framed its objects: the longest side's length, and how it was centred."""
-
-    box: int  # longest side of the object, pixels
-    by_mass: bool  # centre of mass at CENTRE (MNIST) or bounding box in the middle (Fashion-MNIST)
-
-
-RECIPES = {
-    "mnist": Recipe(box=BOX, by_mass=True),
-    # Fashion-MNIST (Xiao et al., 2017): trimmed, longest side resized to 28, centred; measured on
-    # its training set: the longest side is 28 px and the box centre (13.6, 13.7) +- 0.2.
-    "fashion_mnist": Recipe(box=SIZE, by_mass=False),
-}
-
-
 def to_mnist(source) -> np.ndarray:
     """Preprocess a picture of one digit like MNIST: `prepare(source, "mnist")`.
 
@@ -228,8 +211,8 @@ def prepare(source, dataset: str = "mnist") -> np.ndarray:
         source: the file's bytes (PNG/JPEG/...), a Pillow image, or a numpy array (H, W) grey,
             (H, W, 3) RGB or (H, W, 4) RGBA such as a drawing canvas' `image_data` (uint8, or
             floats in [0, 1]). Light-on-dark and dark-on-light pictures both work.
-        dataset: "mnist" (longest side 20 px, centred by mass; also used for unknown datasets)
-            or "fashion_mnist" (longest side 28 px, centred by its box).
+        dataset: a built-in dataset's name (its framing in model.data.DATASETS: "mnist" longest side
+            20 px, centred by mass, also used for unknown datasets; "fashion_mnist" 28 px, by its box).
 
     Returns:
         (28, 28) uint8, light object (up to 255) on black (0).
@@ -237,7 +220,7 @@ def prepare(source, dataset: str = "mnist") -> np.ndarray:
     Raises:
         ImageError: not an image, too large (bytes or pixels), or nothing drawn.
     """
-    recipe = RECIPES.get(dataset, RECIPES["mnist"])
+    recipe = DATASETS.get(dataset, DATASETS["mnist"])  # how the dataset framed its objects (box, by_mass)
     if isinstance(source, (bytes, bytearray, memoryview)):
         a = _from_pil(open_image(source))
     elif isinstance(source, Image.Image):

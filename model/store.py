@@ -114,19 +114,9 @@ class ModelStore:
 
         `files` are more files to keep in the model directory ({name: bytes}, e.g. TEST_SET), written
         into the same temp directory, so they appear with the model or not at all."""
-        model_id = self.new_id(config)
-        meta = _meta(model_id, config, history, test_metrics, train_seconds, extra)
-        _check_extra_files(files)
-        writers = {
-            "encoder.keras": encoder.save,
-            "decoder.keras": decoder.save,
-            **{name: partial(Path.write_bytes, data=data) for name, data in (files or {}).items()},
-        }
-        self.write_model_dir(model_id, meta, writers, what="save the model")
-        record = self.record(model_id)
-        if make_current:
-            self.offer_as_default(record)
-        return record
+        writers = {"encoder.keras": encoder.save, "decoder.keras": decoder.save}
+        facts = (history, test_metrics, train_seconds, extra)
+        return self._save(writers, config, facts, make_current, files)
 
     def save_bytes(
         self,
@@ -144,15 +134,20 @@ class ModelStore:
         missing = [n for n in ("encoder.keras", "decoder.keras") if not isinstance(parts.get(n), bytes)]
         if missing:
             raise ValueError(f"Expected the bytes of {' and '.join(missing)}. Received: {sorted(parts)}")
+        writers = {n: partial(Path.write_bytes, data=parts[n]) for n in ("encoder.keras", "decoder.keras")}
+        facts = (history, test_metrics, train_seconds, extra)
+        return self._save(writers, config, facts, make_current, files)
+
+    def _save(self, writers: dict, config: VAEConfig, facts: tuple, make_current: bool, files) -> ModelRecord:
+        """`save`'s and `save_bytes`' common part: the model's writers plus `files`, with meta.json of
+        `facts` (history, test_metrics, train_seconds, extra), written atomically; then the default."""
         model_id = self.new_id(config)
-        meta = _meta(model_id, config, history, test_metrics, train_seconds, extra)
+        meta = _meta(model_id, config, *facts)
         _check_extra_files(files)
-        blobs = {
-            "encoder.keras": parts["encoder.keras"],
-            "decoder.keras": parts["decoder.keras"],
-            **(files or {}),
+        writers = {
+            **writers,
+            **{name: partial(Path.write_bytes, data=data) for name, data in (files or {}).items()},
         }
-        writers = {name: partial(Path.write_bytes, data=data) for name, data in blobs.items()}
         self.write_model_dir(model_id, meta, writers, what="save the model")
         record = self.record(model_id)
         if make_current:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from model import config
 from model.config import VAEConfig
+from model.data import is_builtin
 from model.errors import JobError, StoreError
-from model.jobs import procs
-from model.jobs.files import read_json, write_json
+from model.jobs import procs, read_json, write_json
 from model.store import ModelStore
 from model.sweep_state import SweepError, SweepInfo, sweep_status, sweeps_root
 
@@ -96,7 +96,7 @@ def start_sweep(
     fields: list[str] | None = None,
 ) -> SweepInfo:
     """Start a sweep over `configs` and return at once (see the module docstring)."""
-    from model.jobs.backends import check_resources, resolve
+    from model.jobs import check_resources, resolve
 
     kind, address = resolve(backend)
     cpus, gpus = check_resources(cpus_per_job, gpus_per_job)
@@ -110,7 +110,7 @@ def start_sweep(
     if not unique:
         raise SweepError("Expected at least one config. Received: none. Fix: give --grid FIELD=V1,V2.")
     if kind == "ray":
-        bad = [c.dataset for c in unique if c.dataset not in ("mnist", "fashion_mnist")]
+        bad = [c.dataset for c in unique if not is_builtin(c.dataset)]
         if bad:
             raise SweepError(
                 f"Expected built-in datasets on Ray (its workers load the data themselves). Received: "
@@ -221,7 +221,7 @@ def _collect(backend, path: Path, jobs: dict, started: dict[int, str], ended: se
 def run(path: Path) -> int:
     """The sweep driver (`python -m model.sweep run SWEEP_DIR`): submit the sweep's jobs to its backend
     and follow them until every one ended; the exit code is 0 when all succeeded."""
-    from model.jobs.backends import make_backend
+    from model.jobs import make_backend
 
     path = Path(path)
     meta = read_json(path / "sweep.json") or {}

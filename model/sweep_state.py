@@ -10,9 +10,7 @@ from pathlib import Path
 
 from model.config import VAEConfig
 from model.errors import JobError
-from model.jobs import procs
-from model.jobs.files import job_status, read_json
-from model.jobs.status import JobStatus
+from model.jobs import JobStatus, job_status, procs, read_json
 from model.paths import HOME_ENV, atomic_write_text, home, shown
 
 ROW_STATES = ("reused", "pending", "running", "succeeded", "failed", "cancelled")

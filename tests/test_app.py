@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from explorer import events, scatter, views
 from explorer.panels.common import fmt
+from model import images
 from model.latent import LatentModel
 from tests.apptest import (
     DIGIT_CAPTION,
@@ -49,7 +50,7 @@ def test_page_renders_with_the_model(home, media, reference):
     assert not shown(at, media, DIGIT_CAPTION), "a second (server) digit beside the pad"
     assert "z = `[" not in page_text(at), "a second z beside the pad's"
     digit = server_digit(at, media)
-    expected = views.to_uint8(latent.decode(sliders(at))[0])
+    expected = images.to_uint8(latent.decode(sliders(at))[0])
     assert digit.shape == (28, 28) and np.abs(digit.astype(int) - expected).max() <= 1
     # sidebar: config and quality of the current model
     text = page_text(at)
@@ -78,7 +79,7 @@ def test_moving_a_slider_changes_the_decoded_digit(home, media, reference):
     z = sliders(at)
     assert z[0] == pytest.approx(target)
     assert not np.array_equal(before, after), "the digit did not change"
-    assert np.abs(after.astype(int) - views.to_uint8(latent.decode(z)[0])).max() <= 1
+    assert np.abs(after.astype(int) - images.to_uint8(latent.decode(z)[0])).max() <= 1
     assert "decoded in" in page_text(at) and "z = `[" not in page_text(at)
     # the live map moved its marker; the 10k-point scatter is unchanged, so the browser keeps it
     (map_after,) = shown(at, media, "the sliders (red ×)")
@@ -96,7 +97,7 @@ def test_a_pick_shows_its_original_reconstruction_and_posterior(home, media, ref
     (original,) = shown(at, media, f"test #{row} (original)", 6)
     assert np.array_equal(original, data.x_test[row]), "the original is not test image #1234"
     (recon,) = shown(at, media, "reconstruction", 6)
-    expected = views.to_uint8(latent.reconstruct(data.x_test[row : row + 1])[0])
+    expected = images.to_uint8(latent.reconstruct(data.x_test[row : row + 1])[0])
     assert np.abs(recon.astype(int) - expected).max() <= 1
     z_mean, z_log_var = latent.encode(data.x_test[row : row + 1])
     text = page_text(at)
@@ -114,8 +115,8 @@ def test_a_pick_shows_its_original_reconstruction_and_posterior(home, media, ref
     path = shown(at, media, "t=", 3)
     assert len(path) == at.slider(key="interp_steps").value
     z_end = latent.encode(data.x_test[7:8])[0][0]
-    assert np.abs(path[0].astype(int) - views.to_uint8(latent.decode(z_mean)[0])).max() <= 1
-    assert np.abs(path[-1].astype(int) - views.to_uint8(latent.decode(z_end)[0])).max() <= 1
+    assert np.abs(path[0].astype(int) - images.to_uint8(latent.decode(z_mean)[0])).max() <= 1
+    assert np.abs(path[-1].astype(int) - images.to_uint8(latent.decode(z_end)[0])).max() <= 1
 
 
 def test_an_out_of_range_pick_is_refused_with_a_message(home):
@@ -132,7 +133,7 @@ def test_manifold_and_prior_samples_appear(home, media, reference):
     big = [a for a in shown(at, media, "") if a.shape == (840, 840)]
     assert len(big) == 1, "no 30x30 manifold"
     span = at.slider(key="manifold_span").value
-    expected = views.to_uint8(latent.manifold(n=30, span=span))
+    expected = images.to_uint8(latent.manifold(n=30, span=span))
     assert np.abs(big[0].astype(int) - expected).max() <= 1
     prior = shown(at, media, "[", 3)  # prior captions are z vectors "[+0.12, -0.50]"
     assert len(prior) == 10 and all(p.shape == (28, 28) for p in prior)
@@ -145,7 +146,7 @@ def test_manifold_and_prior_samples_appear(home, media, reference):
     again = shown(at, media, "[", 3)
     assert len(again) == 10 and not all(np.array_equal(a, b) for a, b in zip(prior, again))
     big2 = [a for a in shown(at, media, "") if a.shape == (840, 840)]
-    assert np.abs(big2[0].astype(int) - views.to_uint8(latent.manifold(n=30, span=1.5))).max() <= 1
+    assert np.abs(big2[0].astype(int) - images.to_uint8(latent.manifold(n=30, span=1.5))).max() <= 1
 
 
 def test_without_the_pad_the_server_sliders_work_and_say_why(home, media, reference, monkeypatch):
@@ -162,7 +163,7 @@ def test_without_the_pad_the_server_sliders_work_and_say_why(home, media, refere
     assert_clean(at)
     assert sliders(at)[0] == pytest.approx(target)
     (digit,) = shown(at, media, DIGIT_CAPTION, 10)
-    assert np.abs(digit.astype(int) - views.to_uint8(latent.decode(sliders(at))[0])).max() <= 1
+    assert np.abs(digit.astype(int) - images.to_uint8(latent.decode(sliders(at))[0])).max() <= 1
     z = sliders(at)  # without the pad the server's digit is the live one, with its z (the page's format)
     assert f"ms on the server · z = `{fmt(z)}`" in page_text(at)
 
@@ -186,7 +187,7 @@ def test_eight_latent_dims_get_eight_sliders_and_a_pca_scatter(home, media, refe
     z_mean = latent.encode(data.x_test[row : row + 1])[0][0]
     assert np.allclose(z_sliders, z_mean, atol=1e-4), "the sliders did not move to the pick"
     digit = server_digit(at, media)
-    assert np.abs(digit.astype(int) - views.to_uint8(latent.decode(z_sliders)[0])).max() <= 1
+    assert np.abs(digit.astype(int) - images.to_uint8(latent.decode(z_sliders)[0])).max() <= 1
     spec = scatter_spec(at)
     assert spec["layout"]["xaxis"]["title"]["text"].startswith("PC1 of z")
     assert {s.label for s in at.selectbox} >= {"Horizontal axis", "Vertical axis"}
@@ -432,16 +433,16 @@ def test_scatter_axes_come_from_the_data_and_no_overlay_moves_them():
 
 def test_views_upscale_png_ellipse_and_scatter():
     img = np.linspace(0, 1, 28 * 28, dtype=np.float32).reshape(28, 28)
-    big = views.upscale(img, 4)
+    big = images.upscale(img, 4)
     assert big.shape == (112, 112) and big.dtype == np.uint8
-    assert np.array_equal(big[::4, ::4], views.to_uint8(img)) and np.array_equal(
+    assert np.array_equal(big[::4, ::4], images.to_uint8(img)) and np.array_equal(
         big[1::4, 3::4], big[::4, ::4]
     )
     png = views.to_png(img, 2)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png)))[::2, ::2], views.to_uint8(img))
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png)))[::2, ::2], images.to_uint8(img))
     with pytest.raises(ValueError, match="Expected an integer scale"):
-        views.upscale(img, 0)
+        images.upscale(img, 0)
 
     e = views.sigma_ellipse((1.0, -2.0), (0.5, 2.0), n_std=2)
     assert np.allclose(np.abs(e - (1.0, -2.0)).max(axis=0), (1.0, 4.0), atol=1e-3)  # 2 sigma radii

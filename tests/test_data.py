@@ -1,5 +1,6 @@
 """model.data: offline MNIST (lossless, cached), Fashion-MNIST from Debian, user .npz files."""
 
+import dataclasses
 import gzip
 import importlib.metadata
 import pickle
@@ -76,8 +77,13 @@ def test_cache_makes_later_loads_fast(fresh_mnist, monkeypatch):
     assert second_s < first_s / 3, (first_s, second_s)
     # And later loads really come from the cache: with the source gone, loading still works.
     monkeypatch.setenv(HOME_ENV, str(home))
-    monkeypatch.setitem(data.SOURCES, "mnist", (_no_source, data.MNIST_CLASSES))
+    _set_reader(monkeypatch, _no_source)
     assert load_dataset("mnist").x_train.shape == (60000, 28, 28)
+
+
+def _set_reader(monkeypatch, read):
+    """MNIST's registry entry with another reader."""
+    monkeypatch.setitem(data.DATASETS, "mnist", dataclasses.replace(data.DATASETS["mnist"], read=read))
 
 
 def _no_source():
@@ -97,7 +103,7 @@ def _tiny_arrays(n=6, m=4, seed=0):
 def test_corrupt_cache_is_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv(HOME_ENV, str(tmp_path))
     arrays = _tiny_arrays()
-    monkeypatch.setitem(data.SOURCES, "mnist", (lambda: dict(arrays), data.MNIST_CLASSES))
+    _set_reader(monkeypatch, lambda: dict(arrays))
     cache = tmp_path / "data" / "mnist.npz"
     cache.parent.mkdir()
     cache.write_bytes(b"not a zip file")
@@ -112,7 +118,7 @@ def test_unusable_home_still_loads_without_cache(tmp_path, monkeypatch):
     blocker.write_text("x")
     monkeypatch.setenv(HOME_ENV, str(blocker / "home"))  # cannot be created: its parent is a file
     arrays = _tiny_arrays()
-    monkeypatch.setitem(data.SOURCES, "mnist", (lambda: dict(arrays), data.MNIST_CLASSES))
+    _set_reader(monkeypatch, lambda: dict(arrays))
     np.testing.assert_array_equal(load_dataset("mnist").y_test, arrays["y_test"])
 
 
@@ -236,3 +242,68 @@ def test_to_float():
     assert f.min() == 0.0 and f.max() == 1.0
     np.testing.assert_allclose(f[0, 0, 2, 0], 128 / 255)
     np.testing.assert_array_equal(to_float(f), f)  # floats pass through
+
+
+# ----------------------------------------------------------------------------- the dataset registry
+
+
+def _letters(missing=None, test_size=50_000):
+    """A registry entry for a made-up built-in dataset, "letters"."""
+    arrays = _tiny_arrays()
+    return data.Source(
+        "letters",
+        "Letters A–J",
+        "letter",
+        tuple("ABCDEFGHIJ"),
+        read=lambda: dict(arrays),
+        missing=lambda: missing,
+        fix="reinstall the letters",
+        test_size=test_size,
+    )
+
+
+def test_the_registry_drives_the_cli_the_config_the_labels_and_the_eta(tmp_path, monkeypatch):
+    from explorer.panels.training_jobs import describe
+    from model import train
+    from model.config import VAEConfig, option
+    from model.jobs import status as S
+    from model.preprocess import prepare
+
+    def eta(dataset):
+        start = {"event": "start", "time": 10.0, "epochs": 2, "steps": 4}
+        batches = [
+            {"event": "batch", "time": 11.0 + i, "epoch": 0, "step": i + 1, "loss": 1.0} for i in range(3)
+        ]
+        config = {"epochs": 2, "batch_size": 128, "dataset": dataset}
+        verdict = S.derive([start, *batches], alive=True, cancelled=False)
+        return S.build(
+            "j", {"config": config}, [start, *batches], verdict, cancel_requested=False, now=14.0
+        ).eta
+
+    with pytest.raises(ValueError, match="invalid choice: 'letters'"):
+        train.config_from_args(train.parser().parse_args(["--dataset", "letters"]))
+    before = eta("mnist")
+    assert eta("letters") == before  # an unknown dataset's test set is taken to be MNIST's size
+
+    monkeypatch.setitem(data.DATASETS, "letters", _letters())
+    monkeypatch.setenv(HOME_ENV, str(tmp_path))
+    assert option("dataset").offered() == ("mnist", "fashion_mnist", "letters")
+    assert "{mnist,fashion_mnist,letters}" in train.parser().format_help()
+    config = train.config_from_args(train.parser().parse_args(["--dataset", "letters"]))
+    assert config == VAEConfig(dataset="letters")
+    assert available_datasets()["letters"] is None and data.is_builtin("letters")
+    ds = load_dataset("letters")
+    assert ds.class_names == tuple("ABCDEFGHIJ") and ds.x_test.shape == (4, 28, 28)
+    assert (data.dataset_label("letters"), data.dataset_noun("letters")) == ("Letters A–J", "letter")
+    assert describe(config).startswith("Letters A–J · z2 · ")
+    # before an epoch ends, the ETA counts a validation pass over the dataset's test set (5x MNIST's)
+    assert eta("letters") > before
+    monkeypatch.setitem(data.DATASETS, "letters", _letters(test_size=10_000))
+    assert eta("letters") == before
+    # a user's picture is framed like the dataset's images: MNIST's by default, or as registered
+    picture = np.zeros((90, 60), np.uint8)
+    picture[10:80, 20:30] = 255  # a tall bar
+    assert np.array_equal(prepare(picture, "letters"), prepare(picture, "mnist"))
+    monkeypatch.setitem(data.DATASETS, "letters", dataclasses.replace(_letters(), box=28, by_mass=False))
+    framed = prepare(picture, "letters")
+    assert np.array_equal(framed, prepare(picture, "fashion_mnist")) and framed[0].any()  # 28 px tall

@@ -19,6 +19,7 @@ import pytest
 
 from model import jobs
 from model.config import VAEConfig
+from model.errors import JobError
 from model.jobs import files, procs
 from model.jobs import status as status_mod
 from model.latent import LatentModel
@@ -36,7 +37,7 @@ def _no_stray_jobs(monkeypatch):
     yield
     try:
         root = jobs.jobs_root()
-    except jobs.JobError:
+    except JobError:
         return
     for job_id in jobs.list_jobs():
         status = files.read_status(root / job_id / "status.json") or {}
@@ -267,7 +268,7 @@ def test_unwritable_home_gives_a_clear_error(tmp_path, monkeypatch):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the home should be")
     monkeypatch.setenv("LATENT_EXPLORER_HOME", str(blocker / "home"))
-    with pytest.raises(jobs.JobError, match="LATENT_EXPLORER_HOME to a writable directory"):
+    with pytest.raises(JobError, match="LATENT_EXPLORER_HOME to a writable directory"):
         jobs.start_job(TINY)
 
 
@@ -789,7 +790,7 @@ def test_job_files_of_the_wrong_json_type_are_read_as_absent_never_raised_on(hom
                 assert js.returncode is None or isinstance(js.returncode, int)
     # a status.json that is not an object is no job; one with bad fields is a job without those fields
     (job_dir / "status.json").write_text(json.dumps([1]))
-    with pytest.raises(jobs.JobError, match="No training job"):
+    with pytest.raises(JobError, match="No training job"):
         files.job_status(job_dir.name)
     (job_dir / "status.json").write_text(json.dumps({**good, "pid": "12", "config": {"epochs": "x"}}))
     js = files.job_status(job_dir.name)
@@ -802,3 +803,46 @@ def test_job_files_of_the_wrong_json_type_are_read_as_absent_never_raised_on(hom
     assert_clean(run_app())
     (root / "latest.json").write_text("5")
     assert_clean(run_app())
+
+
+def test_the_retrain_form_and_the_first_run_offer_the_registered_datasets(empty_home, monkeypatch):
+    """The Retrain form's dataset choices and the first run's fallback come from model.data.DATASETS."""
+    from dataclasses import replace
+
+    from streamlit.testing.v1 import AppTest
+
+    from model import data
+
+    mnist = data.DATASETS["mnist"]
+    letters = replace(mnist, name="letters", label="Letters A–J", noun="letter", missing=lambda: None)
+    monkeypatch.setitem(data.DATASETS, "letters", letters)
+    at = AppTest.from_function(_panel_app, default_timeout=30).run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="retrain_dataset").options == [
+        "MNIST digits",
+        "Fashion-MNIST",
+        "Letters A–J",
+    ]
+    # the first run trains on the first dataset of the registry that is available here
+    for name in ("mnist", "fashion_mnist"):
+        monkeypatch.setitem(data.DATASETS, name, replace(data.DATASETS[name], missing=lambda: "not here"))
+    at = AppTest.from_function(_panel_app, default_timeout=30).run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="retrain_dataset").options == ["Letters A–J"]
+    [warning] = [w.value for w in at.main.warning]
+    assert warning == "MNIST digits is not available here (not here); training on Letters A–J instead."
+    assert "Letters A–J · z2" in " ".join(m.value for m in at.main.markdown)
+
+
+def test_callers_outside_the_package_import_from_model_jobs():
+    """model.jobs exports what its callers use; nothing outside the package reaches into its modules
+    with `from model.jobs.<module> import ...` (tests may import a module whole to test it)."""
+    import re
+
+    assert all(hasattr(jobs, name) for name in jobs.__all__)
+    reaching = []
+    for path in [*REPO.glob("model/*.py"), *REPO.glob("explorer/**/*.py"), *REPO.glob("bench/*.py")]:
+        reaching += [
+            f"{path.name}: {m}" for m in re.findall(r"from model\.jobs\.\w+ import .*", path.read_text())
+        ]
+    assert reaching == []

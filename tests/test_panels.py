@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from explorer import views
-from model import analysis
+from model import analysis, images
 from model.latent import LatentModel
 from tests.apptest import (
     assert_clean,
@@ -81,7 +81,7 @@ def test_traversal_grid_is_the_models_decoding_around_the_pick(home, media, refe
     assert_clean(at)
     (grid,) = shown(at, media, "row i decodes z + t·e_i", 3)
     z = np.round(latent.encode(data.x_test[row : row + 1])[0][0], 4)
-    expected = views.to_uint8(views.image_grid(analysis.traversal(latent, z, 3.0, 9)))
+    expected = images.to_uint8(views.image_grid(analysis.traversal(latent, z, 3.0, 9)))
     assert grid.shape == expected.shape == (2 * 29 - 1, 9 * 29 - 1)
     assert np.abs(grid.astype(int) - expected).max() <= 1
     assert "test #77's z_mean" in page_text(at)
@@ -117,10 +117,10 @@ def test_a_box_selection_shows_grid_counts_means_and_clears(home, media, referen
         grid[29:57, :28], data.x_test[60]
     )
     (mean,) = shown(at, media, "mean image", 4)
-    assert np.abs(mean.astype(int) - views.to_uint8(data.x_test[rows].mean(0) / 255)).max() <= 1
+    assert np.abs(mean.astype(int) - images.to_uint8(data.x_test[rows].mean(0) / 255)).max() <= 1
     (dec,) = shown(at, media, "decoder(mean z)", 4)
     mean_z = latent.encode(data.x_test[rows])[0].mean(0)
-    assert np.abs(dec.astype(int) - views.to_uint8(latent.decode(mean_z)[0])).max() <= 2
+    assert np.abs(dec.astype(int) - images.to_uint8(latent.decode(mean_z)[0])).max() <= 2
     # the selection is ringed on the scatter, and a click still picks a point alongside
     spec = scatter_spec(at)
     ring = [t for t in spec["data"] if t.get("name", "").startswith("selection")]
@@ -191,7 +191,7 @@ def test_a_link_restores_pick_and_z_and_the_url_follows(home, media, reference):
     assert at.session_state["pick"] == 1234 and "**Index:** 1234" in page_text(at)
     assert list(page_z(at)) == pytest.approx([0.5, -0.75])
     digit = server_digit(at, media)
-    assert np.abs(digit.astype(int) - views.to_uint8(latent.decode([[0.5, -0.75]])[0])).max() <= 1
+    assert np.abs(digit.astype(int) - images.to_uint8(latent.decode([[0.5, -0.75]])[0])).max() <= 1
     assert at.query_params == {"model": model_id, "z": "0.5,-0.75", "pick": "1234"}
     at.session_state["z0"] = 1.0  # the latent pad writes z on release
     at.run()
@@ -250,8 +250,8 @@ def test_attribute_vector_from_4_to_9_moves_the_sliders_along_it(home, media, re
     z = page_z(at)
     row = shown(at, media, "s=", 3)
     assert len(row) == 7
-    assert np.abs(row[-1].astype(int) - views.to_uint8(latent.decode(z + 1.0 * v)[0])).max() <= 2
-    assert np.abs(row[0].astype(int) - views.to_uint8(latent.decode(z)[0])).max() <= 2
+    assert np.abs(row[-1].astype(int) - images.to_uint8(latent.decode(z + 1.0 * v)[0])).max() <= 2
+    assert np.abs(row[0].astype(int) - images.to_uint8(latent.decode(z)[0])).max() <= 2
     assert len(shown(at, media, "the attribute path on the test set")) == 1
     at.slider(key="attr_s").set_value(0.5).run()
     next(b for b in at.button if b.key == "attr_apply").click().run()
@@ -275,7 +275,7 @@ def test_default_interpolation_and_attribute_rows_show_a_change(home, media, ref
     assert not np.array_equal(interp[0], interp[-1]), "the endpoints decode to the same image"
     z_means = latent.encode(data.x_test)[0]
     assert (
-        np.abs(interp[-1].astype(int) - views.to_uint8(latent.decode(z_means[end : end + 1])[0])).max() <= 2
+        np.abs(interp[-1].astype(int) - images.to_uint8(latent.decode(z_means[end : end + 1])[0])).max() <= 2
     )
     attr = shown(at, media, "s=", 3)
     assert len(attr) == 7

@@ -21,6 +21,7 @@ import pytest
 
 from model import jobs, sweep
 from model.config import VAEConfig
+from model.errors import JobError
 from model.jobs import files, procs
 from model.store import ModelStore
 
@@ -117,7 +118,7 @@ def _no_stray_processes():
             s = files.read_json(jobs.jobs_root() / job_id / "status.json") or {}
             if s.get("backend", "local") == "local" and procs.process_alive(s.get("pid"), s.get("pid_start")):
                 os.kill(s["pid"], signal.SIGKILL)
-    except (jobs.JobError, OSError):
+    except (JobError, OSError):
         pass
 
 

@@ -20,7 +20,6 @@ import streamlit as st
 from explorer import session
 from explorer.panels.common import plain
 from explorer.panels.training_jobs import (
-    DATASET_LABELS,
     _announce_end,
     _latest,
     _live_fragment,
@@ -32,7 +31,7 @@ from explorer.panels.training_jobs import (
 )
 from model import bundle
 from model.config import VAEConfig, option
-from model.data import available_datasets
+from model.data import available_datasets, dataset_label
 from model.paths import shown
 
 # The values the form offers for a few fields (each holds the field's default; the defaults, the
@@ -60,117 +59,114 @@ def _choice(name: str, fmt=str):
     return lambda v: fmt(v) + (" (seed)" if v == default else "")
 
 
+def _radio(name: str, key: str, fmt=str, more: str = ""):
+    """A horizontal radio of field `name`'s choices, on its default; `more` is added to its help."""
+    choices = option(name).offered()
+    return st.radio(
+        _label(name),
+        choices,
+        index=choices.index(getattr(VAEConfig(), name)),
+        key=key,
+        horizontal=True,
+        format_func=_choice(name, fmt),
+        help=_help(name) + more,
+    )
+
+
 def _field_input(name: str, default):
     """A widget for a VAEConfig field the form does not lay out by hand, made from its metadata."""
     opt, key = option(name), f"retrain_{name}"
     if opt.choices and not opt.open:
-        return st.radio(
-            opt.label,
-            opt.choices,
-            index=opt.choices.index(default),
-            key=key,
-            horizontal=True,
-            format_func=_choice(name),
-            help=_help(name),
-        )
+        return _radio(name, key)
     if opt.kind is str:
         return st.text_input(opt.label, value=default, key=key, help=_help(name))
     step = 1 if opt.kind is int else None
     return st.number_input(opt.label, value=default, step=step, key=key, help=_help(name))
 
 
+def _number(name: str, key: str, bounds: tuple, step, fmt: str | None = None, more: str = ""):
+    """A number input of field `name` within `bounds` (min, max), on its default."""
+    lo, hi = bounds
+    default = getattr(VAEConfig(), name)
+    return st.number_input(_label(name), lo, hi, default, step, format=fmt, key=key, help=_help(name) + more)
+
+
+def _slider(name: str, key: str, values: tuple, more: str = ""):
+    """A select slider of field `name` over `values`, on its default."""
+    return st.select_slider(
+        _label(name), values, value=getattr(VAEConfig(), name), key=key, help=_help(name) + more
+    )
+
+
+def _main_inputs() -> dict:
+    """The options shown first: epochs, loss, β, batch size."""
+    return {
+        "epochs": _number("epochs", "retrain_epochs", (1, 500), 1),
+        "loss": _radio("loss", "retrain_loss", str.upper),
+        "kl_weight": _number(
+            "kl_weight",
+            "retrain_beta",
+            (0.0, 1000.0),
+            0.5,
+            "%.2f",
+            " The page reports the loss recon + KL whatever β.",
+        ),
+        "batch_size": _slider("batch_size", "retrain_batch", BATCH_SIZES),
+    }
+
+
+def _data_inputs() -> dict:
+    """The data options: training images, latent size and the dataset (the ones available here)."""
+    datasets = available_datasets()
+    v = {
+        "limit": st.selectbox(
+            _label("limit"),
+            SUBSETS,
+            index=SUBSETS.index(VAEConfig().limit),
+            key="retrain_limit",
+            format_func=lambda n: "all (60,000)" if n is None else f"first {n:,}",
+            help=_help("limit"),
+        ),
+        "latent_dim": _slider(
+            "latent_dim", "retrain_latent", LATENT_SIZES, " With more than 2 the sliders explore a 2-D slice."
+        ),
+        "dataset": st.selectbox(
+            _label("dataset"),
+            [name for name, how in datasets.items() if how is None] or [VAEConfig().dataset],
+            key="retrain_dataset",
+            format_func=dataset_label,
+        ),
+    }
+    for name, how in datasets.items():
+        if how is not None:
+            st.caption(f"{dataset_label(name)} is not available here: {how}")
+    return v
+
+
+def _optimizer_inputs() -> dict:
+    """The learning rate and its schedule."""
+    return {
+        "learning_rate": _number("learning_rate", "retrain_lr", (1e-5, 0.99), 1e-4, "%.5f"),
+        "lr_schedule": _radio(
+            "lr_schedule",
+            "retrain_schedule",
+            more=" With batch 64, learning rate 0.002 and 20 epochs (`python -m model.train --fast`) cosine "
+            "decay beats the seed's 30-epoch test loss in about half the time.",
+        ),
+    }
+
+
 def _options_form(active: bool) -> VAEConfig | None:
     """The retrain options; returns the VAEConfig to train when Start is pressed.
 
     Labels, help, defaults and the allowed values come from the VAEConfig fields (model.config)."""
-    d, v = VAEConfig(), {}  # v: field name -> the widget's value
-    datasets = available_datasets()
-    usable = [name for name, how in datasets.items() if how is None]
     with st.form("retrain_form", border=False):
-        v["epochs"] = st.number_input(
-            _label("epochs"),
-            min_value=1,
-            max_value=500,
-            value=d.epochs,
-            step=1,
-            key="retrain_epochs",
-            help=_help("epochs"),
-        )
-        v["loss"] = st.radio(
-            _label("loss"),
-            option("loss").choices,
-            index=option("loss").choices.index(d.loss),
-            key="retrain_loss",
-            horizontal=True,
-            format_func=_choice("loss", str.upper),
-            help=_help("loss"),
-        )
-        v["kl_weight"] = st.number_input(
-            _label("kl_weight"),
-            min_value=0.0,
-            max_value=1000.0,
-            value=d.kl_weight,
-            step=0.5,
-            format="%.2f",
-            key="retrain_beta",
-            help=_help("kl_weight") + " The page reports the loss recon + KL whatever β.",
-        )
-        v["batch_size"] = st.select_slider(
-            _label("batch_size"),
-            BATCH_SIZES,
-            value=d.batch_size,
-            key="retrain_batch",
-            help=_help("batch_size"),
-        )
+        v = _main_inputs()  # field name -> the widget's value
         with st.expander("More options"):
-            v["limit"] = st.selectbox(
-                _label("limit"),
-                SUBSETS,
-                index=SUBSETS.index(d.limit),
-                key="retrain_limit",
-                format_func=lambda n: "all (60,000)" if n is None else f"first {n:,}",
-                help=_help("limit"),
-            )
-            v["latent_dim"] = st.select_slider(
-                _label("latent_dim"),
-                LATENT_SIZES,
-                value=d.latent_dim,
-                key="retrain_latent",
-                help=_help("latent_dim") + " With more than 2 the sliders explore a 2-D slice.",
-            )
-            v["dataset"] = st.selectbox(
-                _label("dataset"),
-                usable or [d.dataset],
-                key="retrain_dataset",
-                format_func=lambda name: DATASET_LABELS.get(name, name),
-            )
-            for name, how in datasets.items():
-                if how is not None:
-                    st.caption(f"{DATASET_LABELS.get(name, name)} is not available here: {how}")
-            v["learning_rate"] = st.number_input(
-                _label("learning_rate"),
-                min_value=1e-5,
-                max_value=0.99,
-                value=d.learning_rate,
-                step=1e-4,
-                format="%.5f",
-                key="retrain_lr",
-                help=_help("learning_rate"),
-            )
-            v["lr_schedule"] = st.radio(
-                _label("lr_schedule"),
-                option("lr_schedule").choices,
-                index=option("lr_schedule").choices.index(d.lr_schedule),
-                key="retrain_schedule",
-                horizontal=True,
-                format_func=_choice("lr_schedule"),
-                help=_help("lr_schedule") + " With batch 64, learning rate 0.002 and 20 epochs "
-                "(`python -m model.train --fast`) cosine decay beats the seed's 30-epoch test loss in "
-                "about half the time.",
-            )
+            v |= _data_inputs() | _optimizer_inputs()
             for f in fields(VAEConfig):  # any other field: a widget made from its metadata
                 if f.name not in v:
-                    v[f.name] = _field_input(f.name, getattr(d, f.name))
+                    v[f.name] = _field_input(f.name, f.default)
         start = st.form_submit_button(
             "Start training",
             type="primary",
@@ -271,6 +267,52 @@ def retrain_panel(store) -> None:
 # ----------------------------------------------------------------------------- first run
 
 
+def _first_dataset() -> str | None:
+    """The first dataset of the registry that is available here (a warning if it is not the first one),
+    or None (an error saying how to get them)."""
+    datasets = available_datasets()
+    first = next(iter(datasets))  # the registry's order (model.data.DATASETS)
+    dataset = next((d for d, how in datasets.items() if how is None), None)
+    if dataset is None:
+        st.error(
+            "No dataset is available to train on. "
+            + " ".join(f"{dataset_label(k)}: {v}" for k, v in datasets.items())
+        )
+    elif dataset != first:
+        st.warning(
+            f"{dataset_label(first)} is not available here ({datasets[first]}); training on "
+            f"{dataset_label(dataset)} instead."
+        )
+    return dataset
+
+
+def _offer_presets(dataset: str) -> None:
+    """The first run's two buttons: the seed's model and a quick preview, on `dataset`."""
+    seed, quick = VAEConfig.preset("seed", dataset=dataset), VAEConfig.quick(dataset=dataset)
+    c1, c2 = st.columns(2)
+    with c1:
+        st.markdown(
+            f"**Default model** — the seed's setup: {describe(seed)}. "
+            "Best quality; takes a while on a CPU (the ETA shows once it runs)."
+        )
+        if st.button(
+            "Train the default model",
+            type="primary",
+            key="retrain_first_default",
+            icon=":material/model_training:",
+        ):
+            _start(seed, "main")
+    with c2:
+        st.markdown(
+            f"**Quick preview** — {describe(quick)}. "
+            "Ready in about a minute; blurrier digits. Retrain the full model later from "
+            "the sidebar."
+        )
+        if st.button("Train a quick preview model", key="retrain_first_quick", icon=":material/bolt:"):
+            _start(quick, "main")
+    st.caption("Or from a terminal: `python -m model.train` (the page picks the model up on reload).")
+
+
 def first_run(store) -> None:
     """Main area when the store has no model: explain, offer to train one, show its progress."""
     st.subheader("No trained model yet")
@@ -294,40 +336,8 @@ def first_run(store) -> None:
     if not active:
         if js is not None:
             _outcome(js)
-        datasets = available_datasets()
-        dataset = next((d for d in ("mnist", "fashion_mnist") if datasets.get(d) is None), None)
+        dataset = _first_dataset()
         if dataset is None:
-            st.error(
-                "No dataset is available to train on. "
-                + " ".join(f"{DATASET_LABELS.get(k, k)}: {v}" for k, v in datasets.items())
-            )
             return
-        if dataset != "mnist":
-            st.warning(
-                f"MNIST is not available here ({datasets['mnist']}); training on "
-                f"{DATASET_LABELS[dataset]} instead."
-            )
-        seed, quick = VAEConfig.preset("seed", dataset=dataset), VAEConfig.quick(dataset=dataset)
-        c1, c2 = st.columns(2)
-        with c1:
-            st.markdown(
-                f"**Default model** — the seed's setup: {describe(seed)}. "
-                "Best quality; takes a while on a CPU (the ETA shows once it runs)."
-            )
-            if st.button(
-                "Train the default model",
-                type="primary",
-                key="retrain_first_default",
-                icon=":material/model_training:",
-            ):
-                _start(seed, "main")
-        with c2:
-            st.markdown(
-                f"**Quick preview** — {describe(quick)}. "
-                "Ready in about a minute; blurrier digits. Retrain the full model later from "
-                "the sidebar."
-            )
-            if st.button("Train a quick preview model", key="retrain_first_quick", icon=":material/bolt:"):
-                _start(quick, "main")
-        st.caption("Or from a terminal: `python -m model.train` (the page picks the model up on reload).")
+        _offer_presets(dataset)
     _live_fragment("main", wide=True, active=active)

@@ -16,12 +16,12 @@ from explorer import session
 from explorer.panels.common import plain
 from model import jobs
 from model.config import VAEConfig
+from model.data import dataset_label
 from model.errors import JobError
 
 POLL_ACTIVE_S = 1.0  # progress refresh while a job runs
 POLL_IDLE_S = 5.0  # how soon an idle session notices a job started elsewhere
 MAX_CURVE_POINTS = 400  # the live loss curve is thinned to about this many points
-DATASET_LABELS = {"mnist": "MNIST digits", "fashion_mnist": "Fashion-MNIST"}
 
 # ----------------------------------------------------------------------------- pure helpers
 
@@ -63,7 +63,7 @@ def describe(config: VAEConfig | dict) -> str:
     c = config
     n = f"{c.limit:,} images" if c.limit else "all images"
     return (
-        f"{DATASET_LABELS.get(c.dataset, c.dataset)} · z{c.latent_dim} · {c.loss.upper()} · "
+        f"{dataset_label(c.dataset)} · z{c.latent_dim} · {c.loss.upper()} · "
         f"{c.epochs} epoch{'' if c.epochs == 1 else 's'} · batch {c.batch_size} · {n}"
         + (" · cosine lr" if c.lr_schedule == "cosine" else "")
         + (f" · β {c.kl_weight:g}" if c.kl_weight != 1 else "")

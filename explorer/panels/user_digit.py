@@ -23,6 +23,7 @@ import streamlit as st
 from explorer import session, views
 from explorer.panels.common import fmt, thumbnail_row
 from model import analysis, export
+from model.data import dataset_noun
 from model.errors import ImageError
 from model.preprocess import MAX_BYTES, MAX_PIXELS, prepare
 
@@ -32,11 +33,9 @@ PEN_PX = 22  # about 2 px after scaling, MNIST's stroke width
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp"]
 NEIGHBOURS = 10
 
-NOUNS = {"mnist": "digit", "fashion_mnist": "clothing item"}
-
 
 def _noun(ex) -> str:
-    return NOUNS.get(ex.record.config.dataset, "image")
+    return dataset_noun(ex.record.config.dataset)
 
 
 # ----------------------------------------------------------------------------- input

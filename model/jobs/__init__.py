@@ -40,48 +40,38 @@ The package, one concept per module:
     __main__.py python -m model.jobs [status|cancel|run JOB_DIR]
 """
 
+from model.jobs.backends import check_resources, make_backend, resolve
 from model.jobs.files import (
-    JobError,
     active_job,
     job_status,
     jobs_root,
     latest_job,
-    latest_job_id,
     list_jobs,
+    read_json,
     wait_job,
+    write_json,
 )
-from model.jobs.launch import (
-    CANCEL_GRACE_S,
-    KEEP_JOBS,
-    MIN_FREE_BYTES,
-    NICE,
-    NICE_ENV,
-    JobInfo,
-    cancel_job,
-    start_job,
-)
-from model.jobs.status import SAVE_S, STATES, TEST_IMAGES, JobStatus, death_message
+from model.jobs.launch import NICE_ENV, JobInfo, cancel_job, start_job
+from model.jobs.status import SAVE_S, STATES, JobStatus, death_message
 
-__all__ = [
-    "CANCEL_GRACE_S",
-    "KEEP_JOBS",
-    "MIN_FREE_BYTES",
-    "NICE",
+__all__ = [  # what callers outside the package use (errors: model.errors)
     "NICE_ENV",
     "SAVE_S",
     "STATES",
-    "TEST_IMAGES",
-    "JobError",
     "JobInfo",
     "JobStatus",
     "active_job",
     "cancel_job",
+    "check_resources",
     "death_message",
     "job_status",
     "jobs_root",
     "latest_job",
-    "latest_job_id",
     "list_jobs",
+    "make_backend",
+    "read_json",
+    "resolve",
     "start_job",
     "wait_job",
+    "write_json",
 ]

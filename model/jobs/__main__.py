@@ -8,7 +8,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from model.jobs import JobError, cancel_job, latest_job
+from model.errors import JobError
+from model.jobs.files import latest_job
+from model.jobs.launch import cancel_job
 from model.jobs.worker import run
 
 

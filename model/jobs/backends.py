@@ -37,6 +37,7 @@ import uuid
 from pathlib import Path
 
 from model.config import VAEConfig
+from model.data import dataset_names, is_builtin
 from model.errors import DataError, JobError, StoreError, TrainingError
 from model.jobs import procs
 from model.jobs.files import finalize, job_status, jobs_root, write_json
@@ -49,7 +50,6 @@ from model.store import ModelStore
 RAY_ADDRESS_ENV = "LATENT_EXPLORER_RAY_ADDRESS"
 MODEL_PACKAGE = Path(__file__).resolve().parents[1]  # shipped to Ray workers (runtime_env py_modules)
 INTERRUPTED = "interrupted; nothing was saved and the previous models are untouched"
-BUILTIN = ("mnist", "fashion_mnist")
 
 
 def resolve(backend: str | None) -> tuple[str, str | None]:
@@ -185,9 +185,10 @@ class RayBackend(Backend):
         if not isinstance(config, VAEConfig):
             raise TypeError(f"Expected a VAEConfig. Received: {type(config).__name__}.")
         cfg = config.to_dict()
-        if cfg["dataset"] not in BUILTIN:
+        if not is_builtin(cfg["dataset"]):
             raise JobError(
-                f"Expected a built-in dataset {BUILTIN} on Ray (its workers load the data themselves). "
+                f"Expected a built-in dataset {dataset_names()} on Ray (its workers load the data "
+                "themselves). "
                 f"Received: dataset={cfg['dataset']!r}. Fix: train a user .npz with the local backend."
             )
         root = jobs_root()

@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from model.data import n_test_images
 from model.progress import checked_event
 
 STATES = ("running", "succeeded", "failed", "cancelled")
-TEST_IMAGES = 10_000  # validation set size of both built-in datasets (for the ETA)
+TEST_IMAGES = 10_000  # validation set size for the ETA when the dataset's (model.data) is not known
 SAVE_S = 2.0  # rough time to save a model (for the ETA)
 UNTOUCHED = " The previous models are untouched."
 # What a job does before its first batch reports, in order: the job process writes a `phase` event with one
@@ -258,7 +259,7 @@ def build(
     js.epochs_done = sum(1 for e in epochs_ev if e.get("epoch") in full or e.get("epoch") not in with_batches)
     _add_losses(js, batches, epochs_ev)
     if state == "running":
-        _add_running(js, start, phases, batches, epochs_ev, _count(config.get("batch_size")) or 128, now)
+        _add_running(js, start, phases, batches, epochs_ev, config, now)
     else:
         js.phase = "ended"
     return js
@@ -283,7 +284,7 @@ def _add_losses(js: JobStatus, batches: list[dict], epochs_ev: list[dict]) -> No
             js.loss = _finite(epochs_ev[-1].get("loss"))
 
 
-def _add_running(js: JobStatus, start, phases, batches, epochs_ev, batch_size: int, now) -> None:
+def _add_running(js: JobStatus, start, phases, batches, epochs_ev, config: dict, now) -> None:
     """What a running job is doing (activity, phase) and its ETA."""
     if not start and phases:  # starting: the job process says what it is doing
         js.activity, js.activity_since = str(phases[-1].get("what") or ""), phases[-1].get("time")
@@ -293,10 +294,14 @@ def _add_running(js: JobStatus, start, phases, batches, epochs_ev, batch_size: i
         js.phase, js.step = "saving", js.steps  # every batch ran: not "batch 0/N" while saving
     elif js.steps and js.step >= js.steps:
         js.phase = "validating"
-    js.eta = eta(start, batches, epochs_ev, js.epochs, js.steps, batch_size, now)
+    batch_size = _count(config.get("batch_size")) or 128
+    test_images = n_test_images(str(config.get("dataset", ""))) or TEST_IMAGES
+    js.eta = eta(start, batches, epochs_ev, js.epochs, js.steps, batch_size, now, test_images)
 
 
-def eta(start, batches, epochs_ev, epochs, steps, batch_size, now=None) -> float | None:
+def eta(
+    start, batches, epochs_ev, epochs, steps, batch_size, now=None, test_images=TEST_IMAGES
+) -> float | None:
     """Seconds left: remaining training steps at the measured step rate, plus one validation pass per
     remaining epoch and the final test-set evaluation (measured once an epoch ended), plus the save."""
     now = now or time.time()
@@ -315,7 +320,7 @@ def eta(start, batches, epochs_ev, epochs, steps, batch_size, now=None) -> float
         if last:
             vals.append(e["time"] - last[-1]["time"])
     # before any epoch ended: inference on the test set costs about a third of a training step per batch
-    val = sorted(vals)[len(vals) // 2] if vals else per_step * math.ceil(TEST_IMAGES / batch_size) / 3
+    val = sorted(vals)[len(vals) // 2] if vals else per_step * math.ceil(test_images / batch_size) / 3
     done = len(epochs_ev)
     last = batches[-1] if batches else None
     step = last["step"] if last and last["epoch"] == done else 0

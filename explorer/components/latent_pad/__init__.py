@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import io
 import os
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import streamlit.components.v1 as components
 
 from explorer import session
 from model.env import env_flag
+from model.images import png_bytes
 
 FRONTEND = Path(__file__).resolve().parent / "frontend"
 ASSETS = (
@@ -83,11 +83,7 @@ def _packed(model_key: str, _model) -> tuple[list[dict], bytes]:
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def _background(model_key: str, _rgb: np.ndarray) -> str:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(_rgb, np.uint8)).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(png_bytes(np.asarray(_rgb, np.uint8))).decode("ascii")
 
 
 def _state() -> dict:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from model.errors import DataError
+from model.npz import load_npz, validate
 from model.paths import atomic_write_bytes, file_sha256, home
 
 MNIST_CLASSES = tuple(str(d) for d in range(10))
@@ -37,7 +38,6 @@ FASHION_CLASSES = (
     "Ankle boot",
 )
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 TEST_SET = "test.npz"  # in a model's directory: its test set, when it was trained on a user's data
 
 
@@ -207,83 +207,7 @@ def available_datasets() -> dict[str, str | None]:
     return {name: s.missing() for name, s in DATASETS.items()}
 
 
-# ----------------------------------------------------------------------------- validation + cache
-
-
-def _image_shape(x: np.ndarray, name: str, origin: str) -> np.ndarray:
-    """An x array as (N, 28, 28): (N, 28, 28, 1) and flattened (N, 784) images are accepted."""
-    if x.ndim == 4 and x.shape[-1] == 1:
-        x = x[..., 0]
-    elif x.ndim == 2 and x.shape[1] == 784:  # flattened images
-        x = x.reshape(-1, 28, 28)
-    if x.ndim != 3 or x.shape[1:] != (28, 28):
-        raise DataError(f"{origin}: expected {name} of shape (N, 28, 28), received {x.shape}.")
-    return x
-
-
-def _image_values(x: np.ndarray, name: str, origin: str) -> np.ndarray:
-    """(N, 28, 28) images as uint8: [0, 1] floats are scaled to [0, 255]; DataError names what is wrong."""
-    if x.shape[0] == 0:
-        raise DataError(f"{origin}: {name} is empty.")
-    if x.dtype == np.uint8:
-        return x
-    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-        raise DataError(f"{origin}: {name} must hold numbers, received {x.dtype}.")
-    finite = bool(np.all(np.isfinite(x)))
-    if finite and np.issubdtype(x.dtype, np.floating) and x.size and float(x.max()) <= 1.0:
-        x = x * 255.0
-    if not finite or x.min() < 0 or x.max() > 255:
-        raise DataError(f"{origin}: {name} values must be in [0, 255] (or [0, 1] floats).")
-    return np.rint(x).astype(np.uint8)
-
-
-def _labels(y: np.ndarray, name: str, origin: str) -> np.ndarray:
-    """A y array as uint8 class labels; DataError unless it holds integers in [0, 255]."""
-    if not np.issubdtype(y.dtype, np.integer) or (y.size and (y.min() < 0 or y.max() > 255)):
-        got = (
-            f"{y.dtype} in [{y.min()}, {y.max()}]"
-            if y.size and np.issubdtype(y.dtype, np.number)
-            else str(y.dtype)
-        )
-        raise DataError(f"{origin}: {name} must hold integer class labels in [0, 255], received {got}.")
-    return y.astype(np.uint8)
-
-
-def _validate(arrays: dict, origin: str) -> dict[str, np.ndarray]:
-    missing = [k for k in NPZ_KEYS if k not in arrays]
-    if missing:
-        raise DataError(
-            f"{origin}: expected arrays {list(NPZ_KEYS)}, missing {missing}. "
-            "Fix: np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)."
-        )
-    out = {}
-    for split in ("train", "test"):
-        x, y = np.asarray(arrays[f"x_{split}"]), np.asarray(arrays[f"y_{split}"])
-        x = _image_shape(x, f"x_{split}", origin)
-        if y.shape != (x.shape[0],):
-            raise DataError(f"{origin}: expected y_{split} of shape ({x.shape[0]},), received {y.shape}.")
-        out[f"x_{split}"] = _image_values(x, f"x_{split}", origin)
-        out[f"y_{split}"] = _labels(y, f"y_{split}", origin)
-    return out
-
-
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    fix = "Fix: give a file written by numpy.savez with x_train/y_train/x_test/y_test."
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a single array saved with np.save
-            raise DataError(f"{path} holds a single array, not an .npz archive of named arrays. {fix}")
-        with loaded as f:
-            return {k: f[k] for k in f.files}
-    except DataError:
-        raise
-    except FileNotFoundError:
-        raise DataError(f"Dataset file not found: {path}. Fix: check the path.") from None
-    except Exception as e:  # zipfile.BadZipFile, ValueError, OSError, ...
-        raise DataError(
-            f"{path} is not a readable .npz file ({type(e).__name__}: {e}). "
-            "Fix: give a file written by numpy.savez with x_train/y_train/x_test/y_test."
-        ) from None
+# ----------------------------------------------------------------------------- cache
 
 
 def cache_path(name: str) -> Path:
@@ -299,7 +223,7 @@ def load_dataset(name: str = "mnist", npz: str | os.PathLike | None = None) -> D
         npz: optional path to a user `.npz` with x_train, y_train, x_test, y_test.
     """
     if npz is not None:
-        arrays = _validate(_load_npz(Path(npz)), str(npz))
+        arrays = validate(load_npz(Path(npz)), str(npz))
         n_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
         classes = (
             DATASETS[name].class_names
@@ -317,7 +241,7 @@ def load_dataset(name: str = "mnist", npz: str | os.PathLike | None = None) -> D
     arrays = None
     if path is not None and path.exists():
         try:
-            arrays = _validate(_load_npz(path), str(path))
+            arrays = validate(load_npz(path), str(path))
         except DataError:
             arrays = None  # a corrupt cache is rebuilt from the source
     if arrays is None:
@@ -329,7 +253,7 @@ def load_dataset(name: str = "mnist", npz: str | os.PathLike | None = None) -> D
             raise DataError(
                 f"Could not read the {name} source files ({type(e).__name__}: {e}). Fix: {source.fix}"
             ) from None
-        arrays = _validate(raw, name)
+        arrays = validate(raw, name)
         if path is not None:
             buf = io.BytesIO()
             np.savez(buf, **arrays)
@@ -377,7 +301,7 @@ def load_test_set(name: str, path: str | os.PathLike) -> Dataset:
             f"The saved test set {path} cannot be read ({type(e).__name__}: {e}). "
             "Fix: delete the model and retrain it."
         ) from None
-    arrays = _validate({"x_train": x[:1], "y_train": y[:1], "x_test": x, "y_test": y}, str(path))
+    arrays = validate({"x_train": x[:1], "y_train": y[:1], "x_test": x, "y_test": y}, str(path))
     names = tuple(str(n) for n in np.asarray(names).ravel())
     if names and int(arrays["y_test"].max()) >= len(names):
         names = tuple(map(str, range(int(arrays["y_test"].max()) + 1)))

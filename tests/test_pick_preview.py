@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explorer import views
 from explorer.components import pick_preview as pp
+from model.images import to_uint8
 from tests.apptest import assert_clean, page_text, run_app
 
 
@@ -65,7 +65,7 @@ def test_the_sprites_go_to_the_browser_once_when_it_asks(home, reference):
     orig, recon, cols = _png(sent["orig"]), _png(sent["recon"]), sent["cols"]
     assert orig.shape == recon.shape == (-(-len(data.x_test) // cols) * 28, cols * 28)
     rows = [0, 3, 1234, len(data.x_test) - 1]
-    expected = views.to_uint8(latent.reconstruct(data.x_test[rows]))
+    expected = to_uint8(latent.reconstruct(data.x_test[rows]))
     for row, want in zip(rows, expected):
         assert np.array_equal(_tile(orig, row, cols), data.x_test[row]), f"test image #{row} differs"
         # the sprite decodes all posterior means in one batch, the pick panel one image: the same

@@ -37,8 +37,9 @@ import numpy as np
 import streamlit as st
 import streamlit.components.v2 as components
 
-from explorer import events, session, views
+from explorer import events, session
 from model.env import env_flag
+from model.images import to_uint8
 
 HERE = Path(__file__).resolve().parent
 ENV = "LATENT_EXPLORER_PICK_PREVIEW"  # set to 0 for the server-side pick only
@@ -60,7 +61,7 @@ _component = components.component(
 def sprite(images: np.ndarray, cols: int = COLS) -> np.ndarray:
     """(N, H, W) grey images (uint8, or float in [0, 1]) as one (ceil(N / cols) * H, cols * W) uint8
     image, row-major: image i at tile (i // cols, i % cols); the unused tiles are black."""
-    a = views.to_uint8(images)
+    a = to_uint8(images)
     if a.ndim != 3 or len(a) == 0:
         raise ValueError(f"Expected images of shape (N, H, W), N >= 1. Received: shape={a.shape}")
     n, h, w = a.shape

@@ -4,24 +4,17 @@ import numpy as np
 import pytest
 
 from model import measures
-from model.data import load_dataset
-from model.latent import LatentModel
-from model.paths import HOME_ENV
-from model.store import ModelStore
 
 
 @pytest.fixture(scope="module")
-def latent(session_home):
-    store = ModelStore(session_home / "models")
-    return LatentModel.from_record(store.record(store.current().id))
+def latent(reference):
+    return reference[0]
 
 
 @pytest.fixture(scope="module")
-def digits(session_home):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(HOME_ENV, str(session_home))
-        ds = load_dataset("mnist")
-    return ds.x_test[:200], ds.y_test[:200]
+def digits(reference):
+    data = reference[1]
+    return data.x_test[:200], data.y_test[:200]
 
 
 def test_measures_are_the_losss_own_terms_per_image(latent, digits):

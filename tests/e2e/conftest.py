@@ -91,3 +91,16 @@ def _page_fixture(request, browser, srv):
 def app_page(request, browser, server):
     """A fresh browser session on the shared server, with the app's first run finished."""
     yield from _page_fixture(request, browser, server)
+
+
+@pytest.fixture(scope="module")
+def served_model(server):
+    """The model the shared server explores, loaded here, and the MNIST test set."""
+    from model.data import load_dataset
+    from model.latent import LatentModel
+    from model.store import ModelStore
+
+    store = ModelStore(server.home / "models")
+    latent = LatentModel.from_record(store.record(store.current().id))
+    data = load_dataset("mnist", npz=server.home / "data" / "mnist.npz")
+    return latent, data

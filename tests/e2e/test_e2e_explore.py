@@ -10,7 +10,6 @@ import re
 import time
 
 import numpy as np
-import pytest
 from browser_harness import (
     HarnessError,
     console_log,
@@ -25,22 +24,8 @@ from browser_harness import (
     wait_image_loaded,
 )
 
-from model.latent import LatentModel
-
 DIGIT_CAPTION = "decoder(z) for the slider values"
 TOL = 3 / 255  # server vs. test-process decode of the same weights, after 8-bit PNG rounding
-
-
-@pytest.fixture(scope="module")
-def served_model(server):
-    """The model the shared server explores, loaded here, and the MNIST test set."""
-    from model.data import load_dataset
-    from model.store import ModelStore
-
-    store = ModelStore(server.home / "models")
-    latent = LatentModel.from_record(store.record(store.current().id))
-    data = load_dataset("mnist", npz=server.home / "data" / "mnist.npz")
-    return latent, data
 
 
 def digit_img(page):

@@ -23,8 +23,6 @@ from browser_harness import (
     wait_image_loaded,
 )
 
-from model.latent import LatentModel
-
 # The sprite decodes the 10,000 posterior means in one batch, the server's pick panel one image: the same
 # weights and float32 maths summed in another order (|difference| ~ 1e-6 here), so a value near a rounding
 # boundary may land one 8-bit step away. Anything wrong (another image, a shifted tile) is far larger.
@@ -36,17 +34,6 @@ CANVAS_JS = """(c) => {
   for (let i = 0; i < d.length; i += 4) out.push([d[i], d[i + 1], d[i + 2], d[i + 3]]);
   return out;
 }"""
-
-
-@pytest.fixture(scope="module")
-def served_model(server):
-    from model.data import load_dataset
-    from model.store import ModelStore
-
-    store = ModelStore(server.home / "models")
-    latent = LatentModel.from_record(store.record(store.current().id))
-    data = load_dataset("mnist", npz=server.home / "data" / "mnist.npz")
-    return latent, data
 
 
 @pytest.fixture

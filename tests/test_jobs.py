@@ -185,8 +185,8 @@ def test_cancel_mid_epoch_keeps_the_current_model_even_if_the_launcher_died(home
             sys.executable,
             "-c",
             "from model.config import VAEConfig; from model.jobs import start_job; "
-            "print(start_job(VAEConfig(epochs=1, limit=4096, batch_size=32)).id)",
-        ],  # 128 steps
+            "print(start_job(VAEConfig(epochs=1, limit=16384, batch_size=32)).id)",
+        ],  # 512 steps: the cancel lands mid-epoch even on a quick machine
         cwd=REPO,
         capture_output=True,
         text=True,

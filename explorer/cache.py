@@ -152,9 +152,20 @@ def latents(stamp: str, _model, _images: np.ndarray, _labels: np.ndarray) -> Lat
 def measures(stamp: str, _model, _images: np.ndarray, _labels, _z_mean, _z_log_var) -> dict[str, np.ndarray]:
     """Every per-image measure of `model.measures` (reconstruction and KL terms, σ, k-NN agreement,
     distance to the centre), computed once per model and shared read-only by every tab."""
-    out = per_image_measures(_model, _images, _labels, _z_mean, _z_log_var)
+    out = per_image_measures(
+        _model, _images, _labels, _z_mean, _z_log_var, reconstructions(stamp, _model, _z_mean)
+    )
     _read_only(*out.values())
     return out
+
+
+@st.cache_resource(max_entries=2, show_spinner="Decoding every test image's posterior mean…")
+def reconstructions(stamp: str, _model, _z_mean: np.ndarray) -> np.ndarray:
+    """The decoded posterior means of a model's test set, (N, 28, 28) float32 read-only: one batched decode
+    per model, shared by the per-image measures and the pick preview's sprites."""
+    recon = _model.decode(_z_mean)
+    _read_only(recon)
+    return recon
 
 
 @st.cache_data(max_entries=16, show_spinner="Decoding the manifold…")

@@ -261,13 +261,16 @@ class LatentModel:
         z = (1 - t) * np.asarray(z0, np.float32)[None] + t * np.asarray(z1, np.float32)[None]
         return z, self.decode(z)
 
-    def loss_terms(self, images, z_mean=None, z_log_var=None) -> tuple[np.ndarray, np.ndarray]:
+    def loss_terms(self, images, z_mean=None, z_log_var=None, x_hat=None) -> tuple[np.ndarray, np.ndarray]:
         """The loss's own per-image terms (reconstruction, KL), each (N,) float32, at the posterior mean
-        (deterministic, unlike `evaluate`'s sampled z). Pass z_mean/z_log_var to skip the encoder."""
+        (deterministic, unlike `evaluate`'s sampled z). Pass z_mean/z_log_var to skip the encoder, and
+        x_hat (the decoded means, (N, 28, 28)) to skip the decoder."""
         x = to_float(images)
         if z_mean is None or z_log_var is None:
             z_mean, z_log_var = self.encode(x)
-        recon, kl = vae_losses(x, self.decode(z_mean) if len(x) else x, z_mean, z_log_var, self.config.loss)
+        if x_hat is None:
+            x_hat = self.decode(z_mean) if len(x) else x
+        recon, kl = vae_losses(x, x_hat, z_mean, z_log_var, self.config.loss)
         return tuple(keras.ops.convert_to_numpy(t).astype(np.float32).reshape(-1) for t in (recon, kl))
 
     def evaluate(self, images, batch_size: int = 1000) -> dict[str, float]:

@@ -67,14 +67,17 @@ def knn_agreement(z_means, labels, k: int = KNN) -> np.ndarray:
     return (labels[others] == labels[:, None]).mean(axis=1).astype(np.float32)
 
 
-def per_image_measures(model, images, labels, z_mean=None, z_log_var=None) -> dict[str, np.ndarray]:
+def per_image_measures(
+    model, images, labels, z_mean=None, z_log_var=None, x_hat=None
+) -> dict[str, np.ndarray]:
     """Every measure of `MEASURES` for each image: {key: (N,) float32}.
 
     `model` is a `model.latent.LatentModel` (its `loss_terms` gives the loss's own terms); z_mean and
-    z_log_var, when the caller has them already, save one encoder pass."""
+    z_log_var, when the caller has them already, save one encoder pass, x_hat (the decoded means) one
+    decoder pass."""
     if z_mean is None or z_log_var is None:
         z_mean, z_log_var = model.encode(images)
-    recon, kl = model.loss_terms(images, z_mean, z_log_var)
+    recon, kl = model.loss_terms(images, z_mean, z_log_var, x_hat)
     z_mean = np.asarray(z_mean, np.float32)
     return {
         "recon": recon,

@@ -37,7 +37,7 @@ import numpy as np
 import streamlit as st
 import streamlit.components.v2 as components
 
-from explorer import events, session
+from explorer import cache, events, session
 from model.env import env_flag
 from model.images import to_uint8
 
@@ -80,19 +80,20 @@ def png_data_url(img: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def build_sprites(model, images: np.ndarray, z_mean: np.ndarray) -> dict:
-    """The two sprites of a model as PNG data URLs: the test images and their reconstructions, decoded
-    from the posterior means in one batched call (what `LatentModel.reconstruct` gives, batched)."""
-    recon = model.decode(z_mean)  # (N, 28, 28) float in [0, 1]
+def build_sprites(images: np.ndarray, recon: np.ndarray) -> dict:
+    """The two sprites of a model as PNG data URLs: the test images and their reconstructions (the decoded
+    posterior means, what `LatentModel.reconstruct` gives, batched)."""
     return {"orig": png_data_url(sprite(images)), "recon": png_data_url(sprite(recon))}
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
-def _sprites(model_key: str, _model, _images: np.ndarray, _z_mean: np.ndarray) -> Future:
+def _sprites(model_key: str, stamp: str, _model, _images: np.ndarray, _z_mean: np.ndarray) -> Future:
     """The sprites of a model, shared by every session, built in a worker thread from its first run on
     (10k decodes: ~2 s on a quiet 2-core machine): the run that answers a browser's `need` waits only
     for what is left, and no run waits before a browser asks."""
-    return _POOL.submit(build_sprites, _model, _images, _z_mean)
+    return _POOL.submit(
+        lambda: build_sprites(_images, cache.reconstructions(stamp, _model, _z_mean))  # shared decode
+    )
 
 
 def unavailable() -> str | None:
@@ -163,7 +164,7 @@ def pick_preview(ex, chart_key: str = "scatter") -> str | None:
         "chart": chart_key,
         "pick": session.pick(),
     }
-    sprites = _sprites(key, ex.model, ex.images, ex.latents.z_mean)  # started once per model
+    sprites = _sprites(key, ex.stamp, ex.model, ex.images, ex.latents.z_mean)  # started once per model
     if state["need"] == key:  # the browser asked for this model's sprites (once per document)
         try:
             data.update(sprites.result())
